@@ -1,0 +1,136 @@
+import { createHash } from 'node:crypto';
+import { Cluster, Redis } from 'ioredis';
+import type { ChatMessage, Passage, UserProfile } from '../core/messages.ts';
+import type { CachedConversation, ContextCache } from '../core/ports.ts';
+
+export type RedisClient = Redis | Cluster;
+
+export interface RedisCacheOptions {
+  historyLimit: number;
+  profileTtlSeconds: number;
+  historyTtlSeconds: number;
+  ragTtlSeconds: number;
+}
+
+/** Marks a cached history as present even when the conversation has no messages yet. */
+const HISTORY_MARKER = '#';
+
+/**
+ * One connection per execution environment. ElastiCache Serverless is cluster mode with TLS, so AWS
+ * uses `Cluster`; a standalone server serves locally. The offline queue is off and commands time out
+ * fast: a slow cache must turn into a fallback, never into a slow answer.
+ */
+export function createRedisClient(url: string, cluster: boolean, commandTimeoutMs: number): RedisClient {
+  const common = {
+    enableOfflineQueue: false,
+    commandTimeout: commandTimeoutMs,
+    maxRetriesPerRequest: 1,
+    connectTimeout: 2000,
+    lazyConnect: true,
+  };
+  if (!cluster) return new Redis(url, common);
+  const parsed = new URL(url);
+  return new Cluster([{ host: parsed.hostname, port: Number(parsed.port || 6379) }], {
+    enableOfflineQueue: false,
+    // ElastiCache hands out node addresses its TLS certificate covers; skip the reverse lookup.
+    dnsLookup: (address, callback) => callback(null, address),
+    slotsRefreshTimeout: 2000,
+    redisOptions: {
+      ...common,
+      ...(parsed.protocol === 'rediss:' ? { tls: {} } : {}),
+      ...(parsed.username ? { username: decodeURIComponent(parsed.username) } : {}),
+      ...(parsed.password ? { password: decodeURIComponent(parsed.password) } : {}),
+    },
+  });
+}
+
+/** The `{userId}` hash tag keeps one user's keys in one slot, so profile + history is one round trip. */
+const userTag = (userId: string) => `{${encodeURIComponent(userId)}}`;
+export const profileKey = (userId: string) => `profile:${userTag(userId)}`;
+export const historyKey = (userId: string, sessionId: string) => `history:${userTag(userId)}:${sessionId}`;
+export const ragKey = (knowledgeBaseId: string, question: string) =>
+  `rag:${knowledgeBaseId}:${createHash('sha256').update(question.toLowerCase().replace(/\s+/g, ' ').trim()).digest('hex')}`;
+
+export class RedisContextCache implements ContextCache {
+  readonly #redis: RedisClient;
+  readonly #options: RedisCacheOptions;
+  readonly #prefix: string;
+
+  /** `prefix` namespaces every key (tests share one server). */
+  constructor(redis: RedisClient, options: RedisCacheOptions, prefix = '') {
+    this.#redis = redis;
+    this.#options = options;
+    this.#prefix = prefix;
+  }
+
+  async loadConversation(userId: string, sessionId: string): Promise<CachedConversation> {
+    const results = await this.#redis
+      .pipeline()
+      .get(this.#prefix + profileKey(userId))
+      .lrange(this.#prefix + historyKey(userId, sessionId), 0, -1)
+      .exec();
+    const [profileResult, historyResult] = results ?? [];
+    if (profileResult?.[0]) throw profileResult[0];
+    if (historyResult?.[0]) throw historyResult[0];
+    const profile = profileResult?.[1] as string | null;
+    const history = historyResult?.[1] as string[];
+    return {
+      profile: profile ? (JSON.parse(profile) as UserProfile) : undefined,
+      history:
+        history.length > 0
+          ? history
+              .filter((entry) => entry !== HISTORY_MARKER)
+              .map((entry) => JSON.parse(entry) as ChatMessage)
+              .slice(-this.#options.historyLimit)
+          : undefined,
+    };
+  }
+
+  async storeProfile(profile: UserProfile): Promise<void> {
+    await this.#redis.set(
+      this.#prefix + profileKey(profile.userId),
+      JSON.stringify(profile),
+      'EX',
+      this.#options.profileTtlSeconds,
+    );
+  }
+
+  async storeHistory(userId: string, sessionId: string, messages: ChatMessage[]): Promise<void> {
+    const key = this.#prefix + historyKey(userId, sessionId);
+    await this.#redis
+      .multi()
+      .del(key)
+      .rpush(
+        key,
+        HISTORY_MARKER,
+        ...messages.slice(-this.#options.historyLimit).map((m) => JSON.stringify(m)),
+      )
+      .expire(key, this.#options.historyTtlSeconds)
+      .exec();
+  }
+
+  async appendHistory(userId: string, sessionId: string, messages: ChatMessage[]): Promise<void> {
+    const key = this.#prefix + historyKey(userId, sessionId);
+    // RPUSHX, LTRIM and EXPIRE all do nothing on a missing key: an expired history is refilled from the table, never rebuilt partially.
+    await this.#redis
+      .multi()
+      .rpushx(key, ...messages.map((m) => JSON.stringify(m)))
+      .ltrim(key, -(this.#options.historyLimit + 1), -1)
+      .expire(key, this.#options.historyTtlSeconds)
+      .exec();
+  }
+
+  async loadPassages(knowledgeBaseId: string, question: string): Promise<Passage[] | undefined> {
+    const cached = await this.#redis.get(this.#prefix + ragKey(knowledgeBaseId, question));
+    return cached ? (JSON.parse(cached) as Passage[]) : undefined;
+  }
+
+  async storePassages(knowledgeBaseId: string, question: string, passages: Passage[]): Promise<void> {
+    await this.#redis.set(
+      this.#prefix + ragKey(knowledgeBaseId, question),
+      JSON.stringify(passages),
+      'EX',
+      this.#options.ragTtlSeconds,
+    );
+  }
+}

@@ -1,0 +1,33 @@
+import { createHash } from 'node:crypto';
+import { SendMessageCommand, type SQSClient } from '@aws-sdk/client-sqs';
+import type { ChatMessage } from '../core/messages.ts';
+import type { MessageQueue } from '../core/ports.ts';
+
+/** One FIFO group per conversation keeps its messages in order; ids over SQS's 128 chars are hashed. */
+export function messageGroupId(userId: string, sessionId: string): string {
+  const id = `${userId}:${sessionId}`;
+  return id.length <= 128 && /^[\w!"#$%&'()*+,\-./:;<=>?@[\\\]^`{|}~]+$/.test(id)
+    ? id
+    : createHash('sha256').update(id).digest('hex');
+}
+
+export class SqsMessageQueue implements MessageQueue {
+  readonly #sqs: SQSClient;
+  readonly #queueUrl: string;
+
+  constructor(sqs: SQSClient, queueUrl: string) {
+    this.#sqs = sqs;
+    this.#queueUrl = queueUrl;
+  }
+
+  async enqueue(message: ChatMessage): Promise<void> {
+    await this.#sqs.send(
+      new SendMessageCommand({
+        QueueUrl: this.#queueUrl,
+        MessageBody: JSON.stringify(message),
+        MessageGroupId: messageGroupId(message.userId, message.sessionId),
+        MessageDeduplicationId: message.messageId,
+      }),
+    );
+  }
+}

@@ -1,0 +1,75 @@
+import { z } from 'zod';
+import { DEFAULT_MAX_MESSAGE_CHARS } from './core/request.ts';
+
+const flag = (fallback: boolean) =>
+  z
+    .enum(['true', 'false', '1', '0'])
+    .optional()
+    .transform((v) => (v === undefined ? fallback : v === 'true' || v === '1'));
+const int = (fallback: number, min = 0, max = Number.MAX_SAFE_INTEGER) =>
+  z.coerce.number().int().min(min).max(max).default(fallback);
+const optionalText = z
+  .string()
+  .optional()
+  .transform((v) => (v?.trim() ? v.trim() : undefined));
+
+const tableAndTtl = {
+  TABLE_NAME: z.string().min(1),
+  /** Days until a stored message expires (DynamoDB TTL); 0 keeps messages forever. */
+  MESSAGE_TTL_DAYS: int(0, 0, 3650),
+};
+
+const StreamEnv = z.object({
+  ...tableAndTtl,
+  QUEUE_URL: z.url(),
+  REDIS_URL: optionalText,
+  REDIS_CLUSTER: flag(false),
+  MODEL_ID: z.string().min(1).default('us.anthropic.claude-haiku-4-5-20251001-v1:0'),
+  MAX_TOKENS: int(1024, 1, 64_000),
+  TEMPERATURE: z.coerce.number().min(0).max(1).default(0.3),
+  GUARDRAIL_ID: optionalText,
+  GUARDRAIL_VERSION: z.string().default('DRAFT'),
+  PROMPT_CACHING: flag(false),
+  PERFORMANCE_LATENCY: z.enum(['standard', 'optimized']).default('standard'),
+  BEDROCK_MAX_ATTEMPTS: int(2, 1, 10),
+  KNOWLEDGE_BASE_ID: optionalText,
+  RAG_RESULTS: int(4, 1, 100),
+  HISTORY_LIMIT: int(10, 0, 100),
+  MAX_MESSAGE_CHARS: int(DEFAULT_MAX_MESSAGE_CHARS, 1, 100_000),
+  AUTH_ISSUER: z.url(),
+  AUTH_AUDIENCE: z.string().min(1),
+  AUTH_JWKS_URI: z.url().optional(),
+  /** The issuer's JWKS as JSON, delivered at deploy time so verification needs no internet. */
+  AUTH_JWKS: optionalText,
+  /**
+   * SSE comment padding (bytes) on the events before the first token. A Function URL has been seen to
+   * hold writes below ~16 KB until the next write (aws-lambda-nodejs-runtime-interface-client #94: a
+   * 16 KB write streamed reliably; #102 reports up to 100 KB). 16 KiB lets session_id and the first
+   * token leave at once for ~48 KB extra per answer; 0 turns it off.
+   */
+  FLUSH_PADDING_BYTES: int(16_384, 0, 1_048_576),
+  CACHE_TIMEOUT_MS: int(150, 1),
+  STORE_TIMEOUT_MS: int(1500, 1),
+  RAG_TIMEOUT_MS: int(3000, 1),
+  MODEL_TIMEOUT_MS: int(60_000, 1),
+  PROFILE_CACHE_TTL_SECONDS: int(300, 1),
+  HISTORY_CACHE_TTL_SECONDS: int(3600, 1),
+  RAG_CACHE_TTL_SECONDS: int(3600, 1),
+});
+export type StreamConfig = z.infer<typeof StreamEnv>;
+
+const PersistEnv = z.object(tableAndTtl);
+export type PersistConfig = z.infer<typeof PersistEnv>;
+
+function parse<T extends z.ZodType>(schema: T, env: NodeJS.ProcessEnv): z.infer<T> {
+  const result = schema.safeParse(env);
+  if (!result.success) {
+    const problems = result.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ');
+    throw new Error(`Invalid configuration: ${problems}`);
+  }
+  return result.data;
+}
+
+export const loadStreamConfig = (env: NodeJS.ProcessEnv = process.env): StreamConfig => parse(StreamEnv, env);
+export const loadPersistConfig = (env: NodeJS.ProcessEnv = process.env): PersistConfig =>
+  parse(PersistEnv, env);

@@ -1,0 +1,71 @@
+import { processPartialResponse, SqsFifoPartialProcessorAsync } from '@aws-lambda-powertools/batch';
+import { Logger } from '@aws-lambda-powertools/logger';
+import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
+import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
+import { createDocumentClient, DynamoConversationStore } from '../adapters/dynamo-store.ts';
+import { loadPersistConfig } from '../config.ts';
+import { ChatMessageSchema } from '../core/messages.ts';
+
+const config = loadPersistConfig();
+const logger = new Logger({ serviceName: 'persist' });
+const metrics = new Metrics({
+  namespace: process.env.POWERTOOLS_METRICS_NAMESPACE ?? 'StreamingChat',
+  serviceName: 'persist',
+});
+const store = new DynamoConversationStore(createDocumentClient(), config.TABLE_NAME, config.MESSAGE_TTL_DAYS);
+
+/** A record that can never succeed; it is reported failed so it reaches the DLQ without retries hiding it. */
+class PoisonRecordError extends Error {
+  override name = 'PoisonRecordError';
+}
+
+function parseRecord(record: SQSRecord) {
+  let json: unknown;
+  try {
+    json = JSON.parse(record.body);
+  } catch {
+    throw new PoisonRecordError('body is not JSON');
+  }
+  const result = ChatMessageSchema.safeParse(json);
+  if (!result.success) {
+    throw new PoisonRecordError(
+      `body does not match the message schema at ${result.error.issues[0]?.path.join('.') || 'root'}`,
+    );
+  }
+  return result.data;
+}
+
+export async function handler(event: SQSEvent, context: Context): Promise<SQSBatchResponse> {
+  logger.addContext(context);
+  const counts = { persisted: 0, duplicates: 0, failed: 0 };
+  const recordHandler = async (record: SQSRecord) => {
+    try {
+      const outcome = await store.persist(parseRecord(record));
+      if (outcome === 'written') counts.persisted++;
+      else counts.duplicates++;
+      return outcome;
+    } catch (error) {
+      counts.failed++;
+      logger.error('record not persisted', {
+        messageId: record.messageId,
+        receiveCount: record.attributes.ApproximateReceiveCount,
+        error: error instanceof Error ? `${error.name}: ${error.message}` : String(error),
+      });
+      throw error;
+    }
+  };
+  // FIFO semantics: after the first failure in a message group the rest of that group is reported
+  // failed too (order is kept), while other groups go on.
+  const response = await processPartialResponse(event, recordHandler, new SqsFifoPartialProcessorAsync(), {
+    context,
+    skipGroupOnError: true,
+    throwOnFullBatchFailure: false,
+  });
+  const skipped = response.batchItemFailures.length - counts.failed;
+  logger.info('batch processed', { records: event.Records.length, ...counts, skipped });
+  metrics.addMetric('MessagesPersisted', MetricUnit.Count, counts.persisted);
+  metrics.addMetric('DuplicatesSkipped', MetricUnit.Count, counts.duplicates);
+  metrics.addMetric('PersistFailures', MetricUnit.Count, counts.failed);
+  metrics.publishStoredMetrics();
+  return response;
+}

@@ -1,0 +1,47 @@
+/**
+ * The local stand-in for a foundation model: it answers from the passages it was given, so a RAG
+ * answer is visibly grounded, and otherwise says it has no source. Deterministic, no weights.
+ */
+const STOPWORDS = new Set(
+  'a an and are as at be by can do does for from how i in is it me my of on or should that the this to was what when where which who why will with you your'.split(
+    ' ',
+  ),
+);
+
+const wordsOf = (text: string) =>
+  (text.toLowerCase().match(/[a-z0-9]+/g) ?? []).filter((w) => w.length > 1 && !STOPWORDS.has(w));
+
+export interface ModelInput {
+  system: string;
+  question: string;
+  priorTurns: number;
+}
+
+export function composeAnswer({ system, question, priorTurns }: ModelInput): string {
+  const asked = new Set(wordsOf(question));
+  const sentences = system
+    .replace(/<[^>]*>/g, '\n')
+    .split(/(?<=[.!?])\s+|\n+/)
+    .map((s) => s.trim())
+    .filter((s) => s.length > 20);
+  const ranked = sentences
+    .map((sentence, index) => ({
+      sentence,
+      index,
+      score: wordsOf(sentence).filter((w) => asked.has(w)).length,
+    }))
+    .filter((s) => s.score > 0)
+    .sort((a, b) => b.score - a.score || a.index - b.index)
+    .slice(0, 3)
+    .sort((a, b) => a.index - b.index);
+  const opening = priorTurns > 0 ? 'Building on what we discussed, ' : '';
+  if (ranked.length === 0) {
+    return `${opening}I have no source on "${question.slice(0, 80)}", so take this as general guidance: start from your goals, keep costs low, and check the details with a qualified adviser.`;
+  }
+  return `${opening}here is what the sources say. ${ranked.map((r) => r.sentence).join(' ')}`;
+}
+
+/** Splits an answer into the word-sized deltas a model would stream, whitespace kept. */
+export const toDeltas = (answer: string): string[] => answer.split(/(?<=\s)/);
+
+export const estimateTokens = (text: string): number => Math.max(1, Math.ceil(text.length / 4));

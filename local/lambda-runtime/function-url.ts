@@ -1,0 +1,260 @@
+import { randomUUID } from 'node:crypto';
+import { once } from 'node:events';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Context, LambdaFunctionURLEvent } from 'aws-lambda';
+import {
+  HTTP_INTEGRATION_CONTENT_TYPE,
+  LambdaResponseStream,
+  PRELUDE_DELIMITER,
+  STREAMING_HANDLER,
+} from './response-stream.ts';
+
+/** The invoke payload limit of a Function URL (6 MB), as Lambda enforces it. */
+export const MAX_REQUEST_BYTES = 6 * 1024 * 1024;
+
+export type StreamingHandler = (
+  event: LambdaFunctionURLEvent,
+  responseStream: LambdaResponseStream,
+  context: Context,
+) => Promise<unknown>;
+
+export interface FunctionUrlOptions {
+  handler: StreamingHandler;
+  port?: number;
+  host?: string;
+  functionName?: string;
+  /** Models the production hold: a write smaller than this many bytes waits for the next write or the end. 0 = off. */
+  holdBelowBytes?: number;
+  timeoutMs?: number;
+}
+
+export interface FunctionUrlServer {
+  url: string;
+  server: Server;
+  close(): Promise<void>;
+}
+
+const TEXT_CONTENT = /^(text\/|application\/(json|.*\+json|xml|.*\+xml|javascript|x-www-form-urlencoded))/i;
+
+export function toFunctionUrlEvent(
+  req: IncomingMessage,
+  body: Buffer,
+  requestId: string,
+  now = new Date(),
+): LambdaFunctionURLEvent {
+  const url = new URL(req.url ?? '/', 'http://localhost');
+  const headers: Record<string, string> = {};
+  for (const [name, value] of Object.entries(req.headers)) {
+    if (name === 'cookie' || value === undefined) continue;
+    headers[name.toLowerCase()] = Array.isArray(value) ? value.join(',') : value;
+  }
+  const cookies = req.headers.cookie?.split(/;\s*/).filter(Boolean);
+  const queryStringParameters: Record<string, string> = {};
+  for (const [key, value] of url.searchParams) {
+    queryStringParameters[key] =
+      key in queryStringParameters ? `${queryStringParameters[key]},${value}` : value;
+  }
+  const host = headers.host ?? 'localhost';
+  const isText = TEXT_CONTENT.test(headers['content-type'] ?? '');
+  const event: LambdaFunctionURLEvent = {
+    version: '2.0',
+    routeKey: '$default',
+    rawPath: url.pathname,
+    rawQueryString: url.search.slice(1),
+    headers,
+    requestContext: {
+      accountId: 'anonymous',
+      apiId: 'local',
+      domainName: host,
+      domainPrefix: host.split('.')[0] ?? host,
+      http: {
+        method: req.method ?? 'GET',
+        path: url.pathname,
+        protocol: `HTTP/${req.httpVersion}`,
+        sourceIp: req.socket.remoteAddress ?? '127.0.0.1',
+        userAgent: headers['user-agent'] ?? '',
+      },
+      requestId,
+      routeKey: '$default',
+      stage: '$default',
+      time: formatRequestTime(now),
+      timeEpoch: now.getTime(),
+    },
+    isBase64Encoded: body.length > 0 && !isText,
+  };
+  if (cookies?.length) event.cookies = cookies;
+  if (url.searchParams.size > 0) event.queryStringParameters = queryStringParameters;
+  if (body.length > 0) event.body = isText ? body.toString('utf8') : body.toString('base64');
+  return event;
+}
+
+function formatRequestTime(d: Date): string {
+  const months = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
+  const pad = (n: number) => String(n).padStart(2, '0');
+  return `${pad(d.getUTCDate())}/${months[d.getUTCMonth()]}/${d.getUTCFullYear()}:${pad(d.getUTCHours())}:${pad(d.getUTCMinutes())}:${pad(d.getUTCSeconds())} +0000`;
+}
+
+function lambdaContext(functionName: string, requestId: string, timeoutMs: number): Context {
+  const deadline = Date.now() + timeoutMs;
+  return {
+    callbackWaitsForEmptyEventLoop: false,
+    functionName,
+    functionVersion: '$LATEST',
+    invokedFunctionArn: `arn:aws:lambda:us-east-1:000000000000:function:${functionName}`,
+    memoryLimitInMB: '1024',
+    awsRequestId: requestId,
+    logGroupName: `/aws/lambda/${functionName}`,
+    logStreamName: 'local',
+    getRemainingTimeInMillis: () => Math.max(0, deadline - Date.now()),
+    done: () => undefined,
+    fail: () => undefined,
+    succeed: () => undefined,
+  };
+}
+
+/**
+ * Turns the bytes a streaming handler writes into an HTTP response: the HTTP-integration prelude
+ * (status, headers, cookies) becomes the status line and headers, the rest is sent as it arrives.
+ */
+class ResponseRelay {
+  #res: ServerResponse;
+  #stream: () => LambdaResponseStream;
+  #preludeBuffer: Buffer = Buffer.alloc(0);
+  #headersSent = false;
+  #held: Buffer | undefined;
+  readonly #holdBelowBytes: number;
+  readonly #requestId: string;
+
+  constructor(
+    res: ServerResponse,
+    stream: () => LambdaResponseStream,
+    holdBelowBytes: number,
+    requestId: string,
+  ) {
+    this.#res = res;
+    this.#stream = stream;
+    this.#holdBelowBytes = holdBelowBytes;
+    this.#requestId = requestId;
+  }
+
+  get bytesStarted(): boolean {
+    return this.#headersSent || this.#preludeBuffer.length > 0 || this.#held !== undefined;
+  }
+
+  write(unit: Buffer): void {
+    if (this.#holdBelowBytes <= 0) {
+      this.#send(unit);
+      return;
+    }
+    if (this.#held) {
+      this.#send(this.#held);
+      this.#held = undefined;
+    }
+    if (unit.length < this.#holdBelowBytes) this.#held = unit;
+    else this.#send(unit);
+  }
+
+  end(): void {
+    if (this.#held) this.#send(this.#held);
+    this.#held = undefined;
+    if (!this.#headersSent) this.#writeHead(200, {}, []);
+    if (this.#preludeBuffer.length > 0) this.#res.write(this.#preludeBuffer);
+    this.#res.end();
+  }
+
+  #send(bytes: Buffer): void {
+    if (this.#headersSent) {
+      this.#res.write(bytes);
+      return;
+    }
+    const stream = this.#stream();
+    if (stream.contentType !== HTTP_INTEGRATION_CONTENT_TYPE) {
+      this.#writeHead(200, { 'content-type': stream.contentType }, []);
+      this.#res.write(bytes);
+      return;
+    }
+    this.#preludeBuffer = Buffer.concat([this.#preludeBuffer, bytes]);
+    const at = this.#preludeBuffer.indexOf(PRELUDE_DELIMITER);
+    if (at < 0) return;
+    const prelude = JSON.parse(this.#preludeBuffer.subarray(0, at).toString('utf8')) as {
+      statusCode?: number;
+      headers?: Record<string, string>;
+      cookies?: string[];
+    };
+    const rest = this.#preludeBuffer.subarray(at + PRELUDE_DELIMITER.length);
+    this.#preludeBuffer = Buffer.alloc(0);
+    this.#writeHead(prelude.statusCode ?? 200, prelude.headers ?? {}, prelude.cookies ?? []);
+    if (rest.length > 0) this.#res.write(rest);
+  }
+
+  #writeHead(status: number, headers: Record<string, string>, cookies: string[]): void {
+    this.#headersSent = true;
+    const out: Record<string, string | string[]> = { ...headers, 'x-amzn-requestid': this.#requestId };
+    if (cookies.length) out['set-cookie'] = cookies;
+    this.#res.writeHead(status, out);
+    this.#res.flushHeaders();
+  }
+}
+
+function sendJson(res: ServerResponse, status: number, body: unknown, requestId: string): void {
+  res.writeHead(status, { 'content-type': 'application/json', 'x-amzn-requestid': requestId });
+  res.end(JSON.stringify(body));
+}
+
+async function readBody(req: IncomingMessage): Promise<Buffer | undefined> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > MAX_REQUEST_BYTES) return undefined;
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks);
+}
+
+/** An HTTP server that behaves like a Lambda Function URL in RESPONSE_STREAM mode in front of `handler`. */
+export async function startFunctionUrl(options: FunctionUrlOptions): Promise<FunctionUrlServer> {
+  const { handler, functionName = 'chat-stream', holdBelowBytes = 0, timeoutMs = 60_000 } = options;
+  if ((handler as unknown as Record<symbol, unknown>)[STREAMING_HANDLER] !== 'response') {
+    throw new Error('The handler is not wrapped with awslambda.streamifyResponse');
+  }
+  const server = createServer(async (req, res) => {
+    const requestId = randomUUID();
+    const body = await readBody(req);
+    if (body === undefined) {
+      sendJson(res, 413, { message: 'Request Entity Too Large' }, requestId);
+      req.resume();
+      return;
+    }
+    const event = toFunctionUrlEvent(req, body, requestId);
+    let relay: ResponseRelay | undefined;
+    const stream = new LambdaResponseStream((unit) => relay?.write(unit));
+    relay = new ResponseRelay(res, () => stream, holdBelowBytes, requestId);
+    const ended = once(stream, 'finish').then(() => relay.end());
+    try {
+      await handler(event, stream, lambdaContext(functionName, requestId, timeoutMs));
+      if (!stream.writableEnded) stream.end();
+      await ended;
+    } catch (error) {
+      console.error(
+        JSON.stringify({ level: 'ERROR', message: 'function error', requestId, error: String(error) }),
+      );
+      if (!relay.bytesStarted && !res.headersSent)
+        sendJson(res, 502, { message: 'Internal Server Error' }, requestId);
+      else res.destroy();
+    }
+  });
+  server.listen(options.port ?? 0, options.host ?? '127.0.0.1');
+  await once(server, 'listening');
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `http://${options.host ?? '127.0.0.1'}:${port}`,
+    server,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}

@@ -1,0 +1,3 @@
+import { installAwsLambdaGlobal } from './response-stream.ts';
+
+installAwsLambdaGlobal();

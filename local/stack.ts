@@ -1,0 +1,266 @@
+import { once } from 'node:events';
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import { CreateTableCommand, DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { SQSClient } from '@aws-sdk/client-sqs';
+import { PutCommand } from '@aws-sdk/lib-dynamodb';
+import dynalite from 'dynalite';
+import { type FauxqsServer, startFauxqs } from 'fauxqs';
+import { QUEUE_SETTINGS, tableDefinition } from '../lib/resource-definitions.ts';
+import { type AgentRuntimeEmulator, startAgentRuntime } from './emulators/bedrock-agent-runtime.ts';
+import { type BedrockRuntimeEmulator, startBedrockRuntime } from './emulators/bedrock-runtime.ts';
+import {
+  LOCAL_AUDIENCE,
+  loadOrCreateSigningKey,
+  type OidcIssuer,
+  startOidcIssuer,
+} from './emulators/oidc-issuer.ts';
+import {
+  type FunctionUrlServer,
+  type StreamingHandler,
+  startFunctionUrl,
+} from './lambda-runtime/function-url.ts';
+import { installAwsLambdaGlobal } from './lambda-runtime/response-stream.ts';
+import { hasRedisServerBinary, type RedisProcess, redisAnswers, spawnRedisServer } from './redis-server.ts';
+import { type SqsHandler, type SqsPoller, startSqsPoller } from './sqs-poller.ts';
+
+export const ROOT = join(import.meta.dirname, '..');
+export const STATE_DIR = join(ROOT, '.local');
+export const DEMO_USER = 'demo-user';
+export const LOCAL_REGION = 'us-east-1';
+const TABLE_NAME = 'chat-local';
+const QUEUE_NAME = 'chat-messages.fifo';
+const DLQ_NAME = 'chat-messages-dlq.fifo';
+
+export interface LocalStackOptions {
+  ports?: Partial<
+    Record<'functionUrl' | 'bedrockRuntime' | 'agentRuntime' | 'issuer' | 'dynamodb' | 'sqs', number>
+  >;
+  /** A Redis URL, `null` for no cache, or undefined to find one (REDIS_URL, :6379, a spawned redis-server). */
+  redisUrl?: string | null;
+  /** Function URL write hold (bytes); also turns the handler's flush padding on. */
+  holdBelowBytes?: number;
+  firstTokenDelayMs?: number;
+  perTokenDelayMs?: number;
+  retrieveDelayMs?: number;
+  visibilityTimeoutSeconds?: number;
+  /** Extra handler environment (configuration overrides). */
+  env?: Record<string, string>;
+  /** Start the SQS event-source poller (default true). */
+  poller?: boolean;
+  /** Put endpoints in front of DynamoDB and SQS (latency injection for the benchmark). */
+  wrapEndpoint?: (service: 'dynamodb' | 'sqs', url: string) => Promise<string>;
+  signingKeyPath?: string;
+}
+
+export interface LocalStack {
+  url: string;
+  endpoints: Record<string, string>;
+  env: Record<string, string>;
+  tableName: string;
+  queueUrl: string;
+  dlqUrl: string;
+  redisUrl: string | undefined;
+  redisNote: string;
+  bedrock: BedrockRuntimeEmulator;
+  knowledgeBase: AgentRuntimeEmulator;
+  issuer: OidcIssuer;
+  fauxqs: FauxqsServer;
+  functionUrl: FunctionUrlServer;
+  poller: SqsPoller | undefined;
+  persistHandler: SqsHandler;
+  streamHandler: StreamingHandler;
+  sqs: SQSClient;
+  dynamodb: DynamoDBClient;
+  startPoller(): SqsPoller;
+  close(): Promise<void>;
+}
+
+async function resolveRedis(
+  requested: string | null | undefined,
+): Promise<{ url?: string; note: string; owned?: RedisProcess }> {
+  if (requested === null) return { note: 'no cache (disabled)' };
+  if (requested) return { url: requested, note: requested };
+  if (process.env.REDIS_URL)
+    return { url: process.env.REDIS_URL, note: `${process.env.REDIS_URL} (REDIS_URL)` };
+  if (await redisAnswers('127.0.0.1', 6379))
+    return { url: 'redis://127.0.0.1:6379', note: 'redis://127.0.0.1:6379' };
+  if (await hasRedisServerBinary()) {
+    const owned = await spawnRedisServer();
+    return { url: owned.url, note: `${owned.url} (redis-server started for this stack)`, owned };
+  }
+  return {
+    note: 'NO CACHE: no Redis found; every turn reads DynamoDB. Set REDIS_URL or install redis-server.',
+  };
+}
+
+async function startDynalite(port: number): Promise<{ url: string; server: Server }> {
+  const server = dynalite({ createTableMs: 0, deleteTableMs: 0, updateTableMs: 0 });
+  server.listen(port, '127.0.0.1');
+  await once(server, 'listening');
+  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, server };
+}
+
+/**
+ * The whole backend on localhost: the production handlers, unchanged, against emulators that speak
+ * the AWS wire protocols. Handlers read their configuration once per process, so start one stack per
+ * process (vitest isolates test files).
+ */
+export async function startLocalStack(options: LocalStackOptions = {}): Promise<LocalStack> {
+  const ports = options.ports ?? {};
+  const holdBelowBytes = options.holdBelowBytes ?? 0;
+  const wrap = options.wrapEndpoint ?? (async (_service, url) => url);
+  const [redis, bedrock, knowledgeBase, signingKey, db, fauxqs] = await Promise.all([
+    resolveRedis(options.redisUrl),
+    startBedrockRuntime({
+      port: ports.bedrockRuntime ?? 0,
+      firstTokenDelayMs: options.firstTokenDelayMs ?? 0,
+      perTokenDelayMs: options.perTokenDelayMs ?? 0,
+    }),
+    startAgentRuntime({
+      port: ports.agentRuntime ?? 0,
+      directory: join(ROOT, 'local', 'knowledge-base'),
+      retrieveDelayMs: options.retrieveDelayMs ?? 0,
+    }),
+    loadOrCreateSigningKey(options.signingKeyPath ?? join(STATE_DIR, 'dev-signing-key.json')),
+    startDynalite(ports.dynamodb ?? 0),
+    startFauxqs({ port: ports.sqs ?? 0, host: '127.0.0.1', logger: false }),
+  ]);
+  const issuer = await startOidcIssuer(signingKey, ports.issuer ?? 0);
+  const sqsUrl = `http://127.0.0.1:${fauxqs.port}`;
+  const [dynamodbEndpoint, sqsEndpoint] = await Promise.all([wrap('dynamodb', db.url), wrap('sqs', sqsUrl)]);
+
+  const credentials = { accessKeyId: 'local', secretAccessKey: 'local' };
+  const dynamodb = new DynamoDBClient({ endpoint: db.url, region: LOCAL_REGION, credentials });
+  const sqs = new SQSClient({ endpoint: sqsUrl, region: LOCAL_REGION, credentials });
+  await dynamodb.send(new CreateTableCommand(tableDefinition(TABLE_NAME)));
+  const dlq = fauxqs.createQueue(DLQ_NAME, {
+    attributes: { FifoQueue: 'true', MessageRetentionPeriod: String(QUEUE_SETTINGS.retentionSeconds) },
+  });
+  const queue = fauxqs.createQueue(QUEUE_NAME, {
+    attributes: {
+      FifoQueue: 'true',
+      ContentBasedDeduplication: 'false',
+      VisibilityTimeout: String(options.visibilityTimeoutSeconds ?? QUEUE_SETTINGS.visibilityTimeoutSeconds),
+      RedrivePolicy: JSON.stringify({
+        deadLetterTargetArn: dlq.queueArn,
+        maxReceiveCount: QUEUE_SETTINGS.maxReceiveCount,
+      }),
+    },
+  });
+  // fauxqs names queues on sqs.<region>.localhost, which does not resolve here; it accepts 127.0.0.1.
+  const queueUrl = `${sqsUrl}/000000000000/${QUEUE_NAME}`;
+  const dlqUrl = `${sqsUrl}/000000000000/${DLQ_NAME}`;
+  const appQueueUrl = `${sqsEndpoint}/000000000000/${QUEUE_NAME}`;
+
+  const env: Record<string, string> = {
+    AWS_REGION: LOCAL_REGION,
+    AWS_ACCESS_KEY_ID: 'local',
+    AWS_SECRET_ACCESS_KEY: 'local',
+    AWS_EC2_METADATA_DISABLED: 'true',
+    AWS_ENDPOINT_URL_DYNAMODB: dynamodbEndpoint,
+    AWS_ENDPOINT_URL_SQS: sqsEndpoint,
+    AWS_ENDPOINT_URL_BEDROCK_RUNTIME: bedrock.url,
+    AWS_ENDPOINT_URL_BEDROCK_AGENT_RUNTIME: knowledgeBase.url,
+    TABLE_NAME,
+    QUEUE_URL: appQueueUrl,
+    KNOWLEDGE_BASE_ID: knowledgeBase.knowledgeBaseId,
+    MODEL_ID: 'local.grounded-echo-v1',
+    AUTH_ISSUER: issuer.issuer,
+    AUTH_AUDIENCE: LOCAL_AUDIENCE,
+    AUTH_JWKS_URI: issuer.jwksUri,
+    // As in AWS, the JWKS is handed to the function rather than fetched (aws-jwt-verify fetches over https only).
+    AUTH_JWKS: JSON.stringify(issuer.jwks),
+    FLUSH_PADDING_BYTES: holdBelowBytes > 0 ? String(holdBelowBytes) : '0',
+    POWERTOOLS_METRICS_DISABLED: 'true',
+    POWERTOOLS_LOG_LEVEL: 'WARN',
+    ...(redis.url ? { REDIS_URL: redis.url } : {}),
+    ...options.env,
+  };
+  Object.assign(process.env, env);
+  if (!redis.url) delete process.env.REDIS_URL;
+
+  installAwsLambdaGlobal();
+  const [{ handler: streamHandler }, { handler: persistHandler }] = await Promise.all([
+    import('../functions/chat-stream/handler.ts'),
+    import('../functions/persist/handler.ts'),
+  ]);
+  const functionUrl = await startFunctionUrl({
+    handler: streamHandler as unknown as StreamingHandler,
+    port: ports.functionUrl ?? 0,
+    holdBelowBytes,
+  });
+  const startPoller = () =>
+    startSqsPoller({ sqs, queueUrl, queueArn: queue.queueArn, handler: persistHandler, waitTimeSeconds: 1 });
+  const poller = options.poller === false ? undefined : startPoller();
+
+  const endpoints = {
+    functionUrl: functionUrl.url,
+    dynamodb: db.url,
+    sqs: sqsUrl,
+    queueUrl,
+    dlqUrl,
+    bedrockRuntime: bedrock.url,
+    bedrockAgentRuntime: knowledgeBase.url,
+    issuer: issuer.issuer,
+    jwks: issuer.jwksUri,
+    redis: redis.url ?? 'none',
+  };
+
+  return {
+    url: functionUrl.url,
+    endpoints,
+    env,
+    tableName: TABLE_NAME,
+    queueUrl,
+    dlqUrl,
+    redisUrl: redis.url,
+    redisNote: redis.note,
+    bedrock,
+    knowledgeBase,
+    issuer,
+    fauxqs,
+    functionUrl,
+    poller,
+    persistHandler,
+    streamHandler: streamHandler as unknown as StreamingHandler,
+    sqs,
+    dynamodb,
+    startPoller,
+    async close() {
+      await Promise.all([poller?.stop()]);
+      await functionUrl.close();
+      await Promise.all([
+        bedrock.close(),
+        knowledgeBase.close(),
+        issuer.close(),
+        fauxqs.stop(),
+        new Promise((resolve) => {
+          db.server.closeAllConnections?.();
+          db.server.close(resolve);
+        }),
+        redis.owned?.stop(),
+      ]);
+      sqs.destroy();
+      dynamodb.destroy();
+    },
+  };
+}
+
+/** Seeds the demo user's profile so the first answer can greet them by name. */
+export async function seedDemoProfile(stack: LocalStack, userId = DEMO_USER): Promise<void> {
+  const { DynamoDBDocumentClient } = await import('@aws-sdk/lib-dynamodb');
+  const doc = DynamoDBDocumentClient.from(stack.dynamodb);
+  await doc.send(
+    new PutCommand({
+      TableName: stack.tableName,
+      Item: {
+        pk: `USER#${userId}`,
+        sk: 'PROFILE',
+        name: 'Alex',
+        preferences: { level: 'beginner', currency: 'USD' },
+      },
+    }),
+  );
+}

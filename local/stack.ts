@@ -60,6 +60,7 @@ export interface LocalStack {
   env: Record<string, string>;
   tableName: string;
   queueUrl: string;
+  queueArn: string;
   dlqUrl: string;
   redisUrl: string | undefined;
   redisNote: string;
@@ -174,7 +175,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     AUTH_JWKS: JSON.stringify(issuer.jwks),
     FLUSH_PADDING_BYTES: holdBelowBytes > 0 ? String(holdBelowBytes) : '0',
     POWERTOOLS_METRICS_DISABLED: 'true',
-    POWERTOOLS_LOG_LEVEL: 'WARN',
+    POWERTOOLS_LOG_LEVEL: process.env.POWERTOOLS_LOG_LEVEL ?? 'WARN',
     ...(redis.url ? { REDIS_URL: redis.url } : {}),
     ...options.env,
   };
@@ -214,6 +215,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     env,
     tableName: TABLE_NAME,
     queueUrl,
+    queueArn: queue.queueArn,
     dlqUrl,
     redisUrl: redis.url,
     redisNote: redis.note,

@@ -51,7 +51,7 @@ export interface OidcIssuer extends ListeningServer {
   issuer: string;
   jwksUri: string;
   jwks: { keys: JWK[] };
-  mint(subject: string, claims?: Record<string, unknown>): Promise<string>;
+  mint(subject: string, options?: Omit<MintOptions, 'issuer' | 'subject'>): Promise<string>;
 }
 
 /** A local OpenID issuer: serves discovery and the JWKS, and signs dev tokens with the same key. */
@@ -83,6 +83,6 @@ export async function startOidcIssuer(key: SigningKey, port = 0): Promise<OidcIs
     issuer,
     jwksUri: `${issuer}/.well-known/jwks.json`,
     jwks,
-    mint: (subject, claims) => mintToken(key, { issuer, subject, ...(claims ? { claims } : {}) }),
+    mint: (subject, options) => mintToken(key, { ...options, issuer, subject }),
   };
 }

@@ -1,0 +1,74 @@
+import { join } from 'node:path';
+import { BedrockAgentRuntimeClient, RetrieveCommand } from '@aws-sdk/client-bedrock-agent-runtime';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  type AgentRuntimeEmulator,
+  startAgentRuntime,
+} from '../../../local/emulators/bedrock-agent-runtime.ts';
+
+let emulator: AgentRuntimeEmulator;
+let client: BedrockAgentRuntimeClient;
+
+beforeAll(async () => {
+  emulator = await startAgentRuntime({
+    directory: join(import.meta.dirname, '../../../local/knowledge-base'),
+  });
+  client = new BedrockAgentRuntimeClient({
+    endpoint: emulator.url,
+    region: 'us-east-1',
+    credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
+    maxAttempts: 1,
+  });
+});
+afterAll(async () => {
+  client.destroy();
+  await emulator.close();
+});
+
+const retrieve = (text: string, numberOfResults = 3, knowledgeBaseId = emulator.knowledgeBaseId) =>
+  client.send(
+    new RetrieveCommand({
+      knowledgeBaseId,
+      retrievalQuery: { text },
+      retrievalConfiguration: { vectorSearchConfiguration: { numberOfResults } },
+    }),
+  );
+
+describe('Bedrock Agent Runtime emulator: Retrieve over the local knowledge base', () => {
+  it.each([
+    ['What is a Roth IRA?', 'roth-ira.md'],
+    ['How much should I keep in an emergency fund?', 'emergency-fund.md'],
+    ['Should I pay off the highest interest debt first?', 'debt-avalanche-snowball.md'],
+    ['How does an employer match work in a 401(k)?', '401k.md'],
+    ['What raises my credit score?', 'credit-score.md'],
+    ['What is the rule of 72?', 'compound-interest.md'],
+  ])('ranks the right document first for %s', async (question, file) => {
+    const { retrievalResults = [] } = await retrieve(question);
+    expect(retrievalResults[0]?.location?.s3Location?.uri).toBe(`s3://local-knowledge-base/${file}`);
+  });
+
+  it('answers with the real response shape and honours numberOfResults', async () => {
+    const { retrievalResults = [] } = await retrieve('retirement account taxes', 2);
+    expect(retrievalResults).toHaveLength(2);
+    for (const result of retrievalResults) {
+      expect(result.content?.text?.length).toBeGreaterThan(20);
+      expect(result.location?.type).toBe('S3');
+      expect(result.score).toBeGreaterThan(0);
+      expect(result.score).toBeLessThanOrEqual(1);
+      expect(result.metadata?.['x-amz-bedrock-kb-source-uri']).toBe(result.location?.s3Location?.uri);
+    }
+    const [first, second] = retrievalResults;
+    expect(first?.score).toBeGreaterThanOrEqual(second?.score ?? 0);
+  });
+
+  it('answers ResourceNotFoundException for an unknown knowledge base', async () => {
+    await expect(retrieve('anything', 1, 'NOSUCHKB')).rejects.toMatchObject({
+      name: 'ResourceNotFoundException',
+    });
+  });
+
+  it('can be told to fail', async () => {
+    emulator.failNext();
+    await expect(retrieve('Roth IRA')).rejects.toMatchObject({ $metadata: { httpStatusCode: 503 } });
+  });
+});

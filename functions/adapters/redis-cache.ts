@@ -32,6 +32,7 @@ export function createRedisClient(url: string, cluster: boolean, commandTimeoutM
   const parsed = new URL(url);
   return new Cluster([{ host: parsed.hostname, port: Number(parsed.port || 6379) }], {
     enableOfflineQueue: false,
+    lazyConnect: true,
     // ElastiCache hands out node addresses its TLS certificate covers; skip the reverse lookup.
     dnsLookup: (address, callback) => callback(null, address),
     slotsRefreshTimeout: 2000,

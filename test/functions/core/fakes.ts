@@ -1,0 +1,181 @@
+import type { ChatMessage, Passage, UserProfile } from '../../../functions/core/messages.ts';
+import type {
+  CachedConversation,
+  ChatModel,
+  ContextCache,
+  ConversationStore,
+  MessageQueue,
+  MessageWriter,
+  ModelEvent,
+  ModelRequest,
+  PersistOutcome,
+  Retriever,
+} from '../../../functions/core/ports.ts';
+import type { StreamEvent } from '../../../functions/core/protocol.ts';
+import type { EventSink, TurnDeps } from '../../../functions/core/turn.ts';
+
+/** A shared, ordered record of what every fake was asked to do. */
+export const calls: string[] = [];
+
+export class MemoryCache implements ContextCache {
+  profiles = new Map<string, UserProfile>();
+  histories = new Map<string, ChatMessage[]>();
+  passages = new Map<string, Passage[]>();
+  failReads = false;
+  loadGate: Promise<void> | undefined;
+
+  async loadConversation(userId: string, sessionId: string): Promise<CachedConversation> {
+    calls.push('cache.loadConversation');
+    await this.loadGate;
+    if (this.failReads) throw new Error('redis down');
+    return { profile: this.profiles.get(userId), history: this.histories.get(`${userId}/${sessionId}`) };
+  }
+  async storeProfile(profile: UserProfile) {
+    this.profiles.set(profile.userId, profile);
+  }
+  async storeHistory(userId: string, sessionId: string, messages: ChatMessage[]) {
+    calls.push('cache.storeHistory');
+    this.histories.set(`${userId}/${sessionId}`, [...messages]);
+  }
+  async appendHistory(userId: string, sessionId: string, messages: ChatMessage[]) {
+    calls.push('cache.appendHistory');
+    const existing = this.histories.get(`${userId}/${sessionId}`);
+    if (existing) existing.push(...messages);
+  }
+  async loadPassages(kb: string, question: string) {
+    if (this.failReads) throw new Error('redis down');
+    return this.passages.get(`${kb}/${question}`);
+  }
+  async storePassages(kb: string, question: string, passages: Passage[]) {
+    this.passages.set(`${kb}/${question}`, passages);
+  }
+}
+
+export class MemoryStore implements ConversationStore, MessageWriter {
+  profiles = new Map<string, UserProfile>();
+  messages: ChatMessage[] = [];
+  failReads = false;
+  failWrites = false;
+  historyGate: Promise<void> | undefined;
+
+  async getProfile(userId: string) {
+    calls.push('store.getProfile');
+    if (this.failReads) throw new Error('dynamodb down');
+    return this.profiles.get(userId);
+  }
+  async getRecentMessages(userId: string, sessionId: string, limit: number) {
+    calls.push('store.getRecentMessages');
+    await this.historyGate;
+    if (this.failReads) throw new Error('dynamodb down');
+    return this.messages.filter((m) => m.userId === userId && m.sessionId === sessionId).slice(-limit);
+  }
+  async persist(message: ChatMessage): Promise<PersistOutcome> {
+    calls.push(`store.persist:${message.role}`);
+    if (this.failWrites) throw new Error('dynamodb down');
+    if (this.messages.some((m) => m.messageId === message.messageId)) return 'duplicate';
+    this.messages.push(message);
+    return 'written';
+  }
+}
+
+export class MemoryQueue implements MessageQueue {
+  sent: ChatMessage[] = [];
+  fail = false;
+  gate: Promise<void> | undefined;
+  async enqueue(message: ChatMessage) {
+    calls.push(`queue.enqueue:${message.role}`);
+    await this.gate;
+    if (this.fail) throw new Error('sqs down');
+    this.sent.push(message);
+  }
+}
+
+export class FakeRetriever implements Retriever {
+  readonly knowledgeBaseId = 'KB1';
+  fail = false;
+  gate: Promise<void> | undefined;
+  count = 0;
+  passages: Passage[] = [
+    {
+      id: 'doc#0',
+      title: 'Roth IRA',
+      uri: 's3://kb/roth.md',
+      score: 0.9,
+      excerpt: 'A Roth IRA…',
+      text: 'A Roth IRA is funded with after-tax money.',
+    },
+  ];
+  async retrieve(_question: string, _signal: AbortSignal) {
+    calls.push('retriever.retrieve');
+    this.count++;
+    await this.gate;
+    if (this.fail) throw new Error('kb down');
+    return this.passages;
+  }
+}
+
+export class ScriptedModel implements ChatModel {
+  requests: ModelRequest[] = [];
+  script: (request: ModelRequest) => AsyncIterable<ModelEvent> = async function* () {
+    yield { type: 'text', text: 'Hello ' };
+    yield { type: 'text', text: 'there.' };
+    yield { type: 'stop', stopReason: 'end_turn' };
+    yield { type: 'usage', inputTokens: 12, outputTokens: 2 };
+  };
+  stream(request: ModelRequest) {
+    calls.push('model.stream');
+    this.requests.push(request);
+    return this.script(request);
+  }
+}
+
+export class RecordingSink implements EventSink {
+  events: StreamEvent[] = [];
+  open = true;
+  /** Called on each event, e.g. to close the sink mid-stream. */
+  onEvent: ((event: StreamEvent) => void) | undefined;
+  send(event: StreamEvent) {
+    if (!this.open) return false;
+    calls.push(`sink.${event.type}`);
+    this.events.push(event);
+    this.onEvent?.(event);
+    return true;
+  }
+}
+
+export function fakeDeps(overrides: Partial<TurnDeps> = {}) {
+  let id = 0;
+  const logs: Array<{ level: string; message: string }> = [];
+  const deps = {
+    cache: new MemoryCache(),
+    store: new MemoryStore(),
+    queue: new MemoryQueue(),
+    retriever: new FakeRetriever(),
+    model: new ScriptedModel(),
+    log: {
+      warn: (message: string) => logs.push({ level: 'warn', message }),
+      error: (message: string) => logs.push({ level: 'error', message }),
+    },
+    settings: {
+      historyLimit: 10,
+      cacheTimeoutMs: 100,
+      storeTimeoutMs: 200,
+      ragTimeoutMs: 200,
+      modelTimeoutMs: 1000,
+    },
+    // UUIDv7-shaped, time-ordered ids.
+    newId: () => `01900000-0000-7000-8000-${String(++id).padStart(12, '0')}`,
+    now: () => performance.now(),
+    clock: () => new Date('2026-11-25T12:00:00Z'),
+    ...overrides,
+  };
+  return { deps: { ...deps, writer: deps.store } as TurnDeps & typeof deps, logs };
+}
+
+export function deferred() {
+  let resolve: () => void = () => undefined;
+  const promise = new Promise<void>((r) => {
+    resolve = r;
+  });
+  return { promise, resolve };
+}

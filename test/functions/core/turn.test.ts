@@ -1,0 +1,294 @@
+import { beforeEach, describe, expect, it } from 'vitest';
+import type { ChatMessage } from '../../../functions/core/messages.ts';
+import { ModelError } from '../../../functions/core/ports.ts';
+import type { StreamEvent } from '../../../functions/core/protocol.ts';
+import { runTurn, type TurnInput } from '../../../functions/core/turn.ts';
+import { calls, deferred, fakeDeps, RecordingSink } from './fakes.ts';
+
+const SESSION = '01900000-0000-7000-8000-aaaaaaaaaaaa';
+const input = (overrides: Partial<TurnInput> = {}): TurnInput => ({
+  userId: 'alice',
+  sessionId: SESSION,
+  message: 'What is a Roth IRA?',
+  useRag: true,
+  startedAt: performance.now(),
+  ...overrides,
+});
+const history = (n: number): ChatMessage[] =>
+  Array.from({ length: n }, (_, i) => ({
+    messageId: `01800000-0000-7000-8000-${String(i).padStart(12, '0')}`,
+    sessionId: SESSION,
+    userId: 'alice',
+    role: i % 2 === 0 ? 'user' : 'assistant',
+    content: `earlier ${i}`,
+    createdAt: '2026-11-25T11:00:00Z',
+  }));
+const types = (events: StreamEvent[]) => events.map((e) => e.type);
+
+beforeEach(() => {
+  calls.length = 0;
+});
+
+describe('runTurn', () => {
+  it('streams session_id, sources, tokens and done, in that order and shape', async () => {
+    const { deps } = fakeDeps();
+    const sink = new RecordingSink();
+    const report = await runTurn(deps, input(), sink);
+    expect(types(sink.events)).toEqual(['session_id', 'sources', 'token', 'token', 'done']);
+    expect(sink.events[0]).toEqual({ type: 'session_id', session_id: SESSION });
+    expect(sink.events[1]).toEqual({
+      type: 'sources',
+      sources: [
+        { id: 'doc#0', title: 'Roth IRA', uri: 's3://kb/roth.md', score: 0.9, excerpt: 'A Roth IRA…' },
+      ],
+    });
+    const done = sink.events.at(-1);
+    expect(done).toMatchObject({
+      type: 'done',
+      stop_reason: 'end_turn',
+      usage: { input_tokens: 12, output_tokens: 2 },
+      cache: { profile: 'miss', history: 'miss', rag: 'miss' },
+    });
+    if (done?.type !== 'done') throw new Error('no done');
+    expect(Object.keys(done.timings)).toEqual([
+      'first_byte_ms',
+      'context_ms',
+      'rag_ms',
+      'model_first_token_ms',
+      'total_ms',
+    ]);
+    expect(done.timings.total_ms).toBeGreaterThanOrEqual(done.timings.model_first_token_ms);
+    expect(report.outcome).toBe('done');
+    expect(await report.background).toEqual({ saves: 2, failedSaves: 0 });
+    expect(deps.queue.sent.map((m) => m.role)).toEqual(['user', 'assistant']);
+    expect(deps.queue.sent[1]?.messageId).toBe(done.message_id);
+    expect(deps.queue.sent[1]?.content).toBe('Hello there.');
+  });
+
+  it('writes session_id before any I/O and generates a UUIDv7 session when none is given', async () => {
+    const { deps } = fakeDeps();
+    const sink = new RecordingSink();
+    await runTurn(deps, input({ sessionId: undefined }), sink);
+    expect(calls[0]).toBe('sink.session_id');
+    const first = sink.events[0];
+    expect(first?.type === 'session_id' && first.session_id).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-7/);
+  });
+
+  it('starts the history load and Retrieve before either resolves', async () => {
+    const { deps } = fakeDeps();
+    const historyGate = deferred();
+    const ragGate = deferred();
+    deps.store.historyGate = historyGate.promise;
+    deps.retriever.gate = ragGate.promise;
+    const sink = new RecordingSink();
+    const turn = runTurn(deps, input(), sink);
+    await new Promise((r) => setTimeout(r, 10));
+    expect(calls).toContain('store.getRecentMessages');
+    expect(calls).toContain('retriever.retrieve');
+    expect(calls).toContain('queue.enqueue:user');
+    expect(types(sink.events)).toEqual(['session_id']);
+    historyGate.resolve();
+    ragGate.resolve();
+    await (await turn).background;
+    expect(types(sink.events).at(-1)).toBe('done');
+  });
+
+  it('never waits for a write: done goes out while the queue has not answered, and background settles later', async () => {
+    const { deps } = fakeDeps();
+    const queueGate = deferred();
+    deps.queue.gate = queueGate.promise;
+    const sink = new RecordingSink();
+    const report = await runTurn(deps, input(), sink);
+    expect(types(sink.events).at(-1)).toBe('done');
+    expect(deps.queue.sent).toHaveLength(0);
+    let settled = false;
+    const background = report.background.then(() => {
+      settled = true;
+    });
+    await new Promise((r) => setTimeout(r, 10));
+    expect(settled).toBe(false);
+    queueGate.resolve();
+    await background;
+    expect(deps.queue.sent.map((m) => m.role)).toEqual(['user', 'assistant']);
+  });
+
+  it('hits the cache on the second turn and the prompt carries the first turn', async () => {
+    const { deps } = fakeDeps();
+    const first = await runTurn(
+      deps,
+      input({ sessionId: undefined, message: 'first question' }),
+      new RecordingSink(),
+    );
+    await first.background;
+    const sink = new RecordingSink();
+    const second = await runTurn(
+      deps,
+      input({ sessionId: first.sessionId, message: 'second question' }),
+      sink,
+    );
+    await second.background;
+    expect(second.cache).toEqual({ profile: 'hit', history: 'hit', rag: 'miss' });
+    expect(deps.model.requests[1]?.messages).toEqual([
+      { role: 'user', content: 'first question' },
+      { role: 'assistant', content: 'Hello there.' },
+      { role: 'user', content: 'second question' },
+    ]);
+    expect(calls).not.toContain('store.getRecentMessages');
+  });
+
+  it('falls back to the table when the cache fails, without refilling a partial list', async () => {
+    const { deps, logs } = fakeDeps();
+    deps.cache.failReads = true;
+    deps.store.messages = history(4);
+    const report = await runTurn(deps, input(), new RecordingSink());
+    await report.background;
+    expect(report.cache).toMatchObject({ profile: 'miss', history: 'miss' });
+    expect(deps.model.requests[0]?.messages).toHaveLength(5);
+    expect(logs.some((l) => l.level === 'warn' && l.message.includes('cache read failed'))).toBe(true);
+    // The refill stored the complete table history, then the turn was appended to it.
+    expect(calls.indexOf('cache.storeHistory')).toBeLessThan(calls.indexOf('cache.appendHistory'));
+    expect(deps.cache.histories.get(`alice/${SESSION}`)).toHaveLength(6);
+  });
+
+  it('answers without history when both the cache and the table fail', async () => {
+    const { deps } = fakeDeps();
+    deps.cache.failReads = true;
+    deps.store.failReads = true;
+    const sink = new RecordingSink();
+    const report = await runTurn(deps, input(), sink);
+    expect(report.outcome).toBe('done');
+    expect(deps.model.requests[0]?.messages).toEqual([{ role: 'user', content: 'What is a Roth IRA?' }]);
+    await report.background;
+    expect(calls).not.toContain('cache.appendHistory');
+  });
+
+  it('skips retrieval when use_rag is false, and uses the RAG cache on a repeat question', async () => {
+    const { deps } = fakeDeps();
+    const skipped = await runTurn(deps, input({ useRag: false }), new RecordingSink());
+    expect(skipped.cache.rag).toBe('skipped');
+    expect(deps.retriever.count).toBe(0);
+    await (await runTurn(deps, input(), new RecordingSink())).background;
+    const sink = new RecordingSink();
+    const hit = await runTurn(deps, input(), sink);
+    expect(hit.cache.rag).toBe('hit');
+    expect(deps.retriever.count).toBe(1);
+    expect(types(sink.events)).toContain('sources');
+  });
+
+  it('answers without sources when Retrieve fails', async () => {
+    const { deps } = fakeDeps();
+    deps.retriever.fail = true;
+    const sink = new RecordingSink();
+    const report = await runTurn(deps, input(), sink);
+    expect(types(sink.events)).toEqual(['session_id', 'token', 'token', 'done']);
+    expect(report.outcome).toBe('done');
+  });
+
+  it('writes directly to the table when the queue fails, and counts a save lost only when both fail', async () => {
+    const { deps, logs } = fakeDeps();
+    deps.queue.fail = true;
+    const ok = await runTurn(deps, input(), new RecordingSink());
+    expect(await ok.background).toEqual({ saves: 2, failedSaves: 0 });
+    expect(deps.store.messages.map((m) => m.role)).toEqual(['user', 'assistant']);
+    deps.store.failWrites = true;
+    const lost = await runTurn(deps, input(), new RecordingSink());
+    expect(await lost.background).toEqual({ saves: 2, failedSaves: 2 });
+    expect(logs.filter((l) => l.level === 'error' && l.message.includes('not saved'))).toHaveLength(2);
+  });
+
+  it.each([
+    [new ModelError('throttled', 'ThrottlingException'), 'throttled'],
+    [new ModelError('model_error', 'ModelStreamErrorException'), 'model_error'],
+    [new Error('bug'), 'internal'],
+  ])('turns a model failure after streaming started into an error event (%s)', async (failure, code) => {
+    const { deps } = fakeDeps();
+    deps.model.script = async function* () {
+      yield { type: 'text', text: 'partial ' };
+      throw failure;
+    };
+    const sink = new RecordingSink();
+    const report = await runTurn(deps, input(), sink);
+    expect(sink.events.at(-1)).toMatchObject({ type: 'error', code });
+    expect(types(sink.events)).not.toContain('done');
+    expect(report.outcome).toBe('error');
+    await report.background;
+    expect(deps.queue.sent.map((m) => m.role)).toEqual(['user']);
+  });
+
+  it('treats a stream that ends without messageStop as an error, not an answer', async () => {
+    const { deps } = fakeDeps();
+    deps.model.script = async function* () {
+      yield { type: 'text', text: 'cut ' };
+    };
+    const sink = new RecordingSink();
+    await runTurn(deps, input(), sink);
+    expect(sink.events.at(-1)).toMatchObject({ type: 'error', code: 'model_error' });
+  });
+
+  it('stops a model that runs past its deadline with a timeout error', async () => {
+    const { deps } = fakeDeps();
+    deps.settings.modelTimeoutMs = 30;
+    deps.model.script = async function* (request) {
+      yield { type: 'text', text: 'slow ' };
+      await new Promise((resolve) => request.signal.addEventListener('abort', resolve));
+    };
+    const sink = new RecordingSink();
+    await runTurn(deps, input(), sink);
+    expect(sink.events.at(-1)).toMatchObject({ type: 'error', code: 'timeout' });
+  });
+
+  it('aborts the model when the client can no longer be written to', async () => {
+    const { deps } = fakeDeps();
+    let aborted = false;
+    deps.model.script = async function* (request) {
+      request.signal.addEventListener('abort', () => {
+        aborted = true;
+      });
+      for (let i = 0; i < 100; i++) yield { type: 'text', text: `${i} ` };
+      yield { type: 'stop', stopReason: 'end_turn' };
+    };
+    const sink = new RecordingSink();
+    sink.onEvent = (event) => {
+      if (event.type === 'token') sink.open = false;
+    };
+    const report = await runTurn(deps, input(), sink);
+    expect(report.outcome).toBe('client_gone');
+    expect(aborted).toBe(true);
+    expect(types(sink.events)).toEqual(['session_id', 'sources', 'token']);
+    await report.background;
+    expect(deps.queue.sent.map((m) => m.role)).toEqual(['user']);
+  });
+
+  it('stores a complete history for a new session instead of appending', async () => {
+    const { deps } = fakeDeps();
+    const report = await runTurn(deps, input({ sessionId: undefined }), new RecordingSink());
+    await report.background;
+    expect(report.cache.history).toBe('skipped');
+    expect(calls).not.toContain('store.getRecentMessages');
+    expect(deps.cache.histories.get(`alice/${report.sessionId}`)?.map((m) => m.role)).toEqual([
+      'user',
+      'assistant',
+    ]);
+  });
+
+  it('does not show this turn twice when the consumer already stored it', async () => {
+    const { deps } = fakeDeps();
+    const queueGate = deferred();
+    deps.queue.gate = queueGate.promise;
+    const historyGate = deferred();
+    deps.store.historyGate = historyGate.promise;
+    const turn = runTurn(deps, input({ message: 'now' }), new RecordingSink());
+    await new Promise((r) => setTimeout(r, 5));
+    // The consumer persisted the user message before the history query ran.
+    const userMessage = {
+      ...history(1)[0],
+      messageId: '01900000-0000-7000-8000-000000000001',
+      content: 'now',
+    } as ChatMessage;
+    deps.store.messages.push(userMessage);
+    historyGate.resolve();
+    queueGate.resolve();
+    await (await turn).background;
+    expect(deps.model.requests[0]?.messages).toEqual([{ role: 'user', content: 'now' }]);
+  });
+});

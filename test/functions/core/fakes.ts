@@ -143,33 +143,32 @@ export class RecordingSink implements EventSink {
   }
 }
 
-export function fakeDeps(overrides: Partial<TurnDeps> = {}) {
+export function fakeDeps() {
   let id = 0;
   const logs: Array<{ level: string; message: string }> = [];
+  const store = new MemoryStore();
   const deps = {
     cache: new MemoryCache(),
-    store: new MemoryStore(),
+    store,
+    writer: store,
     queue: new MemoryQueue(),
     retriever: new FakeRetriever(),
     model: new ScriptedModel(),
     log: {
-      warn: (message: string) => logs.push({ level: 'warn', message }),
-      error: (message: string) => logs.push({ level: 'error', message }),
+      warn: (message: string) => {
+        logs.push({ level: 'warn', message });
+      },
+      error: (message: string) => {
+        logs.push({ level: 'error', message });
+      },
     },
-    settings: {
-      historyLimit: 10,
-      cacheTimeoutMs: 100,
-      storeTimeoutMs: 200,
-      ragTimeoutMs: 200,
-      modelTimeoutMs: 1000,
-    },
+    settings: { historyLimit: 10, cacheTimeoutMs: 100, storeTimeoutMs: 200, ragTimeoutMs: 200, modelTimeoutMs: 1000 },
     // UUIDv7-shaped, time-ordered ids.
     newId: () => `01900000-0000-7000-8000-${String(++id).padStart(12, '0')}`,
     now: () => performance.now(),
     clock: () => new Date('2026-11-25T12:00:00Z'),
-    ...overrides,
-  };
-  return { deps: { ...deps, writer: deps.store } as TurnDeps & typeof deps, logs };
+  } satisfies TurnDeps;
+  return { deps, logs };
 }
 
 export function deferred() {

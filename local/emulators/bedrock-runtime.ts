@@ -32,6 +32,8 @@ export interface BedrockRuntimeEmulator extends ListeningServer {
   options: Required<Omit<BedrockRuntimeOptions, 'port'>>;
   /** The last requests received, newest last, for tests that check what the handler sent. */
   requests: RecordedConverse[];
+  /** `performance.now()` at which each stream's first token was written, for ordering checks. */
+  firstTokenWrittenAt: number[];
   /** Makes the next request(s) fail: throttling before any token, or an exception frame mid-stream. */
   failNext(fault: ModelFault, times?: number): void;
 }
@@ -99,6 +101,7 @@ export async function startBedrockRuntime(
   };
   const faults: ModelFault[] = [];
   const requests: RecordedConverse[] = [];
+  const firstTokenWrittenAt: number[] = [];
 
   const server = await listenH2cAndHttp1(async (req, res) => {
     const match = /^\/model\/([^/]+)\/(converse|converse-stream)$/.exec(req.url?.split('?')[0] ?? '');
@@ -164,6 +167,7 @@ export async function startBedrockRuntime(
     ...server,
     options: settings,
     requests,
+    firstTokenWrittenAt,
     failNext(fault, times = 1) {
       for (let i = 0; i < times; i++) faults.push(fault);
     },

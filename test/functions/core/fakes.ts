@@ -162,7 +162,13 @@ export function fakeDeps() {
         logs.push({ level: 'error', message });
       },
     },
-    settings: { historyLimit: 10, cacheTimeoutMs: 100, storeTimeoutMs: 200, ragTimeoutMs: 200, modelTimeoutMs: 1000 },
+    settings: {
+      historyLimit: 10,
+      cacheTimeoutMs: 100,
+      storeTimeoutMs: 200,
+      ragTimeoutMs: 200,
+      modelTimeoutMs: 1000,
+    },
     // UUIDv7-shaped, time-ordered ids.
     newId: () => `01900000-0000-7000-8000-${String(++id).padStart(12, '0')}`,
     now: () => performance.now(),

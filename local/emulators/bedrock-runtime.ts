@@ -156,6 +156,7 @@ export async function startBedrockRuntime(
       }
       if (!writeFrame(res, eventFrame('contentBlockDelta', { contentBlockIndex: 0, delta: { text } })))
         return;
+      if (index === 0) firstTokenWrittenAt.push(performance.now());
     }
     writeFrame(res, eventFrame('contentBlockStop', { contentBlockIndex: 0 }));
     writeFrame(res, eventFrame('messageStop', { stopReason }));

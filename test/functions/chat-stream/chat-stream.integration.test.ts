@@ -112,7 +112,8 @@ describe('chat stream on the local stack, over HTTP through the Function URL emu
       });
       expect(items.map((i) => i.role)).toEqual(['user', 'assistant', 'user', 'assistant']);
       expect(items[1]?.messageId).toBe(done(first)?.message_id);
-      expect((await table.session(user, sessionId))?.messageCount).toBe(4);
+      // The message item is written before its session update: wait for the counter itself.
+      await waitFor(async () => (await table.session(user, sessionId))?.messageCount === 4 || undefined);
     } finally {
       await poller.stop();
     }
@@ -195,7 +196,7 @@ describe('chat stream on the local stack, over HTTP through the Function URL emu
         return found.length === 2 ? found : undefined;
       });
       expect(items.map((i) => i.role)).toEqual(['user', 'assistant']);
-      expect((await table.session(user, sessionId))?.messageCount).toBe(2);
+      await waitFor(async () => (await table.session(user, sessionId))?.messageCount === 2 || undefined);
     } finally {
       sqsProxy.failing = false;
     }

@@ -1,20 +1,21 @@
-import { z } from 'zod';
+import * as z from 'zod/mini';
 import { DEFAULT_MAX_MESSAGE_CHARS } from './core/request.ts';
 
 const flag = (fallback: boolean) =>
-  z
-    .enum(['true', 'false', '1', '0'])
-    .optional()
-    .transform((v) => (v === undefined ? fallback : v === 'true' || v === '1'));
+  z.pipe(
+    z.optional(z.enum(['true', 'false', '1', '0'])),
+    z.transform((v) => (v === undefined ? fallback : v === 'true' || v === '1')),
+  );
 const int = (fallback: number, min = 0, max = Number.MAX_SAFE_INTEGER) =>
-  z.coerce.number().int().min(min).max(max).default(fallback);
-const optionalText = z
-  .string()
-  .optional()
-  .transform((v) => (v?.trim() ? v.trim() : undefined));
+  z._default(z.coerce.number().check(z.int(), z.gte(min), z.lte(max)), fallback);
+const text = (fallback: string) => z._default(z.string().check(z.minLength(1)), fallback);
+const optionalText = z.pipe(
+  z.optional(z.string()),
+  z.transform((v) => (v?.trim() ? v.trim() : undefined)),
+);
 
 const tableAndTtl = {
-  TABLE_NAME: z.string().min(1),
+  TABLE_NAME: z.string().check(z.minLength(1)),
   /** Days until a stored message expires (DynamoDB TTL); 0 keeps messages forever. */
   MESSAGE_TTL_DAYS: int(0, 0, 3650),
 };
@@ -24,21 +25,21 @@ const StreamEnv = z.object({
   QUEUE_URL: z.url(),
   REDIS_URL: optionalText,
   REDIS_CLUSTER: flag(false),
-  MODEL_ID: z.string().min(1).default('us.anthropic.claude-haiku-4-5-20251001-v1:0'),
+  MODEL_ID: text('us.anthropic.claude-haiku-4-5-20251001-v1:0'),
   MAX_TOKENS: int(1024, 1, 64_000),
-  TEMPERATURE: z.coerce.number().min(0).max(1).default(0.3),
+  TEMPERATURE: z._default(z.coerce.number().check(z.gte(0), z.lte(1)), 0.3),
   GUARDRAIL_ID: optionalText,
-  GUARDRAIL_VERSION: z.string().default('DRAFT'),
+  GUARDRAIL_VERSION: text('DRAFT'),
   PROMPT_CACHING: flag(false),
-  PERFORMANCE_LATENCY: z.enum(['standard', 'optimized']).default('standard'),
+  PERFORMANCE_LATENCY: z._default(z.enum(['standard', 'optimized']), 'standard'),
   BEDROCK_MAX_ATTEMPTS: int(2, 1, 10),
   KNOWLEDGE_BASE_ID: optionalText,
   RAG_RESULTS: int(4, 1, 100),
   HISTORY_LIMIT: int(10, 0, 100),
   MAX_MESSAGE_CHARS: int(DEFAULT_MAX_MESSAGE_CHARS, 1, 100_000),
   AUTH_ISSUER: z.url(),
-  AUTH_AUDIENCE: z.string().min(1),
-  AUTH_JWKS_URI: z.url().optional(),
+  AUTH_AUDIENCE: z.string().check(z.minLength(1)),
+  AUTH_JWKS_URI: z.optional(z.url()),
   /** The issuer's JWKS as JSON, delivered at deploy time so verification needs no internet. */
   AUTH_JWKS: optionalText,
   /**
@@ -61,8 +62,8 @@ export type StreamConfig = z.infer<typeof StreamEnv>;
 const PersistEnv = z.object(tableAndTtl);
 export type PersistConfig = z.infer<typeof PersistEnv>;
 
-function parse<T extends z.ZodType>(schema: T, env: NodeJS.ProcessEnv): z.infer<T> {
-  const result = schema.safeParse(env);
+function parse<T extends z.ZodMiniType>(schema: T, env: NodeJS.ProcessEnv): z.infer<T> {
+  const result = z.safeParse(schema, env);
   if (!result.success) {
     const problems = result.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ');
     throw new Error(`Invalid configuration: ${problems}`);

@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod/mini';
 
 export const SourceSchema = z.object({
   id: z.string(),
@@ -9,7 +9,7 @@ export const SourceSchema = z.object({
 });
 export type Source = z.infer<typeof SourceSchema>;
 
-export const UsageSchema = z.object({ input_tokens: z.number().int(), output_tokens: z.number().int() });
+export const UsageSchema = z.object({ input_tokens: z.int(), output_tokens: z.int() });
 export type Usage = z.infer<typeof UsageSchema>;
 
 /**
@@ -19,13 +19,13 @@ export type Usage = z.infer<typeof UsageSchema>;
 export const ChatMessageSchema = z.object({
   messageId: z.uuid({ version: 'v7' }),
   sessionId: z.uuid(),
-  userId: z.string().min(1).max(256),
+  userId: z.string().check(z.minLength(1), z.maxLength(256)),
   role: z.enum(['user', 'assistant']),
-  content: z.string().max(200_000),
+  content: z.string().check(z.maxLength(200_000)),
   createdAt: z.iso.datetime(),
-  sources: z.array(SourceSchema).optional(),
-  usage: UsageSchema.optional(),
-  stopReason: z.string().optional(),
+  sources: z.optional(z.array(SourceSchema)),
+  usage: z.optional(UsageSchema),
+  stopReason: z.optional(z.string()),
 });
 export type ChatMessage = z.infer<typeof ChatMessageSchema>;
 

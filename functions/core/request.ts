@@ -1,16 +1,16 @@
-import { z } from 'zod';
+import * as z from 'zod/mini';
 
 export const DEFAULT_MAX_MESSAGE_CHARS = 8000;
 
 export function chatRequestSchema(maxMessageChars = DEFAULT_MAX_MESSAGE_CHARS) {
   return z.strictObject({
-    message: z
-      .string()
-      .min(1)
-      .max(maxMessageChars)
-      .refine((m) => m.trim().length > 0, 'message must not be blank'),
-    session_id: z.uuid().optional(),
-    use_rag: z.boolean().optional(),
+    message: z.string('message must be a string').check(
+      z.minLength(1, 'message must not be empty'),
+      z.maxLength(maxMessageChars, `message must be at most ${maxMessageChars} characters`),
+      z.refine((m) => m.trim().length > 0, 'message must not be blank'),
+    ),
+    session_id: z.optional(z.uuid('session_id must be a UUID')),
+    use_rag: z.optional(z.boolean('use_rag must be a boolean')),
   });
 }
 export type ChatRequest = z.infer<ReturnType<typeof chatRequestSchema>>;
@@ -47,7 +47,9 @@ export function parseChatRequest(
     const issue = result.error.issues[0];
     const field =
       issue?.path.join('.') || (issue?.code === 'unrecognized_keys' ? issue.keys.join(',') : 'body');
-    throw new HttpError(400, 'invalid_request', issue?.message ?? 'Invalid request', { field });
+    const message =
+      issue?.code === 'unrecognized_keys' ? `unknown field: ${field}` : (issue?.message ?? 'invalid request');
+    throw new HttpError(400, 'invalid_request', message, { field });
   }
   return result.data;
 }

@@ -1,0 +1,64 @@
+import { join } from 'node:path';
+import { type Duration, RemovalPolicy } from 'aws-cdk-lib';
+import type { ISecurityGroup, IVpc, SubnetSelection } from 'aws-cdk-lib/aws-ec2';
+import { Architecture, LoggingFormat, Runtime } from 'aws-cdk-lib/aws-lambda';
+import { NodejsFunction, type NodejsFunctionProps, OutputFormat } from 'aws-cdk-lib/aws-lambda-nodejs';
+import { LogGroup, type RetentionDays } from 'aws-cdk-lib/aws-logs';
+import { Construct } from 'constructs';
+
+const ROOT = join(import.meta.dirname, '..');
+
+export interface ChatFunctionProps {
+  entry: string;
+  description: string;
+  memorySize: number;
+  timeout: Duration;
+  logRetention: RetentionDays;
+  environment: Record<string, string>;
+  vpc?: { vpc: IVpc; subnets: SubnetSelection; securityGroup: ISecurityGroup };
+}
+
+/**
+ * A Node.js 24 arm64 function bundled by the local esbuild (no Docker): ESM, minified, the AWS SDK
+ * bundled rather than the runtime's copy (pinned versions, faster cold start), no source maps.
+ */
+export class ChatFunction extends Construct {
+  readonly fn: NodejsFunction;
+
+  constructor(scope: Construct, id: string, props: ChatFunctionProps) {
+    super(scope, id);
+    const logGroup = new LogGroup(this, 'Logs', {
+      retention: props.logRetention,
+      removalPolicy: RemovalPolicy.DESTROY,
+    });
+    const settings: NodejsFunctionProps = {
+      entry: join(ROOT, props.entry),
+      projectRoot: ROOT,
+      depsLockFilePath: join(ROOT, 'package-lock.json'),
+      description: props.description,
+      runtime: Runtime.NODEJS_24_X,
+      architecture: Architecture.ARM_64,
+      memorySize: props.memorySize,
+      timeout: props.timeout,
+      logGroup,
+      loggingFormat: LoggingFormat.JSON,
+      environment: { NODE_ENV: 'production', ...props.environment },
+      bundling: {
+        format: OutputFormat.ESM,
+        target: 'node24',
+        minify: true,
+        sourceMap: false,
+        metafile: true,
+        externalModules: [],
+        mainFields: ['module', 'main'],
+        // Some CommonJS dependencies call require(); ESM output needs it defined.
+        banner: "import{createRequire as __cr}from'module';const require=__cr(import.meta.url);",
+        forceDockerBundling: false,
+      },
+      ...(props.vpc
+        ? { vpc: props.vpc.vpc, vpcSubnets: props.vpc.subnets, securityGroups: [props.vpc.securityGroup] }
+        : {}),
+    };
+    this.fn = new NodejsFunction(this, 'Function', settings);
+  }
+}

@@ -1,0 +1,87 @@
+import { RemovalPolicy } from 'aws-cdk-lib';
+import {
+  FlowLogDestination,
+  GatewayVpcEndpointAwsService,
+  InterfaceVpcEndpointAwsService,
+  type ISecurityGroup,
+  Peer,
+  Port,
+  SecurityGroup,
+  type SubnetSelection,
+  SubnetType,
+  Vpc,
+} from 'aws-cdk-lib/aws-ec2';
+import { LogGroup, type RetentionDays } from 'aws-cdk-lib/aws-logs';
+import { Construct } from 'constructs';
+
+export interface NetworkProps {
+  natGateway: boolean;
+  logRetention: RetentionDays;
+}
+
+/**
+ * A VPC for the stream function and the cache. By default no NAT: isolated subnets in 2 AZs reach
+ * DynamoDB (gateway), SQS and Bedrock (interface endpoints); nothing else leaves the VPC.
+ */
+export class Network extends Construct {
+  readonly vpc: Vpc;
+  readonly functionSubnets: SubnetSelection;
+  readonly functionSecurityGroup: ISecurityGroup;
+
+  constructor(scope: Construct, id: string, props: NetworkProps) {
+    super(scope, id);
+    const subnetType = props.natGateway ? SubnetType.PRIVATE_WITH_EGRESS : SubnetType.PRIVATE_ISOLATED;
+    this.vpc = new Vpc(this, 'Vpc', {
+      maxAzs: 2,
+      natGateways: props.natGateway ? 1 : 0,
+      subnetConfiguration: [
+        ...(props.natGateway ? [{ name: 'public', subnetType: SubnetType.PUBLIC, cidrMask: 24 }] : []),
+        { name: 'app', subnetType, cidrMask: 22 },
+      ],
+      flowLogs: {
+        all: {
+          destination: FlowLogDestination.toCloudWatchLogs(
+            new LogGroup(this, 'FlowLogs', {
+              retention: props.logRetention,
+              removalPolicy: RemovalPolicy.DESTROY,
+            }),
+          ),
+        },
+      },
+    });
+    this.functionSubnets = { subnetType };
+    this.functionSecurityGroup = new SecurityGroup(this, 'FunctionSecurityGroup', {
+      vpc: this.vpc,
+      description: 'Stream function: egress to the VPC endpoints, the cache and (with NAT) the internet',
+      allowAllOutbound: true,
+    });
+    this.vpc.addGatewayEndpoint('DynamoDb', {
+      service: GatewayVpcEndpointAwsService.DYNAMODB,
+      subnets: [this.functionSubnets],
+    });
+    const endpointSecurityGroup = new SecurityGroup(this, 'EndpointSecurityGroup', {
+      vpc: this.vpc,
+      description: 'Interface endpoints: HTTPS from the stream function only',
+      allowAllOutbound: false,
+    });
+    endpointSecurityGroup.addIngressRule(
+      Peer.securityGroupId(this.functionSecurityGroup.securityGroupId),
+      Port.tcp(443),
+      'HTTPS from the stream function',
+    );
+    const services = {
+      Sqs: InterfaceVpcEndpointAwsService.SQS,
+      BedrockRuntime: InterfaceVpcEndpointAwsService.BEDROCK_RUNTIME,
+      BedrockAgentRuntime: InterfaceVpcEndpointAwsService.BEDROCK_AGENT_RUNTIME,
+    };
+    for (const [name, service] of Object.entries(services)) {
+      this.vpc.addInterfaceEndpoint(name, {
+        service,
+        subnets: this.functionSubnets,
+        securityGroups: [endpointSecurityGroup],
+        privateDnsEnabled: true,
+        open: false,
+      });
+    }
+  }
+}

@@ -1,4 +1,5 @@
-import { App } from 'aws-cdk-lib';
+import { App, Validations } from 'aws-cdk-lib';
+import { AwsSolutionsChecks } from 'cdk-nag';
 import { ChatStack } from '../lib/chat-stack.ts';
 import { readConfig } from '../lib/config.ts';
 
@@ -9,4 +10,6 @@ new ChatStack(app, 'StreamingChat', {
   description:
     'Serverless streaming chat backend (Lambda response streaming, ElastiCache, DynamoDB, SQS, Bedrock)',
 });
+// cdk-nag runs on every synth: an unacknowledged finding fails it.
+Validations.of(app).addPlugins(new AwsSolutionsChecks(app));
 app.synth();

@@ -1,4 +1,4 @@
-import { CustomResource, Duration, type RemovalPolicy, Stack } from 'aws-cdk-lib';
+import { CustomResource, Duration, type RemovalPolicy, Stack, Validations } from 'aws-cdk-lib';
 import { AccountRecovery, Mfa, UserPool, type UserPoolClient } from 'aws-cdk-lib/aws-cognito';
 import type { RetentionDays } from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
@@ -35,6 +35,16 @@ export class Auth extends Construct {
         requireSymbols: true,
       },
       removalPolicy: props.removalPolicy,
+    });
+    Validations.of(this.userPool).acknowledge({
+      id: 'AwsSolutions-COG2',
+      reason:
+        'MFA (TOTP) is optional so consumers can use the chat without an authenticator app; set Mfa.REQUIRED for workforce pools.',
+    });
+    Validations.of(this.userPool).acknowledge({
+      id: 'AwsSolutions-COG8',
+      reason:
+        'The Plus feature plan (threat protection) is billed per active user; enable it per deployment when that cost is justified.',
     });
     this.client = this.userPool.addClient('WebClient', {
       authFlows: { userSrp: true },

@@ -1,4 +1,4 @@
-import { CfnOutput, Duration, RemovalPolicy, Stack, type StackProps } from 'aws-cdk-lib';
+import { CfnOutput, Duration, RemovalPolicy, Stack, type StackProps, Validations } from 'aws-cdk-lib';
 import { Effect, PolicyStatement } from 'aws-cdk-lib/aws-iam';
 import { FunctionUrlAuthType, HttpMethod, InvokeMode } from 'aws-cdk-lib/aws-lambda';
 import { SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
@@ -106,12 +106,17 @@ export class ChatStack extends Stack {
     stream.addToRolePolicy(
       new PolicyStatement({ actions: ['sqs:SendMessage'], resources: [queue.queue.queueArn] }),
     );
+    const models = modelResources(this, config.modelId);
     stream.addToRolePolicy(
-      new PolicyStatement({
-        actions: ['bedrock:InvokeModelWithResponseStream'],
-        resources: modelResources(this, config.modelId),
-      }),
+      new PolicyStatement({ actions: ['bedrock:InvokeModelWithResponseStream'], resources: models }),
     );
+    for (const arn of models.filter((a) => a.includes(':bedrock:*:'))) {
+      Validations.of(stream.role?.node.tryFindChild('DefaultPolicy') ?? stream).acknowledge({
+        id: `AwsSolutions-IAM5[Resource::${arn.replace(this.partition, '<AWS::Partition>')}]`,
+        reason:
+          'A cross-region inference profile routes each request to this one foundation model in any region of its geography.',
+      });
+    }
     if (config.knowledgeBaseId) {
       stream.addToRolePolicy(
         new PolicyStatement({

@@ -1,11 +1,11 @@
 import { once } from 'node:events';
-import { createServer, request } from 'node:http';
+import { createServer, type IncomingMessage, request } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
 export interface FaultProxy {
   url: string;
-  /** Added before each request is forwarded (latency injection). */
-  delayMs: number;
+  /** Added before each request is forwarded (latency injection); a function picks it per request. */
+  delayMs: number | ((req: IncomingMessage) => number);
   /** While true, every request is answered with a 503 the AWS SDK reads as ServiceUnavailable. */
   failing: boolean;
   requests: number;
@@ -13,9 +13,16 @@ export interface FaultProxy {
 }
 
 /** An HTTP/1.1 proxy in front of an emulator, to inject latency or outages without touching production code. */
-export async function startFaultProxy(target: string, delayMs = 0): Promise<FaultProxy> {
+export async function startFaultProxy(
+  target: string,
+  delayMs: FaultProxy['delayMs'] = 0,
+): Promise<FaultProxy> {
   const upstream = new URL(target);
-  const state = { delayMs, failing: false, requests: 0 };
+  const state: Pick<FaultProxy, 'delayMs' | 'failing' | 'requests'> = {
+    delayMs,
+    failing: false,
+    requests: 0,
+  };
   const server = createServer((req, res) => {
     state.requests++;
     const forward = () => {
@@ -44,7 +51,8 @@ export async function startFaultProxy(target: string, delayMs = 0): Promise<Faul
       proxied.on('error', () => res.destroy());
       req.pipe(proxied);
     };
-    if (state.delayMs > 0) setTimeout(forward, state.delayMs);
+    const delay = typeof state.delayMs === 'function' ? state.delayMs(req) : state.delayMs;
+    if (delay > 0) setTimeout(forward, delay);
     else forward();
   });
   server.listen(0, '127.0.0.1');

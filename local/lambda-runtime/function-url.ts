@@ -32,6 +32,8 @@ export interface FunctionUrlOptions {
 export interface FunctionUrlServer {
   url: string;
   server: Server;
+  /** Milliseconds from each request's arrival to its first body byte handed to the socket (newest last). */
+  firstBodyByteMs: number[];
   close(): Promise<void>;
 }
 
@@ -125,17 +127,29 @@ class ResponseRelay {
   #held: Buffer | undefined;
   readonly #holdBelowBytes: number;
   readonly #requestId: string;
+  readonly #onFirstBodyByte: () => void;
+  #bodyStarted = false;
 
   constructor(
     res: ServerResponse,
     stream: () => LambdaResponseStream,
     holdBelowBytes: number,
     requestId: string,
+    onFirstBodyByte: () => void,
   ) {
     this.#res = res;
     this.#stream = stream;
     this.#holdBelowBytes = holdBelowBytes;
     this.#requestId = requestId;
+    this.#onFirstBodyByte = onFirstBodyByte;
+  }
+
+  #writeBody(bytes: Buffer): void {
+    this.#res.write(bytes);
+    if (!this.#bodyStarted) {
+      this.#bodyStarted = true;
+      this.#onFirstBodyByte();
+    }
   }
 
   get bytesStarted(): boolean {
@@ -159,19 +173,19 @@ class ResponseRelay {
     if (this.#held) this.#send(this.#held);
     this.#held = undefined;
     if (!this.#headersSent) this.#writeHead(200, {}, []);
-    if (this.#preludeBuffer.length > 0) this.#res.write(this.#preludeBuffer);
+    if (this.#preludeBuffer.length > 0) this.#writeBody(this.#preludeBuffer);
     this.#res.end();
   }
 
   #send(bytes: Buffer): void {
     if (this.#headersSent) {
-      this.#res.write(bytes);
+      this.#writeBody(bytes);
       return;
     }
     const stream = this.#stream();
     if (stream.contentType !== HTTP_INTEGRATION_CONTENT_TYPE) {
       this.#writeHead(200, { 'content-type': stream.contentType }, []);
-      this.#res.write(bytes);
+      this.#writeBody(bytes);
       return;
     }
     this.#preludeBuffer = Buffer.concat([this.#preludeBuffer, bytes]);
@@ -185,7 +199,7 @@ class ResponseRelay {
     const rest = this.#preludeBuffer.subarray(at + PRELUDE_DELIMITER.length);
     this.#preludeBuffer = Buffer.alloc(0);
     this.#writeHead(prelude.statusCode ?? 200, prelude.headers ?? {}, prelude.cookies ?? []);
-    if (rest.length > 0) this.#res.write(rest);
+    if (rest.length > 0) this.#writeBody(rest);
   }
 
   #writeHead(status: number, headers: Record<string, string>, cookies: string[]): void {
@@ -219,7 +233,9 @@ export async function startFunctionUrl(options: FunctionUrlOptions): Promise<Fun
   if ((handler as unknown as Record<symbol, unknown>)[STREAMING_HANDLER] !== 'response') {
     throw new Error('The handler is not wrapped with awslambda.streamifyResponse');
   }
+  const firstBodyByteMs: number[] = [];
   const server = createServer(async (req, res) => {
+    const arrivedAt = performance.now();
     const requestId = randomUUID();
     const body = await readBody(req);
     if (body === undefined) {
@@ -230,7 +246,16 @@ export async function startFunctionUrl(options: FunctionUrlOptions): Promise<Fun
     const event = toFunctionUrlEvent(req, body, requestId);
     let relay: ResponseRelay | undefined;
     const stream = new LambdaResponseStream((unit) => relay?.write(unit));
-    relay = new ResponseRelay(res, () => stream, holdBelowBytes, requestId);
+    relay = new ResponseRelay(
+      res,
+      () => stream,
+      holdBelowBytes,
+      requestId,
+      () => {
+        firstBodyByteMs.push(performance.now() - arrivedAt);
+        if (firstBodyByteMs.length > 100_000) firstBodyByteMs.shift();
+      },
+    );
     const ended = once(stream, 'finish').then(() => relay.end());
     try {
       await handler(event, stream, lambdaContext(functionName, requestId, timeoutMs));
@@ -251,6 +276,7 @@ export async function startFunctionUrl(options: FunctionUrlOptions): Promise<Fun
   return {
     url: `http://${options.host ?? '127.0.0.1'}:${port}`,
     server,
+    firstBodyByteMs,
     close: () =>
       new Promise<void>((resolve) => {
         server.closeAllConnections();

@@ -6,7 +6,7 @@ import { type FaultProxy, startFaultProxy } from '../../../local/fault-proxy.ts'
 import type { RedisProcess } from '../../../local/redis-server.ts';
 import { type LocalStack, seedDemoProfile, startLocalStack } from '../../../local/stack.ts';
 import { testRedis } from '../../support/redis.ts';
-import { answerText, chat, eventTypes } from '../../support/sse-client.ts';
+import { answerText, chat, eventTypes } from '../../../local/sse-client.ts';
 import { tableReader } from '../../support/table.ts';
 import { waitFor } from '../../support/wait.ts';
 

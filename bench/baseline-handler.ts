@@ -1,0 +1,187 @@
+import { BedrockAgentRuntimeClient } from '@aws-sdk/client-bedrock-agent-runtime';
+import { BedrockRuntimeClient } from '@aws-sdk/client-bedrock-runtime';
+import type { Context, LambdaFunctionURLEvent } from 'aws-lambda';
+import { v7 as uuidv7 } from 'uuid';
+import { BedrockChatModel } from '../functions/adapters/bedrock-model.ts';
+import { createDocumentClient, DynamoConversationStore } from '../functions/adapters/dynamo-store.ts';
+import { JwtAuth } from '../functions/adapters/jwt-auth.ts';
+import { KnowledgeBaseRetriever } from '../functions/adapters/kb-retriever.ts';
+import { loadStreamConfig } from '../functions/config.ts';
+import type { ChatMessage } from '../functions/core/messages.ts';
+import { buildSystemPrompt, toConverseMessages } from '../functions/core/prompt.ts';
+import { encodeEvent, SSE_HEADERS } from '../functions/core/protocol.ts';
+import { chatRequestSchema, parseChatRequest } from '../functions/core/request.ts';
+import type { LambdaResponseStream } from '../local/lambda-runtime/response-stream.ts';
+
+/**
+ * The seed's "before" design, for comparison only: profile, history, RAG, session write and message
+ * write one after another, then the stream. Same adapters and emulators as the real handler, no cache.
+ */
+export function createBaselineHandler() {
+  const config = loadStreamConfig();
+  const store = new DynamoConversationStore(createDocumentClient(), config.TABLE_NAME);
+  const retriever = config.KNOWLEDGE_BASE_ID
+    ? new KnowledgeBaseRetriever(
+        new BedrockAgentRuntimeClient({}),
+        config.KNOWLEDGE_BASE_ID,
+        config.RAG_RESULTS,
+      )
+    : undefined;
+  const model = new BedrockChatModel(new BedrockRuntimeClient({ maxAttempts: 1 }), {
+    modelId: config.MODEL_ID,
+    maxTokens: config.MAX_TOKENS,
+    temperature: config.TEMPERATURE,
+    promptCaching: false,
+    latency: 'standard',
+  });
+  const auth = new JwtAuth({
+    issuer: config.AUTH_ISSUER,
+    audience: config.AUTH_AUDIENCE,
+    jwks: config.AUTH_JWKS,
+  });
+  const schema = chatRequestSchema(config.MAX_MESSAGE_CHARS);
+  const { HttpResponseStream } = (
+    globalThis as unknown as {
+      awslambda: {
+        HttpResponseStream: { from: (s: LambdaResponseStream, p: object) => LambdaResponseStream };
+      };
+    }
+  ).awslambda;
+
+  const handler = async (
+    event: LambdaFunctionURLEvent,
+    responseStream: LambdaResponseStream,
+    _context: Context,
+  ) => {
+    const started = performance.now();
+    const userId = await auth.userIdFrom(event.headers.authorization);
+    const request = parseChatRequest(event.body, schema);
+    const sessionId = request.session_id ?? uuidv7();
+    const profile = await store.getProfile(userId);
+    const history = await store.getRecentMessages(userId, sessionId, config.HISTORY_LIMIT);
+    const passages =
+      request.use_rag !== false && retriever
+        ? await retriever.retrieve(request.message, AbortSignal.timeout(10_000))
+        : [];
+    const userMessage: ChatMessage = {
+      messageId: uuidv7(),
+      sessionId,
+      userId,
+      role: 'user',
+      content: request.message,
+      createdAt: new Date().toISOString(),
+    };
+    await store.persist(userMessage);
+    const out = HttpResponseStream.from(responseStream, { statusCode: 200, headers: { ...SSE_HEADERS } });
+    out.write(encodeEvent({ type: 'session_id', session_id: sessionId }));
+    const firstByte = performance.now() - started;
+    if (passages.length > 0)
+      out.write(encodeEvent({ type: 'sources', sources: passages.map(({ text: _t, ...s }) => s) }));
+    let answer = '';
+    let firstToken = 0;
+    let usage = { input_tokens: 0, output_tokens: 0 };
+    for await (const e of model.stream({
+      system: buildSystemPrompt(profile, passages),
+      messages: toConverseMessages(history, request.message),
+      signal: AbortSignal.timeout(60_000),
+    })) {
+      if (e.type === 'text') {
+        if (!answer) firstToken = performance.now() - started;
+        answer += e.text;
+        out.write(encodeEvent({ type: 'token', text: e.text }));
+      } else if (e.type === 'usage') usage = { input_tokens: e.inputTokens, output_tokens: e.outputTokens };
+    }
+    const assistant: ChatMessage = {
+      ...userMessage,
+      messageId: uuidv7(),
+      role: 'assistant',
+      content: answer,
+      createdAt: new Date().toISOString(),
+    };
+    await store.persist(assistant);
+    const total = performance.now() - started;
+    out.write(
+      encodeEvent({
+        type: 'done',
+        message_id: assistant.messageId,
+        stop_reason: 'end_turn',
+        usage,
+        timings: {
+          first_byte_ms: firstByte,
+          context_ms: 0,
+          rag_ms: 0,
+          model_first_token_ms: firstToken,
+          total_ms: total,
+        },
+        cache: { profile: 'miss', history: 'miss', rag: passages.length ? 'miss' : 'skipped' },
+      }),
+    );
+    out.end();
+  };
+  return (
+    globalThis as unknown as { awslambda: { streamifyResponse: <T>(h: T) => T } }
+  ).awslambda.streamifyResponse(handler);
+}
+
+/**
+ * The limit: what any design pays at least. Verify the token, write session_id, call the model with
+ * the message alone, stream. No context, no cache, no writes; the same adapters and emulators.
+ */
+export function createLimitHandler() {
+  const config = loadStreamConfig();
+  const model = new BedrockChatModel(new BedrockRuntimeClient({ maxAttempts: 1 }), {
+    modelId: config.MODEL_ID,
+    maxTokens: config.MAX_TOKENS,
+    temperature: config.TEMPERATURE,
+    promptCaching: false,
+    latency: 'standard',
+  });
+  const auth = new JwtAuth({
+    issuer: config.AUTH_ISSUER,
+    audience: config.AUTH_AUDIENCE,
+    jwks: config.AUTH_JWKS,
+  });
+  const schema = chatRequestSchema(config.MAX_MESSAGE_CHARS);
+  const { awslambda } = globalThis as unknown as {
+    awslambda: {
+      HttpResponseStream: { from: (s: LambdaResponseStream, p: object) => LambdaResponseStream };
+      streamifyResponse: <T>(h: T) => T;
+    };
+  };
+  return awslambda.streamifyResponse(
+    async (event: LambdaFunctionURLEvent, responseStream: LambdaResponseStream) => {
+      const started = performance.now();
+      await auth.userIdFrom(event.headers.authorization);
+      const request = parseChatRequest(event.body, schema);
+      const out = awslambda.HttpResponseStream.from(responseStream, {
+        statusCode: 200,
+        headers: { ...SSE_HEADERS },
+      });
+      out.write(encodeEvent({ type: 'session_id', session_id: request.session_id ?? uuidv7() }));
+      let firstToken = 0;
+      const messages = [{ role: 'user' as const, content: request.message }];
+      for await (const e of model.stream({ system: '', messages, signal: AbortSignal.timeout(60_000) })) {
+        if (e.type !== 'text') continue;
+        if (!firstToken) firstToken = performance.now() - started;
+        out.write(encodeEvent({ type: 'token', text: e.text }));
+      }
+      out.write(
+        encodeEvent({
+          type: 'done',
+          message_id: uuidv7(),
+          stop_reason: 'end_turn',
+          usage: { input_tokens: 0, output_tokens: 0 },
+          timings: {
+            first_byte_ms: 0,
+            context_ms: 0,
+            rag_ms: 0,
+            model_first_token_ms: firstToken,
+            total_ms: performance.now() - started,
+          },
+          cache: { profile: 'skipped', history: 'skipped', rag: 'skipped' },
+        }),
+      );
+      out.end();
+    },
+  );
+}

@@ -1,0 +1,59 @@
+/** Injected service latencies (ms). None of these touch production code: they live in emulators and proxies. */
+export interface Latencies {
+  profileRead: number;
+  historyRead: number;
+  sessionWrite: number;
+  messageWrite: number;
+  sqsSend: number;
+  retrieve: number;
+  modelFirstToken: number;
+  perToken: number;
+}
+
+export const PROFILES: Record<'seed' | 'aws', { description: string; latencies: Latencies }> = {
+  seed: {
+    description:
+      "the seed's own figures: profile 150, history 200, RAG 500, session write 150, message write 300, model first token 249 (DynamoDB stands in for its database; SQS, which the seed lacks, at the AWS figure)",
+    latencies: {
+      profileRead: 150,
+      historyRead: 200,
+      sessionWrite: 150,
+      messageWrite: 300,
+      sqsSend: 15,
+      retrieve: 500,
+      modelFirstToken: 249,
+      perToken: 10,
+    },
+  },
+  aws: {
+    description:
+      'published AWS figures: DynamoDB ~5 ms, SQS send ~15 ms, KB Retrieve ~400 ms, model first token 350 ms and 10 ms per token; Redis is the real local server',
+    latencies: {
+      profileRead: 5,
+      historyRead: 5,
+      sessionWrite: 5,
+      messageWrite: 5,
+      sqsSend: 15,
+      retrieve: 400,
+      modelFirstToken: 350,
+      perToken: 10,
+    },
+  },
+};
+
+/** DynamoDB's JSON protocol names the operation in x-amz-target: pick the seed's latency per operation. */
+export function dynamoDelay(latencies: Latencies, target: string | undefined): number {
+  const operation = target?.split('.').pop();
+  switch (operation) {
+    case 'GetItem':
+      return latencies.profileRead;
+    case 'Query':
+      return latencies.historyRead;
+    case 'UpdateItem':
+      return latencies.sessionWrite;
+    case 'PutItem':
+      return latencies.messageWrite;
+    default:
+      return 0;
+  }
+}

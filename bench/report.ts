@@ -25,6 +25,8 @@ export interface ScenarioResult {
   beyondLimit?: Record<'ours' | 'baseline', { p50: number; p99: number }>;
 }
 
+const escapeXml = (text: string) => text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+
 const cell = (s: Summary) => `${s.p50} / ${s.p95} / ${s.p99} / ${s.max}`;
 
 export function markdownTable(scenarios: ScenarioResult[]): string {
@@ -60,6 +62,7 @@ export function firstTokenChart(scenarios: ScenarioResult[]): string {
   };
   const parts: string[] = [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${width * columns}" height="${height * rows}" font-family="sans-serif" font-size="11">`,
+    '<title>Time to first token, cumulative distribution per scenario and design</title>',
     `<rect width="100%" height="100%" fill="white"/>`,
   ];
   panels.forEach((scenario, index) => {
@@ -70,7 +73,7 @@ export function firstTokenChart(scenarios: ScenarioResult[]): string {
     const all = scenario.results.flatMap((r) => r.firstTokens);
     const max = Math.max(...all, 1) * 1.05;
     parts.push(
-      `<text x="${x0}" y="${y0 - 10}" font-weight="bold">${scenario.profile}: ${scenario.title} — first token CDF</text>`,
+      `<text x="${x0}" y="${y0 - 10}" font-weight="bold">${escapeXml(`${scenario.profile}: ${scenario.title} — first token CDF`)}</text>`,
     );
     parts.push(`<rect x="${x0}" y="${y0}" width="${w}" height="${h}" fill="none" stroke="#999"/>`);
     for (const tick of [0, 0.25, 0.5, 0.75, 1]) {
@@ -88,7 +91,7 @@ export function firstTokenChart(scenarios: ScenarioResult[]): string {
       const color = colors[result.design] ?? '#333';
       parts.push(`<polyline fill="none" stroke="${color}" stroke-width="2" points="${points.join(' ')}"/>`);
       parts.push(
-        `<text x="${x0 + w - 5}" y="${y0 + h - 10 - i * 14}" text-anchor="end" fill="${color}">${result.design} (p50 ${result.firstToken.p50} ms)</text>`,
+        `<text x="${x0 + w - 5}" y="${y0 + h - 10 - i * 14}" text-anchor="end" fill="${color}">${escapeXml(`${result.design} (p50 ${result.firstToken.p50} ms)`)}</text>`,
       );
     });
   });

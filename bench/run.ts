@@ -96,13 +96,13 @@ const SCENARIOS: Scenario[] = [
 
 /** Warm sessions: one per worker and design, with profile and history cached by a first turn. */
 async function warmSessions(sut: StackUnderTest, url: string, label: string) {
-  const sessions: Array<{ token: string; sessionId: string }> = [];
-  for (let w = 0; w < c; w++) {
-    const token = await sut.mint(`bench-${label}-${w}-${uuidv7()}`);
-    const first = await chat(url, token, { message: QUESTIONS[0], use_rag: false });
-    sessions.push({ token, sessionId: first.events[0]?.data.session_id as string });
-  }
-  return sessions;
+  return Promise.all(
+    Array.from({ length: c }, async (_, w) => {
+      const token = await sut.mint(`bench-${label}-${w}-${uuidv7()}`);
+      const first = await chat(url, token, { message: QUESTIONS[0], use_rag: false });
+      return { token, sessionId: first.events[0]?.data.session_id as string };
+    }),
+  );
 }
 
 async function requestsFor(sut: StackUnderTest, url: string, scenario: Scenario, label: string) {

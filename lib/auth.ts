@@ -47,7 +47,8 @@ export class Auth extends Construct {
         'The Plus feature plan (threat protection) is billed per active user; enable it per deployment when that cost is justified.',
     });
     this.client = this.userPool.addClient('WebClient', {
-      authFlows: { userSrp: true },
+      // SRP for apps; admin password auth lets an operator with IAM credentials fetch a token from the CLI.
+      authFlows: { userSrp: true, adminUserPassword: true },
       generateSecret: false,
       preventUserExistenceErrors: true,
       idTokenValidity: Duration.hours(1),

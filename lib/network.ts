@@ -59,6 +59,11 @@ export class Network extends Construct {
       service: GatewayVpcEndpointAwsService.DYNAMODB,
       subnets: [this.functionSubnets],
     });
+    // The DynamoDB gateway endpoint is free; the interface endpoints are what the NAT gateway replaces.
+    if (!props.natGateway) this.addInterfaceEndpoints();
+  }
+
+  private addInterfaceEndpoints(): void {
     const endpointSecurityGroup = new SecurityGroup(this, 'EndpointSecurityGroup', {
       vpc: this.vpc,
       description: 'Interface endpoints: HTTPS from the stream function only',

@@ -73,6 +73,9 @@ describe('network', () => {
   it('offers a NAT gateway instead, as an option', () => {
     const { template: withNat } = synth({ natGateway: true });
     withNat?.resourceCountIs('AWS::EC2::NatGateway', 1);
+    // The NAT gateway replaces the interface endpoints; the free DynamoDB gateway endpoint stays.
+    const endpoints = Object.values(withNat?.findResources('AWS::EC2::VPCEndpoint') ?? {}) as Resource[];
+    expect(endpoints.map((e) => e.Properties.VpcEndpointType)).toEqual(['Gateway']);
   }, 120_000);
 
   it('runs the stream function in the VPC and leaves the consumer out of it', () => {
@@ -91,9 +94,8 @@ describe('cache', () => {
       id.startsWith('Cache'),
     );
     expect(cacheGroups).toHaveLength(1);
-    const ingress = ((cacheGroups[0]?.[1] as Resource).Properties.SecurityGroupIngress ?? []) as Array<
-      Record<string, unknown>
-    >;
+    const ingress = ((cacheGroups[0]?.[1] as Resource | undefined)?.Properties.SecurityGroupIngress ??
+      []) as Array<Record<string, unknown>>;
     expect(ingress).toHaveLength(1);
     expect(ingress[0]).toMatchObject({ FromPort: 6379, ToPort: 6380, IpProtocol: 'tcp' });
     const stream = fnByDescription('Streams chat').Properties;

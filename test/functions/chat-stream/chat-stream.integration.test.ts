@@ -4,9 +4,9 @@ import { v7 as uuidv7 } from 'uuid';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type FaultProxy, startFaultProxy } from '../../../local/fault-proxy.ts';
 import type { RedisProcess } from '../../../local/redis-server.ts';
+import { answerText, chat, eventTypes } from '../../../local/sse-client.ts';
 import { type LocalStack, seedDemoProfile, startLocalStack } from '../../../local/stack.ts';
 import { testRedis } from '../../support/redis.ts';
-import { answerText, chat, eventTypes } from '../../../local/sse-client.ts';
 import { tableReader } from '../../support/table.ts';
 import { waitFor } from '../../support/wait.ts';
 

@@ -52,7 +52,8 @@ describe('JWKS fetch custom resource', () => {
       PhysicalResourceId: 'jwks-req-1',
       LogicalResourceId: 'Jwks',
     });
-    expect(JSON.parse((responses.at(-1)?.Data as { Jwks: string }).Jwks)).toEqual({
+    const data = responses.at(-1)?.Data as { Jwks: string } | undefined;
+    expect(JSON.parse(data?.Jwks ?? '{}')).toEqual({
       keys: [{ kid: 'k1', kty: 'RSA', n: 'abc', e: 'AQAB' }],
     });
   });

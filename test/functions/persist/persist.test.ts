@@ -1,7 +1,9 @@
 import { ReceiveMessageCommand, SendMessageBatchCommand, SendMessageCommand } from '@aws-sdk/client-sqs';
+import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import type { SQSEvent } from 'aws-lambda';
 import { v7 as uuidv7 } from 'uuid';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DynamoConversationStore } from '../../../functions/adapters/dynamo-store.ts';
 import { messageGroupId } from '../../../functions/adapters/sqs-queue.ts';
 import type { ChatMessage } from '../../../functions/core/messages.ts';
 import { type SqsPoller, startSqsPoller } from '../../../local/sqs-poller.ts';
@@ -72,6 +74,21 @@ function sqsEvent(messages: Array<{ body: string; group: string }>): SQSEvent {
 }
 
 describe('persist consumer: SQS FIFO to DynamoDB', () => {
+  it('sets the TTL attribute on message and session when retention is configured', async () => {
+    const store = new DynamoConversationStore(
+      DynamoDBDocumentClient.from(stack.dynamodb),
+      stack.tableName,
+      7,
+    );
+    const message = chatMessage(`u-${uuidv7()}`, uuidv7(), 0);
+    expect(await store.persist(message)).toBe('written');
+    expect(await store.persist(message)).toBe('duplicate');
+    const expected = Math.floor(Date.parse(message.createdAt) / 1000) + 7 * 86_400;
+    const [item] = await table.messages(message.userId, message.sessionId);
+    expect(item?.expiresAt).toBe(expected);
+    expect((await table.session(message.userId, message.sessionId))?.expiresAt).toBe(expected);
+  });
+
   it('persists a batch of 10 for one session, in order', async () => {
     const userId = `u-${uuidv7()}`;
     const sessionId = uuidv7();

@@ -123,6 +123,23 @@ describe('Bedrock Runtime emulator, through the stock SDK client (HTTP/2)', () =
     expect(response.usage?.outputTokens).toBeGreaterThan(0);
   });
 
+  it('answers plain HTTP/1.1 on the same port (curl, the aws cli)', async () => {
+    const response = await fetch(`${emulator.url}/model/m/converse`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ messages: [{ role: 'user', content: [{ text: 'hello' }] }] }),
+    });
+    expect(response.status).toBe(200);
+    expect(((await response.json()) as { stopReason: string }).stopReason).toBe('end_turn');
+    const stream = await fetch(`${emulator.url}/model/m/converse-stream`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ messages: [{ role: 'user', content: [{ text: 'hello' }] }] }),
+    });
+    expect(stream.headers.get('content-type')).toBe('application/vnd.amazon.eventstream');
+    expect(Buffer.from(await stream.arrayBuffer()).includes(Buffer.from(':event-type'))).toBe(true);
+  });
+
   it('records the requests it received', () => {
     expect(emulator.requests.at(-1)?.modelId).toBe('m');
   });

@@ -120,6 +120,8 @@ describe('Function URL emulator (RESPONSE_STREAM)', () => {
     expect(response.headers.get('set-cookie')).toBe('session=1; Path=/');
     expect(response.headers.get('x-amzn-requestid')).toMatch(/^[0-9a-f-]{36}$/);
     expect(text).toBe('data: 1\n\n');
+    // One first-body-byte time per streamed request, for the benchmark.
+    expect(server?.firstBodyByteMs).toHaveLength(1);
   });
 
   it('ends the HTTP response when the stream ends, even if the handler keeps working', async () => {

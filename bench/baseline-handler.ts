@@ -13,20 +13,9 @@ import { encodeEvent, SSE_HEADERS } from '../functions/core/protocol.ts';
 import { chatRequestSchema, parseChatRequest } from '../functions/core/request.ts';
 import type { LambdaResponseStream } from '../local/lambda-runtime/response-stream.ts';
 
-/**
- * The seed's "before" design, for comparison only: profile, history, RAG, session write and message
- * write one after another, then the stream. Same adapters and emulators as the real handler, no cache.
- */
-export function createBaselineHandler() {
+/** What both comparison handlers share: configuration, the model, auth, the request schema, the runtime. */
+function comparisonParts() {
   const config = loadStreamConfig();
-  const store = new DynamoConversationStore(createDocumentClient(), config.TABLE_NAME);
-  const retriever = config.KNOWLEDGE_BASE_ID
-    ? new KnowledgeBaseRetriever(
-        new BedrockAgentRuntimeClient({}),
-        config.KNOWLEDGE_BASE_ID,
-        config.RAG_RESULTS,
-      )
-    : undefined;
   const model = new BedrockChatModel(new BedrockRuntimeClient({ maxAttempts: 1 }), {
     modelId: config.MODEL_ID,
     maxTokens: config.MAX_TOKENS,
@@ -39,15 +28,30 @@ export function createBaselineHandler() {
     audience: config.AUTH_AUDIENCE,
     jwks: config.AUTH_JWKS,
   });
-  const schema = chatRequestSchema(config.MAX_MESSAGE_CHARS);
-  const { HttpResponseStream } = (
-    globalThis as unknown as {
-      awslambda: {
-        HttpResponseStream: { from: (s: LambdaResponseStream, p: object) => LambdaResponseStream };
-      };
-    }
-  ).awslambda;
+  const { awslambda } = globalThis as unknown as {
+    awslambda: {
+      HttpResponseStream: { from: (s: LambdaResponseStream, p: object) => LambdaResponseStream };
+      streamifyResponse: <T>(h: T) => T;
+    };
+  };
+  return { config, model, auth, schema: chatRequestSchema(config.MAX_MESSAGE_CHARS), awslambda };
+}
 
+/**
+ * The seed's "before" design, for comparison only: profile, history, RAG, session write and message
+ * write one after another, then the stream. Same adapters and emulators as the real handler, no cache.
+ */
+export function createBaselineHandler() {
+  const { config, model, auth, schema, awslambda } = comparisonParts();
+  const { HttpResponseStream } = awslambda;
+  const store = new DynamoConversationStore(createDocumentClient(), config.TABLE_NAME);
+  const retriever = config.KNOWLEDGE_BASE_ID
+    ? new KnowledgeBaseRetriever(
+        new BedrockAgentRuntimeClient({}),
+        config.KNOWLEDGE_BASE_ID,
+        config.RAG_RESULTS,
+      )
+    : undefined;
   const handler = async (
     event: LambdaFunctionURLEvent,
     responseStream: LambdaResponseStream,
@@ -118,9 +122,7 @@ export function createBaselineHandler() {
     );
     out.end();
   };
-  return (
-    globalThis as unknown as { awslambda: { streamifyResponse: <T>(h: T) => T } }
-  ).awslambda.streamifyResponse(handler);
+  return awslambda.streamifyResponse(handler);
 }
 
 /**
@@ -128,26 +130,7 @@ export function createBaselineHandler() {
  * the message alone, stream. No context, no cache, no writes; the same adapters and emulators.
  */
 export function createLimitHandler() {
-  const config = loadStreamConfig();
-  const model = new BedrockChatModel(new BedrockRuntimeClient({ maxAttempts: 1 }), {
-    modelId: config.MODEL_ID,
-    maxTokens: config.MAX_TOKENS,
-    temperature: config.TEMPERATURE,
-    promptCaching: false,
-    latency: 'standard',
-  });
-  const auth = new JwtAuth({
-    issuer: config.AUTH_ISSUER,
-    audience: config.AUTH_AUDIENCE,
-    jwks: config.AUTH_JWKS,
-  });
-  const schema = chatRequestSchema(config.MAX_MESSAGE_CHARS);
-  const { awslambda } = globalThis as unknown as {
-    awslambda: {
-      HttpResponseStream: { from: (s: LambdaResponseStream, p: object) => LambdaResponseStream };
-      streamifyResponse: <T>(h: T) => T;
-    };
-  };
+  const { model, auth, schema, awslambda } = comparisonParts();
   return awslambda.streamifyResponse(
     async (event: LambdaFunctionURLEvent, responseStream: LambdaResponseStream) => {
       const started = performance.now();

@@ -1,5 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import type { LambdaFunctionURLEvent, SQSBatchResponse, SQSEvent } from 'aws-lambda';
+import { lambdaContext } from './lambda-runtime/context.ts';
 import { invokeStreaming, type StreamingResult } from './lambda-runtime/invoke-streaming.ts';
 import { DEMO_USER, type LocalStack } from './stack.ts';
 

@@ -5,6 +5,7 @@ import {
   type SQSClient,
 } from '@aws-sdk/client-sqs';
 import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
+import { lambdaContext } from './lambda-runtime/context.ts';
 
 export type SqsHandler = (event: SQSEvent, context: Context) => Promise<SQSBatchResponse | undefined>;
 
@@ -68,24 +69,6 @@ function toRecord(message: Message, queueArn: string, region: string): SQSRecord
   };
 }
 
-function invocationContext(functionName: string): Context {
-  const requestId = crypto.randomUUID();
-  return {
-    callbackWaitsForEmptyEventLoop: false,
-    functionName,
-    functionVersion: '$LATEST',
-    invokedFunctionArn: `arn:aws:lambda:us-east-1:000000000000:function:${functionName}`,
-    memoryLimitInMB: '512',
-    awsRequestId: requestId,
-    logGroupName: `/aws/lambda/${functionName}`,
-    logStreamName: 'local',
-    getRemainingTimeInMillis: () => 30_000,
-    done: () => undefined,
-    fail: () => undefined,
-    succeed: () => undefined,
-  };
-}
-
 /**
  * The Lambda SQS event source, locally: long-polls, invokes the consumer with real SQS records,
  * deletes what succeeded and leaves `batchItemFailures` (or everything, if it throws) for redelivery
@@ -112,7 +95,10 @@ export function startSqsPoller(options: PollerOptions): SqsPoller {
     stats.invocations++;
     let failedIds: Set<string>;
     try {
-      const response = await handler({ Records: records }, invocationContext(functionName));
+      const response = await handler(
+        { Records: records },
+        lambdaContext({ functionName, timeoutMs: 30_000, memoryMb: 512 }),
+      );
       failedIds = new Set((response?.batchItemFailures ?? []).map((f) => f.itemIdentifier));
     } catch (error) {
       console.error(

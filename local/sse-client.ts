@@ -63,3 +63,7 @@ export const answerText = (r: ChatResponse) =>
     .filter((e) => e.data.type === 'token')
     .map((e) => e.data.text)
     .join('');
+
+/** The `type` of each `data:` event in a raw SSE body (curl output, a local invoke's body). */
+export const sseEventTypes = (body: string): string[] =>
+  [...body.matchAll(/^data: (.*)$/gm)].map((m) => (JSON.parse(m[1] ?? '{}') as { type: string }).type);

@@ -3,6 +3,7 @@ import type { SQSBatchResponse, SQSEvent } from 'aws-lambda';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { invokeWithEvent, loadEvent } from '../local/invoke-event.ts';
 import type { StreamingResult } from '../local/lambda-runtime/invoke-streaming.ts';
+import { sseEventTypes } from '../local/sse-client.ts';
 import { type LocalStack, startLocalStack } from '../local/stack.ts';
 import { tableReader } from './support/table.ts';
 
@@ -24,22 +25,20 @@ const invokeSqs = async (file: string) => {
   const event = (await loadEvent(stack, join(events, 'sqs', file))) as SQSEvent;
   return { event, response: (await invokeWithEvent(stack, 'persist', event)) as SQSBatchResponse };
 };
-const sseTypes = (body: string) =>
-  [...body.matchAll(/^data: (.*)$/gm)].map((m) => JSON.parse(m[1] ?? '{}').type);
 
 describe('events/function-url through the chat-stream handler', () => {
   it('chat-valid.json streams an answer with sources in the given session', async () => {
     const result = await invokeStream('chat-valid.json');
     expect(result.statusCode).toBe(200);
     expect(result.headers['content-type']).toMatch(/^text\/event-stream/);
-    expect(sseTypes(result.body)[0]).toBe('session_id');
+    expect(sseEventTypes(result.body)[0]).toBe('session_id');
     expect(result.body).toContain('"session_id":"01936b2e-8f00-7c3a-9d2e-5b1f4a6c7d80"');
-    expect(sseTypes(result.body)).toContain('sources');
-    expect(sseTypes(result.body).at(-1)).toBe('done');
+    expect(sseEventTypes(result.body)).toContain('sources');
+    expect(sseEventTypes(result.body).at(-1)).toBe('done');
   });
 
   it('chat-no-rag.json answers without sources', async () => {
-    const types = sseTypes((await invokeStream('chat-no-rag.json')).body);
+    const types = sseEventTypes((await invokeStream('chat-no-rag.json')).body);
     expect(types).not.toContain('sources');
     expect(types.at(-1)).toBe('done');
   });
@@ -47,7 +46,7 @@ describe('events/function-url through the chat-stream handler', () => {
   it('chat-new-session.json starts a new session', async () => {
     const result = await invokeStream('chat-new-session.json');
     expect(result.body).toMatch(/"session_id":"[0-9a-f]{8}-[0-9a-f]{4}-7/);
-    expect(sseTypes(result.body).at(-1)).toBe('done');
+    expect(sseEventTypes(result.body).at(-1)).toBe('done');
   });
 
   it.each([

@@ -1,6 +1,6 @@
-import { randomUUID } from 'node:crypto';
 import { once } from 'node:events';
-import type { Context, LambdaFunctionURLEvent } from 'aws-lambda';
+import type { LambdaFunctionURLEvent } from 'aws-lambda';
+import { lambdaContext } from './context.ts';
 import type { StreamingHandler } from './function-url.ts';
 import { HTTP_INTEGRATION_CONTENT_TYPE, LambdaResponseStream, PRELUDE_DELIMITER } from './response-stream.ts';
 
@@ -38,18 +38,7 @@ export async function invokeStreaming(
     if (rest.length > 0) emit(rest);
   });
   const finished = once(stream, 'finish');
-  const requestId = randomUUID();
-  const context = {
-    awsRequestId: requestId,
-    functionName: 'chat-stream',
-    functionVersion: '$LATEST',
-    invokedFunctionArn: 'arn:aws:lambda:us-east-1:000000000000:function:chat-stream',
-    memoryLimitInMB: '1024',
-    logGroupName: '/aws/lambda/chat-stream',
-    logStreamName: 'local',
-    callbackWaitsForEmptyEventLoop: false,
-    getRemainingTimeInMillis: () => 60_000,
-  } as unknown as Context;
+  const context = lambdaContext({ functionName: 'chat-stream' });
   await handler(event, stream, context);
   if (!stream.writableEnded) stream.end();
   await finished;

@@ -4,7 +4,7 @@ import { v7 as uuidv7 } from 'uuid';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type FaultProxy, startFaultProxy } from '../../../local/fault-proxy.ts';
 import type { RedisProcess } from '../../../local/redis-server.ts';
-import { answerText, chat, eventTypes } from '../../../local/sse-client.ts';
+import { answerText, chat, eventTypes, sseEventTypes } from '../../../local/sse-client.ts';
 import { type LocalStack, seedDemoProfile, startLocalStack } from '../../../local/stack.ts';
 import { testRedis } from '../../support/redis.ts';
 import { tableReader } from '../../support/table.ts';
@@ -251,7 +251,7 @@ describe('chat stream on the local stack, over HTTP through the Function URL emu
       '-d',
       '{"message":"What is dollar-cost averaging?"}',
     ]);
-    const types = [...stdout.matchAll(/^data: (.*)$/gm)].map((m) => JSON.parse(m[1] ?? '{}').type);
+    const types = sseEventTypes(stdout);
     expect(types[0]).toBe('session_id');
     expect(types).toContain('sources');
     expect(types.at(-1)).toBe('done');

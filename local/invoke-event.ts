@@ -24,9 +24,6 @@ export async function invokeWithEvent(
     return invokeStreaming(stack.streamHandler, event as LambdaFunctionURLEvent, onBody);
   return stack.persistHandler(
     event as SQSEvent,
-    {
-      awsRequestId: crypto.randomUUID(),
-      functionName: 'persist',
-    } as never,
+    lambdaContext({ functionName: 'persist', timeoutMs: 30_000, memoryMb: 512 }),
   );
 }

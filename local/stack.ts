@@ -47,6 +47,13 @@ export interface LocalStackOptions {
   visibilityTimeoutSeconds?: number;
   /** Extra handler environment (configuration overrides). */
   env?: Record<string, string>;
+  /**
+   * Run each concurrent request of the stream function in an execution environment of its own (a
+   * worker thread with its own module instance), as Lambda does (default). `shared` runs every request
+   * in this process's single module instance.
+   */
+  environments?: 'isolated' | 'shared';
+  maxEnvironments?: number;
   /** Start the SQS event-source poller (default true). */
   poller?: boolean;
   /** Put endpoints in front of DynamoDB and SQS (latency injection for the benchmark). */
@@ -188,7 +195,12 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     import('../functions/persist/handler.ts'),
   ]);
   const functionUrl = await startFunctionUrl({
-    handler: streamHandler as unknown as StreamingHandler,
+    ...(options.environments === 'shared'
+      ? { handler: streamHandler as unknown as StreamingHandler }
+      : {
+          module: { path: join(ROOT, 'functions', 'chat-stream', 'handler.ts'), exportName: 'handler' },
+          maxEnvironments: options.maxEnvironments ?? 10,
+        }),
     port: ports.functionUrl ?? 0,
     holdBelowBytes,
   });

@@ -2,8 +2,10 @@ import { randomUUID } from 'node:crypto';
 import { once } from 'node:events';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { Worker } from 'node:worker_threads';
 import type { Context, LambdaFunctionURLEvent } from 'aws-lambda';
 import { lambdaContext } from './context.ts';
+import type { EnvironmentMessage, InvokeMessage } from './environment-worker.ts';
 import {
   HTTP_INTEGRATION_CONTENT_TYPE,
   LambdaResponseStream,
@@ -20,15 +22,24 @@ export type StreamingHandler = (
   context: Context,
 ) => Promise<unknown>;
 
-export interface FunctionUrlOptions {
-  handler: StreamingHandler;
+/** Where each invocation runs: in this process, or in execution environments of their own (workers). */
+export type FunctionSource =
+  | { handler: StreamingHandler }
+  | {
+      /** A module exporting the streaming handler; each environment imports it once (its cold start). */
+      module: { path: string; exportName: string };
+      /** Most environments alive at once; further requests wait for a free one. */
+      maxEnvironments?: number;
+    };
+
+export type FunctionUrlOptions = FunctionSource & {
   port?: number;
   host?: string;
   functionName?: string;
   /** Models the production hold: a write smaller than this many bytes waits for the next write or the end. 0 = off. */
   holdBelowBytes?: number;
   timeoutMs?: number;
-}
+};
 
 export interface FunctionUrlServer {
   url: string;
@@ -104,7 +115,7 @@ function formatRequestTime(d: Date): string {
  */
 class ResponseRelay {
   #res: ServerResponse;
-  #stream: () => LambdaResponseStream;
+  #contentType = 'application/octet-stream';
   #preludeBuffer: Buffer = Buffer.alloc(0);
   #headersSent = false;
   #held: Buffer | undefined;
@@ -113,33 +124,20 @@ class ResponseRelay {
   readonly #onFirstBodyByte: () => void;
   #bodyStarted = false;
 
-  constructor(
-    res: ServerResponse,
-    stream: () => LambdaResponseStream,
-    holdBelowBytes: number,
-    requestId: string,
-    onFirstBodyByte: () => void,
-  ) {
+  constructor(res: ServerResponse, holdBelowBytes: number, requestId: string, onFirstBodyByte: () => void) {
     this.#res = res;
-    this.#stream = stream;
     this.#holdBelowBytes = holdBelowBytes;
     this.#requestId = requestId;
     this.#onFirstBodyByte = onFirstBodyByte;
-  }
-
-  #writeBody(bytes: Buffer): void {
-    this.#res.write(bytes);
-    if (!this.#bodyStarted) {
-      this.#bodyStarted = true;
-      this.#onFirstBodyByte();
-    }
   }
 
   get bytesStarted(): boolean {
     return this.#headersSent || this.#preludeBuffer.length > 0 || this.#held !== undefined;
   }
 
-  write(unit: Buffer): void {
+  /** One handler write; `contentType` is the stream's, fixed by its first write. */
+  write(unit: Buffer, contentType: string): void {
+    this.#contentType = contentType;
     if (this.#holdBelowBytes <= 0) {
       this.#send(unit);
       return;
@@ -160,14 +158,21 @@ class ResponseRelay {
     this.#res.end();
   }
 
+  #writeBody(bytes: Buffer): void {
+    this.#res.write(bytes);
+    if (!this.#bodyStarted) {
+      this.#bodyStarted = true;
+      this.#onFirstBodyByte();
+    }
+  }
+
   #send(bytes: Buffer): void {
     if (this.#headersSent) {
       this.#writeBody(bytes);
       return;
     }
-    const stream = this.#stream();
-    if (stream.contentType !== HTTP_INTEGRATION_CONTENT_TYPE) {
-      this.#writeHead(200, { 'content-type': stream.contentType }, []);
+    if (this.#contentType !== HTTP_INTEGRATION_CONTENT_TYPE) {
+      this.#writeHead(200, { 'content-type': this.#contentType }, []);
       this.#writeBody(bytes);
       return;
     }
@@ -194,6 +199,103 @@ class ResponseRelay {
   }
 }
 
+/** What an invocation reports: each write as it happens, and the end of the response stream. */
+interface InvocationSink {
+  unit(bytes: Buffer, contentType: string): void;
+  finished(): void;
+}
+
+/** Runs one invocation; resolves when the handler returned, rejects when it threw. */
+type Invoker = ((event: LambdaFunctionURLEvent, requestId: string, sink: InvocationSink) => Promise<void>) & {
+  close?: () => Promise<void>;
+};
+
+function inProcessInvoker(handler: StreamingHandler, functionName: string, timeoutMs: number): Invoker {
+  if ((handler as unknown as Record<symbol, unknown>)[STREAMING_HANDLER] !== 'response') {
+    throw new Error('The handler is not wrapped with awslambda.streamifyResponse');
+  }
+  return async (event, requestId, sink) => {
+    const stream = new LambdaResponseStream((unit) => sink.unit(unit, stream.contentType));
+    stream.once('finish', () => sink.finished());
+    await handler(event, stream, lambdaContext({ functionName, requestId, timeoutMs }));
+    if (!stream.writableEnded) stream.end();
+  };
+}
+
+/**
+ * Lambda's concurrency model: each environment serves one request at a time; a request that finds
+ * none free gets a new one (a cold start), up to `max`, then waits.
+ */
+function environmentInvoker(
+  module: { path: string; exportName: string },
+  max: number,
+  functionName: string,
+  timeoutMs: number,
+): Invoker {
+  const idle: Worker[] = [];
+  const all = new Set<Worker>();
+  const waiting: Array<(worker: Worker) => void> = [];
+  let nextId = 0;
+  const spawn = async () => {
+    const worker = new Worker(new URL('./environment-worker.ts', import.meta.url), {
+      workerData: { modulePath: module.path, exportName: module.exportName },
+    });
+    all.add(worker);
+    worker.once('exit', () => all.delete(worker));
+    const [ready] = (await once(worker, 'message')) as [EnvironmentMessage];
+    if (ready.type !== 'ready') throw new Error('environment failed to start');
+    return worker;
+  };
+  const acquire = async (): Promise<Worker> => {
+    const free = idle.pop();
+    if (free) return free;
+    if (all.size < max) return spawn();
+    return new Promise((resolve) => waiting.push(resolve));
+  };
+  const release = (worker: Worker) => {
+    const next = waiting.shift();
+    if (next) next(worker);
+    else idle.push(worker);
+  };
+  const invoke: Invoker = async (event, requestId, sink) => {
+    const worker = await acquire();
+    const id = ++nextId;
+    try {
+      await new Promise<void>((resolve, reject) => {
+        const onMessage = (message: EnvironmentMessage) => {
+          if (message.type === 'ready' || message.id !== id) return;
+          if (message.type === 'unit') sink.unit(Buffer.from(message.bytes), message.contentType);
+          else if (message.type === 'finished') sink.finished();
+          else {
+            worker.off('message', onMessage);
+            worker.off('error', reject);
+            if (message.type === 'done') resolve();
+            else reject(new Error(message.message));
+          }
+        };
+        worker.on('message', onMessage);
+        worker.once('error', reject);
+        worker.postMessage({
+          type: 'invoke',
+          id,
+          event,
+          requestId,
+          functionName,
+          timeoutMs,
+        } satisfies InvokeMessage);
+      });
+      release(worker);
+    } catch (error) {
+      if (worker.threadId >= 0 && all.has(worker)) release(worker);
+      throw error;
+    }
+  };
+  invoke.close = async () => {
+    await Promise.all([...all].map((worker) => worker.terminate()));
+  };
+  return invoke;
+}
+
 function sendJson(res: ServerResponse, status: number, body: unknown, requestId: string): void {
   res.writeHead(status, { 'content-type': 'application/json', 'x-amzn-requestid': requestId });
   res.end(JSON.stringify(body));
@@ -212,10 +314,11 @@ async function readBody(req: IncomingMessage): Promise<Buffer | undefined> {
 
 /** An HTTP server that behaves like a Lambda Function URL in RESPONSE_STREAM mode in front of `handler`. */
 export async function startFunctionUrl(options: FunctionUrlOptions): Promise<FunctionUrlServer> {
-  const { handler, functionName = 'chat-stream', holdBelowBytes = 0, timeoutMs = 60_000 } = options;
-  if ((handler as unknown as Record<symbol, unknown>)[STREAMING_HANDLER] !== 'response') {
-    throw new Error('The handler is not wrapped with awslambda.streamifyResponse');
-  }
+  const { functionName = 'chat-stream', holdBelowBytes = 0, timeoutMs = 60_000 } = options;
+  const invoke =
+    'handler' in options
+      ? inProcessInvoker(options.handler, functionName, timeoutMs)
+      : environmentInvoker(options.module, options.maxEnvironments ?? 10, functionName, timeoutMs);
   const firstBodyByteMs: number[] = [];
   const server = createServer(async (req, res) => {
     const arrivedAt = performance.now();
@@ -226,23 +329,24 @@ export async function startFunctionUrl(options: FunctionUrlOptions): Promise<Fun
       req.resume();
       return;
     }
-    const event = toFunctionUrlEvent(req, body, requestId);
-    let relay: ResponseRelay | undefined;
-    const stream = new LambdaResponseStream((unit) => relay?.write(unit));
-    relay = new ResponseRelay(
-      res,
-      () => stream,
-      holdBelowBytes,
-      requestId,
-      () => {
-        firstBodyByteMs.push(performance.now() - arrivedAt);
-        if (firstBodyByteMs.length > 100_000) firstBodyByteMs.shift();
+    const relay = new ResponseRelay(res, holdBelowBytes, requestId, () => {
+      firstBodyByteMs.push(performance.now() - arrivedAt);
+      if (firstBodyByteMs.length > 100_000) firstBodyByteMs.shift();
+    });
+    let streamEnded: () => void = () => undefined;
+    const ended = new Promise<void>((resolve) => {
+      streamEnded = resolve;
+    });
+    const sink: InvocationSink = {
+      unit: (bytes, contentType) => relay.write(bytes, contentType),
+      finished: () => {
+        relay.end();
+        streamEnded();
       },
-    );
-    const ended = once(stream, 'finish').then(() => relay.end());
+    };
     try {
-      await handler(event, stream, lambdaContext({ functionName, requestId, timeoutMs }));
-      if (!stream.writableEnded) stream.end();
+      // The HTTP response ends with the stream; the handler may still be settling its writes.
+      await invoke(toFunctionUrlEvent(req, body, requestId), requestId, sink);
       await ended;
     } catch (error) {
       console.error(
@@ -260,10 +364,12 @@ export async function startFunctionUrl(options: FunctionUrlOptions): Promise<Fun
     url: `http://${options.host ?? '127.0.0.1'}:${port}`,
     server,
     firstBodyByteMs,
-    close: () =>
-      new Promise<void>((resolve) => {
+    close: async () => {
+      await new Promise<void>((resolve) => {
         server.closeAllConnections();
         server.close(() => resolve());
-      }),
+      });
+      await invoke.close?.();
+    },
   };
 }

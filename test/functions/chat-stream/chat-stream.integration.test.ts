@@ -1,7 +1,9 @@
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
+import { Redis } from 'ioredis';
 import { v7 as uuidv7 } from 'uuid';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ragKey } from '../../../functions/adapters/redis-cache.ts';
 import { type FaultProxy, startFaultProxy } from '../../../local/fault-proxy.ts';
 import type { RedisProcess } from '../../../local/redis-server.ts';
 import { answerText, chat, eventTypes, sseEventTypes } from '../../../local/sse-client.ts';
@@ -91,8 +93,17 @@ describe('chat stream on the local stack, over HTTP through the Function URL emu
     const first = await chat(stack.url, token, { message: question });
     const sessionId = first.events[0]?.data.session_id as string;
     expect(done(first)?.cache).toEqual({ profile: 'miss', history: 'skipped', rag: 'miss' });
-    // Writes finish after the stream ends, before the handler returns.
+    // Writes finish after the stream ends, before the handler returns; the RAG cache is filled off the critical path.
     await turnSettled(sessionId);
+    const redis = new Redis(stack.redisUrl ?? '');
+    try {
+      await waitFor(
+        async () =>
+          (await redis.exists(ragKey(stack.knowledgeBase.knowledgeBaseId, question))) === 1 || undefined,
+      );
+    } finally {
+      redis.disconnect();
+    }
 
     const second = await chat(stack.url, token, {
       message: 'How big should my emergency fund be?',

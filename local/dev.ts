@@ -10,6 +10,7 @@ const { values } = parseArgs({
     'first-token-ms': { type: 'string', default: process.env.LOCAL_FIRST_TOKEN_MS ?? '250' },
     'token-ms': { type: 'string', default: process.env.LOCAL_TOKEN_MS ?? '20' },
     'retrieve-ms': { type: 'string', default: process.env.LOCAL_RETRIEVE_MS ?? '0' },
+    environments: { type: 'string', default: process.env.LOCAL_ENVIRONMENTS ?? 'shared' },
   },
 });
 
@@ -28,6 +29,7 @@ const stack = await startLocalStack({
   firstTokenDelayMs: Number(values['first-token-ms']),
   perTokenDelayMs: Number(values['token-ms']),
   retrieveDelayMs: Number(values['retrieve-ms']),
+  environments: values.environments === 'isolated' ? 'isolated' : 'shared',
 });
 await seedDemoProfile(stack);
 const token = await stack.issuer.mint(DEMO_USER);
@@ -49,6 +51,7 @@ Streaming chat backend, local stack ready in ${readyMs} ms
   Bedrock Agent RT   ${stack.endpoints.bedrockAgentRuntime}   knowledge base ${stack.knowledgeBase.knowledgeBaseId}
   OIDC issuer        ${stack.endpoints.issuer}   JWKS ${stack.endpoints.jwks}
   Redis              ${stack.redisNote}
+  Environments       ${values.environments === 'isolated' ? 'isolated (a worker per concurrent request, as in Lambda)' : 'shared (one module instance)'}
   Write hold         ${Number(values.hold) > 0 ? `on, below ${values.hold} bytes (flush padding on)` : 'off'}
   Endpoints file     .local/endpoints.json
 

@@ -4,7 +4,7 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { CreateTableCommand, DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { SQSClient } from '@aws-sdk/client-sqs';
-import { PutCommand } from '@aws-sdk/lib-dynamodb';
+import { DynamoDBDocumentClient, PutCommand } from '@aws-sdk/lib-dynamodb';
 import dynalite from 'dynalite';
 import { type FauxqsServer, startFauxqs } from 'fauxqs';
 import { QUEUE_SETTINGS, tableDefinition } from '../lib/resource-definitions.ts';
@@ -266,7 +266,6 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
 
 /** Seeds the demo user's profile so the first answer can greet them by name. */
 export async function seedDemoProfile(stack: LocalStack, userId = DEMO_USER): Promise<void> {
-  const { DynamoDBDocumentClient } = await import('@aws-sdk/lib-dynamodb');
   const doc = DynamoDBDocumentClient.from(stack.dynamodb);
   await doc.send(
     new PutCommand({

@@ -8,6 +8,7 @@ import { DynamoDBDocumentClient, PutCommand } from '@aws-sdk/lib-dynamodb';
 import dynalite from 'dynalite';
 import { type FauxqsServer, startFauxqs } from 'fauxqs';
 import { QUEUE_SETTINGS, tableDefinition } from '../lib/resource-definitions.ts';
+import { LOCAL_REGION, localClientConfig } from './client-config.ts';
 import { type AgentRuntimeEmulator, startAgentRuntime } from './emulators/bedrock-agent-runtime.ts';
 import { type BedrockRuntimeEmulator, startBedrockRuntime } from './emulators/bedrock-runtime.ts';
 import {
@@ -28,7 +29,6 @@ import { type SqsHandler, type SqsPoller, startSqsPoller } from './sqs-poller.ts
 export const ROOT = join(import.meta.dirname, '..');
 export const STATE_DIR = join(ROOT, '.local');
 export const DEMO_USER = 'demo-user';
-export const LOCAL_REGION = 'us-east-1';
 const TABLE_NAME = 'chat-local';
 const QUEUE_NAME = 'chat-messages.fifo';
 const DLQ_NAME = 'chat-messages-dlq.fifo';
@@ -141,9 +141,8 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
   const sqsUrl = `http://127.0.0.1:${fauxqs.port}`;
   const [dynamodbEndpoint, sqsEndpoint] = await Promise.all([wrap('dynamodb', db.url), wrap('sqs', sqsUrl)]);
 
-  const credentials = { accessKeyId: 'local', secretAccessKey: 'local' };
-  const dynamodb = new DynamoDBClient({ endpoint: db.url, region: LOCAL_REGION, credentials });
-  const sqs = new SQSClient({ endpoint: sqsUrl, region: LOCAL_REGION, credentials });
+  const dynamodb = new DynamoDBClient(localClientConfig(db.url));
+  const sqs = new SQSClient(localClientConfig(sqsUrl));
   await dynamodb.send(new CreateTableCommand(tableDefinition(TABLE_NAME)));
   const dlq = fauxqs.createQueue(DLQ_NAME, {
     attributes: { FifoQueue: 'true', MessageRetentionPeriod: String(QUEUE_SETTINGS.retentionSeconds) },

@@ -7,6 +7,7 @@ import {
 import type { SQSEvent } from 'aws-lambda';
 import { type FauxqsServer, startFauxqs } from 'fauxqs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { localClientConfig } from '../../local/client-config.ts';
 import { startSqsPoller } from '../../local/sqs-poller.ts';
 import { waitFor } from '../support/wait.ts';
 
@@ -15,11 +16,7 @@ let sqs: SQSClient;
 
 beforeAll(async () => {
   fauxqs = await startFauxqs({ port: 0, host: '127.0.0.1', logger: false });
-  sqs = new SQSClient({
-    endpoint: `http://127.0.0.1:${fauxqs.port}`,
-    region: 'us-east-1',
-    credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
-  });
+  sqs = new SQSClient(localClientConfig(`http://127.0.0.1:${fauxqs.port}`));
 });
 afterAll(async () => {
   sqs.destroy();

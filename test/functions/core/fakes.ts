@@ -176,11 +176,3 @@ export function fakeDeps() {
   } satisfies TurnDeps;
   return { deps, logs };
 }
-
-export function deferred() {
-  let resolve: () => void = () => undefined;
-  const promise = new Promise<void>((r) => {
-    resolve = r;
-  });
-  return { promise, resolve };
-}

@@ -3,7 +3,8 @@ import type { ChatMessage } from '../../../functions/core/messages.ts';
 import { ModelError } from '../../../functions/core/ports.ts';
 import type { StreamEvent } from '../../../functions/core/protocol.ts';
 import { runTurn, type TurnInput } from '../../../functions/core/turn.ts';
-import { calls, deferred, fakeDeps, RecordingSink } from './fakes.ts';
+import { deferred } from '../../support/deferred.ts';
+import { calls, fakeDeps, RecordingSink } from './fakes.ts';
 
 const SESSION = '01900000-0000-7000-8000-aaaaaaaaaaaa';
 const input = (overrides: Partial<TurnInput> = {}): TurnInput => ({

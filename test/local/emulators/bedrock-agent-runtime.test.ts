@@ -1,6 +1,7 @@
 import { join } from 'node:path';
 import { BedrockAgentRuntimeClient, RetrieveCommand } from '@aws-sdk/client-bedrock-agent-runtime';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { localClientConfig } from '../../../local/client-config.ts';
 import {
   type AgentRuntimeEmulator,
   startAgentRuntime,
@@ -13,12 +14,7 @@ beforeAll(async () => {
   emulator = await startAgentRuntime({
     directory: join(import.meta.dirname, '../../../local/knowledge-base'),
   });
-  client = new BedrockAgentRuntimeClient({
-    endpoint: emulator.url,
-    region: 'us-east-1',
-    credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
-    maxAttempts: 1,
-  });
+  client = new BedrockAgentRuntimeClient(localClientConfig(emulator.url, 1));
 });
 afterAll(async () => {
   client.destroy();

@@ -5,6 +5,7 @@ import {
   type ConverseStreamOutput,
 } from '@aws-sdk/client-bedrock-runtime';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { localClientConfig } from '../../../local/client-config.ts';
 import {
   type BedrockRuntimeEmulator,
   startBedrockRuntime,
@@ -15,12 +16,7 @@ let client: BedrockRuntimeClient;
 
 beforeAll(async () => {
   emulator = await startBedrockRuntime();
-  client = new BedrockRuntimeClient({
-    endpoint: emulator.url,
-    region: 'us-east-1',
-    credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
-    maxAttempts: 1,
-  });
+  client = new BedrockRuntimeClient(localClientConfig(emulator.url, 1));
 });
 afterAll(async () => {
   client.destroy();

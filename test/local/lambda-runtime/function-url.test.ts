@@ -6,6 +6,7 @@ import {
   startFunctionUrl,
 } from '../../../local/lambda-runtime/function-url.ts';
 import { HttpResponseStream, streamifyResponse } from '../../../local/lambda-runtime/response-stream.ts';
+import { deferred } from '../../support/deferred.ts';
 
 let server: FunctionUrlServer | undefined;
 afterEach(async () => {
@@ -79,10 +80,7 @@ describe('Function URL emulator (RESPONSE_STREAM)', () => {
   });
 
   it('delivers the first chunk before the handler finishes', async () => {
-    let release: () => void = () => undefined;
-    const gate = new Promise<void>((resolve) => {
-      release = resolve;
-    });
+    const { promise: gate, resolve: release } = deferred();
     let handlerFinished = false;
     const url = await start(async (_event, stream) => {
       stream.write('first\n');
@@ -125,10 +123,7 @@ describe('Function URL emulator (RESPONSE_STREAM)', () => {
   });
 
   it('ends the HTTP response when the stream ends, even if the handler keeps working', async () => {
-    let release: () => void = () => undefined;
-    const gate = new Promise<void>((resolve) => {
-      release = resolve;
-    });
+    const { promise: gate, resolve: release } = deferred();
     const url = await start(async (_event, stream) => {
       stream.end('done');
       await gate;
@@ -166,10 +161,7 @@ describe('Function URL emulator (RESPONSE_STREAM)', () => {
   });
 
   it('in hold mode holds a small write until the next write, and lets a large one through', async () => {
-    let release: () => void = () => undefined;
-    const gate = new Promise<void>((resolve) => {
-      release = resolve;
-    });
+    const { promise: gate, resolve: release } = deferred();
     const url = await start(async (_event, stream) => {
       stream.write('small');
       stream.write('x'.repeat(2048));
@@ -191,10 +183,7 @@ describe('Function URL emulator (RESPONSE_STREAM)', () => {
   });
 
   it('in hold mode a small write alone does not reach the client until the next write', async () => {
-    let release: () => void = () => undefined;
-    const gate = new Promise<void>((resolve) => {
-      release = resolve;
-    });
+    const { promise: gate, resolve: release } = deferred();
     let secondWritten = false;
     const url = await start(async (_event, stream) => {
       stream.write('small');

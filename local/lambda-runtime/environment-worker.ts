@@ -1,10 +1,10 @@
-import { once } from 'node:events';
 import { pathToFileURL } from 'node:url';
 import { parentPort, workerData } from 'node:worker_threads';
 import type { LambdaFunctionURLEvent } from 'aws-lambda';
 import { lambdaContext } from './context.ts';
 import type { StreamingHandler } from './function-url.ts';
-import { installAwsLambdaGlobal, LambdaResponseStream } from './response-stream.ts';
+import { runStreamingHandler } from './invocation.ts';
+import { installAwsLambdaGlobal } from './response-stream.ts';
 
 /**
  * One Lambda execution environment: its own module instance of the handler (init runs once, as a cold
@@ -35,13 +35,15 @@ const { modulePath, exportName } = workerData as { modulePath: string; exportNam
 const handler = (await import(pathToFileURL(modulePath).href))[exportName] as StreamingHandler;
 
 port.on('message', async ({ id, event, requestId, functionName, timeoutMs }: InvokeMessage) => {
-  const stream = new LambdaResponseStream((unit) =>
-    post({ type: 'unit', id, bytes: unit, contentType: stream.contentType }),
+  const run = runStreamingHandler(
+    handler,
+    event,
+    lambdaContext({ functionName, requestId, timeoutMs }),
+    (bytes, contentType) => post({ type: 'unit', id, bytes, contentType }),
   );
-  const finished = once(stream, 'finish').then(() => post({ type: 'finished', id }));
+  const finished = run.streamEnded.then(() => post({ type: 'finished', id }));
   try {
-    await handler(event, stream, lambdaContext({ functionName, requestId, timeoutMs }));
-    if (!stream.writableEnded) stream.end();
+    await run.returned;
     await finished;
     post({ type: 'done', id });
   } catch (error) {

@@ -6,12 +6,8 @@ import { Worker } from 'node:worker_threads';
 import type { Context, LambdaFunctionURLEvent } from 'aws-lambda';
 import { lambdaContext } from './context.ts';
 import type { EnvironmentMessage, InvokeMessage } from './environment-worker.ts';
-import {
-  HTTP_INTEGRATION_CONTENT_TYPE,
-  LambdaResponseStream,
-  PRELUDE_DELIMITER,
-  STREAMING_HANDLER,
-} from './response-stream.ts';
+import { type Prelude, PreludeSplitter, runStreamingHandler } from './invocation.ts';
+import { type LambdaResponseStream, STREAMING_HANDLER } from './response-stream.ts';
 
 /** The invoke payload limit of a Function URL (6 MB), as Lambda enforces it. */
 export const MAX_REQUEST_BYTES = 6 * 1024 * 1024;
@@ -116,9 +112,8 @@ function formatRequestTime(d: Date): string {
 class ResponseRelay {
   #res: ServerResponse;
   #contentType = 'application/octet-stream';
-  #preludeBuffer: Buffer = Buffer.alloc(0);
-  #headersSent = false;
   #held: Buffer | undefined;
+  readonly #splitter: PreludeSplitter;
   readonly #holdBelowBytes: number;
   readonly #requestId: string;
   readonly #onFirstBodyByte: () => void;
@@ -129,10 +124,14 @@ class ResponseRelay {
     this.#holdBelowBytes = holdBelowBytes;
     this.#requestId = requestId;
     this.#onFirstBodyByte = onFirstBodyByte;
+    this.#splitter = new PreludeSplitter(
+      (prelude) => this.#writeHead(prelude),
+      (bytes) => this.#writeBody(bytes),
+    );
   }
 
   get bytesStarted(): boolean {
-    return this.#headersSent || this.#preludeBuffer.length > 0 || this.#held !== undefined;
+    return this.#splitter.started || this.#held !== undefined;
   }
 
   /** One handler write; `contentType` is the stream's, fixed by its first write. */
@@ -153,9 +152,12 @@ class ResponseRelay {
   end(): void {
     if (this.#held) this.#send(this.#held);
     this.#held = undefined;
-    if (!this.#headersSent) this.#writeHead(200, {}, []);
-    if (this.#preludeBuffer.length > 0) this.#writeBody(this.#preludeBuffer);
+    this.#splitter.end();
     this.#res.end();
+  }
+
+  #send(bytes: Buffer): void {
+    this.#splitter.push(bytes, this.#contentType);
   }
 
   #writeBody(bytes: Buffer): void {
@@ -166,35 +168,10 @@ class ResponseRelay {
     }
   }
 
-  #send(bytes: Buffer): void {
-    if (this.#headersSent) {
-      this.#writeBody(bytes);
-      return;
-    }
-    if (this.#contentType !== HTTP_INTEGRATION_CONTENT_TYPE) {
-      this.#writeHead(200, { 'content-type': this.#contentType }, []);
-      this.#writeBody(bytes);
-      return;
-    }
-    this.#preludeBuffer = Buffer.concat([this.#preludeBuffer, bytes]);
-    const at = this.#preludeBuffer.indexOf(PRELUDE_DELIMITER);
-    if (at < 0) return;
-    const prelude = JSON.parse(this.#preludeBuffer.subarray(0, at).toString('utf8')) as {
-      statusCode?: number;
-      headers?: Record<string, string>;
-      cookies?: string[];
-    };
-    const rest = this.#preludeBuffer.subarray(at + PRELUDE_DELIMITER.length);
-    this.#preludeBuffer = Buffer.alloc(0);
-    this.#writeHead(prelude.statusCode ?? 200, prelude.headers ?? {}, prelude.cookies ?? []);
-    if (rest.length > 0) this.#writeBody(rest);
-  }
-
-  #writeHead(status: number, headers: Record<string, string>, cookies: string[]): void {
-    this.#headersSent = true;
+  #writeHead({ statusCode = 200, headers = {}, cookies = [] }: Prelude): void {
     const out: Record<string, string | string[]> = { ...headers, 'x-amzn-requestid': this.#requestId };
     if (cookies.length) out['set-cookie'] = cookies;
-    this.#res.writeHead(status, out);
+    this.#res.writeHead(statusCode, out);
     this.#res.flushHeaders();
   }
 }
@@ -215,10 +192,14 @@ function inProcessInvoker(handler: StreamingHandler, functionName: string, timeo
     throw new Error('The handler is not wrapped with awslambda.streamifyResponse');
   }
   return async (event, requestId, sink) => {
-    const stream = new LambdaResponseStream((unit) => sink.unit(unit, stream.contentType));
-    stream.once('finish', () => sink.finished());
-    await handler(event, stream, lambdaContext({ functionName, requestId, timeoutMs }));
-    if (!stream.writableEnded) stream.end();
+    const run = runStreamingHandler(
+      handler,
+      event,
+      lambdaContext({ functionName, requestId, timeoutMs }),
+      sink.unit,
+    );
+    run.streamEnded.then(() => sink.finished());
+    await run.returned;
   };
 }
 

@@ -1,8 +1,7 @@
-import { once } from 'node:events';
 import type { LambdaFunctionURLEvent } from 'aws-lambda';
 import { lambdaContext } from './context.ts';
 import type { StreamingHandler } from './function-url.ts';
-import { HTTP_INTEGRATION_CONTENT_TYPE, LambdaResponseStream, PRELUDE_DELIMITER } from './response-stream.ts';
+import { type Prelude, PreludeSplitter, runStreamingHandler } from './invocation.ts';
 
 export interface StreamingResult {
   statusCode: number;
@@ -20,32 +19,31 @@ export async function invokeStreaming(
   event: LambdaFunctionURLEvent,
   onBody: (text: string) => void = () => undefined,
 ): Promise<StreamingResult> {
-  let pending = Buffer.alloc(0);
-  let prelude: { statusCode?: number; headers?: Record<string, string>; cookies?: string[] } | undefined;
+  let prelude: Prelude = {};
   let body = '';
-  const emit = (bytes: Buffer) => {
-    const text = bytes.toString('utf8');
-    body += text;
-    onBody(text);
-  };
-  const stream = new LambdaResponseStream((unit) => {
-    if (prelude || stream.contentType !== HTTP_INTEGRATION_CONTENT_TYPE) return emit(unit);
-    pending = Buffer.concat([pending, unit]);
-    const at = pending.indexOf(PRELUDE_DELIMITER);
-    if (at < 0) return;
-    prelude = JSON.parse(pending.subarray(0, at).toString('utf8'));
-    const rest = pending.subarray(at + PRELUDE_DELIMITER.length);
-    if (rest.length > 0) emit(rest);
-  });
-  const finished = once(stream, 'finish');
-  const context = lambdaContext({ functionName: 'chat-stream' });
-  await handler(event, stream, context);
-  if (!stream.writableEnded) stream.end();
-  await finished;
+  const splitter = new PreludeSplitter(
+    (head) => {
+      prelude = head;
+    },
+    (bytes) => {
+      const text = bytes.toString('utf8');
+      body += text;
+      onBody(text);
+    },
+  );
+  const run = runStreamingHandler(
+    handler,
+    event,
+    lambdaContext({ functionName: 'chat-stream' }),
+    (unit, type) => splitter.push(unit, type),
+  );
+  await run.returned;
+  await run.streamEnded;
+  splitter.end();
   return {
-    statusCode: prelude?.statusCode ?? 200,
-    headers: prelude?.headers ?? { 'content-type': stream.contentType },
-    cookies: prelude?.cookies ?? [],
+    statusCode: prelude.statusCode ?? 200,
+    headers: prelude.headers ?? {},
+    cookies: prelude.cookies ?? [],
     body,
   };
 }

@@ -1,6 +1,7 @@
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { type FunctionUrlServer, startFunctionUrl } from '../../../local/lambda-runtime/function-url.ts';
+import { readRest } from '../../support/streams.ts';
 
 // The Function URL emulator with execution environments of their own (worker threads), as Lambda runs them.
 const module = { path: join(import.meta.dirname, 'fixtures', 'counting-handler.ts'), exportName: 'handler' };
@@ -46,10 +47,7 @@ describe('Function URL emulator with isolated execution environments', () => {
     const first = new TextDecoder().decode((await reader.read()).value);
     expect(first).toMatch(/"invocation":1/);
     expect(first).not.toContain('done');
-    let rest = '';
-    for (let r = await reader.read(); !r.done; r = await reader.read())
-      rest += new TextDecoder().decode(r.value);
-    expect(rest).toBe('done\n');
+    expect(await readRest(reader)).toBe('done\n');
   });
 
   it('answers 502 when the handler throws before writing, and the environment serves the next request', async () => {

@@ -7,6 +7,7 @@ import {
 } from '../../../local/lambda-runtime/function-url.ts';
 import { HttpResponseStream, streamifyResponse } from '../../../local/lambda-runtime/response-stream.ts';
 import { deferred } from '../../support/deferred.ts';
+import { readRest } from '../../support/streams.ts';
 
 let server: FunctionUrlServer | undefined;
 afterEach(async () => {
@@ -94,10 +95,7 @@ describe('Function URL emulator (RESPONSE_STREAM)', () => {
     expect(new TextDecoder().decode(first.value)).toBe('first\n');
     expect(handlerFinished).toBe(false);
     release();
-    let rest = '';
-    for (let r = await reader.read(); !r.done; r = await reader.read())
-      rest += new TextDecoder().decode(r.value);
-    expect(rest).toBe('last\n');
+    expect(await readRest(reader)).toBe('last\n');
     expect(handlerFinished).toBe(true);
   });
 
@@ -176,10 +174,7 @@ describe('Function URL emulator (RESPONSE_STREAM)', () => {
     while (received.length < 5 + 2048) received += new TextDecoder().decode((await reader.read()).value);
     expect(received).toBe(`small${'x'.repeat(2048)}`);
     release();
-    let rest = '';
-    for (let r = await reader.read(); !r.done; r = await reader.read())
-      rest += new TextDecoder().decode(r.value);
-    expect(rest).toBe('tiny');
+    expect(await readRest(reader)).toBe('tiny');
   });
 
   it('in hold mode a small write alone does not reach the client until the next write', async () => {

@@ -244,7 +244,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     dynamodb,
     startPoller,
     async close() {
-      await Promise.all([poller?.stop()]);
+      await poller?.stop();
       await functionUrl.close();
       await Promise.all([
         bedrock.close(),

@@ -12,7 +12,7 @@ import { ChatFunction } from './functions.ts';
 import { Network } from './network.ts';
 import { METRICS_NAMESPACE, Observability } from './observability.ts';
 import { MessageQueue } from './queue.ts';
-import { QUEUE_SETTINGS } from './resource-definitions.ts';
+import { QUEUE_SETTINGS } from '../functions/contracts/queue.ts';
 
 export interface ChatStackProps extends StackProps {
   config: ChatStackConfig;

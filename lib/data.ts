@@ -1,14 +1,14 @@
 import type { RemovalPolicy } from 'aws-cdk-lib';
 import { AttributeType, Billing, TableV2 } from 'aws-cdk-lib/aws-dynamodb';
 import { Construct } from 'constructs';
-import { TABLE_KEYS, TTL_ATTRIBUTE } from './resource-definitions.ts';
+import { TABLE_KEYS, TTL_ATTRIBUTE } from '../functions/contracts/table.ts';
 
 export interface DataProps {
   deletionProtection: boolean;
   removalPolicy: RemovalPolicy;
 }
 
-/** The single table (profiles, sessions, messages), keyed as `lib/resource-definitions.ts` says. */
+/** The single table (profiles, sessions, messages), keyed as `functions/contracts/table.ts` says. */
 export class Data extends Construct {
   readonly table: TableV2;
 

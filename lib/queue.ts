@@ -1,7 +1,7 @@
 import { Duration } from 'aws-cdk-lib';
 import { Queue, QueueEncryption } from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
-import { QUEUE_SETTINGS } from './resource-definitions.ts';
+import { QUEUE_SETTINGS } from '../functions/contracts/queue.ts';
 
 /** SQS FIFO for message writes (dedup ids come from the handler) and its FIFO dead-letter queue. */
 export class MessageQueue extends Construct {

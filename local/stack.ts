@@ -7,7 +7,8 @@ import { SQSClient } from '@aws-sdk/client-sqs';
 import { DynamoDBDocumentClient, PutCommand } from '@aws-sdk/lib-dynamodb';
 import dynalite from 'dynalite';
 import { type FauxqsServer, startFauxqs } from 'fauxqs';
-import { QUEUE_SETTINGS, tableDefinition } from '../lib/resource-definitions.ts';
+import { QUEUE_SETTINGS } from '../functions/contracts/queue.ts';
+import { tableDefinition, tableKeys } from '../functions/contracts/table.ts';
 import { LOCAL_REGION, localClientConfig } from './client-config.ts';
 import { type AgentRuntimeEmulator, startAgentRuntime } from './emulators/bedrock-agent-runtime.ts';
 import { type BedrockRuntimeEmulator, startBedrockRuntime } from './emulators/bedrock-runtime.ts';
@@ -270,8 +271,7 @@ export async function seedDemoProfile(stack: LocalStack, userId = DEMO_USER): Pr
     new PutCommand({
       TableName: stack.tableName,
       Item: {
-        pk: `USER#${userId}`,
-        sk: 'PROFILE',
+        ...tableKeys.profile(userId),
         name: 'Alex',
         preferences: { level: 'beginner', currency: 'USD' },
       },

@@ -6,22 +6,11 @@ import {
   QueryCommand,
   UpdateCommand,
 } from '@aws-sdk/lib-dynamodb';
-import { TABLE_KEYS, TTL_ATTRIBUTE } from '../../lib/resource-definitions.ts';
+import { TABLE_KEYS, TTL_ATTRIBUTE, tableKeys } from '../contracts/table.ts';
 import type { ChatMessage, UserProfile } from '../core/messages.ts';
 import type { ConversationStore, MessageWriter, PersistOutcome } from '../core/ports.ts';
 
-const { partitionKey: PK, sortKey: SK } = TABLE_KEYS;
-
-/** Every key starts with the verified user id, so one user can never reach another's items. */
-export const keys = {
-  profile: (userId: string) => ({ [PK]: `USER#${userId}`, [SK]: 'PROFILE' }),
-  session: (userId: string, sessionId: string) => ({ [PK]: `USER#${userId}`, [SK]: `SESSION#${sessionId}` }),
-  messagePartition: (userId: string, sessionId: string) => `USER#${userId}#SESSION#${sessionId}`,
-  message: (m: Pick<ChatMessage, 'userId' | 'sessionId' | 'messageId'>) => ({
-    [PK]: keys.messagePartition(m.userId, m.sessionId),
-    [SK]: `MSG#${m.messageId}`,
-  }),
-};
+const { partitionKey: PK } = TABLE_KEYS;
 
 export function createDocumentClient(): DynamoDBDocumentClient {
   return DynamoDBDocumentClient.from(new DynamoDBClient({}), {
@@ -44,7 +33,7 @@ export class DynamoConversationStore implements ConversationStore, MessageWriter
 
   async getProfile(userId: string): Promise<UserProfile | undefined> {
     const { Item } = await this.#db.send(
-      new GetCommand({ TableName: this.#table, Key: keys.profile(userId) }),
+      new GetCommand({ TableName: this.#table, Key: tableKeys.profile(userId) }),
     );
     if (!Item) return undefined;
     return { userId, name: Item.name, preferences: Item.preferences };
@@ -57,7 +46,7 @@ export class DynamoConversationStore implements ConversationStore, MessageWriter
         TableName: this.#table,
         KeyConditionExpression: '#pk = :pk',
         ExpressionAttributeNames: { '#pk': PK },
-        ExpressionAttributeValues: { ':pk': keys.messagePartition(userId, sessionId) },
+        ExpressionAttributeValues: { ':pk': tableKeys.messagePartition(userId, sessionId) },
         ScanIndexForward: false,
         Limit: limit,
       }),
@@ -88,7 +77,7 @@ export class DynamoConversationStore implements ConversationStore, MessageWriter
     const messagePut = await this.#conditional(
       new PutCommand({
         TableName: this.#table,
-        Item: { ...keys.message(message), ...message, ...(expiresAt ? { [TTL_ATTRIBUTE]: expiresAt } : {}) },
+        Item: { ...tableKeys.message(message), ...message, ...(expiresAt ? { [TTL_ATTRIBUTE]: expiresAt } : {}) },
         ConditionExpression: 'attribute_not_exists(#pk)',
         ExpressionAttributeNames: { '#pk': PK },
       }),
@@ -116,7 +105,7 @@ export class DynamoConversationStore implements ConversationStore, MessageWriter
     const sessionUpdate = await this.#conditional(
       new UpdateCommand({
         TableName: this.#table,
-        Key: keys.session(message.userId, message.sessionId),
+        Key: tableKeys.session(message.userId, message.sessionId),
         UpdateExpression: `SET ${set.join(', ')} ADD messageCount :one`,
         ConditionExpression: 'attribute_not_exists(lastMessageId) OR lastMessageId < :id',
         ExpressionAttributeValues: values,

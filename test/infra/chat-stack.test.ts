@@ -8,7 +8,8 @@ import { AwsSolutionsChecks } from 'cdk-nag';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { ChatStack } from '../../lib/chat-stack.ts';
 import { type ChatStackConfig, DEFAULT_CONFIG } from '../../lib/config.ts';
-import { QUEUE_SETTINGS, TABLE_KEYS, TTL_ATTRIBUTE } from '../../lib/resource-definitions.ts';
+import { QUEUE_SETTINGS } from '../../functions/contracts/queue.ts';
+import { TABLE_KEYS, TTL_ATTRIBUTE } from '../../functions/contracts/table.ts';
 
 // Offline: synthesizes the stack (local esbuild bundling) and checks the template, cdk-nag and the bundles.
 function synth(overrides: Partial<ChatStackConfig> = {}, nag = false) {

@@ -1,6 +1,7 @@
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient, GetCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
 import { v7 as uuidv7 } from 'uuid';
+import { TABLE_KEYS, tableKeys } from '../../functions/contracts/table.ts';
 import type { ChatMessage } from '../../functions/core/messages.ts';
 
 export function tableReader(client: DynamoDBClient, tableName: string) {
@@ -13,8 +14,9 @@ export function tableReader(client: DynamoDBClient, tableName: string) {
         const page = await doc.send(
           new QueryCommand({
             TableName: tableName,
-            KeyConditionExpression: 'pk = :pk',
-            ExpressionAttributeValues: { ':pk': `USER#${userId}#SESSION#${sessionId}` },
+            KeyConditionExpression: '#pk = :pk',
+            ExpressionAttributeNames: { '#pk': TABLE_KEYS.partitionKey },
+            ExpressionAttributeValues: { ':pk': tableKeys.messagePartition(userId, sessionId) },
             ExclusiveStartKey: start,
           }),
         );
@@ -25,7 +27,7 @@ export function tableReader(client: DynamoDBClient, tableName: string) {
     },
     async session(userId: string, sessionId: string) {
       const { Item } = await doc.send(
-        new GetCommand({ TableName: tableName, Key: { pk: `USER#${userId}`, sk: `SESSION#${sessionId}` } }),
+        new GetCommand({ TableName: tableName, Key: tableKeys.session(userId, sessionId) }),
       );
       return Item;
     },

@@ -1,0 +1,26 @@
+/** Defaults both the functions' configuration and the stack's context fall back to. */
+export const DEFAULTS = {
+  modelId: 'us.anthropic.claude-haiku-4-5-20251001-v1:0',
+  /**
+   * SSE comment padding (bytes) on the events before the first token. A Function URL has been seen to
+   * hold writes below ~16 KB until the next write (aws-lambda-nodejs-runtime-interface-client #94: a
+   * 16 KB write streamed reliably; #102 reports up to 100 KB). 16 KiB lets session_id and the first
+   * token leave at once for ~48 KB extra per answer; 0 turns it off.
+   */
+  flushPaddingBytes: 16_384,
+  maxMessageChars: 8000,
+  maxTokens: 1024,
+  historyLimit: 10,
+  ragResults: 4,
+  streamTimeoutSeconds: 120,
+  streamMemoryMb: 1024,
+  cacheTimeoutMs: 150,
+  storeTimeoutMs: 1500,
+  ragTimeoutMs: 3000,
+  /** Connection and request timeouts of the AWS SDK clients the stream function uses off the model call. */
+  awsConnectTimeoutMs: 1000,
+  awsRequestTimeoutMs: 3000,
+} as const;
+
+/** The model call must end before the function's own timeout, leaving time to save what was said. */
+export const modelTimeoutMs = (streamTimeoutSeconds: number) => Math.max(1000, (streamTimeoutSeconds - 5) * 1000);

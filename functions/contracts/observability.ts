@@ -1,0 +1,34 @@
+/**
+ * What the functions publish (EMF through Powertools Metrics) and what the dashboard and alarms read.
+ * The stack builds every alarm from these names; a test checks each one is a metric a handler emits.
+ */
+export const METRICS_NAMESPACE = 'StreamingChat';
+
+export const SERVICE_NAMES = { stream: 'chat-stream', persist: 'persist' } as const;
+
+/** Published by the stream function, dimension `service` = SERVICE_NAMES.stream. */
+export const STREAM_METRICS = {
+  firstByte: 'FirstByte',
+  /** From the start of the model call to its first token (retrieval and context excluded). */
+  modelTimeToFirstToken: 'ModelTimeToFirstToken',
+  /** From the request to the first token, what the user waits for. */
+  timeToFirstToken: 'TimeToFirstToken',
+  contextLoad: 'ContextLoad',
+  ragRetrieval: 'RagRetrieval',
+  retrievalFailures: 'RetrievalFailures',
+  turnDuration: 'TurnDuration',
+  turns: 'Turns',
+  turnErrors: 'TurnErrors',
+  backgroundSaves: 'BackgroundSaves',
+  failedBackgroundSaves: 'FailedBackgroundSaves',
+  unknownKeyRejections: 'UnknownKeyRejections',
+  cacheHit: (kind: 'profile' | 'history' | 'rag') => `${kind}CacheHit`,
+  cacheMiss: (kind: 'profile' | 'history' | 'rag') => `${kind}CacheMiss`,
+} as const;
+
+/** Published by the consumer, dimension `service` = SERVICE_NAMES.persist. */
+export const PERSIST_METRICS = {
+  messagesPersisted: 'MessagesPersisted',
+  duplicatesSkipped: 'DuplicatesSkipped',
+  persistFailures: 'PersistFailures',
+} as const;

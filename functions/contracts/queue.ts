@@ -1,0 +1,11 @@
+/** The message queue and its consumer, as the stream function, the CDK stack and the local poller see them. */
+const CONSUMER_TIMEOUT_SECONDS = 30;
+
+export const QUEUE_SETTINGS = {
+  maxReceiveCount: 5,
+  consumerTimeoutSeconds: CONSUMER_TIMEOUT_SECONDS,
+  /** AWS advises a visibility timeout of at least 6 x the consumer timeout for SQS event sources. */
+  visibilityTimeoutSeconds: 6 * CONSUMER_TIMEOUT_SECONDS,
+  batchSize: 10,
+  retentionSeconds: 14 * 24 * 3600,
+} as const;

@@ -1,40 +1,22 @@
-import { BedrockAgentRuntimeClient } from '@aws-sdk/client-bedrock-agent-runtime';
-import { BedrockRuntimeClient } from '@aws-sdk/client-bedrock-runtime';
 import type { Context, LambdaFunctionURLEvent } from 'aws-lambda';
 import { v7 as uuidv7 } from 'uuid';
-import { BedrockChatModel } from '../functions/adapters/bedrock-model.ts';
-import { createDocumentClient, DynamoConversationStore } from '../functions/adapters/dynamo-store.ts';
-import { JwtAuth } from '../functions/adapters/jwt-auth.ts';
-import { KnowledgeBaseRetriever } from '../functions/adapters/kb-retriever.ts';
-import { loadStreamConfig } from '../functions/config.ts';
+import { encodeEvent, SSE_HEADERS } from '../functions/chat-stream/native-sse.ts';
+import { createStreamRuntime } from '../functions/chat-stream/stream-runtime.ts';
 import type { ChatMessage } from '../functions/core/messages.ts';
 import { buildSystemPrompt, toConverseMessages } from '../functions/core/prompt.ts';
-import { encodeEvent, SSE_HEADERS } from '../functions/core/protocol.ts';
-import { chatRequestSchema, parseChatRequest } from '../functions/core/request.ts';
+import { parseJsonBody } from '../functions/core/request.ts';
 import type { LambdaResponseStream } from '../local/lambda-runtime/response-stream.ts';
 
-/** What both comparison handlers share: configuration, the model, auth, the request schema, the runtime. */
+/** What both comparison handlers share: the stream function's own composition root and the Lambda runtime. */
 function comparisonParts() {
-  const config = loadStreamConfig();
-  const model = new BedrockChatModel(new BedrockRuntimeClient({ maxAttempts: 1 }), {
-    modelId: config.MODEL_ID,
-    maxTokens: config.MAX_TOKENS,
-    temperature: config.TEMPERATURE,
-    promptCaching: false,
-    latency: 'standard',
-  });
-  const auth = new JwtAuth({
-    issuer: config.AUTH_ISSUER,
-    audience: config.AUTH_AUDIENCE,
-    jwks: config.AUTH_JWKS,
-  });
+  const runtime = createStreamRuntime();
   const { awslambda } = globalThis as unknown as {
     awslambda: {
       HttpResponseStream: { from: (s: LambdaResponseStream, p: object) => LambdaResponseStream };
       streamifyResponse: <T>(h: T) => T;
     };
   };
-  return { config, model, auth, schema: chatRequestSchema(config.MAX_MESSAGE_CHARS), awslambda };
+  return { ...runtime, config: runtime.config, schema: runtime.requestSchema, awslambda };
 }
 
 /**
@@ -42,16 +24,8 @@ function comparisonParts() {
  * write one after another, then the stream. Same adapters and emulators as the real handler, no cache.
  */
 export function createBaselineHandler() {
-  const { config, model, auth, schema, awslambda } = comparisonParts();
+  const { config, model, auth, schema, awslambda, store, retriever } = comparisonParts();
   const { HttpResponseStream } = awslambda;
-  const store = new DynamoConversationStore(createDocumentClient(), config.TABLE_NAME);
-  const retriever = config.KNOWLEDGE_BASE_ID
-    ? new KnowledgeBaseRetriever(
-        new BedrockAgentRuntimeClient({}),
-        config.KNOWLEDGE_BASE_ID,
-        config.RAG_RESULTS,
-      )
-    : undefined;
   const handler = async (
     event: LambdaFunctionURLEvent,
     responseStream: LambdaResponseStream,
@@ -59,7 +33,7 @@ export function createBaselineHandler() {
   ) => {
     const started = performance.now();
     const userId = await auth.userIdFrom(event.headers.authorization);
-    const request = parseChatRequest(event.body, schema);
+    const request = parseJsonBody(event.body ?? '', schema);
     const sessionId = request.session_id ?? uuidv7();
     const profile = await store.getProfile(userId);
     const history = await store.getRecentMessages(userId, sessionId, config.HISTORY_LIMIT);
@@ -75,7 +49,7 @@ export function createBaselineHandler() {
       content: request.message,
       createdAt: new Date().toISOString(),
     };
-    await store.persist(userMessage);
+    await store.save(userMessage);
     const out = HttpResponseStream.from(responseStream, { statusCode: 200, headers: { ...SSE_HEADERS } });
     out.write(encodeEvent({ type: 'session_id', session_id: sessionId }));
     const firstByte = performance.now() - started;
@@ -102,7 +76,7 @@ export function createBaselineHandler() {
       content: answer,
       createdAt: new Date().toISOString(),
     };
-    await store.persist(assistant);
+    await store.save(assistant);
     const total = performance.now() - started;
     out.write(
       encodeEvent({
@@ -115,6 +89,7 @@ export function createBaselineHandler() {
           context_ms: 0,
           rag_ms: 0,
           model_first_token_ms: firstToken,
+          model_latency_ms: 0,
           total_ms: total,
         },
         cache: { profile: 'miss', history: 'miss', rag: passages.length ? 'miss' : 'skipped' },
@@ -135,7 +110,7 @@ export function createLimitHandler() {
     async (event: LambdaFunctionURLEvent, responseStream: LambdaResponseStream) => {
       const started = performance.now();
       await auth.userIdFrom(event.headers.authorization);
-      const request = parseChatRequest(event.body, schema);
+      const request = parseJsonBody(event.body ?? '', schema);
       const out = awslambda.HttpResponseStream.from(responseStream, {
         statusCode: 200,
         headers: { ...SSE_HEADERS },
@@ -159,6 +134,7 @@ export function createLimitHandler() {
             context_ms: 0,
             rag_ms: 0,
             model_first_token_ms: firstToken,
+            model_latency_ms: 0,
             total_ms: performance.now() - started,
           },
           cache: { profile: 'skipped', history: 'skipped', rag: 'skipped' },

@@ -1,5 +1,5 @@
 import * as z from 'zod/mini';
-import { DEFAULT_MAX_MESSAGE_CHARS } from './core/request.ts';
+import { DEFAULTS, modelTimeoutMs } from './contracts/defaults.ts';
 
 const flag = (fallback: boolean) =>
   z.pipe(
@@ -25,41 +25,44 @@ const StreamEnv = z.object({
   QUEUE_URL: z.url(),
   REDIS_URL: optionalText,
   REDIS_CLUSTER: flag(false),
-  MODEL_ID: text('us.anthropic.claude-haiku-4-5-20251001-v1:0'),
-  MAX_TOKENS: int(1024, 1, 64_000),
+  MODEL_ID: text(DEFAULTS.modelId),
+  MAX_TOKENS: int(DEFAULTS.maxTokens, 1, 64_000),
   TEMPERATURE: z._default(z.coerce.number().check(z.gte(0), z.lte(1)), 0.3),
   GUARDRAIL_ID: optionalText,
   GUARDRAIL_VERSION: text('DRAFT'),
+  /** `sync` checks each chunk before it is sent (safer, slower first token); `async` checks alongside. */
+  GUARDRAIL_STREAM_MODE: z._default(z.enum(['sync', 'async']), 'async'),
   PROMPT_CACHING: flag(false),
   PERFORMANCE_LATENCY: z._default(z.enum(['standard', 'optimized']), 'standard'),
   BEDROCK_MAX_ATTEMPTS: int(2, 1, 10),
   KNOWLEDGE_BASE_ID: optionalText,
-  RAG_RESULTS: int(4, 1, 100),
-  HISTORY_LIMIT: int(10, 0, 100),
-  MAX_MESSAGE_CHARS: int(DEFAULT_MAX_MESSAGE_CHARS, 1, 100_000),
+  RAG_RESULTS: int(DEFAULTS.ragResults, 1, 100),
+  HISTORY_LIMIT: int(DEFAULTS.historyLimit, 0, 100),
+  MAX_MESSAGE_CHARS: int(DEFAULTS.maxMessageChars, 1, 100_000),
   AUTH_ISSUER: z.url(),
   AUTH_AUDIENCE: z.string().check(z.minLength(1)),
   AUTH_JWKS_URI: z.optional(z.url()),
   /** The issuer's JWKS as JSON, delivered at deploy time so verification needs no internet. */
   AUTH_JWKS: optionalText,
-  /**
-   * SSE comment padding (bytes) on the events before the first token. A Function URL has been seen to
-   * hold writes below ~16 KB until the next write (aws-lambda-nodejs-runtime-interface-client #94: a
-   * 16 KB write streamed reliably; #102 reports up to 100 KB). 16 KiB lets session_id and the first
-   * token leave at once for ~48 KB extra per answer; 0 turns it off.
-   */
-  FLUSH_PADDING_BYTES: int(16_384, 0, 1_048_576),
-  CACHE_TIMEOUT_MS: int(150, 1),
-  STORE_TIMEOUT_MS: int(1500, 1),
-  RAG_TIMEOUT_MS: int(3000, 1),
-  MODEL_TIMEOUT_MS: int(60_000, 1),
+  /** SSE comment padding before the first token; see DEFAULTS.flushPaddingBytes. */
+  FLUSH_PADDING_BYTES: int(DEFAULTS.flushPaddingBytes, 0, 1_048_576),
+  CACHE_TIMEOUT_MS: int(DEFAULTS.cacheTimeoutMs, 1),
+  STORE_TIMEOUT_MS: int(DEFAULTS.storeTimeoutMs, 1),
+  RAG_TIMEOUT_MS: int(DEFAULTS.ragTimeoutMs, 1),
+  MODEL_TIMEOUT_MS: int(modelTimeoutMs(DEFAULTS.streamTimeoutSeconds), 1),
+  AWS_CONNECT_TIMEOUT_MS: int(DEFAULTS.awsConnectTimeoutMs, 1),
+  AWS_REQUEST_TIMEOUT_MS: int(DEFAULTS.awsRequestTimeoutMs, 1),
   PROFILE_CACHE_TTL_SECONDS: int(300, 1),
   HISTORY_CACHE_TTL_SECONDS: int(3600, 1),
   RAG_CACHE_TTL_SECONDS: int(3600, 1),
 });
 export type StreamConfig = z.infer<typeof StreamEnv>;
 
-const PersistEnv = z.object(tableAndTtl);
+const PersistEnv = z.object({
+  ...tableAndTtl,
+  AWS_CONNECT_TIMEOUT_MS: int(DEFAULTS.awsConnectTimeoutMs, 1),
+  AWS_REQUEST_TIMEOUT_MS: int(DEFAULTS.awsRequestTimeoutMs, 1),
+});
 export type PersistConfig = z.infer<typeof PersistEnv>;
 
 function parse<T extends z.ZodMiniType>(schema: T, env: NodeJS.ProcessEnv): z.infer<T> {

@@ -11,7 +11,7 @@ export interface BedrockModelOptions {
   modelId: string;
   maxTokens: number;
   temperature: number;
-  guardrail?: { id: string; version: string } | undefined;
+  guardrail?: { id: string; version: string; mode: 'sync' | 'async' } | undefined;
   promptCaching: boolean;
   latency: 'standard' | 'optimized';
 }
@@ -56,7 +56,7 @@ export class BedrockChatModel implements ChatModel {
             guardrailConfig: {
               guardrailIdentifier: guardrail.id,
               guardrailVersion: guardrail.version,
-              streamProcessingMode: 'async',
+              streamProcessingMode: guardrail.mode,
             },
           }
         : {}),

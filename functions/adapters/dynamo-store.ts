@@ -1,4 +1,8 @@
-import { ConditionalCheckFailedException, DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import {
+  ConditionalCheckFailedException,
+  DynamoDBClient,
+  type DynamoDBClientConfig,
+} from '@aws-sdk/client-dynamodb';
 import {
   DynamoDBDocumentClient,
   GetCommand,
@@ -8,12 +12,12 @@ import {
 } from '@aws-sdk/lib-dynamodb';
 import { TABLE_KEYS, TTL_ATTRIBUTE, tableKeys } from '../contracts/table.ts';
 import type { ChatMessage, UserProfile } from '../core/messages.ts';
-import type { ConversationStore, MessageWriter, PersistOutcome } from '../core/ports.ts';
+import type { ConversationStore, MessageWriter, SaveOutcome } from '../core/ports.ts';
 
 const { partitionKey: PK } = TABLE_KEYS;
 
-export function createDocumentClient(): DynamoDBDocumentClient {
-  return DynamoDBDocumentClient.from(new DynamoDBClient({}), {
+export function createDocumentClient(config: DynamoDBClientConfig = {}): DynamoDBDocumentClient {
+  return DynamoDBDocumentClient.from(new DynamoDBClient(config), {
     marshallOptions: { removeUndefinedValues: true },
   });
 }
@@ -31,15 +35,21 @@ export class DynamoConversationStore implements ConversationStore, MessageWriter
     this.#ttlDays = messageTtlDays;
   }
 
-  async getProfile(userId: string): Promise<UserProfile | undefined> {
+  async getProfile(userId: string, signal?: AbortSignal): Promise<UserProfile | undefined> {
     const { Item } = await this.#db.send(
       new GetCommand({ TableName: this.#table, Key: tableKeys.profile(userId) }),
+      { abortSignal: signal },
     );
     if (!Item) return undefined;
     return { userId, name: Item.name, preferences: Item.preferences };
   }
 
-  async getRecentMessages(userId: string, sessionId: string, limit: number): Promise<ChatMessage[]> {
+  async getRecentMessages(
+    userId: string,
+    sessionId: string,
+    limit: number,
+    signal?: AbortSignal,
+  ): Promise<ChatMessage[]> {
     if (limit === 0) return [];
     const { Items = [] } = await this.#db.send(
       new QueryCommand({
@@ -50,6 +60,7 @@ export class DynamoConversationStore implements ConversationStore, MessageWriter
         ScanIndexForward: false,
         Limit: limit,
       }),
+      { abortSignal: signal },
     );
     return Items.reverse().map((item) => ({
       messageId: item.messageId,
@@ -69,7 +80,7 @@ export class DynamoConversationStore implements ConversationStore, MessageWriter
    * updated only if its last message id is older than this one (UUIDv7 ids sort by time, and a FIFO
    * group delivers a conversation in order). A redelivery therefore changes nothing and is a success.
    */
-  async persist(message: ChatMessage): Promise<PersistOutcome> {
+  async save(message: ChatMessage): Promise<SaveOutcome> {
     const expiresAt =
       this.#ttlDays > 0
         ? Math.floor(Date.parse(message.createdAt) / 1000) + this.#ttlDays * 86_400
@@ -77,7 +88,11 @@ export class DynamoConversationStore implements ConversationStore, MessageWriter
     const messagePut = await this.#conditional(
       new PutCommand({
         TableName: this.#table,
-        Item: { ...tableKeys.message(message), ...message, ...(expiresAt ? { [TTL_ATTRIBUTE]: expiresAt } : {}) },
+        Item: {
+          ...tableKeys.message(message),
+          ...message,
+          ...(expiresAt ? { [TTL_ATTRIBUTE]: expiresAt } : {}),
+        },
         ConditionExpression: 'attribute_not_exists(#pk)',
         ExpressionAttributeNames: { '#pk': PK },
       }),

@@ -1,24 +1,36 @@
 import { JwtVerifier } from 'aws-jwt-verify';
-import type { JwksCache } from 'aws-jwt-verify/jwk';
-import { HttpError } from '../core/request.ts';
+import { type Jwks, SimpleJwksCache } from 'aws-jwt-verify/jwk';
+import { decomposeUnverifiedJwt } from 'aws-jwt-verify/jwt';
+import { RequestRejected } from '../core/errors.ts';
 
 export interface JwtAuthOptions {
   issuer: string;
   audience: string;
   jwksUri?: string | undefined;
-  /** The JWKS as JSON; preloaded so a function without internet access can verify. */
+  /** The JWKS as JSON; delivered at deploy time so a function without internet access can verify. */
   jwks?: string | undefined;
+  /** Called when a token names a key the inline JWKS does not hold (forged, or keys rotated since deploy). */
+  onUnknownKey?: () => void;
 }
+
+const unauthenticated = (message: string) => new RequestRejected('unauthenticated', 'unauthorized', message);
 
 /**
  * Verifies `Authorization: Bearer <JWT>` the same way in AWS (Cognito) and locally (the dev issuer):
  * signature against the issuer's JWKS, issuer, expiry, and the app client as `aud` (ID tokens) or
- * `client_id` (access tokens).
+ * `client_id` (access tokens). With an inline JWKS no request ever fetches keys: aws-jwt-verify would
+ * fetch the JWKS URI for an unknown `kid` (two 3 s attempts), which a forged token could trigger at will.
  */
 export class JwtAuth {
   readonly #verifier;
+  readonly #inlineKids: Set<string> | undefined;
+  readonly #onUnknownKey: () => void;
 
-  constructor(options: JwtAuthOptions, jwksCache?: JwksCache) {
+  constructor(options: JwtAuthOptions) {
+    const inline = options.jwks ? (JSON.parse(options.jwks) as Jwks) : undefined;
+    const neverFetch = {
+      fetch: () => Promise.reject(new Error('keys are delivered at deploy time; no fetch during a request')),
+    };
     this.#verifier = JwtVerifier.create(
       {
         issuer: options.issuer,
@@ -29,25 +41,41 @@ export class JwtAuth {
           if (!clients.includes(options.audience)) throw new Error('Token is not for this client');
         },
       },
-      jwksCache ? { jwksCache } : undefined,
+      inline ? { jwksCache: new SimpleJwksCache({ fetcher: neverFetch }) } : undefined,
     );
-    if (options.jwks) this.#verifier.cacheJwks(JSON.parse(options.jwks));
+    if (inline) {
+      this.#verifier.cacheJwks(inline);
+      this.#inlineKids = new Set(inline.keys.flatMap((key) => (key.kid ? [key.kid] : [])));
+    }
+    this.#onUnknownKey = options.onUnknownKey ?? (() => undefined);
   }
 
   /** Fetches the JWKS ahead of the first request (during init) when it was not delivered inline. */
   async warm(): Promise<void> {
-    await this.#verifier.hydrate();
+    if (!this.#inlineKids) await this.#verifier.hydrate();
   }
 
   async userIdFrom(authorization: string | undefined): Promise<string> {
     const token = /^Bearer\s+(\S+)$/i.exec(authorization ?? '')?.[1];
-    if (!token) throw new HttpError(401, 'unauthorized', 'A bearer token is required.');
+    if (!token) throw unauthenticated('A bearer token is required.');
+    if (this.#inlineKids) {
+      let kid: unknown;
+      try {
+        kid = decomposeUnverifiedJwt(token).header.kid;
+      } catch {
+        throw unauthenticated('The token is invalid or expired.');
+      }
+      if (typeof kid !== 'string' || !this.#inlineKids.has(kid)) {
+        this.#onUnknownKey();
+        throw unauthenticated('The token is invalid or expired.');
+      }
+    }
     try {
       const payload = await this.#verifier.verify(token);
       if (!payload.sub) throw new Error('Token has no subject');
       return payload.sub;
     } catch {
-      throw new HttpError(401, 'unauthorized', 'The token is invalid or expired.');
+      throw unauthenticated('The token is invalid or expired.');
     }
   }
 }

@@ -64,7 +64,12 @@ export class RedisContextCache implements ContextCache {
     this.#prefix = prefix;
   }
 
-  async loadConversation(userId: string, sessionId: string): Promise<CachedConversation> {
+  /** ioredis takes no abort signal; its command timeout (the cache deadline) bounds each call instead. */
+  async loadConversation(
+    userId: string,
+    sessionId: string,
+    _signal?: AbortSignal,
+  ): Promise<CachedConversation> {
     const results = await this.#redis
       .pipeline()
       .get(this.#prefix + profileKey(userId))
@@ -121,7 +126,11 @@ export class RedisContextCache implements ContextCache {
       .exec();
   }
 
-  async loadPassages(knowledgeBaseId: string, question: string): Promise<Passage[] | undefined> {
+  async loadPassages(
+    knowledgeBaseId: string,
+    question: string,
+    _signal?: AbortSignal,
+  ): Promise<Passage[] | undefined> {
     const cached = await this.#redis.get(this.#prefix + ragKey(knowledgeBaseId, question));
     return cached ? (JSON.parse(cached) as Passage[]) : undefined;
   }

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { SendMessageCommand, type SQSClient } from '@aws-sdk/client-sqs';
 import type { ChatMessage } from '../core/messages.ts';
-import type { MessageQueue } from '../core/ports.ts';
+import type { MessageOutbox } from '../core/ports.ts';
 
 /** One FIFO group per conversation keeps its messages in order; ids over SQS's 128 chars are hashed. */
 export function messageGroupId(userId: string, sessionId: string): string {
@@ -11,7 +11,8 @@ export function messageGroupId(userId: string, sessionId: string): string {
     : createHash('sha256').update(id).digest('hex');
 }
 
-export class SqsMessageQueue implements MessageQueue {
+/** The outbox in AWS: SQS FIFO, deduplicated by message id, so a retried send is never a second message. */
+export class SqsMessageOutbox implements MessageOutbox {
   readonly #sqs: SQSClient;
   readonly #queueUrl: string;
 
@@ -20,7 +21,7 @@ export class SqsMessageQueue implements MessageQueue {
     this.#queueUrl = queueUrl;
   }
 
-  async enqueue(message: ChatMessage): Promise<void> {
+  async send(message: ChatMessage): Promise<void> {
     await this.#sqs.send(
       new SendMessageCommand({
         QueueUrl: this.#queueUrl,

@@ -23,4 +23,5 @@ export const DEFAULTS = {
 } as const;
 
 /** The model call must end before the function's own timeout, leaving time to save what was said. */
-export const modelTimeoutMs = (streamTimeoutSeconds: number) => Math.max(1000, (streamTimeoutSeconds - 5) * 1000);
+export const modelTimeoutMs = (streamTimeoutSeconds: number) =>
+  Math.max(1000, (streamTimeoutSeconds - 5) * 1000);

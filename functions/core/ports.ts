@@ -1,4 +1,5 @@
 import type { ChatMessage, Passage, UserProfile } from './messages.ts';
+import type { TurnEvent } from './turn-events.ts';
 
 /** `undefined` means "not cached" (a miss), never "empty". */
 export interface CachedConversation {
@@ -8,31 +9,41 @@ export interface CachedConversation {
 
 export interface ContextCache {
   /** Profile and history in one round trip. */
-  loadConversation(userId: string, sessionId: string): Promise<CachedConversation>;
+  loadConversation(userId: string, sessionId: string, signal: AbortSignal): Promise<CachedConversation>;
   storeProfile(profile: UserProfile): Promise<void>;
   /** Replaces the cached history with a complete list (from the store, or empty for a new session). */
   storeHistory(userId: string, sessionId: string, messages: ChatMessage[]): Promise<void>;
   /** Appends only when a cached history exists, so a partial list is never created. */
   appendHistory(userId: string, sessionId: string, messages: ChatMessage[]): Promise<void>;
-  loadPassages(knowledgeBaseId: string, question: string): Promise<Passage[] | undefined>;
+  loadPassages(
+    knowledgeBaseId: string,
+    question: string,
+    signal: AbortSignal,
+  ): Promise<Passage[] | undefined>;
   storePassages(knowledgeBaseId: string, question: string, passages: Passage[]): Promise<void>;
 }
 
 export interface ConversationStore {
-  getProfile(userId: string): Promise<UserProfile | undefined>;
+  getProfile(userId: string, signal: AbortSignal): Promise<UserProfile | undefined>;
   /** The newest `limit` messages of a session, oldest first. */
-  getRecentMessages(userId: string, sessionId: string, limit: number): Promise<ChatMessage[]>;
+  getRecentMessages(
+    userId: string,
+    sessionId: string,
+    limit: number,
+    signal: AbortSignal,
+  ): Promise<ChatMessage[]>;
 }
 
-export type PersistOutcome = 'written' | 'duplicate';
+export type SaveOutcome = 'written' | 'duplicate';
 
-/** The consumer's write, also the stream handler's direct fallback when the queue fails. */
+/** The consumer's write, also the stream handler's direct fallback when the outbox fails. */
 export interface MessageWriter {
-  persist(message: ChatMessage): Promise<PersistOutcome>;
+  save(message: ChatMessage): Promise<SaveOutcome>;
 }
 
-export interface MessageQueue {
-  enqueue(message: ChatMessage): Promise<void>;
+/** Where a turn sends its messages to be saved off the critical path (in AWS: the SQS FIFO queue). */
+export interface MessageOutbox {
+  send(message: ChatMessage): Promise<void>;
 }
 
 export interface Retriever {
@@ -70,4 +81,9 @@ export interface ChatModel {
 export interface TurnLog {
   warn(message: string, attributes?: Record<string, unknown>): void;
   error(message: string, attributes?: Record<string, unknown>): void;
+}
+
+/** Where a turn's events go (a wire format at the edge); `false` means the client can no longer be written to. */
+export interface EventSink {
+  send(event: TurnEvent): boolean;
 }

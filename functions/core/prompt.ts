@@ -1,6 +1,9 @@
 import type { ChatMessage, Passage, UserProfile } from './messages.ts';
 import type { ModelRequest } from './ports.ts';
 
+/** Bedrock's stop reason when a guardrail replaced the answer. */
+export const GUARDRAIL_INTERVENED = 'guardrail_intervened';
+
 const BASE_INSTRUCTIONS =
   'You are a helpful personal-finance education assistant. Answer clearly and briefly. ' +
   'When sources are given, ground the answer in them and say when they do not cover the question. ' +
@@ -31,6 +34,8 @@ export function toConverseMessages(history: ChatMessage[], message: string): Mod
   const turns: ModelRequest['messages'] = [];
   for (const entry of [...history, { role: 'user' as const, content: message }]) {
     if (entry.content.trim() === '') continue;
+    // What a guardrail blocked is never fed back to the model as if it had been said.
+    if ('stopReason' in entry && entry.stopReason === GUARDRAIL_INTERVENED) continue;
     const last = turns.at(-1);
     if (!last && entry.role !== 'user') continue;
     if (last && last.role === entry.role) last.content = `${last.content}\n\n${entry.content}`;

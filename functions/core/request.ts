@@ -1,8 +1,7 @@
 import * as z from 'zod/mini';
+import { RequestRejected } from './errors.ts';
 
-export const DEFAULT_MAX_MESSAGE_CHARS = 8000;
-
-export function chatRequestSchema(maxMessageChars = DEFAULT_MAX_MESSAGE_CHARS) {
+export function chatRequestSchema(maxMessageChars: number) {
   return z.strictObject({
     message: z.string('message must be a string').check(
       z.minLength(1, 'message must not be empty'),
@@ -13,43 +12,25 @@ export function chatRequestSchema(maxMessageChars = DEFAULT_MAX_MESSAGE_CHARS) {
     use_rag: z.optional(z.boolean('use_rag must be a boolean')),
   });
 }
-export type ChatRequest = z.infer<ReturnType<typeof chatRequestSchema>>;
+type ChatRequestSchema = ReturnType<typeof chatRequestSchema>;
+export type ChatRequest = z.infer<ChatRequestSchema>;
 
-/** A failure before streaming starts: a plain HTTP response with a JSON body. */
-export class HttpError extends Error {
-  readonly status: number;
-  readonly code: string;
-  readonly details: Record<string, unknown> | undefined;
-  constructor(status: number, code: string, message: string, details?: Record<string, unknown>) {
-    super(message);
-    this.status = status;
-    this.code = code;
-    this.details = details;
-  }
-
-  toBody(): string {
-    return JSON.stringify({ error: { code: this.code, message: this.message, ...this.details } });
-  }
-}
-
-export function parseChatRequest(
-  body: string | undefined,
-  schema: ReturnType<typeof chatRequestSchema>,
-): ChatRequest {
+/** Parses a JSON body against a schema; the first problem becomes an `invalid` rejection naming its field. */
+export function parseJsonBody<T extends z.ZodMiniType>(body: string, schema: T): z.infer<T> {
   let json: unknown;
   try {
-    json = JSON.parse(body ?? '');
+    json = JSON.parse(body);
   } catch {
-    throw new HttpError(400, 'invalid_json', 'The request body must be a JSON object.');
+    throw new RequestRejected('invalid', 'invalid_json', 'The request body must be a JSON object.');
   }
-  const result = schema.safeParse(json);
+  const result = z.safeParse(schema, json);
   if (!result.success) {
     const issue = result.error.issues[0];
     const field =
       issue?.path.join('.') || (issue?.code === 'unrecognized_keys' ? issue.keys.join(',') : 'body');
     const message =
       issue?.code === 'unrecognized_keys' ? `unknown field: ${field}` : (issue?.message ?? 'invalid request');
-    throw new HttpError(400, 'invalid_request', message, { field });
+    throw new RequestRejected('invalid', 'invalid_request', message, { field });
   }
   return result.data;
 }

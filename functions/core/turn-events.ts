@@ -1,17 +1,31 @@
 import type { Source, Usage } from './messages.ts';
 
 export type CacheState = 'hit' | 'miss' | 'skipped';
-export type StreamErrorCode = 'throttled' | 'model_error' | 'timeout' | 'internal';
+export type TurnErrorCode = 'throttled' | 'model_error' | 'timeout' | 'internal';
 
 export interface TurnTimings {
   first_byte_ms: number;
   context_ms: number;
   rag_ms: number;
+  /** From the request to the first token: what the user waits for. */
   model_first_token_ms: number;
+  /** From the model call to its first token: the model's own latency, without context or retrieval. */
+  model_latency_ms: number;
   total_ms: number;
 }
 
-export type StreamEvent =
+export interface TurnCacheStates {
+  profile: CacheState;
+  history: CacheState;
+  rag: CacheState;
+}
+
+/**
+ * What a turn tells its client, in order: `session_id` first, then `sources`, `token`s, and one of
+ * `done` or `error`. Field names are those of the native SSE protocol, which writes these as they are;
+ * other wire formats translate them at the edge.
+ */
+export type TurnEvent =
   | { type: 'session_id'; session_id: string }
   | { type: 'sources'; sources: Source[] }
   | { type: 'token'; text: string }
@@ -21,21 +35,6 @@ export type StreamEvent =
       stop_reason: string;
       usage: Usage;
       timings: TurnTimings;
-      cache: { profile: CacheState; history: CacheState; rag: CacheState };
+      cache: TurnCacheStates;
     }
-  | { type: 'error'; code: StreamErrorCode; message: string };
-
-/**
- * One Server-Sent Event. `padding` adds an SSE comment line (ignored by every SSE parser) so that a
- * small event crosses the size below which a Function URL may hold a write back.
- */
-export function encodeEvent(event: StreamEvent, padding = 0): string {
-  const data = `data: ${JSON.stringify(event)}\n\n`;
-  return padding > 0 ? `:${' '.repeat(padding)}\n${data}` : data;
-}
-
-export const SSE_HEADERS = {
-  'content-type': 'text/event-stream; charset=utf-8',
-  'cache-control': 'no-cache',
-  'x-accel-buffering': 'no',
-} as const;
+  | { type: 'error'; code: TurnErrorCode; message: string };

@@ -3,16 +3,26 @@ import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
 import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
 import { createDocumentClient, DynamoConversationStore } from '../adapters/dynamo-store.ts';
-import { loadPersistConfig } from '../config.ts';
+import { METRICS_NAMESPACE, PERSIST_METRICS, SERVICE_NAMES } from '../contracts/observability.ts';
 import { ChatMessageSchema } from '../core/messages.ts';
+import { loadPersistConfig } from '../environment.ts';
 
 const config = loadPersistConfig();
-const logger = new Logger({ serviceName: 'persist' });
+const logger = new Logger({ serviceName: SERVICE_NAMES.persist });
 const metrics = new Metrics({
-  namespace: process.env.POWERTOOLS_METRICS_NAMESPACE ?? 'StreamingChat',
-  serviceName: 'persist',
+  namespace: process.env.POWERTOOLS_METRICS_NAMESPACE ?? METRICS_NAMESPACE,
+  serviceName: SERVICE_NAMES.persist,
 });
-const store = new DynamoConversationStore(createDocumentClient(), config.TABLE_NAME, config.MESSAGE_TTL_DAYS);
+const store = new DynamoConversationStore(
+  createDocumentClient({
+    requestHandler: {
+      connectionTimeout: config.AWS_CONNECT_TIMEOUT_MS,
+      requestTimeout: config.AWS_REQUEST_TIMEOUT_MS,
+    },
+  }),
+  config.TABLE_NAME,
+  config.MESSAGE_TTL_DAYS,
+);
 
 /** A record that can never succeed; it is reported failed so it reaches the DLQ without retries hiding it. */
 class PoisonRecordError extends Error {
@@ -40,7 +50,7 @@ export async function handler(event: SQSEvent, context: Context): Promise<SQSBat
   const counts = { persisted: 0, duplicates: 0, failed: 0 };
   const recordHandler = async (record: SQSRecord) => {
     try {
-      const outcome = await store.persist(parseRecord(record));
+      const outcome = await store.save(parseRecord(record));
       if (outcome === 'written') counts.persisted++;
       else counts.duplicates++;
       return outcome;
@@ -63,9 +73,9 @@ export async function handler(event: SQSEvent, context: Context): Promise<SQSBat
   });
   const skipped = response.batchItemFailures.length - counts.failed;
   logger.info('batch processed', { records: event.Records.length, ...counts, skipped });
-  metrics.addMetric('MessagesPersisted', MetricUnit.Count, counts.persisted);
-  metrics.addMetric('DuplicatesSkipped', MetricUnit.Count, counts.duplicates);
-  metrics.addMetric('PersistFailures', MetricUnit.Count, counts.failed);
+  metrics.addMetric(PERSIST_METRICS.messagesPersisted, MetricUnit.Count, counts.persisted);
+  metrics.addMetric(PERSIST_METRICS.duplicatesSkipped, MetricUnit.Count, counts.duplicates);
+  metrics.addMetric(PERSIST_METRICS.persistFailures, MetricUnit.Count, counts.failed);
   metrics.publishStoredMetrics();
   return response;
 }

@@ -105,10 +105,8 @@ describe('chat stream on the local stack, over HTTP through the Function URL emu
       redis.disconnect();
     }
 
-    const second = await chat(stack.url, token, {
-      message: 'How big should my emergency fund be?',
-      session_id: sessionId,
-    });
+    // The same question again: its passages are now in the RAG cache this run filled above.
+    const second = await chat(stack.url, token, { message: question, session_id: sessionId });
     expect(second.events[0]?.data).toEqual({ type: 'session_id', session_id: sessionId });
     expect(done(second)?.cache).toEqual({ profile: 'hit', history: 'hit', rag: 'hit' });
     expect(lastPrompt()?.messages?.map((m) => m.role)).toEqual(['user', 'assistant', 'user']);

@@ -4,15 +4,16 @@ import type {
   ChatModel,
   ContextCache,
   ConversationStore,
-  MessageQueue,
+  EventSink,
+  MessageOutbox,
   MessageWriter,
   ModelEvent,
   ModelRequest,
-  PersistOutcome,
   Retriever,
+  SaveOutcome,
 } from '../../../functions/core/ports.ts';
-import type { StreamEvent } from '../../../functions/core/protocol.ts';
-import type { EventSink, TurnDeps } from '../../../functions/core/turn.ts';
+import type { TurnDeps } from '../../../functions/core/turn.ts';
+import type { TurnEvent } from '../../../functions/core/turn-events.ts';
 
 /** A shared, ordered record of what every fake was asked to do. */
 export const calls: string[] = [];
@@ -23,9 +24,15 @@ export class MemoryCache implements ContextCache {
   passages = new Map<string, Passage[]>();
   failReads = false;
   loadGate: Promise<void> | undefined;
+  loadSignal: AbortSignal | undefined;
 
-  async loadConversation(userId: string, sessionId: string): Promise<CachedConversation> {
+  async loadConversation(
+    userId: string,
+    sessionId: string,
+    signal: AbortSignal,
+  ): Promise<CachedConversation> {
     calls.push('cache.loadConversation');
+    this.loadSignal = signal;
     await this.loadGate;
     if (this.failReads) throw new Error('redis down');
     return { profile: this.profiles.get(userId), history: this.histories.get(`${userId}/${sessionId}`) };
@@ -57,20 +64,22 @@ export class MemoryStore implements ConversationStore, MessageWriter {
   failReads = false;
   failWrites = false;
   historyGate: Promise<void> | undefined;
+  historySignal: AbortSignal | undefined;
 
   async getProfile(userId: string) {
     calls.push('store.getProfile');
     if (this.failReads) throw new Error('dynamodb down');
     return this.profiles.get(userId);
   }
-  async getRecentMessages(userId: string, sessionId: string, limit: number) {
+  async getRecentMessages(userId: string, sessionId: string, limit: number, signal: AbortSignal) {
     calls.push('store.getRecentMessages');
+    this.historySignal = signal;
     await this.historyGate;
     if (this.failReads) throw new Error('dynamodb down');
     return this.messages.filter((m) => m.userId === userId && m.sessionId === sessionId).slice(-limit);
   }
-  async persist(message: ChatMessage): Promise<PersistOutcome> {
-    calls.push(`store.persist:${message.role}`);
+  async save(message: ChatMessage): Promise<SaveOutcome> {
+    calls.push(`store.save:${message.role}`);
     if (this.failWrites) throw new Error('dynamodb down');
     if (this.messages.some((m) => m.messageId === message.messageId)) return 'duplicate';
     this.messages.push(message);
@@ -78,12 +87,12 @@ export class MemoryStore implements ConversationStore, MessageWriter {
   }
 }
 
-export class MemoryQueue implements MessageQueue {
+export class MemoryOutbox implements MessageOutbox {
   sent: ChatMessage[] = [];
   fail = false;
   gate: Promise<void> | undefined;
-  async enqueue(message: ChatMessage) {
-    calls.push(`queue.enqueue:${message.role}`);
+  async send(message: ChatMessage) {
+    calls.push(`outbox.send:${message.role}`);
     await this.gate;
     if (this.fail) throw new Error('sqs down');
     this.sent.push(message);
@@ -130,11 +139,11 @@ export class ScriptedModel implements ChatModel {
 }
 
 export class RecordingSink implements EventSink {
-  events: StreamEvent[] = [];
+  events: TurnEvent[] = [];
   open = true;
   /** Called on each event, e.g. to close the sink mid-stream. */
-  onEvent: ((event: StreamEvent) => void) | undefined;
-  send(event: StreamEvent) {
+  onEvent: ((event: TurnEvent) => void) | undefined;
+  send(event: TurnEvent) {
     if (!this.open) return false;
     calls.push(`sink.${event.type}`);
     this.events.push(event);
@@ -145,21 +154,21 @@ export class RecordingSink implements EventSink {
 
 export function fakeDeps() {
   let id = 0;
-  const logs: Array<{ level: string; message: string }> = [];
+  const logs: Array<{ level: string; message: string; attributes?: Record<string, unknown> }> = [];
   const store = new MemoryStore();
   const deps = {
     cache: new MemoryCache(),
     store,
     writer: store,
-    queue: new MemoryQueue(),
+    outbox: new MemoryOutbox(),
     retriever: new FakeRetriever(),
     model: new ScriptedModel(),
     log: {
-      warn: (message: string) => {
-        logs.push({ level: 'warn', message });
+      warn: (message: string, attributes?: Record<string, unknown>) => {
+        logs.push({ level: 'warn', message, ...(attributes ? { attributes } : {}) });
       },
-      error: (message: string) => {
-        logs.push({ level: 'error', message });
+      error: (message: string, attributes?: Record<string, unknown>) => {
+        logs.push({ level: 'error', message, ...(attributes ? { attributes } : {}) });
       },
     },
     settings: {

@@ -1,8 +1,8 @@
 import { beforeEach, describe, expect, it } from 'vitest';
 import type { ChatMessage } from '../../../functions/core/messages.ts';
 import { ModelError } from '../../../functions/core/ports.ts';
-import type { StreamEvent } from '../../../functions/core/protocol.ts';
 import { runTurn, type TurnInput } from '../../../functions/core/turn.ts';
+import type { TurnEvent } from '../../../functions/core/turn-events.ts';
 import { deferred } from '../../support/deferred.ts';
 import { calls, fakeDeps, RecordingSink } from './fakes.ts';
 
@@ -24,7 +24,7 @@ const history = (n: number): ChatMessage[] =>
     content: `earlier ${i}`,
     createdAt: '2026-11-25T11:00:00Z',
   }));
-const types = (events: StreamEvent[]) => events.map((e) => e.type);
+const types = (events: TurnEvent[]) => events.map((e) => e.type);
 
 beforeEach(() => {
   calls.length = 0;
@@ -56,23 +56,29 @@ describe('runTurn', () => {
       'context_ms',
       'rag_ms',
       'model_first_token_ms',
+      'model_latency_ms',
       'total_ms',
     ]);
     expect(done.timings.total_ms).toBeGreaterThanOrEqual(done.timings.model_first_token_ms);
+    expect(done.timings.model_latency_ms).toBeGreaterThan(0);
+    expect(done.timings.model_latency_ms).toBeLessThanOrEqual(done.timings.model_first_token_ms);
     expect(report.outcome).toBe('done');
     expect(await report.background).toEqual({ saves: 2, failedSaves: 0 });
-    expect(deps.queue.sent.map((m) => m.role)).toEqual(['user', 'assistant']);
-    expect(deps.queue.sent[1]?.messageId).toBe(done.message_id);
-    expect(deps.queue.sent[1]?.content).toBe('Hello there.');
+    expect(deps.outbox.sent.map((m) => m.role)).toEqual(['user', 'assistant']);
+    expect(deps.outbox.sent[1]?.messageId).toBe(done.message_id);
+    expect(deps.outbox.sent[1]?.content).toBe('Hello there.');
   });
 
-  it('writes session_id before any I/O and generates a UUIDv7 session when none is given', async () => {
+  it('writes session_id before any I/O, taking a new id from newId when none is given', async () => {
     const { deps } = fakeDeps();
     const sink = new RecordingSink();
-    await runTurn(deps, input({ sessionId: undefined }), sink);
+    const report = await runTurn(deps, input({ sessionId: undefined }), sink);
     expect(calls[0]).toBe('sink.session_id');
-    const first = sink.events[0];
-    expect(first?.type === 'session_id' && first.session_id).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-7/);
+    expect(sink.events[0]).toEqual({
+      type: 'session_id',
+      session_id: '01900000-0000-7000-8000-000000000001',
+    });
+    expect(report.sessionId).toBe('01900000-0000-7000-8000-000000000001');
   });
 
   it('starts the history load and Retrieve before either resolves', async () => {
@@ -86,7 +92,7 @@ describe('runTurn', () => {
     await new Promise((r) => setTimeout(r, 10));
     expect(calls).toContain('store.getRecentMessages');
     expect(calls).toContain('retriever.retrieve');
-    expect(calls).toContain('queue.enqueue:user');
+    expect(calls).toContain('outbox.send:user');
     expect(types(sink.events)).toEqual(['session_id']);
     historyGate.resolve();
     ragGate.resolve();
@@ -97,11 +103,11 @@ describe('runTurn', () => {
   it('never waits for a write: done goes out while the queue has not answered, and background settles later', async () => {
     const { deps } = fakeDeps();
     const queueGate = deferred();
-    deps.queue.gate = queueGate.promise;
+    deps.outbox.gate = queueGate.promise;
     const sink = new RecordingSink();
     const report = await runTurn(deps, input(), sink);
     expect(types(sink.events).at(-1)).toBe('done');
-    expect(deps.queue.sent).toHaveLength(0);
+    expect(deps.outbox.sent).toHaveLength(0);
     let settled = false;
     const background = report.background.then(() => {
       settled = true;
@@ -110,7 +116,7 @@ describe('runTurn', () => {
     expect(settled).toBe(false);
     queueGate.resolve();
     await background;
-    expect(deps.queue.sent.map((m) => m.role)).toEqual(['user', 'assistant']);
+    expect(deps.outbox.sent.map((m) => m.role)).toEqual(['user', 'assistant']);
   });
 
   it('hits the cache on the second turn and the prompt carries the first turn', async () => {
@@ -176,18 +182,77 @@ describe('runTurn', () => {
     expect(types(sink.events)).toContain('sources');
   });
 
-  it('answers without sources when Retrieve fails', async () => {
+  it('answers without sources when Retrieve fails, and reports the failure', async () => {
     const { deps } = fakeDeps();
     deps.retriever.fail = true;
     const sink = new RecordingSink();
     const report = await runTurn(deps, input(), sink);
     expect(types(sink.events)).toEqual(['session_id', 'token', 'token', 'done']);
     expect(report.outcome).toBe('done');
+    expect(report.retrievalFailed).toBe(true);
+  });
+
+  it('gives up on a cache that does not answer by its deadline, aborts the call and reads the table', async () => {
+    const { deps, logs } = fakeDeps();
+    deps.settings.cacheTimeoutMs = 20;
+    deps.cache.loadGate = new Promise(() => undefined);
+    deps.store.messages = history(2);
+    const sink = new RecordingSink();
+    const report = await runTurn(deps, input(), sink);
+    expect(report.outcome).toBe('done');
+    expect(report.cache).toMatchObject({ profile: 'miss', history: 'miss' });
+    expect(deps.cache.loadSignal?.aborted).toBe(true);
+    expect(deps.model.requests[0]?.messages).toHaveLength(3);
+    expect(logs).toContainEqual({
+      level: 'warn',
+      message: 'cache read failed, using the table',
+      attributes: { error: 'DeadlineExceeded' },
+    });
+  });
+
+  it('gives up on a table that does not answer by its deadline, aborts the query and answers without history', async () => {
+    const { deps, logs } = fakeDeps();
+    deps.settings.storeTimeoutMs = 20;
+    deps.cache.failReads = true;
+    deps.store.historyGate = new Promise(() => undefined);
+    const sink = new RecordingSink();
+    const report = await runTurn(deps, input(), sink);
+    expect(report.outcome).toBe('done');
+    expect(deps.store.historySignal?.aborted).toBe(true);
+    expect(deps.model.requests[0]?.messages).toEqual([{ role: 'user', content: 'What is a Roth IRA?' }]);
+    expect(logs).toContainEqual({
+      level: 'warn',
+      message: 'history unavailable, answering without it',
+      attributes: { error: 'DeadlineExceeded' },
+    });
+  });
+
+  it("logs the provider's error name and message when the model fails, never the user's text", async () => {
+    const { deps, logs } = fakeDeps();
+    const denied = Object.assign(new Error('Model access is denied due to missing subscription.'), {
+      name: 'AccessDeniedException',
+    });
+    deps.model.script = async function* () {
+      yield* [];
+      throw new ModelError('model_error', 'AccessDeniedException', { cause: denied });
+    };
+    const sink = new RecordingSink();
+    const report = await runTurn(deps, input(), sink);
+    expect(report).toMatchObject({ outcome: 'error', errorCode: 'model_error' });
+    const logged = logs.find((l) => l.level === 'error');
+    expect(logged?.attributes).toEqual({
+      code: 'model_error',
+      cause: {
+        name: 'AccessDeniedException',
+        message: 'Model access is denied due to missing subscription.',
+      },
+    });
+    expect(JSON.stringify(logs)).not.toContain('Roth IRA');
   });
 
   it('writes directly to the table when the queue fails, and counts a save lost only when both fail', async () => {
     const { deps, logs } = fakeDeps();
-    deps.queue.fail = true;
+    deps.outbox.fail = true;
     const ok = await runTurn(deps, input(), new RecordingSink());
     expect(await ok.background).toEqual({ saves: 2, failedSaves: 0 });
     expect(deps.store.messages.map((m) => m.role)).toEqual(['user', 'assistant']);
@@ -213,7 +278,7 @@ describe('runTurn', () => {
     expect(types(sink.events)).not.toContain('done');
     expect(report.outcome).toBe('error');
     await report.background;
-    expect(deps.queue.sent.map((m) => m.role)).toEqual(['user']);
+    expect(deps.outbox.sent.map((m) => m.role)).toEqual(['user']);
   });
 
   it('treats a stream that ends without messageStop as an error, not an answer', async () => {
@@ -257,7 +322,7 @@ describe('runTurn', () => {
     expect(aborted).toBe(true);
     expect(types(sink.events)).toEqual(['session_id', 'sources', 'token']);
     await report.background;
-    expect(deps.queue.sent.map((m) => m.role)).toEqual(['user']);
+    expect(deps.outbox.sent.map((m) => m.role)).toEqual(['user']);
   });
 
   it('stores a complete history for a new session instead of appending', async () => {
@@ -275,7 +340,7 @@ describe('runTurn', () => {
   it('does not show this turn twice when the consumer already stored it', async () => {
     const { deps } = fakeDeps();
     const queueGate = deferred();
-    deps.queue.gate = queueGate.promise;
+    deps.outbox.gate = queueGate.promise;
     const historyGate = deferred();
     deps.store.historyGate = historyGate.promise;
     const turn = runTurn(deps, input({ message: 'now' }), new RecordingSink());

@@ -4,7 +4,7 @@ import type { SQSEvent } from 'aws-lambda';
 import { v7 as uuidv7 } from 'uuid';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DynamoConversationStore } from '../../../functions/adapters/dynamo-store.ts';
-import { messageGroupId } from '../../../functions/adapters/sqs-queue.ts';
+import { messageGroupId } from '../../../functions/adapters/sqs-outbox.ts';
 import type { ChatMessage } from '../../../functions/core/messages.ts';
 import { type SqsPoller, startSqsPoller } from '../../../local/sqs-poller.ts';
 import { type LocalStack, startLocalStack } from '../../../local/stack.ts';
@@ -81,8 +81,8 @@ describe('persist consumer: SQS FIFO to DynamoDB', () => {
       7,
     );
     const message = chatMessage(`u-${uuidv7()}`, uuidv7(), 0);
-    expect(await store.persist(message)).toBe('written');
-    expect(await store.persist(message)).toBe('duplicate');
+    expect(await store.save(message)).toBe('written');
+    expect(await store.save(message)).toBe('duplicate');
     const expected = Math.floor(Date.parse(message.createdAt) / 1000) + 7 * 86_400;
     const [item] = await table.messages(message.userId, message.sessionId);
     expect(item?.expiresAt).toBe(expected);

@@ -1,0 +1,140 @@
+import { Logger } from '@aws-lambda-powertools/logger';
+import { Metrics } from '@aws-lambda-powertools/metrics';
+import { BedrockAgentRuntimeClient } from '@aws-sdk/client-bedrock-agent-runtime';
+import { BedrockRuntimeClient } from '@aws-sdk/client-bedrock-runtime';
+import { SQSClient } from '@aws-sdk/client-sqs';
+import { v7 as uuidv7 } from 'uuid';
+import { BedrockChatModel } from '../adapters/bedrock-model.ts';
+import { createDocumentClient, DynamoConversationStore } from '../adapters/dynamo-store.ts';
+import { JwtAuth } from '../adapters/jwt-auth.ts';
+import { KnowledgeBaseRetriever } from '../adapters/kb-retriever.ts';
+import { createRedisClient, RedisContextCache } from '../adapters/redis-cache.ts';
+import { SqsMessageOutbox } from '../adapters/sqs-outbox.ts';
+import { TurnMetrics } from '../adapters/turn-metrics.ts';
+import { METRICS_NAMESPACE, SERVICE_NAMES } from '../contracts/observability.ts';
+import { chatRequestSchema } from '../core/request.ts';
+import type { TurnDeps } from '../core/turn.ts';
+import { loadStreamConfig } from '../environment.ts';
+
+/**
+ * The stream function's composition root: configuration, clients and adapters, created once per
+ * execution environment. The handler, `npm run invoke` and the benchmark's comparison designs share it.
+ */
+export function createStreamRuntime(env: NodeJS.ProcessEnv = process.env) {
+  const config = loadStreamConfig(env);
+  const logger = new Logger({ serviceName: SERVICE_NAMES.stream });
+  const metrics = new TurnMetrics(
+    new Metrics({
+      namespace: env.POWERTOOLS_METRICS_NAMESPACE ?? METRICS_NAMESPACE,
+      serviceName: SERVICE_NAMES.stream,
+    }),
+  );
+  // Without explicit timeouts the SDK waits forever on a half-broken endpoint, holding the invocation.
+  const timeouts = {
+    requestHandler: {
+      connectionTimeout: config.AWS_CONNECT_TIMEOUT_MS,
+      requestTimeout: config.AWS_REQUEST_TIMEOUT_MS,
+    },
+  };
+  const redis = config.REDIS_URL
+    ? createRedisClient(config.REDIS_URL, config.REDIS_CLUSTER, config.CACHE_TIMEOUT_MS)
+    : undefined;
+  const store = new DynamoConversationStore(
+    createDocumentClient(timeouts),
+    config.TABLE_NAME,
+    config.MESSAGE_TTL_DAYS,
+  );
+  const auth = new JwtAuth({
+    issuer: config.AUTH_ISSUER,
+    audience: config.AUTH_AUDIENCE,
+    jwksUri: config.AUTH_JWKS_URI,
+    jwks: config.AUTH_JWKS,
+    onUnknownKey: () => metrics.countUnknownKey(),
+  });
+  const model = new BedrockChatModel(
+    new BedrockRuntimeClient({
+      maxAttempts: config.BEDROCK_MAX_ATTEMPTS,
+      // The stream's own deadline bounds the call; an idle timeout would cut a slow first token.
+      requestHandler: { connectionTimeout: config.AWS_CONNECT_TIMEOUT_MS },
+    }),
+    {
+      modelId: config.MODEL_ID,
+      maxTokens: config.MAX_TOKENS,
+      temperature: config.TEMPERATURE,
+      guardrail: config.GUARDRAIL_ID
+        ? { id: config.GUARDRAIL_ID, version: config.GUARDRAIL_VERSION, mode: config.GUARDRAIL_STREAM_MODE }
+        : undefined,
+      promptCaching: config.PROMPT_CACHING,
+      latency: config.PERFORMANCE_LATENCY,
+    },
+  );
+  const retriever = config.KNOWLEDGE_BASE_ID
+    ? new KnowledgeBaseRetriever(
+        new BedrockAgentRuntimeClient(timeouts),
+        config.KNOWLEDGE_BASE_ID,
+        config.RAG_RESULTS,
+      )
+    : undefined;
+
+  const turnDeps: TurnDeps = {
+    cache: redis
+      ? new RedisContextCache(redis, {
+          historyLimit: config.HISTORY_LIMIT,
+          profileTtlSeconds: config.PROFILE_CACHE_TTL_SECONDS,
+          historyTtlSeconds: config.HISTORY_CACHE_TTL_SECONDS,
+          ragTtlSeconds: config.RAG_CACHE_TTL_SECONDS,
+        })
+      : undefined,
+    store,
+    writer: store,
+    outbox: new SqsMessageOutbox(new SQSClient(timeouts), config.QUEUE_URL),
+    retriever,
+    model,
+    log: {
+      warn: (message, attributes) => logger.warn(message, attributes ?? {}),
+      error: (message, attributes) => logger.error(message, attributes ?? {}),
+    },
+    settings: {
+      historyLimit: config.HISTORY_LIMIT,
+      cacheTimeoutMs: config.CACHE_TIMEOUT_MS,
+      storeTimeoutMs: config.STORE_TIMEOUT_MS,
+      ragTimeoutMs: config.RAG_TIMEOUT_MS,
+      modelTimeoutMs: config.MODEL_TIMEOUT_MS,
+    },
+    newId: () => uuidv7(),
+    now: () => performance.now(),
+    clock: () => new Date(),
+  };
+
+  /** Connections and keys set up during init, which Lambda does not bill against the first answer. */
+  const warm = () =>
+    Promise.all([
+      redis
+        ?.connect()
+        .catch((error: unknown) =>
+          logger.warn('redis unavailable at init, answering from DynamoDB', { error: String(error) }),
+        ),
+      config.AUTH_JWKS
+        ? undefined
+        : auth
+            .warm()
+            .catch((error: unknown) => logger.warn('JWKS not loaded at init', { error: String(error) })),
+    ]);
+
+  return {
+    config,
+    logger,
+    metrics,
+    auth,
+    store,
+    model,
+    retriever,
+    turnDeps,
+    requestSchema: chatRequestSchema(config.MAX_MESSAGE_CHARS),
+    /** JSON with at most MAX_MESSAGE_CHARS characters of up to 4 bytes each, plus the other fields. */
+    maxBodyBytes: config.MAX_MESSAGE_CHARS * 4 + 1024,
+    warm,
+  };
+}
+
+export type StreamRuntime = ReturnType<typeof createStreamRuntime>;

@@ -1,0 +1,37 @@
+import type { EventSink } from '../core/ports.ts';
+import type { TurnReport } from '../core/turn.ts';
+import type { StreamRuntime } from './stream-runtime.ts';
+
+/**
+ * After the turn: end the body, then wait for every background write, log the outcome and publish
+ * metrics. Returned to the handler, which awaits it before the invocation returns (Lambda freezes
+ * the environment after that, so nothing may be left running).
+ */
+export async function finishTurn(
+  runtime: StreamRuntime,
+  turn: Promise<TurnReport>,
+  sink: EventSink,
+  endBody: () => void,
+): Promise<void> {
+  let report: TurnReport;
+  try {
+    report = await turn;
+  } catch (error) {
+    runtime.logger.error('turn crashed', { error: error instanceof Error ? error.name : String(error) });
+    sink.send({ type: 'error', code: 'internal', message: 'Something went wrong while answering.' });
+    endBody();
+    return;
+  }
+  endBody();
+  const background = await report.background;
+  runtime.logger.info('turn finished', {
+    outcome: report.outcome,
+    errorCode: report.errorCode,
+    timings: report.timings,
+    cache: report.cache,
+    usage: report.usage,
+    retrievalFailed: report.retrievalFailed,
+    ...background,
+  });
+  runtime.metrics.publishTurn(report, background);
+}

@@ -1,0 +1,11 @@
+import { describe, expect, it } from 'vitest';
+import { encodeEvent } from '../../../functions/chat-stream/native-sse.ts';
+
+describe('encodeEvent', () => {
+  it('writes one SSE data event, optionally behind a comment of padding', () => {
+    expect(encodeEvent({ type: 'token', text: 'a\nb' })).toBe('data: {"type":"token","text":"a\\nb"}\n\n');
+    const padded = encodeEvent({ type: 'session_id', session_id: 's' }, 100);
+    expect(padded.startsWith(`:${' '.repeat(100)}\n`)).toBe(true);
+    expect(padded.endsWith('data: {"type":"session_id","session_id":"s"}\n\n')).toBe(true);
+  });
+});

@@ -51,7 +51,7 @@ export function createBaselineHandler() {
     };
     await store.save(userMessage);
     const out = HttpResponseStream.from(responseStream, { statusCode: 200, headers: { ...SSE_HEADERS } });
-    out.write(encodeEvent({ type: 'session_id', session_id: sessionId }));
+    out.write(encodeEvent({ type: 'session_id', session_id: sessionId, message_id: '' }));
     const firstByte = performance.now() - started;
     if (passages.length > 0)
       out.write(encodeEvent({ type: 'sources', sources: passages.map(({ text: _t, ...s }) => s) }));
@@ -115,7 +115,7 @@ export function createLimitHandler() {
         statusCode: 200,
         headers: { ...SSE_HEADERS },
       });
-      out.write(encodeEvent({ type: 'session_id', session_id: request.session_id ?? uuidv7() }));
+      out.write(encodeEvent({ type: 'session_id', session_id: request.session_id ?? uuidv7(), message_id: '' }));
       let firstToken = 0;
       const messages = [{ role: 'user' as const, content: request.message }];
       for await (const e of model.stream({ system: '', messages, signal: AbortSignal.timeout(60_000) })) {

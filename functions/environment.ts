@@ -52,6 +52,12 @@ const StreamEnv = z.object({
   MODEL_TIMEOUT_MS: int(modelTimeoutMs(DEFAULTS.streamTimeoutSeconds), 1),
   AWS_CONNECT_TIMEOUT_MS: int(DEFAULTS.awsConnectTimeoutMs, 1),
   AWS_REQUEST_TIMEOUT_MS: int(DEFAULTS.awsRequestTimeoutMs, 1),
+  /** How often a running turn saves its events for resume and checks for a stop (the stop's latency). */
+  TURN_FLUSH_MS: int(100, 10, 5000),
+  /** How long after its end a turn can still be resumed by `GET …/stream`. */
+  TURN_RESUMABLE_SECONDS: int(60, 1, 86_400),
+  /** How long a client message id is remembered, so a retry replays its turn instead of answering twice. */
+  TURN_RETAIN_SECONDS: int(3600, 60, 604_800),
   PROFILE_CACHE_TTL_SECONDS: int(300, 1),
   HISTORY_CACHE_TTL_SECONDS: int(3600, 1),
   RAG_CACHE_TTL_SECONDS: int(3600, 1),

@@ -1,60 +1,75 @@
-import { PassThrough } from 'node:stream';
 import middy from '@middy/core';
 import { executionModeStreamifyResponse } from '@middy/core/StreamifyResponse';
 import type { Context, LambdaFunctionURLEvent } from 'aws-lambda';
 import { RequestRejected } from '../core/errors.ts';
-import { parseJsonBody } from '../core/request.ts';
-import { runTurn } from '../core/turn.ts';
-import { fromRejection, HttpError, jsonResponse, readJsonBody } from './http-edge.ts';
-import { NativeSseSink, SSE_HEADERS } from './native-sse.ts';
+import { fromRejection, HttpError, jsonResponse } from './http-edge.ts';
+import { openAiErrorResponse } from './openai-compat.ts';
+import { matchRoute } from './routes.ts';
 import { createStreamRuntime } from './stream-runtime.ts';
-import { finishTurn } from './turn-lifecycle.ts';
+import {
+  aiSdkTurn,
+  type Invocation,
+  nativeTurn,
+  openAiTurn,
+  type RouteResponse,
+  resumeTurn,
+  stopTurn,
+} from './turn-routes.ts';
 
 const runtime = createStreamRuntime();
 await runtime.warm();
 
-/** Work each invocation must finish after its stream ended and before it returns (Lambda freezes after). */
-const afterStream = new WeakMap<Context, Promise<void>>();
+/** Work each invocation must finish after its response ended and before it returns (Lambda freezes after). */
+const afterResponse = new WeakMap<Context, Promise<void>[]>();
+
+async function route(event: LambdaFunctionURLEvent, context: Context): Promise<RouteResponse> {
+  const startedAt = performance.now();
+  const { method, path } = event.requestContext.http;
+  const matched = matchRoute(method, path);
+  const userId = await runtime.auth.userIdFrom(event.headers?.authorization);
+  const pending: Promise<void>[] = [];
+  afterResponse.set(context, pending);
+  const inv: Invocation = {
+    runtime,
+    event,
+    context,
+    userId,
+    startedAt,
+    afterResponse: (work) => pending.push(work),
+  };
+  switch (matched.name) {
+    case 'native-turn':
+      return nativeTurn(inv);
+    case 'ai-sdk-turn':
+      return aiSdkTurn(inv);
+    case 'openai-turn':
+      return openAiTurn(inv);
+    case 'native-resume':
+      return resumeTurn(inv, matched.id ?? '', 'native');
+    case 'ai-sdk-resume':
+      return resumeTurn(inv, matched.id ?? '', 'ai-sdk');
+    case 'stop':
+      return stopTurn(inv, matched.id ?? '');
+  }
+}
 
 async function chatStream(event: LambdaFunctionURLEvent, context: Context) {
-  const startedAt = performance.now();
   runtime.logger.addContext(context);
-  let accepted: { userId: string; request: ReturnType<typeof parseJsonBody<typeof runtime.requestSchema>> };
   try {
-    const body = readJsonBody(event, runtime.maxBodyBytes);
-    const userId = await runtime.auth.userIdFrom(event.headers?.authorization);
-    accepted = { userId, request: parseJsonBody(body, runtime.requestSchema) };
+    return await route(event, context);
   } catch (error) {
     const rejection = error instanceof RequestRejected ? fromRejection(error) : error;
     if (!(rejection instanceof HttpError)) throw error;
     runtime.logger.info('request rejected', { status: rejection.status, code: rejection.code });
-    return jsonResponse(rejection);
+    return event.requestContext.http.path.startsWith('/v1/')
+      ? openAiErrorResponse(rejection)
+      : jsonResponse(rejection);
   }
-
-  const body = new PassThrough();
-  const sink = new NativeSseSink(body, runtime.config.FLUSH_PADDING_BYTES);
-  const { request, userId } = accepted;
-  const turn = runTurn(
-    runtime.turnDeps,
-    {
-      userId,
-      sessionId: request.session_id,
-      message: request.message,
-      useRag: request.use_rag ?? runtime.retriever !== undefined,
-      startedAt,
-    },
-    sink,
-  );
-  afterStream.set(
-    context,
-    finishTurn(runtime, turn, sink, () => body.end()),
-  );
-  return { statusCode: 200, headers: { ...SSE_HEADERS }, body };
 }
 
 export const handler = middy<LambdaFunctionURLEvent>({
   executionMode: executionModeStreamifyResponse,
   requestEnd: async (request) => {
-    await afterStream.get(request.context as Context);
+    await Promise.all(afterResponse.get(request.context as Context) ?? []);
   },
 }).handler(chatStream);

@@ -1,6 +1,6 @@
 import type { Writable } from 'node:stream';
-import type { EventSink } from '../core/ports.ts';
 import type { TurnEvent } from '../core/turn-events.ts';
+import type { WireSink } from './wire-sink.ts';
 
 export const SSE_HEADERS = {
   'content-type': 'text/event-stream; charset=utf-8',
@@ -8,12 +8,17 @@ export const SSE_HEADERS = {
   'x-accel-buffering': 'no',
 } as const;
 
+/** The native protocol writes a turn's events as they are, except the answer's id, which it never sent. */
+const toWire = (event: TurnEvent) =>
+  event.type === 'session_id' ? { type: event.type, session_id: event.session_id } : event;
+
 /**
- * One Server-Sent Event of the native protocol. `padding` adds an SSE comment line (ignored by every
- * SSE parser) so that a small event crosses the size below which a Function URL may hold a write back.
+ * One Server-Sent Event of the native protocol; `id` lets a client resume after it (`Last-Event-ID`).
+ * `padding` adds an SSE comment line (ignored by every SSE parser) so that a small event crosses the
+ * size below which a Function URL may hold a write back.
  */
-export function encodeEvent(event: TurnEvent, padding = 0): string {
-  const data = `data: ${JSON.stringify(event)}\n\n`;
+export function encodeEvent(event: TurnEvent, id?: number, padding = 0): string {
+  const data = `${id === undefined ? '' : `id: ${id}\n`}data: ${JSON.stringify(toWire(event))}\n\n`;
   return padding > 0 ? `:${' '.repeat(padding)}\n${data}` : data;
 }
 
@@ -21,7 +26,7 @@ export function encodeEvent(event: TurnEvent, padding = 0): string {
  * The native SSE wire format. Until the first token has gone out, each event carries the flush
  * padding so a Function URL does not hold it back; later tokens are not padded.
  */
-export class NativeSseSink implements EventSink {
+export class NativeSseSink implements WireSink {
   readonly #out: Writable;
   readonly #padding: number;
   #beforeFirstToken = true;
@@ -31,9 +36,9 @@ export class NativeSseSink implements EventSink {
     this.#padding = paddingBytes;
   }
 
-  send(event: TurnEvent): boolean {
+  send(event: TurnEvent, id: number): boolean {
     if (this.#out.destroyed || this.#out.writableEnded) return false;
-    this.#out.write(encodeEvent(event, this.#beforeFirstToken ? this.#padding : 0));
+    this.#out.write(encodeEvent(event, id, this.#beforeFirstToken ? this.#padding : 0));
     if (event.type === 'token') this.#beforeFirstToken = false;
     return true;
   }

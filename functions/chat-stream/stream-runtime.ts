@@ -9,6 +9,7 @@ import { createDocumentClient, DynamoConversationStore } from '../adapters/dynam
 import { JwtAuth } from '../adapters/jwt-auth.ts';
 import { KnowledgeBaseRetriever } from '../adapters/kb-retriever.ts';
 import { createRedisClient, RedisContextCache } from '../adapters/redis-cache.ts';
+import { RedisTurnRegistry } from '../adapters/redis-turns.ts';
 import { SqsMessageOutbox } from '../adapters/sqs-outbox.ts';
 import { TurnMetrics } from '../adapters/turn-metrics.ts';
 import { METRICS_NAMESPACE, SERVICE_NAMES } from '../contracts/observability.ts';
@@ -121,9 +122,21 @@ export function createStreamRuntime(env: NodeJS.ProcessEnv = process.env) {
             .catch((error: unknown) => logger.warn('JWKS not loaded at init', { error: String(error) })),
     ]);
 
+  const registry = redis
+    ? new RedisTurnRegistry(redis, {
+        // A turn whose environment died frees its session once it could no longer be running.
+        lockMs: config.MODEL_TIMEOUT_MS + 15_000,
+        resumableMs: config.TURN_RESUMABLE_SECONDS * 1000,
+        retainMs: config.TURN_RETAIN_SECONDS * 1000,
+        flushMs: config.TURN_FLUSH_MS,
+        pollMs: config.TURN_FLUSH_MS,
+      })
+    : undefined;
+
   return {
     config,
     logger,
+    registry,
     metrics,
     auth,
     store,

@@ -1,4 +1,4 @@
-import type { EventSink } from '../core/ports.ts';
+import type { EventSink, TurnJournal } from '../core/ports.ts';
 import type { TurnReport } from '../core/turn.ts';
 import type { StreamRuntime } from './stream-runtime.ts';
 
@@ -11,6 +11,7 @@ export async function finishTurn(
   runtime: StreamRuntime,
   turn: Promise<TurnReport>,
   sink: EventSink,
+  journal: TurnJournal | undefined,
   endBody: () => void,
 ): Promise<void> {
   let report: TurnReport;
@@ -20,9 +21,12 @@ export async function finishTurn(
     runtime.logger.error('turn crashed', { error: error instanceof Error ? error.name : String(error) });
     sink.send({ type: 'error', code: 'internal', message: 'Something went wrong while answering.' });
     endBody();
+    await journal?.finish();
     return;
   }
   endBody();
+  // Frees the session for its next turn, and leaves the events for a resume shortly after.
+  await journal?.finish();
   const background = await report.background;
   runtime.logger.info('turn finished', {
     outcome: report.outcome,

@@ -27,7 +27,8 @@ export interface ContextRequest {
   isNewSession: boolean;
   /** This turn's user message, which the consumer may already have stored. */
   currentMessageId: string;
-  question: string;
+  /** `undefined` when regenerating: the question is then the last user message of the stored history. */
+  question: string | undefined;
   useRag: boolean;
 }
 
@@ -60,10 +61,20 @@ export async function loadTurnContext(
   writes: BackgroundWrites,
   request: ContextRequest,
 ): Promise<TurnContext> {
-  const [conversation, retrieved] = await Promise.all([
-    loadConversation(sources, writes, request),
-    loadPassages(sources, writes, request),
-  ]);
+  const { question } = request;
+  if (question !== undefined) {
+    const [conversation, retrieved] = await Promise.all([
+      loadConversation(sources, writes, request),
+      loadPassages(sources, writes, { ...request, question }),
+    ]);
+    return { conversation, retrieved };
+  }
+  // Regenerating: retrieval needs the stored question, so it waits for the history.
+  const conversation = await loadConversation(sources, writes, request);
+  const stored = conversation.history.findLast((m) => m.role === 'user')?.content;
+  const retrieved = stored
+    ? await loadPassages(sources, writes, { ...request, question: stored })
+    : { passages: [], state: 'skipped' as const, failed: false, ms: 0 };
   return { conversation, retrieved };
 }
 
@@ -135,7 +146,7 @@ async function loadConversation(
 async function loadPassages(
   { retriever, cache, settings, log, now }: ContextSources,
   writes: BackgroundWrites,
-  { question, useRag }: ContextRequest,
+  { question, useRag }: ContextRequest & { question: string },
 ): Promise<RetrievedContext> {
   if (!useRag || !retriever) return { passages: [], state: 'skipped', failed: false, ms: 0 };
   const started = now();

@@ -87,3 +87,50 @@ export interface TurnLog {
 export interface EventSink {
   send(event: TurnEvent): boolean;
 }
+
+/** A turn's event as kept for replay: its position in the turn's stream is its SSE `id`. */
+export interface JournaledEvent {
+  id: number;
+  event: TurnEvent;
+}
+
+export type TurnClaim =
+  /** This request runs the turn; it holds the session until `finish`. */
+  | { kind: 'claimed'; turnId: string }
+  /** The same client message id was already taken: attach to (or replay) that turn. */
+  | { kind: 'duplicate'; turnId: string }
+  /** Another turn is running on this session. */
+  | { kind: 'busy' };
+
+/** The running turn's side of the registry: its events in batches, and whether a stop was asked for. */
+export interface TurnJournal {
+  append(entry: JournaledEvent): void;
+  /** Fires (within one flush interval) when someone asks this turn to stop, in any execution environment. */
+  readonly stopSignal: AbortSignal;
+  /** Flushes what is left, marks the turn finished and frees the session. */
+  finish(): Promise<void>;
+}
+
+export interface TurnReplay {
+  turnId: string;
+  /** Yields the turn's events after `afterId`, then follows it live until its last event. */
+  events(afterId: number, signal: AbortSignal): AsyncIterable<JournaledEvent>;
+}
+
+/**
+ * One turn at a time per session, idempotent by client message id, with a replayable event log and a
+ * stop that reaches the turn wherever it runs. Shared by every execution environment (Redis in AWS).
+ */
+export interface TurnRegistry {
+  claim(
+    userId: string,
+    sessionId: string,
+    clientMessageId: string | undefined,
+    turnId: string,
+  ): Promise<TurnClaim>;
+  journal(userId: string, sessionId: string, turnId: string): TurnJournal;
+  /** `true` when a running turn was asked to stop. */
+  requestStop(userId: string, sessionId: string): Promise<boolean>;
+  /** The running or just-finished turn of the session (or the given one), if it can still be replayed. */
+  replay(userId: string, sessionId: string, turnId?: string): Promise<TurnReplay | undefined>;
+}

@@ -32,7 +32,10 @@ export function buildSystemPrompt(profile: UserProfile | undefined, passages: Pa
  */
 export function toConverseMessages(history: ChatMessage[], message: string): ModelRequest['messages'] {
   const turns: ModelRequest['messages'] = [];
-  for (const entry of [...history, { role: 'user' as const, content: message }]) {
+  // A regenerated answer replaces the earlier one: only the latest is part of the conversation.
+  const replaced = new Set(history.flatMap((m) => (m.replaces ? [m.replaces] : [])));
+  const said = history.filter((m) => !replaced.has(m.messageId));
+  for (const entry of [...said, { role: 'user' as const, content: message }]) {
     if (entry.content.trim() === '') continue;
     // What a guardrail blocked is never fed back to the model as if it had been said.
     if ('stopReason' in entry && entry.stopReason === GUARDRAIL_INTERVENED) continue;

@@ -1,5 +1,6 @@
 import * as z from 'zod/mini';
 import { RequestRejected } from './errors.ts';
+import { opaqueId } from './messages.ts';
 
 export function chatRequestSchema(maxMessageChars: number) {
   return z.strictObject({
@@ -8,7 +9,9 @@ export function chatRequestSchema(maxMessageChars: number) {
       z.maxLength(maxMessageChars, `message must be at most ${maxMessageChars} characters`),
       z.refine((m) => m.trim().length > 0, 'message must not be blank'),
     ),
-    session_id: z.optional(z.uuid('session_id must be a UUID')),
+    session_id: z.optional(opaqueId('session_id')),
+    /** The client's id for this message: a retry with the same id never makes a second turn. */
+    message_id: z.optional(opaqueId('message_id')),
     use_rag: z.optional(z.boolean('use_rag must be a boolean')),
   });
 }

@@ -1,7 +1,7 @@
 import type { Source, Usage } from './messages.ts';
 
 export type CacheState = 'hit' | 'miss' | 'skipped';
-export type TurnErrorCode = 'throttled' | 'model_error' | 'timeout' | 'internal';
+export type TurnErrorCode = 'throttled' | 'model_error' | 'timeout' | 'internal' | 'nothing_to_regenerate';
 
 export interface TurnTimings {
   first_byte_ms: number;
@@ -26,7 +26,8 @@ export interface TurnCacheStates {
  * other wire formats translate them at the edge.
  */
 export type TurnEvent =
-  | { type: 'session_id'; session_id: string }
+  /** `message_id` is the id the answer will have; the native protocol does not send it. */
+  | { type: 'session_id'; session_id: string; message_id: string }
   | { type: 'sources'; sources: Source[] }
   | { type: 'token'; text: string }
   | {

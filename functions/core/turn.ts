@@ -22,12 +22,21 @@ export interface TurnDeps extends ContextSources {
 
 export interface TurnInput {
   userId: string;
-  sessionId: string | undefined;
-  message: string;
+  sessionId: string;
+  isNewSession: boolean;
+  /** The new user message; `undefined` regenerates the answer to the last stored one. */
+  message: string | undefined;
+  /** The client's id for the message, kept on the stored user message. */
+  clientMessageId?: string | undefined;
   useRag: boolean;
   /** `now()` when the request reached the handler. */
   startedAt: number;
+  /** Aborts when someone asks this turn to stop: the answer so far is kept with stop reason `stopped`. */
+  stop?: AbortSignal | undefined;
 }
+
+/** The stop reason of an answer a user stopped; what was said so far is kept, never shown as complete. */
+export const STOPPED = 'stopped';
 
 export interface TurnReport {
   sessionId: string;
@@ -49,11 +58,29 @@ const ERROR_MESSAGES: Record<TurnErrorCode, string> = {
   model_error: 'The model could not complete the answer.',
   timeout: 'The answer took too long and was stopped.',
   internal: 'Something went wrong while answering.',
+  nothing_to_regenerate: 'This conversation has no question to answer again.',
 };
+
+class NothingToRegenerate extends Error {
+  override name = 'NothingToRegenerate';
+}
 
 function classify(error: unknown, timedOut: boolean): TurnErrorCode {
   if (timedOut) return 'timeout';
+  if (error instanceof NothingToRegenerate) return 'nothing_to_regenerate';
   return error instanceof ModelError ? error.code : 'internal';
+}
+
+/** The last question of the stored history, what came before it, and the answer a regeneration replaces. */
+function splitForRegenerate(history: ChatMessage[]) {
+  const index = history.findLastIndex((m) => m.role === 'user');
+  if (index < 0) return undefined;
+  const replaced = history.slice(index + 1).findLast((m) => m.role === 'assistant');
+  return {
+    question: history[index]?.content ?? '',
+    before: history.slice(0, index),
+    replaces: replaced?.messageId,
+  };
 }
 
 /** The provider's error name and message (AWS error texts carry no user content); never the prompt. */
@@ -69,35 +96,42 @@ function describeCause(error: unknown) {
  */
 export async function runTurn(deps: TurnDeps, input: TurnInput, sink: EventSink): Promise<TurnReport> {
   const elapsed = () => round(deps.now() - input.startedAt);
-  const isNewSession = input.sessionId === undefined;
-  const sessionId = input.sessionId ?? deps.newId();
+  const { sessionId, isNewSession } = input;
   let clientGone = false;
   const send = (event: TurnEvent) => {
     if (!clientGone && !sink.send(event)) clientGone = true;
     return !clientGone;
   };
-  send({ type: 'session_id', session_id: sessionId });
+  // Both ids now, user first: UUIDv7 keeps them in order, and the client learns the answer's id at once.
+  const userMessageId = deps.newId();
+  const assistantMessageId = deps.newId();
+  send({ type: 'session_id', session_id: sessionId, message_id: assistantMessageId });
   const firstByteMs = elapsed();
 
   const writes = new BackgroundWrites(deps.outbox, deps.writer, deps.log);
-  const userMessage: ChatMessage = {
-    messageId: deps.newId(),
-    sessionId,
-    userId: input.userId,
-    role: 'user',
-    content: input.message,
-    createdAt: deps.clock().toISOString(),
-  };
-  writes.saveMessage(userMessage);
+  const userMessage: ChatMessage | undefined =
+    input.message === undefined
+      ? undefined
+      : {
+          messageId: userMessageId,
+          sessionId,
+          userId: input.userId,
+          ...(input.clientMessageId ? { clientMessageId: input.clientMessageId } : {}),
+          role: 'user',
+          content: input.message,
+          createdAt: deps.clock().toISOString(),
+        };
+  if (userMessage) writes.saveMessage(userMessage);
 
   const { conversation, retrieved } = await loadTurnContext(deps, writes, {
     userId: input.userId,
     sessionId,
     isNewSession,
-    currentMessageId: userMessage.messageId,
+    currentMessageId: userMessageId,
     question: input.message,
     useRag: input.useRag,
   });
+  const regenerated = userMessage ? undefined : splitForRegenerate(conversation.history);
   const cache: TurnCacheStates = {
     profile: conversation.profileState,
     history: conversation.historyState,
@@ -116,16 +150,19 @@ export async function runTurn(deps: TurnDeps, input: TurnInput, sink: EventSink)
 
   const cancel = new AbortController();
   const deadline = startDeadline(deps.settings.modelTimeoutMs, 'model stream');
+  const stop = input.stop ?? new AbortController().signal;
   const modelStartedAt = deps.now();
   let answer = '';
   let stopReason: string | undefined;
   let usage: Usage = { input_tokens: 0, output_tokens: 0 };
   let failure: TurnErrorCode | undefined;
+  const question = input.message ?? regenerated?.question;
   try {
+    if (question === undefined) throw new NothingToRegenerate();
     const events = deps.model.stream({
       system: buildSystemPrompt(conversation.profile, retrieved.passages),
-      messages: toConverseMessages(conversation.history, input.message),
-      signal: AbortSignal.any([cancel.signal, deadline.signal]),
+      messages: toConverseMessages(regenerated?.before ?? conversation.history, question),
+      signal: AbortSignal.any([cancel.signal, deadline.signal, stop]),
     });
     for await (const event of events) {
       if (event.type === 'text') {
@@ -144,12 +181,17 @@ export async function runTurn(deps: TurnDeps, input: TurnInput, sink: EventSink)
         usage = { input_tokens: event.inputTokens, output_tokens: event.outputTokens };
       }
     }
+    if (stop.aborted) stopReason = STOPPED;
     if (!clientGone && (deadline.expired || stopReason === undefined)) {
       throw new ModelError(deadline.expired ? 'timeout' : 'model_error', 'The model stream ended early.');
     }
   } catch (error) {
-    failure = classify(error, deadline.expired);
-    deps.log.error('turn failed after streaming started', { code: failure, cause: describeCause(error) });
+    if (stop.aborted && !deadline.expired) {
+      stopReason = STOPPED;
+    } else {
+      failure = classify(error, deadline.expired);
+      deps.log.error('turn failed after streaming started', { code: failure, cause: describeCause(error) });
+    }
   } finally {
     deadline.clear();
   }
@@ -158,7 +200,7 @@ export async function runTurn(deps: TurnDeps, input: TurnInput, sink: EventSink)
   const answered = failure === undefined && !clientGone;
   const assistantMessage: ChatMessage | undefined = answered
     ? {
-        messageId: deps.newId(),
+        messageId: assistantMessageId,
         sessionId,
         userId: input.userId,
         role: 'assistant',
@@ -167,6 +209,7 @@ export async function runTurn(deps: TurnDeps, input: TurnInput, sink: EventSink)
         stopReason: stopReason ?? 'end_turn',
         usage,
         ...(sources.length > 0 ? { sources } : {}),
+        ...(regenerated?.replaces ? { replaces: regenerated.replaces } : {}),
       }
     : undefined;
   rememberTurn(deps, writes, {
@@ -174,7 +217,7 @@ export async function runTurn(deps: TurnDeps, input: TurnInput, sink: EventSink)
     sessionId,
     isNewSession,
     historyReady: conversation.historyReady,
-    messages: assistantMessage ? [userMessage, assistantMessage] : [userMessage],
+    messages: [userMessage, assistantMessage].filter((m) => m !== undefined),
   });
   if (assistantMessage) writes.saveMessage(assistantMessage);
   timings.total_ms = elapsed();

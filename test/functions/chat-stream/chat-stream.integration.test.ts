@@ -225,7 +225,7 @@ describe('chat stream on the local stack, over HTTP through the Function URL emu
     ],
     ['invalid JSON', 'valid', '{nope', {}, 400, 'invalid_json'],
     ['a message over 8000 characters', 'valid', { message: 'a'.repeat(8001) }, {}, 400, 'invalid_request'],
-    ['a bad session_id', 'valid', { message: 'hi', session_id: '42' }, {}, 400, 'invalid_request'],
+    ['a bad session_id', 'valid', { message: 'hi', session_id: 'not/opaque' }, {}, 400, 'invalid_request'],
     ['a body over the size limit', 'valid', { message: 'a'.repeat(40_000) }, {}, 413, 'payload_too_large'],
   ])('rejects %s with a JSON error before streaming', async (_name, token, body, init, status, code) => {
     const bearer = token === 'valid' ? await stack.issuer.mint(newUser()) : token;
@@ -243,7 +243,7 @@ describe('chat stream on the local stack, over HTTP through the Function URL emu
   it('names the wrong field in a 400', async () => {
     const response = await chat(stack.url, await stack.issuer.mint(newUser()), {
       message: 'hi',
-      session_id: 'nope',
+      session_id: 'no pe',
     });
     expect(response.json).toMatchObject({ error: { code: 'invalid_request', field: 'session_id' } });
   });

@@ -10,6 +10,7 @@ const SESSION = '01900000-0000-7000-8000-aaaaaaaaaaaa';
 const input = (overrides: Partial<TurnInput> = {}): TurnInput => ({
   userId: 'alice',
   sessionId: SESSION,
+  isNewSession: false,
   message: 'What is a Roth IRA?',
   useRag: true,
   startedAt: performance.now(),
@@ -36,7 +37,11 @@ describe('runTurn', () => {
     const sink = new RecordingSink();
     const report = await runTurn(deps, input(), sink);
     expect(types(sink.events)).toEqual(['session_id', 'sources', 'token', 'token', 'done']);
-    expect(sink.events[0]).toEqual({ type: 'session_id', session_id: SESSION });
+    expect(sink.events[0]).toEqual({
+      type: 'session_id',
+      session_id: SESSION,
+      message_id: '01900000-0000-7000-8000-000000000002',
+    });
     expect(sink.events[1]).toEqual({
       type: 'sources',
       sources: [
@@ -69,16 +74,21 @@ describe('runTurn', () => {
     expect(deps.outbox.sent[1]?.content).toBe('Hello there.');
   });
 
-  it('writes session_id before any I/O, taking a new id from newId when none is given', async () => {
+  it('writes session_id before any I/O, with the id the answer will have, made after the question id', async () => {
     const { deps } = fakeDeps();
     const sink = new RecordingSink();
-    const report = await runTurn(deps, input({ sessionId: undefined }), sink);
+    const report = await runTurn(deps, input({ sessionId: 'new-session', isNewSession: true }), sink);
     expect(calls[0]).toBe('sink.session_id');
     expect(sink.events[0]).toEqual({
       type: 'session_id',
-      session_id: '01900000-0000-7000-8000-000000000001',
+      session_id: 'new-session',
+      message_id: '01900000-0000-7000-8000-000000000002',
     });
-    expect(report.sessionId).toBe('01900000-0000-7000-8000-000000000001');
+    await report.background;
+    const [question, answer] = deps.outbox.sent;
+    expect(question?.messageId).toBe('01900000-0000-7000-8000-000000000001');
+    expect(answer?.messageId).toBe('01900000-0000-7000-8000-000000000002');
+    expect(report.sessionId).toBe('new-session');
   });
 
   it('starts the history load and Retrieve before either resolves', async () => {
@@ -123,7 +133,7 @@ describe('runTurn', () => {
     const { deps } = fakeDeps();
     const first = await runTurn(
       deps,
-      input({ sessionId: undefined, message: 'first question' }),
+      input({ sessionId: 'new-session', isNewSession: true, message: 'first question' }),
       new RecordingSink(),
     );
     await first.background;
@@ -327,7 +337,11 @@ describe('runTurn', () => {
 
   it('stores a complete history for a new session instead of appending', async () => {
     const { deps } = fakeDeps();
-    const report = await runTurn(deps, input({ sessionId: undefined }), new RecordingSink());
+    const report = await runTurn(
+      deps,
+      input({ sessionId: 'new-session', isNewSession: true }),
+      new RecordingSink(),
+    );
     await report.background;
     expect(report.cache.history).toBe('skipped');
     expect(calls).not.toContain('store.getRecentMessages');

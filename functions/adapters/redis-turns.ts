@@ -1,0 +1,222 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { JournaledEvent, TurnClaim, TurnJournal, TurnRegistry, TurnReplay } from '../core/ports.ts';
+import type { RedisClient } from './redis-cache.ts';
+
+export interface RedisTurnOptions {
+  /** How long a running turn holds its session if its environment dies without finishing it. */
+  lockMs: number;
+  /** How long a finished turn can still be resumed by `GET …/stream`. */
+  resumableMs: number;
+  /** How long a client message id and its turn's events are kept for retries. */
+  retainMs: number;
+  /** How often a running turn writes its buffered events and checks for a stop. */
+  flushMs: number;
+  /** How often a resumed stream looks for new events. */
+  pollMs: number;
+}
+
+interface TurnPointer {
+  turnId: string;
+  status: 'running' | 'finished';
+}
+
+/** Same `{user}` hash tag as the context cache: a user's turn keys share one slot, so scripts may touch several. */
+const tag = (userId: string) => `{${encodeURIComponent(userId)}}`;
+export const turnKeys = (userId: string, sessionId: string) => {
+  const base = `${tag(userId)}:${sessionId}`;
+  return {
+    pointer: `turn:${base}`,
+    clientMessage: (clientMessageId: string) => `msgid:${base}:${clientMessageId}`,
+    events: (turnId: string) => `events:${base}:${turnId}`,
+    stop: (turnId: string) => `stop:${base}:${turnId}`,
+  };
+};
+
+// Atomic check-and-claim across the pointer and the client message id: two tabs or a retry racing
+// each other must see one winner, which no single Redis command gives for two keys.
+const CLAIM = `
+if ARGV[2] ~= '' then
+  local prior = redis.call('GET', KEYS[2])
+  if prior then return {'duplicate', prior} end
+end
+local current = redis.call('GET', KEYS[1])
+if current then
+  local turn = cjson.decode(current)
+  if turn.status == 'running' then return {'busy', turn.turnId} end
+end
+redis.call('SET', KEYS[1], cjson.encode({turnId = ARGV[1], status = 'running'}), 'PX', ARGV[3])
+if ARGV[2] ~= '' then redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[4]) end
+return {'claimed', ARGV[1]}
+`;
+
+// Marks the turn finished only if it still owns the pointer (a lock that expired may have a new owner).
+const FINISH = `
+local current = redis.call('GET', KEYS[1])
+if current and cjson.decode(current).turnId == ARGV[1] then
+  redis.call('SET', KEYS[1], cjson.encode({turnId = ARGV[1], status = 'finished'}), 'PX', ARGV[2])
+end
+return 1
+`;
+
+interface JournalKeys {
+  pointer: string;
+  events: (turnId: string) => string;
+  stop: (turnId: string) => string;
+}
+
+const isLast = (event: JournaledEvent) => event.event.type === 'done' || event.event.type === 'error';
+
+export class RedisTurnRegistry implements TurnRegistry {
+  readonly #redis: RedisClient;
+  readonly #options: RedisTurnOptions;
+  readonly #prefix: string;
+
+  /** `prefix` namespaces every key (tests share one server). */
+  constructor(redis: RedisClient, options: RedisTurnOptions, prefix = '') {
+    this.#redis = redis;
+    this.#options = options;
+    this.#prefix = prefix;
+  }
+
+  #keys(userId: string, sessionId: string) {
+    const keys = turnKeys(userId, sessionId);
+    const p = this.#prefix;
+    return {
+      pointer: p + keys.pointer,
+      clientMessage: (id: string) => p + keys.clientMessage(id),
+      events: (id: string) => p + keys.events(id),
+      stop: (id: string) => p + keys.stop(id),
+    };
+  }
+
+  async claim(
+    userId: string,
+    sessionId: string,
+    clientMessageId: string | undefined,
+    turnId: string,
+  ): Promise<TurnClaim> {
+    const keys = this.#keys(userId, sessionId);
+    const [kind, id] = (await this.#redis.eval(
+      CLAIM,
+      2,
+      keys.pointer,
+      keys.clientMessage(clientMessageId ?? ''),
+      turnId,
+      clientMessageId ?? '',
+      this.#options.lockMs,
+      this.#options.retainMs,
+    )) as [TurnClaim['kind'], string];
+    if (kind === 'busy') return { kind };
+    return { kind, turnId: id };
+  }
+
+  journal(userId: string, sessionId: string, turnId: string): TurnJournal {
+    return new RedisTurnJournal(this.#redis, this.#keys(userId, sessionId), turnId, this.#options);
+  }
+
+  async requestStop(userId: string, sessionId: string): Promise<boolean> {
+    const keys = this.#keys(userId, sessionId);
+    const pointer = await this.#pointer(keys.pointer);
+    if (pointer?.status !== 'running') return false;
+    await this.#redis.set(keys.stop(pointer.turnId), '1', 'PX', this.#options.retainMs);
+    return true;
+  }
+
+  async replay(userId: string, sessionId: string, turnId?: string): Promise<TurnReplay | undefined> {
+    const keys = this.#keys(userId, sessionId);
+    const pointer = await this.#pointer(keys.pointer);
+    const id = turnId ?? pointer?.turnId;
+    if (!id) return undefined;
+    const eventsKey = keys.events(id);
+    const live = pointer?.turnId === id && pointer.status === 'running';
+    if (!live && (await this.#redis.exists(eventsKey)) === 0) return undefined;
+    const redis = this.#redis;
+    const { pollMs } = this.#options;
+    const stillRunning = async () => {
+      const now = await this.#pointer(keys.pointer);
+      return now?.turnId === id && now.status === 'running';
+    };
+    return {
+      turnId: id,
+      async *events(afterId: number, signal: AbortSignal) {
+        let next = afterId + 1;
+        while (!signal.aborted) {
+          const running = await stillRunning();
+          const batch = await redis.lrange(eventsKey, next, -1);
+          for (const raw of batch) {
+            const entry = JSON.parse(raw) as JournaledEvent;
+            next = entry.id + 1;
+            yield entry;
+            if (isLast(entry)) return;
+          }
+          // Checked before reading, so events written just before the turn finished are not missed.
+          if (!running) return;
+          await sleep(pollMs, undefined, { signal }).catch(() => undefined);
+        }
+      },
+    };
+  }
+
+  async #pointer(key: string): Promise<TurnPointer | undefined> {
+    const raw = await this.#redis.get(key);
+    return raw ? (JSON.parse(raw) as TurnPointer) : undefined;
+  }
+}
+
+/**
+ * Buffers a turn's events and writes them in one pipeline per tick, together with the stop check, so
+ * the token path only pushes to an array and a stop reaches the turn within one tick.
+ */
+class RedisTurnJournal implements TurnJournal {
+  readonly #redis: RedisClient;
+  readonly #keys: JournalKeys;
+  readonly #turnId: string;
+  readonly #options: RedisTurnOptions;
+  readonly #stop = new AbortController();
+  readonly #timer: NodeJS.Timeout;
+  #buffer: string[] = [];
+  #flushing: Promise<void> = Promise.resolve();
+
+  constructor(redis: RedisClient, keys: JournalKeys, turnId: string, options: RedisTurnOptions) {
+    this.#redis = redis;
+    this.#keys = keys;
+    this.#turnId = turnId;
+    this.#options = options;
+    this.#timer = setInterval(() => this.#flush(), options.flushMs);
+    this.#timer.unref();
+  }
+
+  get stopSignal(): AbortSignal {
+    return this.#stop.signal;
+  }
+
+  append(entry: JournaledEvent): void {
+    this.#buffer.push(JSON.stringify(entry));
+  }
+
+  #flush(): Promise<void> {
+    this.#flushing = this.#flushing.then(async () => {
+      const batch = this.#buffer;
+      this.#buffer = [];
+      const eventsKey = this.#keys.events(this.#turnId);
+      const pipeline = this.#redis.pipeline();
+      if (batch.length > 0) pipeline.rpush(eventsKey, ...batch).pexpire(eventsKey, this.#options.retainMs);
+      pipeline.get(this.#keys.stop(this.#turnId));
+      try {
+        const results = await pipeline.exec();
+        if (results?.at(-1)?.[1] === '1') this.#stop.abort();
+      } catch {
+        // Lost events only cost a resume its replay; the turn itself goes on.
+      }
+    });
+    return this.#flushing;
+  }
+
+  async finish(): Promise<void> {
+    clearInterval(this.#timer);
+    await this.#flush();
+    await this.#redis
+      .eval(FINISH, 1, this.#keys.pointer, this.#turnId, this.#options.resumableMs)
+      .catch(() => undefined);
+  }
+}

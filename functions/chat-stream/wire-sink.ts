@@ -1,0 +1,30 @@
+import type { EventSink, TurnJournal } from '../core/ports.ts';
+import type { TurnEvent } from '../core/turn-events.ts';
+
+/** A wire format at the edge: writes one turn event with its position in the turn (its SSE id). */
+export interface WireSink {
+  send(event: TurnEvent, id: number): boolean;
+  /** Ends the wire format (e.g. `data: [DONE]`), called once after the turn's last event. */
+  end?(): void;
+}
+
+/**
+ * Numbers a turn's events, keeps them in the turn's journal for resume (when there is one), and
+ * hands them to the wire format the route chose.
+ */
+export class NumberedSink implements EventSink {
+  readonly #wire: WireSink;
+  readonly #journal: TurnJournal | undefined;
+  #next = 0;
+
+  constructor(wire: WireSink, journal?: TurnJournal) {
+    this.#wire = wire;
+    this.#journal = journal;
+  }
+
+  send(event: TurnEvent): boolean {
+    const id = this.#next++;
+    this.#journal?.append({ id, event });
+    return this.#wire.send(event, id);
+  }
+}

@@ -20,13 +20,13 @@ export async function finishTurn(
   } catch (error) {
     runtime.logger.error('turn crashed', { error: error instanceof Error ? error.name : String(error) });
     sink.send({ type: 'error', code: 'internal', message: 'Something went wrong while answering.' });
-    endBody();
     await journal?.finish();
+    endBody();
     return;
   }
-  endBody();
-  // Frees the session for its next turn, and leaves the events for a resume shortly after.
+  // Frees the session before the client sees the end, so its next message is never refused as busy.
   await journal?.finish();
+  endBody();
   const background = await report.background;
   runtime.logger.info('turn finished', {
     outcome: report.outcome,

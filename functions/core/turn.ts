@@ -165,6 +165,8 @@ export async function runTurn(deps: TurnDeps, input: TurnInput, sink: EventSink)
       signal: AbortSignal.any([cancel.signal, deadline.signal, stop]),
     });
     for await (const event of events) {
+      // Whatever the provider still delivers after a stop is not part of the answer.
+      if (stop.aborted) break;
       if (event.type === 'text') {
         if (answer === '') {
           timings.model_first_token_ms = elapsed();

@@ -372,3 +372,68 @@ describe('runTurn', () => {
     expect(deps.model.requests[0]?.messages).toEqual([{ role: 'user', content: 'now' }]);
   });
 });
+
+describe('runTurn: stop and regenerate', () => {
+  it('stops the model when asked, keeps the partial answer as stopped, and ends with done', async () => {
+    const { deps } = fakeDeps();
+    const stop = new AbortController();
+    let modelAborted = false;
+    deps.model.script = async function* (request) {
+      request.signal.addEventListener('abort', () => {
+        modelAborted = true;
+      });
+      yield { type: 'text', text: 'Part ' };
+      yield { type: 'text', text: 'one' };
+      stop.abort();
+      // Like the SDK's stream, end once the request's signal has aborted.
+      if (!request.signal.aborted)
+        await new Promise((resolve) => request.signal.addEventListener('abort', resolve));
+      yield { type: 'text', text: ' never sent' };
+    };
+    const sink = new RecordingSink();
+    const report = await runTurn(deps, input({ stop: stop.signal }), sink);
+    await report.background;
+    expect(modelAborted).toBe(true);
+    expect(sink.events.at(-1)).toMatchObject({ type: 'done', stop_reason: 'stopped' });
+    const saved = deps.outbox.sent.at(-1);
+    expect(saved).toMatchObject({ role: 'assistant', content: 'Part one', stopReason: 'stopped' });
+    expect(report.outcome).toBe('done');
+  });
+
+  it('regenerates the last answer from the stored question, replacing the earlier answer', async () => {
+    const { deps } = fakeDeps();
+    deps.store.messages = history(4);
+    const sink = new RecordingSink();
+    const report = await runTurn(deps, input({ message: undefined }), sink);
+    await report.background;
+    expect(deps.model.requests[0]?.messages).toEqual([
+      { role: 'user', content: 'earlier 0' },
+      { role: 'assistant', content: 'earlier 1' },
+      { role: 'user', content: 'earlier 2' },
+    ]);
+    expect(deps.outbox.sent).toHaveLength(1);
+    expect(deps.outbox.sent[0]).toMatchObject({
+      role: 'assistant',
+      content: 'Hello there.',
+      replaces: '01800000-0000-7000-8000-000000000003',
+    });
+    // The next turn sees the new answer in place of the replaced one.
+    const next = await runTurn(deps, input({ message: 'and then?' }), new RecordingSink());
+    await next.background;
+    expect(deps.model.requests[1]?.messages.map((m) => m.content)).toEqual([
+      'earlier 0',
+      'earlier 1',
+      'earlier 2',
+      'Hello there.',
+      'and then?',
+    ]);
+  });
+
+  it('says so when there is no question to regenerate', async () => {
+    const { deps } = fakeDeps();
+    const sink = new RecordingSink();
+    const report = await runTurn(deps, input({ message: undefined }), sink);
+    expect(sink.events.at(-1)).toMatchObject({ type: 'error', code: 'nothing_to_regenerate' });
+    expect(report.outcome).toBe('error');
+  });
+});

@@ -48,7 +48,7 @@ export function toTurnRequest(
   if (body.trigger === 'regenerate-message')
     return { ...base, message: undefined, clientMessageId: undefined };
   const last = body.message ?? body.messages?.at(-1);
-  if (!last || last.role !== 'user') {
+  if (last?.role !== 'user') {
     throw new RequestRejected('invalid', 'invalid_request', 'The last message must be a user message.', {
       field: 'messages',
     });

@@ -115,7 +115,9 @@ export function createLimitHandler() {
         statusCode: 200,
         headers: { ...SSE_HEADERS },
       });
-      out.write(encodeEvent({ type: 'session_id', session_id: request.session_id ?? uuidv7(), message_id: '' }));
+      out.write(
+        encodeEvent({ type: 'session_id', session_id: request.session_id ?? uuidv7(), message_id: '' }),
+      );
       let firstToken = 0;
       const messages = [{ role: 'user' as const, content: request.message }];
       for await (const e of model.stream({ system: '', messages, signal: AbortSignal.timeout(60_000) })) {

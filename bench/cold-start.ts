@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { mkdtempSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -19,8 +19,12 @@ export interface ColdStart {
   streamInitMedianMs: number;
 }
 
-/** Builds the bundles exactly as `cdk synth` does (the stack's own NodejsFunction settings). */
-export function buildBundles(): Record<string, string> {
+/**
+ * Builds the bundles exactly as `cdk synth` does (the stack's own NodejsFunction settings): one per function
+ * bundled from this repo, named from its logical id (`ChatStreamFunction1A2B3C4D` is `chat-stream`). CDK's
+ * own Provider framework functions ship no bundle of ours and are left out.
+ */
+function buildBundles(): Record<string, string> {
   const outdir = mkdtempSync(join(tmpdir(), 'bench-synth-'));
   const app = new App({ outdir, context: { 'aws:cdk:enable-asset-metadata': true } });
   const stack = new ChatStack(app, 'StreamingChat', {
@@ -30,12 +34,14 @@ export function buildBundles(): Record<string, string> {
   const bundles: Record<string, string> = {};
   const functions = Template.fromStack(stack).findResources('AWS::Lambda::Function');
   for (const [id, fn] of Object.entries(functions)) {
-    const name = id.startsWith('ChatStream')
-      ? 'chat-stream'
-      : id.startsWith('Persist')
-        ? 'persist'
-        : 'jwks-fetch';
-    bundles[name] = join(outdir, fn.Metadata['aws:asset:path'], 'index.mjs');
+    const bundle = join(outdir, fn.Metadata?.['aws:asset:path'] ?? '', 'index.mjs');
+    if (!existsSync(bundle)) continue;
+    const name = id
+      .replace(/[0-9A-F]{8}$/, '')
+      .replace(/Function$/, '')
+      .replace(/(?<=[a-z0-9])(?=[A-Z])/g, '-')
+      .toLowerCase();
+    bundles[name] = bundle;
   }
   return bundles;
 }

@@ -10,7 +10,7 @@ export interface Latencies {
   perToken: number;
 }
 
-export const PROFILES: Record<'seed' | 'aws', { description: string; latencies: Latencies }> = {
+export const PROFILES: Record<'seed' | 'aws' | 'zero', { description: string; latencies: Latencies }> = {
   seed: {
     description:
       "the seed's own figures: profile 150, history 200, RAG 500, session write 150, message write 300, model first token 249 (DynamoDB stands in for its database; SQS, which the seed lacks, at the AWS figure)",
@@ -37,6 +37,21 @@ export const PROFILES: Record<'seed' | 'aws', { description: string; latencies: 
       retrieve: 400,
       modelFirstToken: 350,
       perToken: 10,
+    },
+  },
+  // Nothing injected: a run is only as slow as this machine. For smoke runs (npm test) and profiling; its
+  // overhead figures are the whole first token, so its targets say little.
+  zero: {
+    description: 'no injected latency: every emulator and proxy answers at once',
+    latencies: {
+      profileRead: 0,
+      historyRead: 0,
+      sessionWrite: 0,
+      messageWrite: 0,
+      sqsSend: 0,
+      retrieve: 0,
+      modelFirstToken: 0,
+      perToken: 0,
     },
   },
 };

@@ -17,6 +17,7 @@ const { values: args } = parseArgs({
     n: { type: 'string' },
     c: { type: 'string' },
     quick: { type: 'boolean', default: false },
+    'cold-start-runs': { type: 'string' },
     out: { type: 'string', default: join(import.meta.dirname, 'results') },
     padding: { type: 'string', default: '16384' },
     'hold-bytes': { type: 'string', default: '16384' },
@@ -34,7 +35,7 @@ const { values: args } = parseArgs({
 
 const n = Number(args.n ?? (args.quick ? 8 : 200));
 const c = Number(args.c ?? (args.quick ? 4 : 10));
-const coldStartRuns = args.quick ? 5 : 20;
+const coldStartRuns = Number(args['cold-start-runs'] ?? (args.quick ? 5 : 20));
 const QUESTIONS = [
   'What is a Roth IRA?',
   'How big should an emergency fund be?',
@@ -254,7 +255,8 @@ async function main() {
   const profiles = (args.profile === 'all' ? ['aws', 'seed'] : [args.profile]) as Array<
     keyof typeof PROFILES
   >;
-  for (const p of profiles) if (!PROFILES[p]) throw new Error(`unknown profile ${p}: use aws, seed or all`);
+  for (const p of profiles)
+    if (!PROFILES[p]) throw new Error(`unknown profile ${p}: use aws, seed, zero or all (aws and seed)`);
   const sut = await spawnStack({ latencies: latenciesFor(profiles[0] ?? 'aws') });
   const scenarios: ScenarioResult[] = [];
   let cold: ColdStart;

@@ -1,7 +1,7 @@
 import { parseArgs } from 'node:util';
 import { type ChatResponse, chat } from '../local/sse-client.ts';
 
-export interface SmokeResult {
+interface SmokeResult {
   ok: boolean;
   problems: string[];
   /** Each event's arrival, in ms after the request was sent. */

@@ -58,6 +58,10 @@ const StreamEnv = z.object({
   TURN_RESUMABLE_SECONDS: int(60, 1, 86_400),
   /** How long a client message id is remembered, so a retry replays its turn instead of answering twice. */
   TURN_RETAIN_SECONDS: int(3600, 60, 604_800),
+  /** Per-user limits; 0 turns a limit off. */
+  LIMIT_TURNS_PER_MINUTE: int(10, 0, 10_000),
+  LIMIT_CONCURRENT_STREAMS: int(3, 0, 1000),
+  LIMIT_TOKENS_PER_DAY: int(200_000, 0, 1_000_000_000),
   PROFILE_CACHE_TTL_SECONDS: int(300, 1),
   HISTORY_CACHE_TTL_SECONDS: int(3600, 1),
   RAG_CACHE_TTL_SECONDS: int(3600, 1),
@@ -66,6 +70,11 @@ export type StreamConfig = z.infer<typeof StreamEnv>;
 
 const PersistEnv = z.object({
   ...tableAndTtl,
+  /** Titles for new conversations: one small Converse call per session; `false` keeps the first words. */
+  TITLES: flag(true),
+  TITLE_MODEL_ID: text(DEFAULTS.modelId),
+  TITLE_MAX_TOKENS: int(24, 1, 200),
+  TITLE_TIMEOUT_MS: int(5000, 100, 60_000),
   AWS_CONNECT_TIMEOUT_MS: int(DEFAULTS.awsConnectTimeoutMs, 1),
   AWS_REQUEST_TIMEOUT_MS: int(DEFAULTS.awsRequestTimeoutMs, 1),
 });

@@ -20,7 +20,7 @@ export interface PollerOptions {
   waitTimeSeconds?: number;
 }
 
-export interface PollerStats {
+interface PollerStats {
   invocations: number;
   succeeded: number;
   failed: number;

@@ -1,6 +1,6 @@
 import { createParser } from 'eventsource-parser';
 
-export interface TimedEvent {
+interface TimedEvent {
   data: Record<string, unknown> & { type: string };
   at: number;
 }

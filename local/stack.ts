@@ -27,7 +27,7 @@ import { installAwsLambdaGlobal } from './lambda-runtime/response-stream.ts';
 import { hasRedisServerBinary, type RedisProcess, redisAnswers, spawnRedisServer } from './redis-server.ts';
 import { type SqsHandler, type SqsPoller, startSqsPoller } from './sqs-poller.ts';
 
-export const ROOT = join(import.meta.dirname, '..');
+const ROOT = join(import.meta.dirname, '..');
 export const STATE_DIR = join(ROOT, '.local');
 export const DEMO_USER = 'demo-user';
 const TABLE_NAME = 'chat-local';

@@ -1,3 +1,5 @@
+import { createHash } from 'node:crypto';
+import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { SQSBatchResponse, SQSEvent } from 'aws-lambda';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -86,5 +88,21 @@ describe('events/sqs through the persist handler', () => {
     expect(response.batchItemFailures).toEqual([{ itemIdentifier: event.Records[0]?.messageId }]);
     const { sessionId } = JSON.parse(event.Records[1]?.body ?? '{}');
     expect(await table().messages('events-user', sessionId)).toHaveLength(1);
+  });
+});
+
+describe('events/sqs are what SQS sends', () => {
+  const files = readdirSync(join(events, 'sqs')).filter((f) => f.endsWith('.json'));
+
+  it('has sample events to check', () => {
+    expect(files.length).toBeGreaterThan(0);
+  });
+
+  // SQS (and `sam local generate-event`) set md5OfBody to the MD5 of the body's UTF-8 bytes.
+  it.each(files)('%s: every record carries the MD5 of its own body', (file) => {
+    const event = JSON.parse(readFileSync(join(events, 'sqs', file), 'utf8')) as SQSEvent;
+    expect(event.Records.length).toBeGreaterThan(0);
+    for (const record of event.Records)
+      expect(record.md5OfBody).toBe(createHash('md5').update(record.body, 'utf8').digest('hex'));
   });
 });

@@ -22,7 +22,7 @@ const THROTTLING = new Set([
   'ServiceUnavailableException',
 ]);
 
-export function toModelError(error: unknown): ModelError {
+function toModelError(error: unknown): ModelError {
   const name = (error as { name?: string }).name ?? 'Error';
   if (THROTTLING.has(name)) return new ModelError('throttled', name, { cause: error });
   if (name === 'AbortError' || name === 'TimeoutError')

@@ -4,15 +4,16 @@ import {
   type DynamoDBClientConfig,
 } from '@aws-sdk/client-dynamodb';
 import {
+  DeleteCommand,
   DynamoDBDocumentClient,
   GetCommand,
   PutCommand,
   QueryCommand,
   UpdateCommand,
 } from '@aws-sdk/lib-dynamodb';
-import { TABLE_KEYS, TTL_ATTRIBUTE, tableKeys } from '../contracts/table.ts';
+import { ACTIVITY_INDEX, TABLE_KEYS, TTL_ATTRIBUTE, tableKeys } from '../contracts/table.ts';
 import type { ChatMessage, UserProfile } from '../core/messages.ts';
-import type { ConversationStore, MessageWriter, SaveOutcome } from '../core/ports.ts';
+import type { ConversationStore, MessageWriter, SaveResult } from '../core/ports.ts';
 
 const { partitionKey: PK } = TABLE_KEYS;
 
@@ -23,6 +24,26 @@ export function createDocumentClient(config: DynamoDBClientConfig = {}): DynamoD
 }
 
 const TITLE_CHARS = 80;
+
+/** A stored message item as the domain's message (table keys and bookkeeping left out). */
+export function toChatMessage(item: Record<string, unknown>): ChatMessage {
+  return {
+    messageId: item.messageId,
+    sessionId: item.sessionId,
+    userId: item.userId,
+    role: item.role,
+    content: item.content,
+    createdAt: item.createdAt,
+    ...(item.clientMessageId ? { clientMessageId: item.clientMessageId } : {}),
+    ...(item.replaces ? { replaces: item.replaces } : {}),
+    ...(item.sources ? { sources: item.sources } : {}),
+    ...(item.usage ? { usage: item.usage } : {}),
+    ...(item.stopReason ? { stopReason: item.stopReason } : {}),
+  } as ChatMessage;
+}
+
+/** The first words of the first question: the title until a generated or user-given one replaces it. */
+const provisionalTitle = (question: string) => question.replace(/\s+/g, ' ').trim().slice(0, TITLE_CHARS);
 
 export class DynamoConversationStore implements ConversationStore, MessageWriter {
   readonly #db: DynamoDBDocumentClient;
@@ -62,25 +83,17 @@ export class DynamoConversationStore implements ConversationStore, MessageWriter
       }),
       { abortSignal: signal },
     );
-    return Items.reverse().map((item) => ({
-      messageId: item.messageId,
-      sessionId: item.sessionId,
-      userId: item.userId,
-      role: item.role,
-      content: item.content,
-      createdAt: item.createdAt,
-      ...(item.sources ? { sources: item.sources } : {}),
-      ...(item.usage ? { usage: item.usage } : {}),
-      ...(item.stopReason ? { stopReason: item.stopReason } : {}),
-    }));
+    return Items.reverse().map(toChatMessage);
   }
 
   /**
    * Idempotent without transactions: the message item is put only if absent, and the session is
    * updated only if its last message id is older than this one (UUIDv7 ids sort by time, and a FIFO
    * group delivers a conversation in order). A redelivery therefore changes nothing and is a success.
+   * Deletion wins over a late message: the session's tombstone refuses the update, and the user's
+   * erasure marker is checked after the writes; either way the writes just made are taken back.
    */
-  async save(message: ChatMessage): Promise<SaveOutcome> {
+  async save(message: ChatMessage): Promise<SaveResult> {
     const expiresAt =
       this.#ttlDays > 0
         ? Math.floor(Date.parse(message.createdAt) / 1000) + this.#ttlDays * 86_400
@@ -97,43 +110,153 @@ export class DynamoConversationStore implements ConversationStore, MessageWriter
         ExpressionAttributeNames: { '#pk': PK },
       }),
     );
+    const activity = tableKeys.activity(message.userId, message.createdAt, message.sessionId);
     const set = [
       'updatedAt = :at',
       'lastMessageId = :id',
       'createdAt = if_not_exists(createdAt, :at)',
       'sessionId = :sid',
+      '#apk = :apk',
+      '#ask = :ask',
     ];
+    const names: Record<string, string> = {
+      '#apk': ACTIVITY_INDEX.partitionKey,
+      '#ask': ACTIVITY_INDEX.sortKey,
+    };
     const values: Record<string, unknown> = {
       ':at': message.createdAt,
       ':id': message.messageId,
       ':sid': message.sessionId,
       ':one': 1,
+      ':apk': activity[ACTIVITY_INDEX.partitionKey],
+      ':ask': activity[ACTIVITY_INDEX.sortKey],
     };
     if (message.role === 'user') {
-      set.push('title = if_not_exists(title, :title)');
-      values[':title'] = message.content.replace(/\s+/g, ' ').trim().slice(0, TITLE_CHARS);
+      set.push('title = if_not_exists(title, :title)', 'titleSource = if_not_exists(titleSource, :auto)');
+      values[':title'] = provisionalTitle(message.content);
+      values[':auto'] = 'auto';
     }
     if (expiresAt) {
-      set.push(`#ttl = :ttl`);
+      set.push('#ttl = :ttl');
+      names['#ttl'] = TTL_ATTRIBUTE;
       values[':ttl'] = expiresAt;
     }
-    const sessionUpdate = await this.#conditional(
-      new UpdateCommand({
+    let session: Record<string, unknown> | undefined;
+    try {
+      const { Attributes } = await this.#db.send(
+        new UpdateCommand({
+          TableName: this.#table,
+          Key: tableKeys.session(message.userId, message.sessionId),
+          UpdateExpression: `SET ${set.join(', ')} ADD messageCount :one`,
+          ConditionExpression:
+            '(attribute_not_exists(lastMessageId) OR lastMessageId < :id) AND attribute_not_exists(deletedAt)',
+          ExpressionAttributeNames: names,
+          ExpressionAttributeValues: values,
+          ReturnValues: 'ALL_NEW',
+        }),
+      );
+      session = Attributes;
+    } catch (error) {
+      if ((error as { name?: string }).name !== 'ConditionalCheckFailedException') throw error;
+    }
+    if (session === undefined && (await this.#sessionDeleted(message))) {
+      await this.#takeBack(message, false);
+      return { outcome: 'discarded', firstAnswer: false };
+    }
+    if (await this.#erasedAfter(message)) {
+      await this.#takeBack(message, true);
+      return { outcome: 'discarded', firstAnswer: false };
+    }
+    if (session && message.role === 'assistant' && message.usage) await this.#recordUsage(message);
+    const firstAnswer =
+      session !== undefined &&
+      message.role === 'assistant' &&
+      session.titleSource === 'auto' &&
+      Number(session.messageCount) <= 2;
+    return { outcome: messagePut || session ? 'written' : 'duplicate', firstAnswer };
+  }
+
+  /** A generated title, unless the user named the session meanwhile (or it was deleted). */
+  async setGeneratedTitle(userId: string, sessionId: string, title: string): Promise<boolean> {
+    try {
+      await this.#db.send(
+        new UpdateCommand({
+          TableName: this.#table,
+          Key: tableKeys.session(userId, sessionId),
+          UpdateExpression: 'SET title = :title, titleSource = :generated',
+          ConditionExpression: 'titleSource = :auto AND attribute_not_exists(deletedAt)',
+          ExpressionAttributeValues: { ':title': title, ':generated': 'generated', ':auto': 'auto' },
+        }),
+      );
+      return true;
+    } catch (error) {
+      if ((error as { name?: string }).name === 'ConditionalCheckFailedException') return false;
+      throw error;
+    }
+  }
+
+  async #sessionDeleted(message: ChatMessage): Promise<boolean> {
+    const { Item } = await this.#db.send(
+      new GetCommand({
         TableName: this.#table,
         Key: tableKeys.session(message.userId, message.sessionId),
-        UpdateExpression: `SET ${set.join(', ')} ADD messageCount :one`,
-        ConditionExpression: 'attribute_not_exists(lastMessageId) OR lastMessageId < :id',
-        ExpressionAttributeValues: values,
-        ...(expiresAt ? { ExpressionAttributeNames: { '#ttl': TTL_ATTRIBUTE } } : {}),
+        ConsistentRead: true,
       }),
     );
-    return messagePut || sessionUpdate ? 'written' : 'duplicate';
+    return Item?.deletedAt !== undefined;
+  }
+
+  async #erasedAfter(message: ChatMessage): Promise<boolean> {
+    const { Item } = await this.#db.send(
+      new GetCommand({
+        TableName: this.#table,
+        Key: tableKeys.erasure(message.userId),
+        ConsistentRead: true,
+      }),
+    );
+    return typeof Item?.erasedAt === 'string' && Item.erasedAt >= message.createdAt;
+  }
+
+  /** Removes what this delivery wrote under a deleted session or an erased user. */
+  async #takeBack(message: ChatMessage, withSession: boolean): Promise<void> {
+    await this.#db.send(new DeleteCommand({ TableName: this.#table, Key: tableKeys.message(message) }));
+    if (withSession) {
+      await this.#db
+        .send(
+          new DeleteCommand({
+            TableName: this.#table,
+            Key: tableKeys.session(message.userId, message.sessionId),
+            ConditionExpression: 'attribute_not_exists(deletedAt)',
+          }),
+        )
+        .catch((error: { name?: string }) => {
+          if (error.name !== 'ConditionalCheckFailedException') throw error;
+        });
+    }
+  }
+
+  /** One item per answer, put once: a redelivery cannot count a turn twice. */
+  async #recordUsage(message: ChatMessage): Promise<void> {
+    await this.#conditional(
+      new PutCommand({
+        TableName: this.#table,
+        Item: {
+          ...tableKeys.usage(message.userId, message.createdAt.slice(0, 10), message.messageId),
+          sessionId: message.sessionId,
+          inputTokens: message.usage?.input_tokens ?? 0,
+          outputTokens: message.usage?.output_tokens ?? 0,
+          createdAt: message.createdAt,
+        },
+        ConditionExpression: 'attribute_not_exists(#pk)',
+        ExpressionAttributeNames: { '#pk': PK },
+      }),
+    );
   }
 
   /** Runs a conditional write; `false` when its condition said the write was already done. */
-  async #conditional(command: PutCommand | UpdateCommand): Promise<boolean> {
+  async #conditional(command: PutCommand): Promise<boolean> {
     try {
-      await this.#db.send(command as PutCommand);
+      await this.#db.send(command);
       return true;
     } catch (error) {
       if (error instanceof ConditionalCheckFailedException) return false;

@@ -46,11 +46,52 @@ export function createRedisClient(url: string, cluster: boolean, commandTimeoutM
 }
 
 /** The `{userId}` hash tag keeps one user's keys in one slot, so profile + history is one round trip. */
-const userTag = (userId: string) => `{${encodeURIComponent(userId)}}`;
+export const userTag = (userId: string) => `{${encodeURIComponent(userId)}}`;
 export const profileKey = (userId: string) => `profile:${userTag(userId)}`;
 export const historyKey = (userId: string, sessionId: string) => `history:${userTag(userId)}:${sessionId}`;
 export const ragKey = (knowledgeBaseId: string, question: string) =>
   `rag:${knowledgeBaseId}:${createHash('sha256').update(question.toLowerCase().replace(/\s+/g, ' ').trim()).digest('hex')}`;
+
+/** Glob-escapes a key part for SCAN MATCH. */
+const literal = (text: string) => text.replace(/[*?[\]\\]/g, '\\$&');
+
+/** Every key matching `pattern`, on every primary of a cluster (SCAN is per node). */
+async function scanKeys(redis: RedisClient, pattern: string): Promise<string[]> {
+  const nodes = redis instanceof Cluster ? redis.nodes('master') : [redis];
+  const found: string[] = [];
+  for (const node of nodes) {
+    let cursor = '0';
+    do {
+      const [next, keys] = await node.scan(cursor, 'MATCH', pattern, 'COUNT', 500);
+      found.push(...keys);
+      cursor = next;
+    } while (cursor !== '0');
+  }
+  return found;
+}
+
+/**
+ * Deletes every key of one user (all carry the `{user}` hash tag), or of one of their sessions: the
+ * cached history, the turn registry's pointer, events and ids. Deletes key by key, since a cluster
+ * refuses multi-key commands across slots and a prefix may put them apart.
+ */
+export async function forgetKeys(
+  redis: RedisClient,
+  userId: string,
+  sessionId: string | undefined,
+  prefix = '',
+): Promise<number> {
+  const tag = literal(userTag(userId));
+  const patterns =
+    sessionId === undefined
+      ? [`${literal(prefix)}*${tag}*`]
+      : [`${literal(prefix)}*${tag}:${sessionId}`, `${literal(prefix)}*${tag}:${sessionId}:*`];
+  let deleted = 0;
+  for (const pattern of patterns) {
+    for (const key of await scanKeys(redis, pattern)) deleted += await redis.del(key);
+  }
+  return deleted;
+}
 
 export class RedisContextCache implements ContextCache {
   readonly #redis: RedisClient;

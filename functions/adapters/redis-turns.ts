@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { JournaledEvent, TurnClaim, TurnJournal, TurnRegistry, TurnReplay } from '../core/ports.ts';
-import type { RedisClient } from './redis-cache.ts';
+import { type RedisClient, userTag } from './redis-cache.ts';
 
 export interface RedisTurnOptions {
   /** How long a running turn holds its session if its environment dies without finishing it. */
@@ -13,6 +13,8 @@ export interface RedisTurnOptions {
   flushMs: number;
   /** How often a resumed stream looks for new events. */
   pollMs: number;
+  /** Turns one user may run at once across sessions; 0 turns the cap off. */
+  maxConcurrentPerUser: number;
 }
 
 interface TurnPointer {
@@ -21,10 +23,10 @@ interface TurnPointer {
 }
 
 /** Same `{user}` hash tag as the context cache: a user's turn keys share one slot, so scripts may touch several. */
-const tag = (userId: string) => `{${encodeURIComponent(userId)}}`;
 export const turnKeys = (userId: string, sessionId: string) => {
-  const base = `${tag(userId)}:${sessionId}`;
+  const base = `${userTag(userId)}:${sessionId}`;
   return {
+    running: `running:${userTag(userId)}`,
     pointer: `turn:${base}`,
     clientMessage: (clientMessageId: string) => `msgid:${base}:${clientMessageId}`,
     events: (turnId: string) => `events:${base}:${turnId}`,
@@ -32,8 +34,10 @@ export const turnKeys = (userId: string, sessionId: string) => {
   };
 };
 
-// Atomic check-and-claim across the pointer and the client message id: two tabs or a retry racing
-// each other must see one winner, which no single Redis command gives for two keys.
+// Atomic check-and-claim across the pointer, the client message id and the user's running turns: two
+// tabs or a retry racing each other must see one winner, which no single Redis command gives for
+// several keys. The per-user cap rides on this script (exact, and no extra round trip); a sorted set
+// scored by expiry forgets turns whose environment died without finishing them.
 const CLAIM = `
 if ARGV[2] ~= '' then
   local prior = redis.call('GET', KEYS[2])
@@ -44,13 +48,22 @@ if current then
   local turn = cjson.decode(current)
   if turn.status == 'running' then return {'busy', turn.turnId} end
 end
+local now = tonumber(ARGV[5])
+local cap = tonumber(ARGV[6])
+if cap > 0 then
+  redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now)
+  if redis.call('ZCARD', KEYS[3]) >= cap then return {'limited', ''} end
+end
 redis.call('SET', KEYS[1], cjson.encode({turnId = ARGV[1], status = 'running'}), 'PX', ARGV[3])
 if ARGV[2] ~= '' then redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[4]) end
+redis.call('ZADD', KEYS[3], now + tonumber(ARGV[3]), ARGV[1])
+redis.call('PEXPIRE', KEYS[3], ARGV[3])
 return {'claimed', ARGV[1]}
 `;
 
 // Marks the turn finished only if it still owns the pointer (a lock that expired may have a new owner).
 const FINISH = `
+redis.call('ZREM', KEYS[2], ARGV[1])
 local current = redis.call('GET', KEYS[1])
 if current and cjson.decode(current).turnId == ARGV[1] then
   redis.call('SET', KEYS[1], cjson.encode({turnId = ARGV[1], status = 'finished'}), 'PX', ARGV[2])
@@ -59,6 +72,7 @@ return 1
 `;
 
 interface JournalKeys {
+  running: string;
   pointer: string;
   events: (turnId: string) => string;
   stop: (turnId: string) => string;
@@ -82,6 +96,7 @@ export class RedisTurnRegistry implements TurnRegistry {
     const keys = turnKeys(userId, sessionId);
     const p = this.#prefix;
     return {
+      running: p + keys.running,
       pointer: p + keys.pointer,
       clientMessage: (id: string) => p + keys.clientMessage(id),
       events: (id: string) => p + keys.events(id),
@@ -98,20 +113,29 @@ export class RedisTurnRegistry implements TurnRegistry {
     const keys = this.#keys(userId, sessionId);
     const [kind, id] = (await this.#redis.eval(
       CLAIM,
-      2,
+      3,
       keys.pointer,
       keys.clientMessage(clientMessageId ?? ''),
+      keys.running,
       turnId,
       clientMessageId ?? '',
       this.#options.lockMs,
       this.#options.retainMs,
+      Date.now(),
+      this.#options.maxConcurrentPerUser,
     )) as [TurnClaim['kind'], string];
-    if (kind === 'busy') return { kind };
+    if (kind === 'busy' || kind === 'limited') return { kind };
     return { kind, turnId: id };
   }
 
   journal(userId: string, sessionId: string, turnId: string): TurnJournal {
     return new RedisTurnJournal(this.#redis, this.#keys(userId, sessionId), turnId, this.#options);
+  }
+
+  async runningTurns(userId: string): Promise<number> {
+    const key = this.#prefix + turnKeys(userId, '').running;
+    await this.#redis.zremrangebyscore(key, '-inf', Date.now());
+    return this.#redis.zcard(key);
   }
 
   async requestStop(userId: string, sessionId: string): Promise<boolean> {
@@ -216,7 +240,7 @@ class RedisTurnJournal implements TurnJournal {
     clearInterval(this.#timer);
     await this.#flush();
     await this.#redis
-      .eval(FINISH, 1, this.#keys.pointer, this.#turnId, this.#options.resumableMs)
+      .eval(FINISH, 2, this.#keys.pointer, this.#keys.running, this.#turnId, this.#options.resumableMs)
       .catch(() => undefined);
   }
 }

@@ -42,7 +42,19 @@ export class TurnMetrics {
   }
 
   countUnknownKey(): void {
-    this.#metrics.addMetric(STREAM_METRICS.unknownKeyRejections, MetricUnit.Count, 1);
+    this.#count(STREAM_METRICS.unknownKeyRejections);
+  }
+
+  countLimitRejection(): void {
+    this.#count(STREAM_METRICS.limitRejections);
+  }
+
+  countLimiterFallback(): void {
+    this.#count(STREAM_METRICS.limiterFallbacks);
+  }
+
+  #count(name: string): void {
+    this.#metrics.addMetric(name, MetricUnit.Count, 1);
     this.#metrics.publishStoredMetrics();
   }
 }

@@ -2,6 +2,15 @@ import middy from '@middy/core';
 import { executionModeStreamifyResponse } from '@middy/core/StreamifyResponse';
 import type { Context, LambdaFunctionURLEvent } from 'aws-lambda';
 import { RequestRejected } from '../core/errors.ts';
+import { usage } from './account-routes.ts';
+import {
+  deleteSession,
+  eraseUser,
+  getSession,
+  listMessages,
+  listSessions,
+  renameSession,
+} from './conversation-routes.ts';
 import { fromRejection, HttpError, jsonResponse } from './http-edge.ts';
 import { openAiErrorResponse } from './openai-compat.ts';
 import { matchRoute } from './routes.ts';
@@ -50,6 +59,20 @@ async function route(event: LambdaFunctionURLEvent, context: Context): Promise<R
       return resumeTurn(inv, matched.id ?? '', 'ai-sdk');
     case 'stop':
       return stopTurn(inv, matched.id ?? '');
+    case 'list-sessions':
+      return listSessions(inv);
+    case 'get-session':
+      return getSession(inv, matched.id ?? '');
+    case 'rename-session':
+      return renameSession(inv, matched.id ?? '');
+    case 'delete-session':
+      return deleteSession(inv, matched.id ?? '');
+    case 'list-messages':
+      return listMessages(inv, matched.id ?? '');
+    case 'usage':
+      return usage(inv);
+    case 'erase-me':
+      return eraseUser(inv);
   }
 }
 

@@ -29,10 +29,13 @@ const STATUS: Record<RejectionKind, number> = {
   limited: 429,
 };
 
-export const fromRejection = (rejection: RequestRejected) =>
-  new HttpError(STATUS[rejection.kind], rejection.code, rejection.message, {
+export const fromRejection = (rejection: RequestRejected) => {
+  const retryAfter = rejection.details?.retry_after_seconds;
+  return new HttpError(STATUS[rejection.kind], rejection.code, rejection.message, {
     ...(rejection.details ? { details: rejection.details } : {}),
+    ...(typeof retryAfter === 'number' ? { headers: { 'retry-after': String(retryAfter) } } : {}),
   });
+};
 
 export function jsonResponse(error: HttpError) {
   return {
@@ -42,11 +45,8 @@ export function jsonResponse(error: HttpError) {
   };
 }
 
-/** Method, media type and size: checked before the body is parsed or the token verified. */
+/** Media type and size, checked before the body is parsed (the route table already checked the method). */
 export function readJsonBody(event: LambdaFunctionURLEvent, maxBodyBytes: number): string {
-  if (event.requestContext.http.method !== 'POST') {
-    throw new HttpError(405, 'method_not_allowed', 'Use POST.', { headers: { allow: 'POST' } });
-  }
   const contentType = event.headers?.['content-type'] ?? '';
   if (!/^application\/json\b/i.test(contentType)) {
     throw new HttpError(415, 'unsupported_media_type', 'Send the body as application/json.');

@@ -107,7 +107,7 @@ const ERROR_TYPES: Record<string, { type: string; status: number }> = {
 };
 
 /** OpenAI's error body; the SDK reads `type`, `code` and `param` from it. */
-export function openAiErrorBody(code: string, message: string, type: string, param: string | null = null) {
+function openAiErrorBody(code: string, message: string, type: string, param: string | null = null) {
   return JSON.stringify({ error: { message, type, param, code } });
 }
 

@@ -5,13 +5,15 @@ import { BedrockRuntimeClient } from '@aws-sdk/client-bedrock-runtime';
 import { SQSClient } from '@aws-sdk/client-sqs';
 import { v7 as uuidv7 } from 'uuid';
 import { BedrockChatModel } from '../adapters/bedrock-model.ts';
+import { DynamoConversationArchive } from '../adapters/dynamo-archive.ts';
 import { createDocumentClient, DynamoConversationStore } from '../adapters/dynamo-store.ts';
 import { JwtAuth } from '../adapters/jwt-auth.ts';
 import { KnowledgeBaseRetriever } from '../adapters/kb-retriever.ts';
-import { createRedisClient, RedisContextCache } from '../adapters/redis-cache.ts';
+import { createRedisClient, forgetKeys, RedisContextCache } from '../adapters/redis-cache.ts';
 import { RedisTurnRegistry } from '../adapters/redis-turns.ts';
 import { SqsMessageOutbox } from '../adapters/sqs-outbox.ts';
 import { TurnMetrics } from '../adapters/turn-metrics.ts';
+import { RedisUserLimits } from '../adapters/user-limits.ts';
 import { METRICS_NAMESPACE, SERVICE_NAMES } from '../contracts/observability.ts';
 import { chatRequestSchema } from '../core/request.ts';
 import type { TurnDeps } from '../core/turn.ts';
@@ -40,11 +42,8 @@ export function createStreamRuntime(env: NodeJS.ProcessEnv = process.env) {
   const redis = config.REDIS_URL
     ? createRedisClient(config.REDIS_URL, config.REDIS_CLUSTER, config.CACHE_TIMEOUT_MS)
     : undefined;
-  const store = new DynamoConversationStore(
-    createDocumentClient(timeouts),
-    config.TABLE_NAME,
-    config.MESSAGE_TTL_DAYS,
-  );
+  const documents = createDocumentClient(timeouts);
+  const store = new DynamoConversationStore(documents, config.TABLE_NAME, config.MESSAGE_TTL_DAYS);
   const auth = new JwtAuth({
     issuer: config.AUTH_ISSUER,
     audience: config.AUTH_AUDIENCE,
@@ -130,13 +129,28 @@ export function createStreamRuntime(env: NodeJS.ProcessEnv = process.env) {
         retainMs: config.TURN_RETAIN_SECONDS * 1000,
         flushMs: config.TURN_FLUSH_MS,
         pollMs: config.TURN_FLUSH_MS,
+        maxConcurrentPerUser: config.LIMIT_CONCURRENT_STREAMS,
       })
     : undefined;
+  const limits = new RedisUserLimits(
+    redis,
+    { turnsPerMinute: config.LIMIT_TURNS_PER_MINUTE, tokensPerDay: config.LIMIT_TOKENS_PER_DAY },
+    () => metrics.countLimiterFallback(),
+  );
 
   return {
     config,
     logger,
     registry,
+    limits,
+    archive: new DynamoConversationArchive(documents, config.TABLE_NAME),
+    /** Cache and turn keys of a deleted session; stored data goes through the archive. */
+    forgetSession: async (userId: string, sessionId: string) => {
+      if (redis) await forgetKeys(redis, userId, sessionId);
+    },
+    forgetUser: async (userId: string) => {
+      if (redis) await forgetKeys(redis, userId, undefined);
+    },
     metrics,
     auth,
     store,

@@ -27,6 +27,12 @@ export async function finishTurn(
   // Frees the session before the client sees the end, so its next message is never refused as busy.
   await journal?.finish();
   endBody();
+  const tokens = report.usage.input_tokens + report.usage.output_tokens;
+  await runtime.limits.charge(report.userId, tokens).catch((error: unknown) =>
+    runtime.logger.warn('tokens not charged', {
+      error: error instanceof Error ? error.name : String(error),
+    }),
+  );
   const background = await report.background;
   runtime.logger.info('turn finished', {
     outcome: report.outcome,

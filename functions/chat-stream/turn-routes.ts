@@ -1,6 +1,7 @@
 import { PassThrough } from 'node:stream';
 import type { Context, LambdaFunctionURLEvent } from 'aws-lambda';
 import { RequestRejected } from '../core/errors.ts';
+import { limitReached } from '../core/limits.ts';
 import { OPAQUE_ID } from '../core/messages.ts';
 import type { TurnReplay } from '../core/ports.ts';
 import { parseJsonBody } from '../core/request.ts';
@@ -51,6 +52,11 @@ async function streamTurn(
   headers: Record<string, string>,
 ): Promise<RouteResponse> {
   const { runtime } = inv;
+  const allowance = await runtime.limits.check(inv.userId);
+  if (!allowance.allowed) {
+    runtime.metrics.countLimitRejection();
+    throw limitReached(allowance.limit, allowance.retryAfterSeconds);
+  }
   const admission = await admitTurn(
     runtime.registry,
     runtime.turnDeps.log,

@@ -22,6 +22,10 @@ export const STREAM_METRICS = {
   backgroundSaves: 'BackgroundSaves',
   failedBackgroundSaves: 'FailedBackgroundSaves',
   unknownKeyRejections: 'UnknownKeyRejections',
+  /** A request refused with 429 by a per-user limit. */
+  limitRejections: 'LimitRejections',
+  /** A limit checked in one environment's memory because Redis did not answer. */
+  limiterFallbacks: 'LimiterFallbacks',
   cacheHit: (kind: 'profile' | 'history' | 'rag') => `${kind}CacheHit`,
   cacheMiss: (kind: 'profile' | 'history' | 'rag') => `${kind}CacheMiss`,
 } as const;

@@ -32,7 +32,7 @@ export interface ContextRequest {
   useRag: boolean;
 }
 
-export interface ConversationContext {
+interface ConversationContext {
   profile: UserProfile | undefined;
   history: ChatMessage[];
   profileState: CacheState;
@@ -42,7 +42,7 @@ export interface ConversationContext {
   ms: number;
 }
 
-export interface RetrievedContext {
+interface RetrievedContext {
   passages: Passage[];
   state: CacheState;
   /** Retrieval was wanted and failed: the answer goes out without sources. */

@@ -1,5 +1,5 @@
 /** A dependency that did not answer in time; the turn goes on without it. */
-export class DeadlineExceeded extends Error {
+class DeadlineExceeded extends Error {
   override name = 'DeadlineExceeded';
   constructor(label: string, ms: number) {
     super(`${label} took longer than ${ms} ms`);

@@ -1,6 +1,6 @@
 import * as z from 'zod/mini';
 
-export const SourceSchema = z.object({
+const SourceSchema = z.object({
   id: z.string(),
   title: z.string(),
   uri: z.string(),
@@ -9,7 +9,7 @@ export const SourceSchema = z.object({
 });
 export type Source = z.infer<typeof SourceSchema>;
 
-export const UsageSchema = z.object({ input_tokens: z.int(), output_tokens: z.int() });
+const UsageSchema = z.object({ input_tokens: z.int(), output_tokens: z.int() });
 export type Usage = z.infer<typeof UsageSchema>;
 
 /**

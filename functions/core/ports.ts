@@ -34,11 +34,18 @@ export interface ConversationStore {
   ): Promise<ChatMessage[]>;
 }
 
-export type SaveOutcome = 'written' | 'duplicate';
+/** `discarded`: the session was deleted or the user erased, so the message was not kept. */
+type SaveOutcome = 'written' | 'duplicate' | 'discarded';
+
+export interface SaveResult {
+  outcome: SaveOutcome;
+  /** This was the session's first answer: time to give it a title. */
+  firstAnswer: boolean;
+}
 
 /** The consumer's write, also the stream handler's direct fallback when the outbox fails. */
 export interface MessageWriter {
-  save(message: ChatMessage): Promise<SaveOutcome>;
+  save(message: ChatMessage): Promise<SaveResult>;
 }
 
 /** Where a turn sends its messages to be saved off the critical path (in AWS: the SQS FIFO queue). */
@@ -100,7 +107,9 @@ export type TurnClaim =
   /** The same client message id was already taken: attach to (or replay) that turn. */
   | { kind: 'duplicate'; turnId: string }
   /** Another turn is running on this session. */
-  | { kind: 'busy' };
+  | { kind: 'busy' }
+  /** The user already runs as many turns as they may at once. */
+  | { kind: 'limited' };
 
 /** The running turn's side of the registry: its events in batches, and whether a stop was asked for. */
 export interface TurnJournal {
@@ -129,6 +138,8 @@ export interface TurnRegistry {
     turnId: string,
   ): Promise<TurnClaim>;
   journal(userId: string, sessionId: string, turnId: string): TurnJournal;
+  /** How many turns the user is running now, across sessions and environments. */
+  runningTurns(userId: string): Promise<number>;
   /** `true` when a running turn was asked to stop. */
   requestStop(userId: string, sessionId: string): Promise<boolean>;
   /** The running or just-finished turn of the session (or the given one), if it can still be replayed. */

@@ -2,7 +2,7 @@ import type { ChatMessage, Passage, UserProfile } from './messages.ts';
 import type { ModelRequest } from './ports.ts';
 
 /** Bedrock's stop reason when a guardrail replaced the answer. */
-export const GUARDRAIL_INTERVENED = 'guardrail_intervened';
+const GUARDRAIL_INTERVENED = 'guardrail_intervened';
 
 const BASE_INSTRUCTIONS =
   'You are a helpful personal-finance education assistant. Answer clearly and briefly. ' +

@@ -15,8 +15,6 @@ export function chatRequestSchema(maxMessageChars: number) {
     use_rag: z.optional(z.boolean('use_rag must be a boolean')),
   });
 }
-type ChatRequestSchema = ReturnType<typeof chatRequestSchema>;
-export type ChatRequest = z.infer<ChatRequestSchema>;
 
 /** Parses a JSON body against a schema; the first problem becomes an `invalid` rejection naming its field. */
 export function parseJsonBody<T extends z.ZodMiniType>(body: string, schema: T): z.infer<T> {

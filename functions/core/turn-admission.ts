@@ -1,5 +1,6 @@
 import { errorName } from './background-writes.ts';
 import { RequestRejected } from './errors.ts';
+import { limitReached } from './limits.ts';
 import type { TurnJournal, TurnLog, TurnRegistry, TurnReplay } from './ports.ts';
 
 export type Admission =
@@ -44,6 +45,7 @@ export async function admitTurn(
       'Another answer is being written in this conversation. Stop it or wait for it to finish.',
     );
   }
+  if (claim.kind === 'limited') throw limitReached('concurrent_streams', 5);
   if (claim.kind === 'claimed') {
     return {
       kind: 'run',

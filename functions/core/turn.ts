@@ -7,7 +7,7 @@ import { ModelError } from './ports.ts';
 import { buildSystemPrompt, toConverseMessages } from './prompt.ts';
 import type { TurnCacheStates, TurnErrorCode, TurnEvent, TurnTimings } from './turn-events.ts';
 
-export interface TurnSettings extends ContextSettings {
+interface TurnSettings extends ContextSettings {
   modelTimeoutMs: number;
 }
 
@@ -36,9 +36,10 @@ export interface TurnInput {
 }
 
 /** The stop reason of an answer a user stopped; what was said so far is kept, never shown as complete. */
-export const STOPPED = 'stopped';
+const STOPPED = 'stopped';
 
 export interface TurnReport {
+  userId: string;
   sessionId: string;
   outcome: 'done' | 'error' | 'client_gone';
   errorCode?: TurnErrorCode;
@@ -157,11 +158,15 @@ export async function runTurn(deps: TurnDeps, input: TurnInput, sink: EventSink)
   let usage: Usage = { input_tokens: 0, output_tokens: 0 };
   let failure: TurnErrorCode | undefined;
   const question = input.message ?? regenerated?.question;
+  let promptChars = 0;
   try {
     if (question === undefined) throw new NothingToRegenerate();
+    const system = buildSystemPrompt(conversation.profile, retrieved.passages);
+    const messages = toConverseMessages(regenerated?.before ?? conversation.history, question);
+    promptChars = system.length + messages.reduce((sum, m) => sum + m.content.length, 0);
     const events = deps.model.stream({
-      system: buildSystemPrompt(conversation.profile, retrieved.passages),
-      messages: toConverseMessages(regenerated?.before ?? conversation.history, question),
+      system,
+      messages,
       signal: AbortSignal.any([cancel.signal, deadline.signal, stop]),
     });
     for await (const event of events) {
@@ -196,6 +201,12 @@ export async function runTurn(deps: TurnDeps, input: TurnInput, sink: EventSink)
     }
   } finally {
     deadline.clear();
+  }
+
+  // A stopped stream never reaches the model's usage report: estimate it (about 4 characters a token)
+  // so that what a stop saves is still charged and visible.
+  if (stopReason === STOPPED && usage.input_tokens === 0 && usage.output_tokens === 0) {
+    usage = { input_tokens: Math.ceil(promptChars / 4), output_tokens: Math.ceil(answer.length / 4) };
   }
 
   // One finish path: what is remembered and saved depends only on how the model part ended.
@@ -234,6 +245,7 @@ export async function runTurn(deps: TurnDeps, input: TurnInput, sink: EventSink)
       cache,
     });
   return {
+    userId: input.userId,
     sessionId,
     outcome: failure ? 'error' : clientGone ? 'client_gone' : 'done',
     ...(failure ? { errorCode: failure } : {}),

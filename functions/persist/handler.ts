@@ -1,10 +1,12 @@
 import { processPartialResponse, SqsFifoPartialProcessorAsync } from '@aws-lambda-powertools/batch';
 import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
+import { BedrockRuntimeClient } from '@aws-sdk/client-bedrock-runtime';
 import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
+import { BedrockTitleWriter } from '../adapters/bedrock-titles.ts';
 import { createDocumentClient, DynamoConversationStore } from '../adapters/dynamo-store.ts';
 import { METRICS_NAMESPACE, PERSIST_METRICS, SERVICE_NAMES } from '../contracts/observability.ts';
-import { ChatMessageSchema } from '../core/messages.ts';
+import { type ChatMessage, ChatMessageSchema } from '../core/messages.ts';
 import { loadPersistConfig } from '../environment.ts';
 
 const config = loadPersistConfig();
@@ -23,6 +25,32 @@ const store = new DynamoConversationStore(
   config.TABLE_NAME,
   config.MESSAGE_TTL_DAYS,
 );
+
+const titles = config.TITLES
+  ? new BedrockTitleWriter(
+      new BedrockRuntimeClient({ requestHandler: { connectionTimeout: config.AWS_CONNECT_TIMEOUT_MS } }),
+      config.TITLE_MODEL_ID,
+      config.TITLE_MAX_TOKENS,
+    )
+  : undefined;
+
+/** The first words of the first question stay the title when the model call fails: a title is never worth a retry. */
+async function giveTitle(message: ChatMessage): Promise<void> {
+  if (!titles) return;
+  try {
+    const [question] = await store.getRecentMessages(message.userId, message.sessionId, 2);
+    const title = await titles.suggest(
+      question?.role === 'user' ? question.content : '',
+      message.content,
+      AbortSignal.timeout(config.TITLE_TIMEOUT_MS),
+    );
+    if (title) await store.setGeneratedTitle(message.userId, message.sessionId, title);
+  } catch (error) {
+    logger.warn('title not generated, keeping the first words', {
+      error: error instanceof Error ? error.name : String(error),
+    });
+  }
+}
 
 /** A record that can never succeed; it is reported failed so it reaches the DLQ without retries hiding it. */
 class PoisonRecordError extends Error {
@@ -47,12 +75,15 @@ function parseRecord(record: SQSRecord) {
 
 export async function handler(event: SQSEvent, context: Context): Promise<SQSBatchResponse> {
   logger.addContext(context);
-  const counts = { persisted: 0, duplicates: 0, failed: 0 };
+  const counts = { persisted: 0, duplicates: 0, discarded: 0, failed: 0 };
   const recordHandler = async (record: SQSRecord) => {
     try {
-      const outcome = await store.save(parseRecord(record));
+      const message = parseRecord(record);
+      const { outcome, firstAnswer } = await store.save(message);
       if (outcome === 'written') counts.persisted++;
-      else counts.duplicates++;
+      else if (outcome === 'duplicate') counts.duplicates++;
+      else counts.discarded++;
+      if (firstAnswer) await giveTitle(message);
       return outcome;
     } catch (error) {
       counts.failed++;

@@ -25,7 +25,7 @@ export interface AgentRuntimeEmulator extends ListeningServer {
 }
 
 /** Splits each markdown document into paragraph chunks that keep the document's title. */
-export async function loadChunks(directory: string): Promise<Chunk[]> {
+async function loadChunks(directory: string): Promise<Chunk[]> {
   const files = (await readdir(directory)).filter((f) => f.endsWith('.md')).sort();
   const chunks: Chunk[] = [];
   for (const file of files) {

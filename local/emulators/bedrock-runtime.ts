@@ -7,9 +7,9 @@ import {
   sendAwsError,
   sleep,
 } from './h2c-server.ts';
-import { composeAnswer, estimateTokens, toDeltas } from './local-model.ts';
+import { composeAnswer, composeTitle, estimateTokens, toDeltas } from './local-model.ts';
 
-export type ModelFault = 'throttle' | 'midstream' | 'validation';
+type ModelFault = 'throttle' | 'midstream' | 'validation';
 
 export interface BedrockRuntimeOptions {
   port?: number;
@@ -23,7 +23,7 @@ interface ConverseBody {
   inferenceConfig?: { maxTokens?: number };
 }
 
-export interface RecordedConverse {
+interface RecordedConverse {
   modelId: string;
   body: ConverseBody;
 }
@@ -73,7 +73,9 @@ function plan(body: ConverseBody) {
   const last = messages.at(-1);
   const question = last?.role === 'user' ? textOf(last.content) : '';
   const system = textOf(body.system);
-  const answer = composeAnswer({ system, question, priorTurns: Math.floor((messages.length - 1) / 2) });
+  const answer = /^Write a title/.test(system)
+    ? composeTitle(question)
+    : composeAnswer({ system, question, priorTurns: Math.floor((messages.length - 1) / 2) });
   const maxTokens = body.inferenceConfig?.maxTokens ?? 4096;
   const all = toDeltas(answer);
   const deltas = all.slice(0, maxTokens);
@@ -119,7 +121,8 @@ export async function startBedrockRuntime(
     }
     requests.push({ modelId, body });
     if (requests.length > 100) requests.shift();
-    const fault = faults.shift();
+    // Faults are for the streaming call; the consumer's small title calls must not take them.
+    const fault = match[2] === 'converse-stream' ? faults.shift() : undefined;
     if (fault === 'throttle') {
       await sleep(settings.firstTokenDelayMs);
       sendAwsError(res, 429, 'ThrottlingException', 'Too many requests, please wait before trying again.');

@@ -45,3 +45,15 @@ export function composeAnswer({ system, question, priorTurns }: ModelInput): str
 export const toDeltas = (answer: string): string[] => answer.split(/(?<=\s)/);
 
 export const estimateTokens = (text: string): number => Math.max(1, Math.ceil(text.length / 4));
+
+/** A title request (the consumer's): the question's first words, as a small model would shorten it. */
+export function composeTitle(prompt: string): string {
+  const question = /^Question: (.*)$/m.exec(prompt)?.[1] ?? prompt;
+  const words = question
+    .replace(/[^\p{L}\p{N}\s'-]/gu, ' ')
+    .split(/\s+/)
+    .filter(Boolean)
+    .slice(0, 6);
+  const title = words.join(' ');
+  return title ? `${title[0]?.toUpperCase()}${title.slice(1)}` : 'New conversation';
+}

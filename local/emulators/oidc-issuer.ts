@@ -1,4 +1,5 @@
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { randomUUID } from 'node:crypto';
+import { link, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { exportJWK, generateKeyPair, importJWK, type JWK, SignJWT } from 'jose';
 import { type ListeningServer, listenH2cAndHttp1 } from './h2c-server.ts';
@@ -10,20 +11,48 @@ export interface SigningKey {
   publicJwk: JWK;
 }
 
-/** The dev signing key, created once and kept in `.local/` so the token script and the stack agree. */
+/**
+ * The dev signing key, created once and kept in `.local/` so the token script and the stack agree. Processes
+ * that start at once on a fresh clone (parallel test files, the benchmark and its stack) agree on one key:
+ * each writes a private temp file and links it into place, which fails for all but the first.
+ */
 export async function loadOrCreateSigningKey(path: string): Promise<SigningKey> {
+  const existing = await readSigningKey(path);
+  if (existing) return existing;
+  const { privateKey, publicKey } = await generateKeyPair('RS256', { extractable: true });
+  const kid = `local-${Date.now().toString(36)}`;
+  const key: SigningKey = {
+    privateJwk: { ...(await exportJWK(privateKey)), kid, alg: 'RS256', use: 'sig' },
+    publicJwk: { ...(await exportJWK(publicKey)), kid, alg: 'RS256', use: 'sig' },
+  };
+  await mkdir(dirname(path), { recursive: true });
+  const temp = `${path}.${randomUUID()}.tmp`;
+  await writeFile(temp, JSON.stringify(key), { mode: 0o600 });
   try {
-    return JSON.parse(await readFile(path, 'utf8')) as SigningKey;
-  } catch {
-    const { privateKey, publicKey } = await generateKeyPair('RS256', { extractable: true });
-    const kid = `local-${Date.now().toString(36)}`;
-    const key: SigningKey = {
-      privateJwk: { ...(await exportJWK(privateKey)), kid, alg: 'RS256', use: 'sig' },
-      publicJwk: { ...(await exportJWK(publicKey)), kid, alg: 'RS256', use: 'sig' },
-    };
-    await mkdir(dirname(path), { recursive: true });
-    await writeFile(path, JSON.stringify(key), { mode: 0o600 });
+    await link(temp, path);
     return key;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+    return JSON.parse(await readFile(path, 'utf8')) as SigningKey;
+  } finally {
+    await rm(temp, { force: true });
+  }
+}
+
+/** The key at `path`; undefined when there is none, or only an unreadable one (then removed, to be made anew). */
+async function readSigningKey(path: string): Promise<SigningKey | undefined> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw error;
+  }
+  try {
+    return JSON.parse(text) as SigningKey;
+  } catch {
+    await rm(path, { force: true });
+    return undefined;
   }
 }
 

@@ -2,9 +2,8 @@ import { pathToFileURL } from 'node:url';
 import { parentPort, workerData } from 'node:worker_threads';
 import type { LambdaFunctionURLEvent } from 'aws-lambda';
 import { lambdaContext } from './context.ts';
-import type { StreamingHandler } from './function-url.ts';
 import { runStreamingHandler } from './invocation.ts';
-import { installAwsLambdaGlobal } from './response-stream.ts';
+import { installAwsLambdaGlobal, type StreamingHandler } from './response-stream.ts';
 
 /**
  * One Lambda execution environment: its own module instance of the handler (init runs once, as a cold

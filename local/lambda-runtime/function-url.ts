@@ -3,23 +3,21 @@ import { once } from 'node:events';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Worker } from 'node:worker_threads';
-import type { Context, LambdaFunctionURLEvent } from 'aws-lambda';
+import type { LambdaFunctionURLEvent } from 'aws-lambda';
 import { lambdaContext } from './context.ts';
 import type { EnvironmentMessage, InvokeMessage } from './environment-worker.ts';
 import { type Prelude, PreludeSplitter, runStreamingHandler } from './invocation.ts';
-import { type LambdaResponseStream, STREAMING_HANDLER } from './response-stream.ts';
+import { STREAMING_HANDLER, type StreamingHandler } from './response-stream.ts';
 
 /** The invoke payload limit of a Function URL (6 MB), as Lambda enforces it. */
-export const MAX_REQUEST_BYTES = 6 * 1024 * 1024;
+const MAX_REQUEST_BYTES = 6 * 1024 * 1024;
 
-export type StreamingHandler = (
-  event: LambdaFunctionURLEvent,
-  responseStream: LambdaResponseStream,
-  context: Context,
-) => Promise<unknown>;
+// Defined beside the response stream so the worker and the invocation code need not import this module
+// (that made a cycle); re-exported here, where the stack and the tests look for it.
+export type { StreamingHandler };
 
 /** Where each invocation runs: in this process, or in execution environments of their own (workers). */
-export type FunctionSource =
+type FunctionSource =
   | { handler: StreamingHandler }
   | {
       /** A module exporting the streaming handler; each environment imports it once (its cold start). */
@@ -47,7 +45,7 @@ export interface FunctionUrlServer {
 
 const TEXT_CONTENT = /^(text\/|application\/(json|.*\+json|xml|.*\+xml|javascript|x-www-form-urlencoded))/i;
 
-export function toFunctionUrlEvent(
+function toFunctionUrlEvent(
   req: IncomingMessage,
   body: Buffer,
   requestId: string,

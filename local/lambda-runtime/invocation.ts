@@ -1,6 +1,10 @@
 import type { Context, LambdaFunctionURLEvent } from 'aws-lambda';
-import type { StreamingHandler } from './function-url.ts';
-import { HTTP_INTEGRATION_CONTENT_TYPE, LambdaResponseStream, PRELUDE_DELIMITER } from './response-stream.ts';
+import {
+  HTTP_INTEGRATION_CONTENT_TYPE,
+  LambdaResponseStream,
+  PRELUDE_DELIMITER,
+  type StreamingHandler,
+} from './response-stream.ts';
 
 export interface Prelude {
   statusCode?: number;

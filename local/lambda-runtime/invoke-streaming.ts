@@ -1,7 +1,7 @@
 import type { LambdaFunctionURLEvent } from 'aws-lambda';
 import { lambdaContext } from './context.ts';
-import type { StreamingHandler } from './function-url.ts';
 import { type Prelude, PreludeSplitter, runStreamingHandler } from './invocation.ts';
+import type { StreamingHandler } from './response-stream.ts';
 
 export interface StreamingResult {
   statusCode: number;

@@ -1,9 +1,17 @@
 import { Writable } from 'node:stream';
+import type { Context, LambdaFunctionURLEvent } from 'aws-lambda';
 
 /** What the Node.js Lambda runtime puts on the wire before the body of an HTTP-integration stream. */
 export const HTTP_INTEGRATION_CONTENT_TYPE = 'application/vnd.awslambda.http-integration-response';
 export const PRELUDE_DELIMITER = Buffer.alloc(8);
 export const STREAMING_HANDLER = Symbol.for('aws.lambda.runtime.handler.streaming');
+
+/** A handler wrapped by `awslambda.streamifyResponse`: what every emulator here invokes. */
+export type StreamingHandler = (
+  event: LambdaFunctionURLEvent,
+  responseStream: LambdaResponseStream,
+  context: Context,
+) => Promise<unknown>;
 
 type WriteChunk = (chunk: Buffer) => void;
 

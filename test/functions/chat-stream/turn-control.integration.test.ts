@@ -21,7 +21,7 @@ beforeAll(async () => {
     redisUrl: redis.url,
     environments: 'isolated',
     maxEnvironments: 4,
-    perTokenDelayMs: 15,
+    perTokenDelayMs: 25,
     env: { TURN_FLUSH_MS: '50' },
   });
   table = tableReader(stack.dynamodb, stack.tableName);

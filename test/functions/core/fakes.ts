@@ -10,7 +10,7 @@ import type {
   ModelEvent,
   ModelRequest,
   Retriever,
-  SaveOutcome,
+  SaveResult,
 } from '../../../functions/core/ports.ts';
 import type { TurnDeps } from '../../../functions/core/turn.ts';
 import type { TurnEvent } from '../../../functions/core/turn-events.ts';
@@ -18,7 +18,7 @@ import type { TurnEvent } from '../../../functions/core/turn-events.ts';
 /** A shared, ordered record of what every fake was asked to do. */
 export const calls: string[] = [];
 
-export class MemoryCache implements ContextCache {
+class MemoryCache implements ContextCache {
   profiles = new Map<string, UserProfile>();
   histories = new Map<string, ChatMessage[]>();
   passages = new Map<string, Passage[]>();
@@ -58,7 +58,7 @@ export class MemoryCache implements ContextCache {
   }
 }
 
-export class MemoryStore implements ConversationStore, MessageWriter {
+class MemoryStore implements ConversationStore, MessageWriter {
   profiles = new Map<string, UserProfile>();
   messages: ChatMessage[] = [];
   failReads = false;
@@ -78,16 +78,18 @@ export class MemoryStore implements ConversationStore, MessageWriter {
     if (this.failReads) throw new Error('dynamodb down');
     return this.messages.filter((m) => m.userId === userId && m.sessionId === sessionId).slice(-limit);
   }
-  async save(message: ChatMessage): Promise<SaveOutcome> {
+  async save(message: ChatMessage): Promise<SaveResult> {
     calls.push(`store.save:${message.role}`);
     if (this.failWrites) throw new Error('dynamodb down');
-    if (this.messages.some((m) => m.messageId === message.messageId)) return 'duplicate';
+    if (this.messages.some((m) => m.messageId === message.messageId)) {
+      return { outcome: 'duplicate', firstAnswer: false };
+    }
     this.messages.push(message);
-    return 'written';
+    return { outcome: 'written', firstAnswer: false };
   }
 }
 
-export class MemoryOutbox implements MessageOutbox {
+class MemoryOutbox implements MessageOutbox {
   sent: ChatMessage[] = [];
   fail = false;
   gate: Promise<void> | undefined;
@@ -99,7 +101,7 @@ export class MemoryOutbox implements MessageOutbox {
   }
 }
 
-export class FakeRetriever implements Retriever {
+class FakeRetriever implements Retriever {
   readonly knowledgeBaseId = 'KB1';
   fail = false;
   gate: Promise<void> | undefined;
@@ -123,7 +125,7 @@ export class FakeRetriever implements Retriever {
   }
 }
 
-export class ScriptedModel implements ChatModel {
+class ScriptedModel implements ChatModel {
   requests: ModelRequest[] = [];
   script: (request: ModelRequest) => AsyncIterable<ModelEvent> = async function* () {
     yield { type: 'text', text: 'Hello ' };

@@ -136,7 +136,16 @@ describe('Bedrock Runtime emulator, through the stock SDK client (HTTP/2)', () =
     expect(Buffer.from(await stream.arrayBuffer()).includes(Buffer.from(':event-type'))).toBe(true);
   });
 
-  it('records the requests it received', () => {
-    expect(emulator.requests.at(-1)?.modelId).toBe('m');
+  it('records the requests it received: model id, system prompt, messages and inference settings', async () => {
+    const response = await client.send(question('What is a Roth IRA?', 'Answer from the record.'));
+    for await (const _ of response.stream ?? []);
+    expect(emulator.requests.at(-1)).toEqual({
+      modelId: 'us.anthropic.claude-haiku-4-5-20251001-v1:0',
+      body: expect.objectContaining({
+        system: [{ text: 'Answer from the record.' }],
+        messages: [{ role: 'user', content: [{ text: 'What is a Roth IRA?' }] }],
+        inferenceConfig: { maxTokens: 200 },
+      }),
+    });
   });
 });

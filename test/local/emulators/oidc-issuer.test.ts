@@ -1,6 +1,6 @@
-import { mkdtemp } from 'node:fs/promises';
+import { mkdtemp, readdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { createRemoteJWKSet, jwtVerify } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -32,5 +32,14 @@ describe('local OIDC issuer', () => {
     const { payload } = await jwtVerify(token, jwks, { issuer: issuer.issuer, audience: LOCAL_AUDIENCE });
     expect(payload.sub).toBe('alice');
     await expect(jwtVerify(tamper(token), jwks, { issuer: issuer.issuer })).rejects.toThrow();
+  });
+
+  it('gives concurrent first callers one and the same signing key, and leaves no temp file behind', async () => {
+    const path = join(await mkdtemp(join(tmpdir(), 'oidc-')), 'nested', 'key.json');
+    const keys = await Promise.all(Array.from({ length: 8 }, () => loadOrCreateSigningKey(path)));
+    const kids = new Set(keys.map((k) => k.privateJwk.kid));
+    expect(kids.size).toBe(1);
+    expect((await loadOrCreateSigningKey(path)).privateJwk.kid).toBe(keys[0]?.privateJwk.kid);
+    expect(await readdir(dirname(path))).toEqual(['key.json']);
   });
 });

@@ -122,12 +122,15 @@ describe('Function URL emulator (RESPONSE_STREAM)', () => {
 
   it('ends the HTTP response when the stream ends, even if the handler keeps working', async () => {
     const { promise: gate, resolve: release } = deferred();
+    let handlerReturned = false;
     const url = await start(async (_event, stream) => {
       stream.end('done');
       await gate;
+      handlerReturned = true;
     });
     const { text } = await readChunks(url, { method: 'POST' });
     expect(text).toBe('done');
+    expect(handlerReturned).toBe(false);
     release();
   });
 

@@ -8,7 +8,14 @@ import type { JournaledEvent, TurnReplay } from '../../../functions/core/ports.t
 import { type RedisProcess, spawnRedisServer } from '../../../local/redis-server.ts';
 import { testRedis } from '../../support/redis.ts';
 
-const options = { lockMs: 5000, resumableMs: 300, retainMs: 60_000, flushMs: 20, pollMs: 20 };
+const options = {
+  lockMs: 5000,
+  resumableMs: 300,
+  retainMs: 60_000,
+  flushMs: 20,
+  pollMs: 20,
+  maxConcurrentPerUser: 0,
+};
 const token = (id: number, text: string): JournaledEvent => ({ id, event: { type: 'token', text } });
 const started = (id: number): JournaledEvent => ({
   id,
@@ -123,7 +130,7 @@ afterAll(async () => {
 });
 
 contractTests('RedisTurnRegistry on a standalone Redis', async () => {
-  const redis = await testRedis(6);
+  const redis = await testRedis(9);
   owned = redis.owned;
   const client = createRedisClient(redis.url, false, 1000);
   await client.connect();

@@ -10,6 +10,7 @@ import {
 } from '../../../functions/adapters/redis-cache.ts';
 import type { ChatMessage } from '../../../functions/core/messages.ts';
 import { type RedisProcess, spawnRedisServer } from '../../../local/redis-server.ts';
+import { testRedis } from '../../support/redis.ts';
 
 const message = (userId: string, sessionId: string, i: number): ChatMessage => ({
   messageId: uuidv7(),
@@ -92,19 +93,11 @@ afterAll(async () => {
   await clusterNode?.stop();
 });
 
-// Real Redis: the machine's server on :6379 (database 5, keys under a unique prefix), else one we start.
+// Real Redis: REDIS_URL or the machine's server (database 5, keys under a unique prefix), else one we start.
 contractTests('RedisContextCache on a standalone Redis', async () => {
-  const probe = new Redis('redis://127.0.0.1:6379/5', { lazyConnect: true, maxRetriesPerRequest: 0 });
-  let url = 'redis://127.0.0.1:6379/5';
-  try {
-    await probe.connect();
-  } catch {
-    standalone = await spawnRedisServer();
-    url = standalone.url;
-  } finally {
-    probe.disconnect();
-  }
-  const client = createRedisClient(url, false, 1000);
+  const redis = await testRedis(5);
+  standalone = redis.owned;
+  const client = createRedisClient(redis.url, false, 1000);
   await client.connect();
   const prefix = `test:${uuidv7()}:`;
   return {

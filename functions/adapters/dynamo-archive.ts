@@ -1,0 +1,223 @@
+import {
+  BatchWriteCommand,
+  type DynamoDBDocumentClient,
+  GetCommand,
+  PutCommand,
+  QueryCommand,
+  UpdateCommand,
+} from '@aws-sdk/lib-dynamodb';
+import {
+  ACTIVITY_INDEX,
+  TABLE_KEYS,
+  TOMBSTONE_TTL_SECONDS,
+  TTL_ATTRIBUTE,
+  tableKeys,
+} from '../contracts/table.ts';
+import type { ConversationArchive, DailyUsage, SessionSummary } from '../core/conversations.ts';
+import { RequestRejected } from '../core/errors.ts';
+import { toChatMessage } from './dynamo-store.ts';
+
+const { partitionKey: PK, sortKey: SK } = TABLE_KEYS;
+type Item = Record<string, unknown>;
+
+const toSummary = (item: Item): SessionSummary => ({
+  sessionId: String(item.sessionId),
+  title: typeof item.title === 'string' ? item.title : '',
+  createdAt: String(item.createdAt),
+  updatedAt: String(item.updatedAt),
+  messageCount: Number(item.messageCount ?? 0),
+});
+
+const isLive = (item: Item | undefined): item is Item => item !== undefined && item.deletedAt === undefined;
+const tombstoneExpiry = () => Math.floor(Date.now() / 1000) + TOMBSTONE_TTL_SECONDS;
+
+/** Conversations as a person reads and manages them: DynamoDB Query and GetItem only, never a scan. */
+export class DynamoConversationArchive implements ConversationArchive {
+  readonly #db: DynamoDBDocumentClient;
+  readonly #table: string;
+
+  constructor(db: DynamoDBDocumentClient, tableName: string) {
+    this.#db = db;
+    this.#table = tableName;
+  }
+
+  async listSessions(userId: string, limit: number, cursor: Record<string, string> | undefined) {
+    const partition = tableKeys.userPartition(userId);
+    if (cursor && (cursor[ACTIVITY_INDEX.partitionKey] !== partition || cursor[PK] !== partition)) {
+      throw new RequestRejected('invalid', 'invalid_cursor', 'The cursor is not one this service returned.', {
+        field: 'cursor',
+      });
+    }
+    const { Items = [], LastEvaluatedKey } = await this.#db.send(
+      new QueryCommand({
+        TableName: this.#table,
+        IndexName: ACTIVITY_INDEX.name,
+        KeyConditionExpression: '#apk = :pk',
+        ExpressionAttributeNames: { '#apk': ACTIVITY_INDEX.partitionKey },
+        ExpressionAttributeValues: { ':pk': partition },
+        ScanIndexForward: false,
+        Limit: limit,
+        ...(cursor ? { ExclusiveStartKey: cursor } : {}),
+      }),
+    );
+    return {
+      sessions: Items.map(toSummary),
+      next: LastEvaluatedKey as Record<string, string> | undefined,
+    };
+  }
+
+  async getSession(userId: string, sessionId: string): Promise<SessionSummary | undefined> {
+    const { Item } = await this.#db.send(
+      new GetCommand({ TableName: this.#table, Key: tableKeys.session(userId, sessionId) }),
+    );
+    return isLive(Item) ? toSummary(Item) : undefined;
+  }
+
+  async listMessages(userId: string, sessionId: string, limit: number, beforeMessageId: string | undefined) {
+    const { Items = [] } = await this.#db.send(
+      new QueryCommand({
+        TableName: this.#table,
+        KeyConditionExpression: beforeMessageId ? '#pk = :pk AND #sk < :before' : '#pk = :pk',
+        ExpressionAttributeNames: { '#pk': PK, ...(beforeMessageId ? { '#sk': SK } : {}) },
+        ExpressionAttributeValues: {
+          ':pk': tableKeys.messagePartition(userId, sessionId),
+          ...(beforeMessageId ? { ':before': `MSG#${beforeMessageId}` } : {}),
+        },
+        ScanIndexForward: false,
+        // One more than asked tells whether older messages remain.
+        Limit: limit + 1,
+        ConsistentRead: true,
+      }),
+    );
+    return { messages: Items.slice(0, limit).reverse().map(toChatMessage), more: Items.length > limit };
+  }
+
+  async renameSession(userId: string, sessionId: string, title: string) {
+    try {
+      const { Attributes } = await this.#db.send(
+        new UpdateCommand({
+          TableName: this.#table,
+          Key: tableKeys.session(userId, sessionId),
+          UpdateExpression: 'SET title = :title, titleSource = :user',
+          ConditionExpression: 'attribute_exists(#pk) AND attribute_not_exists(deletedAt)',
+          ExpressionAttributeNames: { '#pk': PK },
+          ExpressionAttributeValues: { ':title': title, ':user': 'user' },
+          ReturnValues: 'ALL_NEW',
+        }),
+      );
+      return Attributes ? toSummary(Attributes) : undefined;
+    } catch (error) {
+      if ((error as { name?: string }).name === 'ConditionalCheckFailedException') return undefined;
+      throw error;
+    }
+  }
+
+  /**
+   * The session item becomes a tombstone first (the consumer refuses to write under it), then the
+   * messages go. A message the consumer writes in between is removed by the consumer itself when its
+   * session update meets the tombstone; one written before is found by the consistent query here.
+   */
+  async deleteSession(userId: string, sessionId: string): Promise<void> {
+    const now = new Date().toISOString();
+    await this.#db.send(
+      new PutCommand({
+        TableName: this.#table,
+        Item: {
+          ...tableKeys.session(userId, sessionId),
+          sessionId,
+          deletedAt: now,
+          [TTL_ATTRIBUTE]: tombstoneExpiry(),
+        },
+      }),
+    );
+    await this.#deletePartition(tableKeys.messagePartition(userId, sessionId));
+  }
+
+  /** The erasure marker first, then every item of the user; the consumer checks the marker after each write. */
+  async eraseUser(userId: string): Promise<void> {
+    const erasedAt = new Date().toISOString();
+    await this.#db.send(
+      new PutCommand({
+        TableName: this.#table,
+        Item: { ...tableKeys.erasure(userId), erasedAt, [TTL_ATTRIBUTE]: tombstoneExpiry() },
+      }),
+    );
+    const partition = tableKeys.userPartition(userId);
+    const items = await this.#keysOf(partition);
+    for (const key of items) {
+      const sk = String(key[SK]);
+      if (sk.startsWith(tableKeys.sessionPrefix)) {
+        await this.#deletePartition(
+          tableKeys.messagePartition(userId, sk.slice(tableKeys.sessionPrefix.length)),
+        );
+      }
+    }
+    await this.#deleteKeys(items.filter((key) => key[SK] !== tableKeys.erasure(userId)[SK]));
+  }
+
+  async usageOn(userId: string, day: string): Promise<DailyUsage> {
+    const usage: DailyUsage = { day, turns: 0, inputTokens: 0, outputTokens: 0 };
+    let start: Item | undefined;
+    do {
+      const page = await this.#db.send(
+        new QueryCommand({
+          TableName: this.#table,
+          KeyConditionExpression: '#pk = :pk AND begins_with(#sk, :prefix)',
+          ExpressionAttributeNames: { '#pk': PK, '#sk': SK },
+          ExpressionAttributeValues: {
+            ':pk': tableKeys.userPartition(userId),
+            ':prefix': tableKeys.usagePrefix(day),
+          },
+          ExclusiveStartKey: start,
+        }),
+      );
+      for (const item of page.Items ?? []) {
+        usage.turns++;
+        usage.inputTokens += Number(item.inputTokens ?? 0);
+        usage.outputTokens += Number(item.outputTokens ?? 0);
+      }
+      start = page.LastEvaluatedKey;
+    } while (start);
+    return usage;
+  }
+
+  async #keysOf(partition: string): Promise<Item[]> {
+    const keys: Item[] = [];
+    let start: Item | undefined;
+    do {
+      const page = await this.#db.send(
+        new QueryCommand({
+          TableName: this.#table,
+          KeyConditionExpression: '#pk = :pk',
+          ExpressionAttributeNames: { '#pk': PK, '#sk': SK },
+          ExpressionAttributeValues: { ':pk': partition },
+          ProjectionExpression: '#pk, #sk',
+          ConsistentRead: true,
+          ExclusiveStartKey: start,
+        }),
+      );
+      keys.push(...(page.Items ?? []));
+      start = page.LastEvaluatedKey;
+    } while (start);
+    return keys;
+  }
+
+  async #deletePartition(partition: string): Promise<void> {
+    await this.#deleteKeys(await this.#keysOf(partition));
+  }
+
+  async #deleteKeys(keys: Item[]): Promise<void> {
+    for (let i = 0; i < keys.length; i += 25) {
+      let requests = keys.slice(i, i + 25).map((Key) => ({ DeleteRequest: { Key } }));
+      // Unprocessed items come back under throttling: retry them with a short back-off.
+      for (let attempt = 0; requests.length > 0; attempt++) {
+        if (attempt > 5) throw new Error('items left undeleted after retries');
+        if (attempt > 0) await new Promise((resolve) => setTimeout(resolve, 50 * 2 ** attempt));
+        const { UnprocessedItems } = await this.#db.send(
+          new BatchWriteCommand({ RequestItems: { [this.#table]: requests } }),
+        );
+        requests = (UnprocessedItems?.[this.#table] ?? []) as typeof requests;
+      }
+    }
+  }
+}

@@ -1,0 +1,175 @@
+import * as z from 'zod/mini';
+import {
+  type ConversationArchive,
+  decodeCursor,
+  encodeCursor,
+  type SessionSummary,
+  visibleMessages,
+} from '../core/conversations.ts';
+import { RequestRejected } from '../core/errors.ts';
+import type { ChatMessage } from '../core/messages.ts';
+import { parseJsonBody } from '../core/request.ts';
+import { HttpError, readJsonBody } from './http-edge.ts';
+import type { Invocation, RouteResponse } from './turn-routes.ts';
+
+const MAX_TITLE_CHARS = 120;
+const renameSchema = z.strictObject({
+  title: z.string('title must be a string').check(
+    z.refine((t) => t.trim().length > 0, 'title must not be blank'),
+    z.maxLength(MAX_TITLE_CHARS, `title must be at most ${MAX_TITLE_CHARS} characters`),
+  ),
+});
+
+const json = (statusCode: number, body: unknown): RouteResponse => ({
+  statusCode,
+  headers: { 'content-type': 'application/json' },
+  body: JSON.stringify(body),
+});
+const noContent = (): RouteResponse => ({ statusCode: 204, headers: {}, body: '' });
+const notFound = () => new RequestRejected('not_found', 'not_found', 'No such conversation.');
+
+/** `limit` from the query string: 1..max, default `fallback`; anything else is a 400 naming it. */
+function limitFrom(inv: Invocation, fallback: number, max: number): number {
+  const raw = inv.event.queryStringParameters?.limit;
+  if (raw === undefined) return fallback;
+  if (!/^\d{1,4}$/.test(raw) || Number(raw) < 1 || Number(raw) > max) {
+    throw new HttpError(400, 'invalid_request', `limit must be a whole number from 1 to ${max}.`, {
+      details: { field: 'limit' },
+    });
+  }
+  return Number(raw);
+}
+
+const sessionJson = (s: SessionSummary) => ({
+  id: s.sessionId,
+  title: s.title,
+  created_at: s.createdAt,
+  updated_at: s.updatedAt,
+  message_count: s.messageCount,
+});
+
+const messageJson = (m: ChatMessage) => ({
+  id: m.messageId,
+  role: m.role,
+  text: m.content,
+  created_at: m.createdAt,
+  ...(m.clientMessageId ? { client_message_id: m.clientMessageId } : {}),
+  ...(m.sources ? { sources: m.sources } : {}),
+  ...(m.stopReason ? { stop_reason: m.stopReason } : {}),
+  ...(m.usage ? { usage: m.usage } : {}),
+});
+
+/** `UIMessage`s ready to be `useChat`'s initial messages: text and source parts, ids as the stream gave them. */
+function uiMessage(m: ChatMessage) {
+  const sources = (m.sources ?? []).map((s) =>
+    /^https?:\/\//i.test(s.uri)
+      ? { type: 'source-url', sourceId: s.id, url: s.uri, title: s.title }
+      : {
+          type: 'source-document',
+          sourceId: s.id,
+          mediaType: s.uri.endsWith('.md') ? 'text/markdown' : 'application/octet-stream',
+          title: s.title,
+          filename: s.uri.split('/').pop() || s.id,
+        },
+  );
+  return {
+    id: m.role === 'user' ? (m.clientMessageId ?? m.messageId) : m.messageId,
+    role: m.role,
+    parts: [
+      ...(m.role === 'assistant' ? [{ type: 'step-start' }] : []),
+      ...sources,
+      { type: 'text', text: m.content },
+    ],
+    metadata: {
+      createdAt: m.createdAt,
+      ...(m.stopReason ? { stopReason: m.stopReason } : {}),
+      ...(m.usage ? { usage: m.usage } : {}),
+    },
+  };
+}
+
+function archiveOf(inv: Invocation): ConversationArchive {
+  return inv.runtime.archive;
+}
+
+export async function listSessions(inv: Invocation): Promise<RouteResponse> {
+  const limit = limitFrom(inv, 20, 100);
+  const cursor = decodeCursor(inv.event.queryStringParameters?.cursor, [
+    'pk',
+    'sk',
+    'activityPk',
+    'activitySk',
+  ]);
+  const { sessions, next } = await archiveOf(inv).listSessions(inv.userId, limit, cursor);
+  return json(200, { sessions: sessions.map(sessionJson), next_cursor: next ? encodeCursor(next) : null });
+}
+
+export async function getSession(inv: Invocation, sessionId: string): Promise<RouteResponse> {
+  const session = await archiveOf(inv).getSession(inv.userId, sessionId);
+  if (!session) throw notFound();
+  return json(200, sessionJson(session));
+}
+
+/**
+ * The newest messages first served from the cached history when it holds them (a turn just answered
+ * is there before the consumer stored it), else from DynamoDB; older pages always from DynamoDB.
+ */
+export async function listMessages(inv: Invocation, sessionId: string): Promise<RouteResponse> {
+  const { runtime } = inv;
+  const limit = limitFrom(inv, 50, 200);
+  const format = inv.event.queryStringParameters?.format;
+  if (format !== undefined && format !== 'ai-sdk') {
+    throw new HttpError(400, 'invalid_request', 'format must be ai-sdk when given.', {
+      details: { field: 'format' },
+    });
+  }
+  const cursor = decodeCursor(inv.event.queryStringParameters?.cursor, ['before']);
+  let page: { messages: ChatMessage[]; more: boolean } | undefined;
+  if (!cursor && runtime.turnDeps.cache) {
+    const cached = await runtime.turnDeps.cache
+      .loadConversation(inv.userId, sessionId, AbortSignal.timeout(runtime.config.CACHE_TIMEOUT_MS))
+      .catch(() => undefined);
+    const history = cached?.history;
+    // The cache keeps the newest HISTORY_LIMIT messages: a shorter list is the whole conversation.
+    if (
+      history &&
+      (history.length < runtime.config.HISTORY_LIMIT || history.length >= limit) &&
+      history.length > 0
+    ) {
+      page = {
+        messages: history.slice(-limit),
+        more: history.length >= runtime.config.HISTORY_LIMIT,
+      };
+    }
+  }
+  if (!page) {
+    page = await archiveOf(inv).listMessages(inv.userId, sessionId, limit, cursor?.before);
+    if (page.messages.length === 0 && !cursor && !(await archiveOf(inv).getSession(inv.userId, sessionId))) {
+      throw notFound();
+    }
+  }
+  const messages = visibleMessages(page.messages);
+  const oldest = page.messages[0]?.messageId;
+  const next_cursor = page.more && oldest ? encodeCursor({ before: oldest }) : null;
+  if (format === 'ai-sdk') return json(200, { messages: messages.map(uiMessage), next_cursor });
+  return json(200, { messages: messages.map(messageJson), next_cursor });
+}
+
+export async function renameSession(inv: Invocation, sessionId: string): Promise<RouteResponse> {
+  const { title } = parseJsonBody(readJsonBody(inv.event, 4096), renameSchema);
+  const session = await archiveOf(inv).renameSession(inv.userId, sessionId, title.trim());
+  if (!session) throw notFound();
+  return json(200, sessionJson(session));
+}
+
+export async function deleteSession(inv: Invocation, sessionId: string): Promise<RouteResponse> {
+  await archiveOf(inv).deleteSession(inv.userId, sessionId);
+  await inv.runtime.forgetSession(inv.userId, sessionId);
+  return noContent();
+}
+
+export async function eraseUser(inv: Invocation): Promise<RouteResponse> {
+  await archiveOf(inv).eraseUser(inv.userId);
+  await inv.runtime.forgetUser(inv.userId);
+  return noContent();
+}

@@ -1,0 +1,76 @@
+import { RequestRejected } from './errors.ts';
+import type { ChatMessage } from './messages.ts';
+
+export interface SessionSummary {
+  sessionId: string;
+  title: string;
+  createdAt: string;
+  updatedAt: string;
+  messageCount: number;
+}
+
+export interface DailyUsage {
+  day: string;
+  turns: number;
+  inputTokens: number;
+  outputTokens: number;
+}
+
+/** What a person can do with their stored conversations; every call is scoped to the verified user. */
+export interface ConversationArchive {
+  listSessions(
+    userId: string,
+    limit: number,
+    cursor: Record<string, string> | undefined,
+  ): Promise<{
+    sessions: SessionSummary[];
+    next: Record<string, string> | undefined;
+  }>;
+  getSession(userId: string, sessionId: string): Promise<SessionSummary | undefined>;
+  /** The newest `limit` messages before `beforeMessageId` (or the newest overall), oldest first. */
+  listMessages(
+    userId: string,
+    sessionId: string,
+    limit: number,
+    beforeMessageId: string | undefined,
+  ): Promise<{ messages: ChatMessage[]; more: boolean }>;
+  /** `undefined` when the session does not exist for this user. */
+  renameSession(userId: string, sessionId: string, title: string): Promise<SessionSummary | undefined>;
+  /** Leaves a tombstone the consumer honours, so a message still queued never brings the session back. */
+  deleteSession(userId: string, sessionId: string): Promise<void>;
+  /** Everything stored for the user, with the same guarantee for messages still queued. */
+  eraseUser(userId: string): Promise<void>;
+  usageOn(userId: string, day: string): Promise<DailyUsage>;
+}
+
+export const encodeCursor = (position: Record<string, string>) =>
+  Buffer.from(JSON.stringify(position)).toString('base64url');
+
+/** A cursor is only ever what this service handed out: anything else is a 400, never a query. */
+export function decodeCursor(cursor: string | undefined, fields: readonly string[]) {
+  if (cursor === undefined) return undefined;
+  let position: unknown;
+  try {
+    position = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
+  } catch {
+    position = undefined;
+  }
+  const valid =
+    typeof position === 'object' &&
+    position !== null &&
+    !Array.isArray(position) &&
+    Object.keys(position).length === fields.length &&
+    fields.every((f) => typeof (position as Record<string, unknown>)[f] === 'string');
+  if (!valid || cursor.length > 2048) {
+    throw new RequestRejected('invalid', 'invalid_cursor', 'The cursor is not one this service returned.', {
+      field: 'cursor',
+    });
+  }
+  return position as Record<string, string>;
+}
+
+/** A regenerated answer replaces the one it names: readers show only the latest. */
+export function visibleMessages(messages: ChatMessage[]): ChatMessage[] {
+  const replaced = new Set(messages.flatMap((m) => (m.replaces ? [m.replaces] : [])));
+  return messages.filter((m) => !replaced.has(m.messageId));
+}

@@ -57,6 +57,8 @@ export interface LocalStackOptions {
    */
   environments?: 'isolated' | 'shared';
   maxEnvironments?: number;
+  /** The Function URL's allowed CORS origins (default `*`). */
+  allowOrigins?: string[];
   /** Start the SQS event-source poller (default true). */
   poller?: boolean;
   /** Put endpoints in front of DynamoDB and SQS (latency injection for the benchmark). */
@@ -205,6 +207,8 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
         }),
     port: ports.functionUrl ?? 0,
     holdBelowBytes,
+    // Any local origin may call it, as a deployed URL allows the page's origin: the page runs on its own port.
+    allowOrigins: options.allowOrigins ?? ['*'],
   });
   const startPoller = () =>
     startSqsPoller({ sqs, queueUrl, queueArn: queue.queueArn, handler: persistHandler, waitTimeSeconds: 1 });

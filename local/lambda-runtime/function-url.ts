@@ -4,6 +4,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { Worker } from 'node:worker_threads';
 import type { LambdaFunctionURLEvent } from 'aws-lambda';
+import { CORS_SETTINGS } from '../../functions/contracts/cors.ts';
 import { lambdaContext } from './context.ts';
 import type { EnvironmentMessage, InvokeMessage } from './environment-worker.ts';
 import { type Prelude, PreludeSplitter, runStreamingHandler } from './invocation.ts';
@@ -33,6 +34,12 @@ export type FunctionUrlOptions = FunctionSource & {
   /** Models the production hold: a write smaller than this many bytes waits for the next write or the end. 0 = off. */
   holdBelowBytes?: number;
   timeoutMs?: number;
+  /**
+   * The Function URL's CORS configuration (`'*'` or exact origins), answered as Lambda does: preflights
+   * without invoking the function, and the allow and expose headers on every response to an allowed
+   * origin. Methods, headers and max age come from the same contract the CDK stack configures.
+   */
+  allowOrigins?: string[];
 };
 
 export interface FunctionUrlServer {
@@ -107,6 +114,38 @@ function formatRequestTime(d: Date): string {
  * Turns the bytes a streaming handler writes into an HTTP response: the HTTP-integration prelude
  * (status, headers, cookies) becomes the status line and headers, the rest is sent as it arrives.
  */
+/** CORS response headers for a request's Origin, or none when the origin is not allowed. */
+function corsHeaders(origin: string | undefined, allowOrigins: string[]): Record<string, string> {
+  if (!origin || allowOrigins.length === 0) return {};
+  if (!allowOrigins.includes('*') && !allowOrigins.includes(origin)) return {};
+  return {
+    'access-control-allow-origin': allowOrigins.includes('*') ? '*' : origin,
+    'access-control-expose-headers': CORS_SETTINGS.exposeHeaders.join(', '),
+    ...(allowOrigins.includes('*') ? {} : { vary: 'Origin' }),
+  };
+}
+
+function answerPreflight(
+  req: IncomingMessage,
+  res: ServerResponse,
+  allowOrigins: string[],
+  requestId: string,
+) {
+  const allowed = corsHeaders(req.headers.origin, allowOrigins);
+  res.writeHead(200, {
+    ...(allowed['access-control-allow-origin']
+      ? {
+          'access-control-allow-origin': allowed['access-control-allow-origin'],
+          'access-control-allow-methods': CORS_SETTINGS.allowMethods.join(', '),
+          'access-control-allow-headers': CORS_SETTINGS.allowHeaders.join(', '),
+          'access-control-max-age': String(CORS_SETTINGS.maxAgeSeconds),
+        }
+      : {}),
+    'x-amzn-requestid': requestId,
+  });
+  res.end();
+}
+
 class ResponseRelay {
   #res: ServerResponse;
   #contentType = 'application/octet-stream';
@@ -117,8 +156,17 @@ class ResponseRelay {
   readonly #onFirstBodyByte: () => void;
   #bodyStarted = false;
 
-  constructor(res: ServerResponse, holdBelowBytes: number, requestId: string, onFirstBodyByte: () => void) {
+  readonly #cors: Record<string, string>;
+
+  constructor(
+    res: ServerResponse,
+    holdBelowBytes: number,
+    requestId: string,
+    onFirstBodyByte: () => void,
+    cors: Record<string, string>,
+  ) {
     this.#res = res;
+    this.#cors = cors;
     this.#holdBelowBytes = holdBelowBytes;
     this.#requestId = requestId;
     this.#onFirstBodyByte = onFirstBodyByte;
@@ -167,7 +215,12 @@ class ResponseRelay {
   }
 
   #writeHead({ statusCode = 200, headers = {}, cookies = [] }: Prelude): void {
-    const out: Record<string, string | string[]> = { ...headers, 'x-amzn-requestid': this.#requestId };
+    // As in Lambda, the URL's CORS configuration overrides CORS headers the function set itself.
+    const out: Record<string, string | string[]> = {
+      ...headers,
+      ...this.#cors,
+      'x-amzn-requestid': this.#requestId,
+    };
     if (cookies.length) out['set-cookie'] = cookies;
     this.#res.writeHead(statusCode, out);
     this.#res.flushHeaders();
@@ -275,8 +328,14 @@ function environmentInvoker(
   return invoke;
 }
 
-function sendJson(res: ServerResponse, status: number, body: unknown, requestId: string): void {
-  res.writeHead(status, { 'content-type': 'application/json', 'x-amzn-requestid': requestId });
+function sendJson(
+  res: ServerResponse,
+  status: number,
+  body: unknown,
+  requestId: string,
+  cors: Record<string, string> = {},
+): void {
+  res.writeHead(status, { 'content-type': 'application/json', ...cors, 'x-amzn-requestid': requestId });
   res.end(JSON.stringify(body));
 }
 
@@ -293,7 +352,7 @@ async function readBody(req: IncomingMessage): Promise<Buffer | undefined> {
 
 /** An HTTP server that behaves like a Lambda Function URL in RESPONSE_STREAM mode in front of `handler`. */
 export async function startFunctionUrl(options: FunctionUrlOptions): Promise<FunctionUrlServer> {
-  const { functionName = 'chat-stream', holdBelowBytes = 0, timeoutMs = 60_000 } = options;
+  const { functionName = 'chat-stream', holdBelowBytes = 0, timeoutMs = 60_000, allowOrigins = [] } = options;
   const invoke =
     'handler' in options
       ? inProcessInvoker(options.handler, functionName, timeoutMs)
@@ -302,16 +361,28 @@ export async function startFunctionUrl(options: FunctionUrlOptions): Promise<Fun
   const server = createServer(async (req, res) => {
     const arrivedAt = performance.now();
     const requestId = randomUUID();
+    if (req.method === 'OPTIONS' && allowOrigins.length > 0 && req.headers['access-control-request-method']) {
+      req.resume();
+      answerPreflight(req, res, allowOrigins, requestId);
+      return;
+    }
+    const cors = corsHeaders(req.headers.origin, allowOrigins);
     const body = await readBody(req);
     if (body === undefined) {
-      sendJson(res, 413, { message: 'Request Entity Too Large' }, requestId);
+      sendJson(res, 413, { message: 'Request Entity Too Large' }, requestId, cors);
       req.resume();
       return;
     }
-    const relay = new ResponseRelay(res, holdBelowBytes, requestId, () => {
-      firstBodyByteMs.push(performance.now() - arrivedAt);
-      if (firstBodyByteMs.length > 100_000) firstBodyByteMs.shift();
-    });
+    const relay = new ResponseRelay(
+      res,
+      holdBelowBytes,
+      requestId,
+      () => {
+        firstBodyByteMs.push(performance.now() - arrivedAt);
+        if (firstBodyByteMs.length > 100_000) firstBodyByteMs.shift();
+      },
+      cors,
+    );
     let streamEnded: () => void = () => undefined;
     const ended = new Promise<void>((resolve) => {
       streamEnded = resolve;
@@ -332,7 +403,7 @@ export async function startFunctionUrl(options: FunctionUrlOptions): Promise<Fun
         JSON.stringify({ level: 'ERROR', message: 'function error', requestId, error: String(error) }),
       );
       if (!relay.bytesStarted && !res.headersSent)
-        sendJson(res, 502, { message: 'Internal Server Error' }, requestId);
+        sendJson(res, 502, { message: 'Internal Server Error' }, requestId, cors);
       else res.destroy();
     }
   });

@@ -146,6 +146,35 @@ describe('turn control across execution environments (native SSE)', () => {
     expect(nothing.status).toBe(204);
   });
 
+  it('keeps answering after the client disconnects (as Lambda does), and a reattach gets the rest', async () => {
+    const user = newUser();
+    const token = await stack.issuer.mint(user);
+    const sessionId = `s-${uuidv7()}`;
+    const dropped = await openStream(stack.url, {
+      token,
+      body: { message: 'What is an index fund?', session_id: sessionId },
+    });
+    const seen = await dropped.waitForEvents(3);
+    const lastId = seen[2]?.id ?? '';
+    dropped.disconnect();
+    const reattached = await openStream(`${stack.url}/sessions/${sessionId}/stream`, {
+      method: 'GET',
+      token,
+      headers: { 'last-event-id': lastId },
+    });
+    const rest = await reattached.ended;
+    expect(rest[0]?.id).toBe(String(Number(lastId) + 1));
+    const done = data(rest.at(-1) ?? { data: '{}' });
+    expect(done).toMatchObject({ type: 'done', stop_reason: 'end_turn' });
+    const text = [...seen.slice(0, 3), ...rest]
+      .map(data)
+      .filter((e) => e.type === 'token')
+      .map((e) => e.text)
+      .join('');
+    const items = await storedMessages(user, sessionId, 2);
+    expect(items[1]).toMatchObject({ role: 'assistant', stopReason: 'end_turn', content: text });
+  });
+
   it("never lets one user stop or resume another user's session", async () => {
     const sessionId = `s-${uuidv7()}`;
     const owner = await stack.issuer.mint(newUser());

@@ -1,5 +1,6 @@
 import { request } from 'node:http';
 import { afterEach, describe, expect, it } from 'vitest';
+import { CORS_SETTINGS } from '../../../functions/contracts/cors.ts';
 import {
   type FunctionUrlServer,
   type StreamingHandler,
@@ -196,5 +197,80 @@ describe('Function URL emulator (RESPONSE_STREAM)', () => {
     const first = await reader.read();
     expect(secondWritten).toBe(true);
     expect(new TextDecoder().decode(first.value)).toContain('small');
+  });
+});
+
+describe('Function URL emulator: CORS and disconnects, as Lambda behaves', () => {
+  it('answers a preflight from the CORS contract without invoking the function, and marks responses for allowed origins only', async () => {
+    let invocations = 0;
+    server = await startFunctionUrl({
+      handler: streamifyResponse(async (_event, stream) => {
+        invocations++;
+        const out = HttpResponseStream.from(stream, {
+          statusCode: 200,
+          headers: { 'content-type': 'text/plain' },
+        });
+        out.end('ok');
+      }),
+      allowOrigins: ['http://page.local:5173'],
+    });
+    const preflight = await fetch(`${server.url}/api/chat`, {
+      method: 'OPTIONS',
+      headers: {
+        origin: 'http://page.local:5173',
+        'access-control-request-method': 'POST',
+        'access-control-request-headers': 'authorization, content-type',
+      },
+    });
+    expect(preflight.status).toBe(200);
+    expect(preflight.headers.get('access-control-allow-origin')).toBe('http://page.local:5173');
+    expect(preflight.headers.get('access-control-allow-methods')).toBe(CORS_SETTINGS.allowMethods.join(', '));
+    expect(preflight.headers.get('access-control-allow-headers')).toContain('authorization');
+    expect(preflight.headers.get('access-control-max-age')).toBe(String(CORS_SETTINGS.maxAgeSeconds));
+    expect(invocations).toBe(0);
+
+    const allowed = await fetch(server.url, {
+      method: 'POST',
+      headers: { origin: 'http://page.local:5173' },
+    });
+    expect(allowed.headers.get('access-control-allow-origin')).toBe('http://page.local:5173');
+    expect(allowed.headers.get('access-control-expose-headers')).toContain('x-session-id');
+    await allowed.text();
+    const other = await fetch(server.url, { method: 'POST', headers: { origin: 'http://evil.local' } });
+    expect(other.headers.get('access-control-allow-origin')).toBeNull();
+    await other.text();
+    expect(invocations).toBe(2);
+  });
+
+  it('never tells the handler that the client went away: it writes to its end and returns normally', async () => {
+    const finished = deferred();
+    let result = { writes: 0, errored: true };
+    server = await startFunctionUrl({
+      handler: streamifyResponse(async (_event, stream) => {
+        const out = HttpResponseStream.from(stream, {
+          statusCode: 200,
+          headers: { 'content-type': 'text/plain' },
+        });
+        let errored = false;
+        out.on('error', () => {
+          errored = true;
+        });
+        let writes = 0;
+        for (; writes < 20; writes++) {
+          out.write(`chunk ${writes}\n`);
+          await new Promise((resolve) => setTimeout(resolve, 10));
+        }
+        out.end();
+        result = { writes, errored };
+        finished.resolve();
+      }),
+    });
+    const abort = new AbortController();
+    const response = await fetch(server.url, { method: 'POST', signal: abort.signal });
+    const reader = response.body?.getReader();
+    await reader?.read();
+    abort.abort();
+    await finished.promise;
+    expect(result).toEqual({ writes: 20, errored: false });
   });
 });

@@ -42,6 +42,8 @@ export function createStreamRuntime(env: NodeJS.ProcessEnv = process.env) {
   const redis = config.REDIS_URL
     ? createRedisClient(config.REDIS_URL, config.REDIS_CLUSTER, config.CACHE_TIMEOUT_MS)
     : undefined;
+  // Without a listener ioredis prints every reconnect failure; each call already falls back on its own.
+  redis?.on('error', (error: Error) => logger.debug('redis connection error', { error: error.name }));
   const documents = createDocumentClient(timeouts);
   const store = new DynamoConversationStore(documents, config.TABLE_NAME, config.MESSAGE_TTL_DAYS);
   const auth = new JwtAuth({

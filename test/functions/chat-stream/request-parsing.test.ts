@@ -1,0 +1,120 @@
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { aiSdkRequestSchema, toTurnRequest } from '../../../functions/chat-stream/ai-sdk-stream.ts';
+import { HttpError, readJsonBody } from '../../../functions/chat-stream/http-edge.ts';
+import { openAiRequestSchema, toOpenAiTurn } from '../../../functions/chat-stream/openai-compat.ts';
+import { matchRoute } from '../../../functions/chat-stream/routes.ts';
+import { decodeCursor } from '../../../functions/core/conversations.ts';
+import { RequestRejected } from '../../../functions/core/errors.ts';
+import { chatRequestSchema, parseJsonBody } from '../../../functions/core/request.ts';
+
+/** A parser may accept or refuse; refusing is a RequestRejected or a 4xx HttpError, never anything else. */
+function refusesCleanly(parse: () => unknown): boolean {
+  try {
+    parse();
+    return true;
+  } catch (error) {
+    if (error instanceof RequestRejected) return true;
+    if (error instanceof HttpError) return error.status >= 400 && error.status < 500;
+    throw error;
+  }
+}
+
+const jsonText = fc.oneof(
+  fc.json(),
+  fc.string(),
+  fc.jsonValue().map((v) => JSON.stringify({ message: v, session_id: v })),
+  fc
+    .record({
+      id: fc.oneof(fc.string(), fc.integer()),
+      messages: fc.array(
+        fc.record({
+          id: fc.string(),
+          role: fc.string(),
+          parts: fc.array(fc.dictionary(fc.string(), fc.jsonValue())),
+        }),
+      ),
+      trigger: fc.string(),
+    })
+    .map((v) => JSON.stringify(v)),
+);
+
+describe('request parsing, fuzzed (fast-check): any input is accepted or refused with a 4xx, never a crash', () => {
+  it('native chat bodies', () => {
+    const schema = chatRequestSchema(8000);
+    fc.assert(
+      fc.property(jsonText, (body) => refusesCleanly(() => parseJsonBody(body, schema))),
+      { numRuns: 500 },
+    );
+  });
+
+  it('AI SDK bodies', () => {
+    fc.assert(
+      fc.property(jsonText, (body) =>
+        refusesCleanly(() => toTurnRequest(parseJsonBody(body, aiSdkRequestSchema), 8000)),
+      ),
+      { numRuns: 500 },
+    );
+  });
+
+  it('OpenAI bodies and headers', () => {
+    fc.assert(
+      fc.property(
+        jsonText,
+        fc.dictionary(fc.constantFrom('x-session-id', 'idempotency-key'), fc.string()),
+        (body, headers) =>
+          refusesCleanly(() => toOpenAiTurn(parseJsonBody(body, openAiRequestSchema), headers, 8000, 'm')),
+      ),
+      { numRuns: 500 },
+    );
+  });
+
+  it('routes, methods and cursors', () => {
+    fc.assert(
+      fc.property(
+        fc.constantFrom('GET', 'POST', 'PATCH', 'DELETE', 'PUT', 'OPTIONS', 'HEAD'),
+        fc.oneof(
+          fc.webPath(),
+          fc.string().map((s) => `/sessions/${s}`),
+          fc.string().map((s) => `/api/chat/${s}/stop`),
+        ),
+        fc.string(),
+        (method, path, cursor) =>
+          refusesCleanly(() => matchRoute(method, path)) &&
+          refusesCleanly(() => decodeCursor(cursor, ['before'])),
+      ),
+      { numRuns: 1000 },
+    );
+  });
+
+  it('raw bodies: media type and size', () => {
+    fc.assert(
+      fc.property(fc.string(), fc.string(), fc.boolean(), (contentType, body, base64) =>
+        refusesCleanly(() =>
+          readJsonBody(
+            {
+              headers: { 'content-type': contentType },
+              body,
+              isBase64Encoded: base64,
+              requestContext: { http: { method: 'POST' } },
+            } as never,
+            64,
+          ),
+        ),
+      ),
+      { numRuns: 500 },
+    );
+  });
+
+  it('can fail: a parser that throws a plain error is caught by the property', () => {
+    expect(() =>
+      fc.assert(
+        fc.property(fc.string(), (s) =>
+          refusesCleanly(() => {
+            if (s.length > 3) throw new TypeError('crash');
+          }),
+        ),
+      ),
+    ).toThrow(/Property failed/);
+  });
+});

@@ -25,6 +25,11 @@ const StreamEnv = z.object({
   QUEUE_URL: z.url(),
   REDIS_URL: optionalText,
   REDIS_CLUSTER: flag(false),
+  /** `iam`: sign an ElastiCache IAM token for REDIS_USER on REDIS_CACHE_NAME (the deployed stack); `none` locally. */
+  REDIS_AUTH: z._default(z.enum(['none', 'iam']), 'none'),
+  REDIS_USER: optionalText,
+  REDIS_CACHE_NAME: optionalText,
+  AWS_REGION: optionalText,
   MODEL_ID: text(DEFAULTS.modelId),
   MAX_TOKENS: int(DEFAULTS.maxTokens, 1, 64_000),
   TEMPERATURE: z._default(z.coerce.number().check(z.gte(0), z.lte(1)), 0.3),

@@ -45,6 +45,19 @@ export function createRedisClient(url: string, cluster: boolean, commandTimeoutM
   });
 }
 
+/**
+ * Sets the credentials the client uses for its next connections (each cluster node connects with them):
+ * an IAM token expires, so it is renewed before every reconnect could need it.
+ */
+export function useCredentials(client: RedisClient, username: string, password: string): void {
+  if (client instanceof Cluster) {
+    client.options.redisOptions = { ...client.options.redisOptions, username, password };
+  } else {
+    client.options.username = username;
+    client.options.password = password;
+  }
+}
+
 /** The `{userId}` hash tag keeps one user's keys in one slot, so profile + history is one round trip. */
 export const userTag = (userId: string) => `{${encodeURIComponent(userId)}}`;
 export const profileKey = (userId: string) => `profile:${userTag(userId)}`;

@@ -7,9 +7,10 @@ import { v7 as uuidv7 } from 'uuid';
 import { BedrockChatModel } from '../adapters/bedrock-model.ts';
 import { DynamoConversationArchive } from '../adapters/dynamo-archive.ts';
 import { createDocumentClient, DynamoConversationStore } from '../adapters/dynamo-store.ts';
+import { iamTokenSource } from '../adapters/elasticache-iam.ts';
 import { JwtAuth } from '../adapters/jwt-auth.ts';
 import { KnowledgeBaseRetriever } from '../adapters/kb-retriever.ts';
-import { createRedisClient, forgetKeys, RedisContextCache } from '../adapters/redis-cache.ts';
+import { createRedisClient, forgetKeys, RedisContextCache, useCredentials } from '../adapters/redis-cache.ts';
 import { RedisTurnRegistry } from '../adapters/redis-turns.ts';
 import { SqsMessageOutbox } from '../adapters/sqs-outbox.ts';
 import { TurnMetrics } from '../adapters/turn-metrics.ts';
@@ -108,14 +109,34 @@ export function createStreamRuntime(env: NodeJS.ProcessEnv = process.env) {
     clock: () => new Date(),
   };
 
+  const iam =
+    config.REDIS_AUTH === 'iam' && config.REDIS_USER && config.REDIS_CACHE_NAME && config.AWS_REGION
+      ? {
+          user: config.REDIS_USER,
+          token: iamTokenSource({
+            cacheName: config.REDIS_CACHE_NAME,
+            user: config.REDIS_USER,
+            region: config.AWS_REGION,
+          }),
+        }
+      : undefined;
+  if (config.REDIS_AUTH === 'iam' && !iam)
+    logger.warn('REDIS_AUTH=iam needs REDIS_USER, REDIS_CACHE_NAME and AWS_REGION');
+  const signIn = async () => {
+    if (redis && iam) useCredentials(redis, iam.user, await iam.token());
+  };
+  // A token lives 15 minutes: renew it well before, so any reconnect presents a valid one.
+  if (redis && iam) setInterval(() => signIn().catch(() => undefined), 10 * 60_000).unref();
+
   /** Connections and keys set up during init, which Lambda does not bill against the first answer. */
   const warm = () =>
     Promise.all([
-      redis
-        ?.connect()
-        .catch((error: unknown) =>
-          logger.warn('redis unavailable at init, answering from DynamoDB', { error: String(error) }),
-        ),
+      redis &&
+        signIn()
+          .then(() => redis.connect())
+          .catch((error: unknown) =>
+            logger.warn('redis unavailable at init, answering from DynamoDB', { error: String(error) }),
+          ),
       config.AUTH_JWKS
         ? undefined
         : auth

@@ -35,4 +35,6 @@ export const PERSIST_METRICS = {
   messagesPersisted: 'MessagesPersisted',
   duplicatesSkipped: 'DuplicatesSkipped',
   persistFailures: 'PersistFailures',
+  /** Messages that arrived for a deleted session or an erased user and were not kept. */
+  messagesDiscarded: 'MessagesDiscarded',
 } as const;

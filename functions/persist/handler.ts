@@ -107,6 +107,7 @@ export async function handler(event: SQSEvent, context: Context): Promise<SQSBat
   metrics.addMetric(PERSIST_METRICS.messagesPersisted, MetricUnit.Count, counts.persisted);
   metrics.addMetric(PERSIST_METRICS.duplicatesSkipped, MetricUnit.Count, counts.duplicates);
   metrics.addMetric(PERSIST_METRICS.persistFailures, MetricUnit.Count, counts.failed);
+  metrics.addMetric(PERSIST_METRICS.messagesDiscarded, MetricUnit.Count, counts.discarded);
   metrics.publishStoredMetrics();
   return response;
 }

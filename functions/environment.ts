@@ -44,6 +44,8 @@ const StreamEnv = z.object({
   RAG_RESULTS: int(DEFAULTS.ragResults, 1, 100),
   HISTORY_LIMIT: int(DEFAULTS.historyLimit, 0, 100),
   MAX_MESSAGE_CHARS: int(DEFAULTS.maxMessageChars, 1, 100_000),
+  /** Keys the HMAC that turns a user id into the key Bedrock invocation logs carry (default: the table name). */
+  USER_KEY_SECRET: optionalText,
   AUTH_ISSUER: z.url(),
   AUTH_AUDIENCE: z.string().check(z.minLength(1)),
   AUTH_JWKS_URI: z.optional(z.url()),

@@ -3,8 +3,10 @@ import {
   type ContentBlock,
   ConverseStreamCommand,
   type ConverseStreamCommandInput,
+  type Message,
   type SystemContentBlock,
 } from '@aws-sdk/client-bedrock-runtime';
+import { type ModelCapabilities, modelCapabilities } from '../contracts/models.ts';
 import { type ChatModel, ModelError, type ModelEvent, type ModelRequest } from '../core/ports.ts';
 
 export interface BedrockModelOptions {
@@ -12,7 +14,9 @@ export interface BedrockModelOptions {
   maxTokens: number;
   temperature: number;
   guardrail?: { id: string; version: string; mode: 'sync' | 'async' } | undefined;
+  /** Cache points where the prefix is long enough for the model (and the model takes them at all). */
   promptCaching: boolean;
+  /** `optimized` is sent only for a model and Region that offer it; elsewhere the call would fail. */
   latency: 'standard' | 'optimized';
 }
 
@@ -30,26 +34,70 @@ function toModelError(error: unknown): ModelError {
   return new ModelError('model_error', name, { cause: error });
 }
 
+/**
+ * Tokens of a text as a model counts them, estimated (about 4 characters a token for English). It only
+ * decides where a cache point is worth placing: a cache point before the model's minimum is ignored by
+ * Bedrock (no error, no charge), so an estimate a little high costs nothing.
+ */
+export const estimateTokens = (text: string): number => Math.ceil(text.length / 4);
+
+const CACHE_POINT = { cachePoint: { type: 'default' } } as const;
+
+/**
+ * Where the cache points go: after the system prompt when it alone reaches the model's minimum, and
+ * after the previous turns (the message before the new user turn) when everything up to there does. The
+ * next turn repeats that prefix and adds one turn, so it reads it from the cache and writes the new turn.
+ */
+export function cachePoints(
+  system: string,
+  messages: ModelRequest['messages'],
+  minTokens: number | undefined,
+): { afterSystem: boolean; afterMessage: number | undefined } {
+  if (minTokens === undefined) return { afterSystem: false, afterMessage: undefined };
+  const systemTokens = estimateTokens(system);
+  let prefix = systemTokens;
+  for (let i = 0; i < messages.length - 1; i++) prefix += estimateTokens(messages[i]?.content ?? '');
+  return {
+    afterSystem: systemTokens >= minTokens,
+    afterMessage: messages.length >= 2 && prefix >= minTokens ? messages.length - 2 : undefined,
+  };
+}
+
 export class BedrockChatModel implements ChatModel {
   readonly #client: BedrockRuntimeClient;
   readonly #options: BedrockModelOptions;
+  readonly #capabilities: ModelCapabilities;
+  #region: Promise<string | undefined> | undefined;
 
   constructor(client: BedrockRuntimeClient, options: BedrockModelOptions) {
     this.#client = client;
     this.#options = options;
+    this.#capabilities = modelCapabilities(options.modelId);
   }
 
-  buildInput(request: Omit<ModelRequest, 'signal'>): ConverseStreamCommandInput {
+  /** The ConverseStream input for a request; `region` is where the client sends it (for latency-optimized). */
+  buildInput(request: Omit<ModelRequest, 'signal'>, region?: string): ConverseStreamCommandInput {
     const { modelId, maxTokens, temperature, guardrail, promptCaching, latency } = this.#options;
+    const points = cachePoints(
+      request.system,
+      request.messages,
+      promptCaching ? this.#capabilities.promptCacheMinTokens : undefined,
+    );
     const system: SystemContentBlock[] = [{ text: request.system }];
-    if (promptCaching) system.push({ cachePoint: { type: 'default' } });
+    if (points.afterSystem) system.push(CACHE_POINT);
+    const messages: Message[] = request.messages.map((m, i) => {
+      const content: ContentBlock[] = [{ text: m.content }];
+      if (i === points.afterMessage) content.push(CACHE_POINT);
+      return { role: m.role, content };
+    });
+    const optimized =
+      latency === 'optimized' &&
+      region !== undefined &&
+      this.#capabilities.latencyOptimizedRegions.includes(region);
     return {
       modelId,
       system,
-      messages: request.messages.map((m) => ({
-        role: m.role,
-        content: [{ text: m.content } as ContentBlock],
-      })),
+      messages,
       inferenceConfig: { maxTokens, temperature },
       ...(guardrail
         ? {
@@ -60,13 +108,23 @@ export class BedrockChatModel implements ChatModel {
             },
           }
         : {}),
-      ...(latency === 'optimized' ? { performanceConfig: { latency } } : {}),
+      ...(optimized ? { performanceConfig: { latency: 'optimized' } } : {}),
+      // Lands in model invocation logs, so a call can be attributed without the user's id.
+      ...(request.metadata ? { requestMetadata: request.metadata } : {}),
     };
+  }
+
+  /** The client's Region, resolved once (only needed when latency-optimized inference was asked for). */
+  #resolveRegion(): Promise<string | undefined> {
+    if (this.#options.latency !== 'optimized') return Promise.resolve(undefined);
+    this.#region ??= Promise.resolve(this.#client.config.region()).catch(() => undefined);
+    return this.#region;
   }
 
   async *stream(request: ModelRequest): AsyncIterable<ModelEvent> {
     try {
-      const response = await this.#client.send(new ConverseStreamCommand(this.buildInput(request)), {
+      const region = await this.#resolveRegion();
+      const response = await this.#client.send(new ConverseStreamCommand(this.buildInput(request, region)), {
         abortSignal: request.signal,
       });
       for await (const event of response.stream ?? []) {
@@ -75,10 +133,13 @@ export class BedrockChatModel implements ChatModel {
         else if (event.messageStop)
           yield { type: 'stop', stopReason: event.messageStop.stopReason ?? 'end_turn' };
         else if (event.metadata?.usage) {
+          const usage = event.metadata.usage;
           yield {
             type: 'usage',
-            inputTokens: event.metadata.usage.inputTokens ?? 0,
-            outputTokens: event.metadata.usage.outputTokens ?? 0,
+            inputTokens: usage.inputTokens ?? 0,
+            outputTokens: usage.outputTokens ?? 0,
+            ...(usage.cacheReadInputTokens ? { cacheReadTokens: usage.cacheReadInputTokens } : {}),
+            ...(usage.cacheWriteInputTokens ? { cacheWriteTokens: usage.cacheWriteInputTokens } : {}),
           };
         }
       }

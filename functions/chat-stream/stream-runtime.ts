@@ -1,3 +1,4 @@
+import { createHmac } from 'node:crypto';
 import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics } from '@aws-lambda-powertools/metrics';
 import { BedrockAgentRuntimeClient } from '@aws-sdk/client-bedrock-agent-runtime';
@@ -107,6 +108,11 @@ export function createStreamRuntime(env: NodeJS.ProcessEnv = process.env) {
     newId: () => uuidv7(),
     now: () => performance.now(),
     clock: () => new Date(),
+    userKey: (userId) =>
+      createHmac('sha256', config.USER_KEY_SECRET ?? config.TABLE_NAME)
+        .update(userId)
+        .digest('hex')
+        .slice(0, 32),
   };
 
   const iam =

@@ -61,12 +61,23 @@ export interface Retriever {
 export type ModelEvent =
   | { type: 'text'; text: string }
   | { type: 'stop'; stopReason: string }
-  | { type: 'usage'; inputTokens: number; outputTokens: number };
+  | {
+      type: 'usage';
+      /** Input tokens neither read from nor written to the prompt cache (Bedrock's `inputTokens`). */
+      inputTokens: number;
+      outputTokens: number;
+      /** Prompt tokens read from the model's prompt cache (billed at about a tenth of the input price). */
+      cacheReadTokens?: number;
+      /** Prompt tokens written to the model's prompt cache (billed at about 1.25 times the input price). */
+      cacheWriteTokens?: number;
+    };
 
 export interface ModelRequest {
   system: string;
   messages: Array<{ role: 'user' | 'assistant'; content: string }>;
   signal: AbortSignal;
+  /** Attribution for the provider's invocation logs: a non-reversible user key and the session id. */
+  metadata?: Record<string, string>;
 }
 
 export type ModelErrorCode = 'throttled' | 'model_error' | 'timeout';

@@ -9,6 +9,13 @@ const BASE_INSTRUCTIONS =
   'When sources are given, ground the answer in them and say when they do not cover the question. ' +
   'You give education, not individual financial advice.';
 
+const sourceBlocks = (passages: Passage[]) =>
+  passages.map((p, i) => `<source id="${i + 1}" title="${p.title}">\n${p.text}\n</source>`);
+
+/**
+ * The system prompt: the instructions and the user's profile, then the passages when any are given.
+ * `buildPrompt` keeps the passages out of it, so that it stays the same from one question to the next.
+ */
 export function buildSystemPrompt(profile: UserProfile | undefined, passages: Passage[]): string {
   const parts = [BASE_INSTRUCTIONS];
   if (profile?.name) parts.push(`The user's name is ${profile.name}.`);
@@ -16,12 +23,7 @@ export function buildSystemPrompt(profile: UserProfile | undefined, passages: Pa
   if (preferences.length > 0) {
     parts.push(`User preferences: ${preferences.map(([k, v]) => `${k}: ${v}`).join('; ')}.`);
   }
-  if (passages.length > 0) {
-    parts.push(
-      'Sources:',
-      ...passages.map((p, i) => `<source id="${i + 1}" title="${p.title}">\n${p.text}\n</source>`),
-    );
-  }
+  if (passages.length > 0) parts.push('Sources:', ...sourceBlocks(passages));
   return parts.join('\n\n');
 }
 
@@ -45,4 +47,64 @@ export function toConverseMessages(history: ChatMessage[], message: string): Mod
     else turns.push({ role: entry.role, content: entry.content });
   }
   return turns;
+}
+
+/** FNV-1a, 32 bits: a stable, well-spread number from a message id. */
+function fnv1a(text: string): number {
+  let hash = 0x811c9dc5;
+  for (let i = 0; i < text.length; i++) {
+    hash ^= text.charCodeAt(i);
+    hash = Math.imul(hash, 0x01000193) >>> 0;
+  }
+  return hash;
+}
+
+/**
+ * The history the prompt shows. While the conversation fits in the window (fewer than `historyLimit`
+ * messages were loaded) that is all of it, so the prompt's start never changes. Once the window is full
+ * it slides by one turn per turn, and a prompt starting one turn later every time could never reuse a
+ * cached prefix: the prompt then starts at the oldest "anchor" user message in the window instead, and
+ * anchors (about one user message in `historyLimit / 8`, chosen by a hash of the message id, so every
+ * turn picks the same ones) move the start in steps of several turns. The price: on average a few of the
+ * oldest messages in the window are left out.
+ */
+export function stableHistory(history: ChatMessage[], historyLimit: number | undefined): ChatMessage[] {
+  if (historyLimit === undefined || history.length < historyLimit) return history;
+  const stride = Math.floor(historyLimit / 8);
+  if (stride <= 1) return history;
+  const start = history.findIndex((m) => m.role === 'user' && fnv1a(m.messageId) % stride === 0);
+  return start <= 0 ? history : history.slice(start);
+}
+
+/** The new user turn: the retrieved passages first, then the question. */
+function userTurn(passages: Passage[], question: string): string {
+  if (passages.length === 0) return question;
+  return `<sources>\n${sourceBlocks(passages).join('\n')}\n</sources>\n\n${question}`;
+}
+
+export interface PromptInput {
+  profile: UserProfile | undefined;
+  passages: Passage[];
+  /** The stored conversation before the question, oldest first (at most `historyLimit` messages). */
+  history: ChatMessage[];
+  question: string;
+  /** How many messages the history was loaded with; lets the prompt tell a full, sliding window. */
+  historyLimit?: number;
+}
+
+/**
+ * The prompt in the order that lets a model's prompt cache pay: what stays the same for a user first
+ * (instructions and profile, the system prompt), then the conversation so far (the same prefix again on
+ * the next turn, with one more turn at its end), then what is new every time: the retrieved passages and
+ * the question, in the last user turn. The model adapter puts cache points at the end of the system
+ * prompt and of the history when those prefixes are long enough for the model.
+ */
+export function buildPrompt(input: PromptInput): Pick<ModelRequest, 'system' | 'messages'> {
+  return {
+    system: buildSystemPrompt(input.profile, []),
+    messages: toConverseMessages(
+      stableHistory(input.history, input.historyLimit),
+      userTurn(input.passages, input.question),
+    ),
+  };
 }

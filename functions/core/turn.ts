@@ -18,6 +18,8 @@ export interface TurnDeps extends ContextSources {
   settings: TurnSettings;
   newId(): string;
   clock(): Date;
+  /** A stable key for the user that does not reveal the user id (for the model's invocation logs). */
+  userKey(userId: string): string;
 }
 
 export interface TurnInput {
@@ -168,6 +170,7 @@ export async function runTurn(deps: TurnDeps, input: TurnInput, sink: EventSink)
       system,
       messages,
       signal: AbortSignal.any([cancel.signal, deadline.signal, stop]),
+      metadata: { user_key: deps.userKey(input.userId), session_id: sessionId },
     });
     for await (const event of events) {
       // Whatever the provider still delivers after a stop is not part of the answer.

@@ -105,6 +105,14 @@ describe('AI SDK (ai v7): useChat transport and Chat against POST /api/chat', ()
     expect(items.map((i) => i.role)).toEqual(['user', 'assistant', 'user', 'assistant']);
     expect(items[0]?.clientMessageId).toBe(chat.messages[0]?.id);
     expect(items[1]?.messageId).toBe(first?.id);
+    // Bedrock invocation logs can attribute the call: a key for the user (not the id) and the session.
+    const calls = stack.bedrock.requests.filter(
+      (r) => (r.body as { requestMetadata?: Record<string, string> }).requestMetadata?.session_id === chat.id,
+    );
+    expect(calls).toHaveLength(2);
+    const metadata = (calls[0]?.body as { requestMetadata: Record<string, string> }).requestMetadata;
+    expect(metadata.user_key).toMatch(/^[0-9a-f]{32}$/);
+    expect(JSON.stringify(metadata)).not.toContain(user);
   });
 
   it('reads a raw stream with readUIMessageStream and sees the protocol headers', async () => {

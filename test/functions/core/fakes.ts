@@ -184,6 +184,7 @@ export function fakeDeps() {
     newId: () => `01900000-0000-7000-8000-${String(++id).padStart(12, '0')}`,
     now: () => performance.now(),
     clock: () => new Date('2026-11-25T12:00:00Z'),
+    userKey: (userId: string) => `key-of-${userId.length}`,
   } satisfies TurnDeps;
   return { deps, logs };
 }

@@ -66,6 +66,8 @@ describe('runTurn', () => {
     ]);
     expect(done.timings.total_ms).toBeGreaterThanOrEqual(done.timings.model_first_token_ms);
     expect(done.timings.model_latency_ms).toBeGreaterThan(0);
+    // The model call is attributed by a key and the session, never by the user id.
+    expect(deps.model.requests[0]?.metadata).toEqual({ user_key: 'key-of-5', session_id: SESSION });
     expect(done.timings.model_latency_ms).toBeLessThanOrEqual(done.timings.model_first_token_ms);
     expect(report.outcome).toBe('done');
     expect(await report.background).toEqual({ saves: 2, failedSaves: 0 });

@@ -49,7 +49,7 @@ export function createRedisClient(url: string, cluster: boolean, commandTimeoutM
  * Sets the credentials the client uses for its next connections (each cluster node connects with them):
  * an IAM token expires, so it is renewed before every reconnect could need it.
  */
-export function useCredentials(client: RedisClient, username: string, password: string): void {
+export function applyCredentials(client: RedisClient, username: string, password: string): void {
   if (client instanceof Cluster) {
     client.options.redisOptions = { ...client.options.redisOptions, username, password };
   } else {

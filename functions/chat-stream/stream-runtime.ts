@@ -11,7 +11,12 @@ import { createDocumentClient, DynamoConversationStore } from '../adapters/dynam
 import { iamTokenSource } from '../adapters/elasticache-iam.ts';
 import { JwtAuth } from '../adapters/jwt-auth.ts';
 import { KnowledgeBaseRetriever } from '../adapters/kb-retriever.ts';
-import { createRedisClient, forgetKeys, RedisContextCache, useCredentials } from '../adapters/redis-cache.ts';
+import {
+  applyCredentials,
+  createRedisClient,
+  forgetKeys,
+  RedisContextCache,
+} from '../adapters/redis-cache.ts';
 import { RedisTurnRegistry } from '../adapters/redis-turns.ts';
 import { SqsMessageOutbox } from '../adapters/sqs-outbox.ts';
 import { TurnMetrics } from '../adapters/turn-metrics.ts';
@@ -129,7 +134,7 @@ export function createStreamRuntime(env: NodeJS.ProcessEnv = process.env) {
   if (config.REDIS_AUTH === 'iam' && !iam)
     logger.warn('REDIS_AUTH=iam needs REDIS_USER, REDIS_CACHE_NAME and AWS_REGION');
   const signIn = async () => {
-    if (redis && iam) useCredentials(redis, iam.user, await iam.token());
+    if (redis && iam) applyCredentials(redis, iam.user, await iam.token());
   };
   // A token lives 15 minutes: renew it well before, so any reconnect presents a valid one.
   if (redis && iam) setInterval(() => signIn().catch(() => undefined), 10 * 60_000).unref();

@@ -110,7 +110,8 @@ describe('AI SDK (ai v7): useChat transport and Chat against POST /api/chat', ()
       (r) => (r.body as { requestMetadata?: Record<string, string> }).requestMetadata?.session_id === chat.id,
     );
     expect(calls).toHaveLength(2);
-    const metadata = (calls[0]?.body as { requestMetadata?: Record<string, string> }).requestMetadata ?? {};
+    const body = (calls[0]?.body ?? {}) as { requestMetadata?: Record<string, string> };
+    const metadata = body.requestMetadata ?? {};
     expect(metadata.user_key).toMatch(/^[0-9a-f]{32}$/);
     expect(JSON.stringify(metadata)).not.toContain(user);
   });

@@ -33,6 +33,12 @@ afterAll(async () => {
 
 const newUser = () => `user-${uuidv7()}`;
 const data = (event: { data: string }) => JSON.parse(event.data) as Record<string, unknown>;
+/** A stop (POST) or resume (GET) of a session's turn, as the given user. */
+const sessionCall = (token: string, sessionId: string, action: 'stop' | 'stream') =>
+  fetch(`${stack.url}/sessions/${sessionId}/${action}`, {
+    method: action === 'stop' ? 'POST' : 'GET',
+    headers: { authorization: `Bearer ${token}` },
+  });
 const storedMessages = (user: string, sessionId: string, count: number) =>
   waitFor(async () => {
     const items = await table.messages(user, sessionId);
@@ -99,10 +105,7 @@ describe('turn control across execution environments (native SSE)', () => {
     });
     await running.waitForEvents(5);
     const stoppedAt = performance.now();
-    const stop = await fetch(`${stack.url}/sessions/${sessionId}/stop`, {
-      method: 'POST',
-      headers: { authorization: `Bearer ${token}` },
-    });
+    const stop = await sessionCall(token, sessionId, 'stop');
     expect(stop.status).toBe(202);
     const events = await running.ended;
     const endedAfterMs = performance.now() - stoppedAt;
@@ -115,10 +118,7 @@ describe('turn control across execution environments (native SSE)', () => {
     expect(items[1]).toMatchObject({ role: 'assistant', stopReason: 'stopped', content: partial });
     // The model stopped too: it was asked for far more than it wrote.
     expect(stack.bedrock.requests.length).toBeGreaterThan(0);
-    const idle = await fetch(`${stack.url}/sessions/${sessionId}/stop`, {
-      method: 'POST',
-      headers: { authorization: `Bearer ${token}` },
-    });
+    const idle = await sessionCall(token, sessionId, 'stop');
     expect(idle.status).toBe(204);
   });
 
@@ -140,9 +140,7 @@ describe('turn control across execution environments (native SSE)', () => {
     const [all, rest] = await Promise.all([original.ended, resumed.ended]);
     expect(rest.map((e) => e.id)).toEqual(all.slice(4).map((e) => e.id));
     expect(rest.map((e) => e.data)).toEqual(all.slice(4).map((e) => e.data));
-    const nothing = await fetch(`${stack.url}/sessions/s-${uuidv7()}/stream`, {
-      headers: { authorization: `Bearer ${token}` },
-    });
+    const nothing = await sessionCall(token, `s-${uuidv7()}`, 'stream');
     expect(nothing.status).toBe(204);
   });
 
@@ -184,14 +182,9 @@ describe('turn control across execution environments (native SSE)', () => {
       body: { message: 'Hi', session_id: sessionId },
     });
     await running.waitForEvents(1);
-    const stop = await fetch(`${stack.url}/sessions/${sessionId}/stop`, {
-      method: 'POST',
-      headers: { authorization: `Bearer ${other}` },
-    });
+    const stop = await sessionCall(other, sessionId, 'stop');
     expect(stop.status).toBe(204);
-    const resume = await fetch(`${stack.url}/sessions/${sessionId}/stream`, {
-      headers: { authorization: `Bearer ${other}` },
-    });
+    const resume = await sessionCall(other, sessionId, 'stream');
     expect(resume.status).toBe(204);
     const events = await running.ended;
     expect(data(events.at(-1) ?? { data: '{}' })).toMatchObject({ type: 'done', stop_reason: 'end_turn' });

@@ -1,12 +1,23 @@
 import { App, Validations } from 'aws-cdk-lib';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import { ChatStack } from '../lib/chat-stack.ts';
-import { readConfig } from '../lib/config.ts';
+import { type ChatStackConfig, ConfigError, readConfig } from '../lib/config.ts';
 
 const app = new App();
-// Environment-agnostic on purpose: synth needs no credentials; the deploy account and region apply.
+let config: ChatStackConfig;
+try {
+  config = readConfig(app.node);
+} catch (error) {
+  // A context mistake is the operator's, not a crash: the message alone says what to fix.
+  if (!(error instanceof ConfigError)) throw error;
+  console.error(error.message);
+  process.exit(1);
+}
+// Environment-agnostic unless chat:region pins the Region (then the model's geography is checked
+// against it). Never the account: an explicit account plus a VPC makes synth look AZs up in AWS.
 new ChatStack(app, 'StreamingChat', {
-  config: readConfig(app.node),
+  config,
+  ...(config.region ? { env: { region: config.region } } : {}),
   description:
     'Serverless streaming chat backend (Lambda response streaming, ElastiCache, DynamoDB, SQS, Bedrock)',
 });

@@ -1,34 +1,86 @@
-import { CfnOutput, Duration, RemovalPolicy, Stack, type StackProps, Validations } from 'aws-cdk-lib';
-import { Effect, PolicyStatement } from 'aws-cdk-lib/aws-iam';
-import { FunctionUrlAuthType, HttpMethod, InvokeMode } from 'aws-cdk-lib/aws-lambda';
+import {
+  Annotations,
+  CfnOutput,
+  CustomResource,
+  Duration,
+  RemovalPolicy,
+  Stack,
+  type StackProps,
+} from 'aws-cdk-lib';
+import { type IRole, PolicyStatement } from 'aws-cdk-lib/aws-iam';
+import {
+  type FunctionUrl,
+  FunctionUrlAuthType,
+  type FunctionUrlCorsOptions,
+  HttpMethod,
+  InvokeMode,
+} from 'aws-cdk-lib/aws-lambda';
 import { SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
 import type { RetentionDays } from 'aws-cdk-lib/aws-logs';
 import type { Construct } from 'constructs';
+import { CORS_SETTINGS } from '../functions/contracts/cors.ts';
+import { DEFAULTS, modelTimeoutMs } from '../functions/contracts/defaults.ts';
+import { METRICS_NAMESPACE, SERVICE_NAMES } from '../functions/contracts/observability.ts';
+import { QUEUE_SETTINGS } from '../functions/contracts/queue.ts';
 import { Auth } from './auth.ts';
 import { Cache } from './cache.ts';
 import type { ChatStackConfig } from './config.ts';
 import { Data } from './data.ts';
+import { deployTimeProvider } from './deploy-time.ts';
 import { ChatFunction } from './functions.ts';
+import { ManagedInstances } from './managed-instances.ts';
+import { ModelAccess } from './model-access.ts';
+import { checkModelRegion, type ModelRef, parseModelId } from './models.ts';
+import { acknowledgeWildcardResource } from './nag.ts';
 import { Network } from './network.ts';
-import { METRICS_NAMESPACE, Observability } from './observability.ts';
+import { Observability } from './observability.ts';
 import { MessageQueue } from './queue.ts';
-import { QUEUE_SETTINGS } from '../functions/contracts/queue.ts';
+import { Web, webAssets } from './web.ts';
 
 export interface ChatStackProps extends StackProps {
   config: ChatStackConfig;
 }
 
-const INFERENCE_PROFILE_PREFIX = /^(us|eu|apac|us-gov|global)\./;
+/**
+ * What each function may do to the table and its sessions-by-activity index. The stream function reads
+ * (GetItem, Query with ConsistentRead), writes the direct-write fallback with the consumer's own calls,
+ * renames sessions and deletes a session's or a user's items (DELETE /sessions/{id}, DELETE /me); it
+ * lists sessions from the index. The consumer writes messages and sessions, reads the session and the
+ * erasure marker (GetItem) and the last messages (Query) for a title, and drops a message a tombstone
+ * or an erasure outdated (DeleteItem).
+ */
+const TABLE_ACTIONS = {
+  stream: {
+    table: [
+      'dynamodb:GetItem',
+      'dynamodb:Query',
+      'dynamodb:PutItem',
+      'dynamodb:UpdateItem',
+      'dynamodb:DeleteItem',
+      'dynamodb:BatchWriteItem',
+    ],
+    index: ['dynamodb:Query'],
+  },
+  persist: {
+    table: [
+      'dynamodb:GetItem',
+      'dynamodb:Query',
+      'dynamodb:PutItem',
+      'dynamodb:UpdateItem',
+      'dynamodb:DeleteItem',
+    ],
+  },
+};
 
-/** What a model id or cross-region inference profile needs to be invoked. */
-export function modelResources(stack: Stack, modelId: string): string[] {
-  const match = INFERENCE_PROFILE_PREFIX.exec(modelId);
-  if (!match) return [`arn:${stack.partition}:bedrock:${stack.region}::foundation-model/${modelId}`];
-  // A cross-region profile routes to the same foundation model in several regions of its geography.
-  return [
-    `arn:${stack.partition}:bedrock:${stack.region}:${stack.account}:inference-profile/${modelId}`,
-    `arn:${stack.partition}:bedrock:*::foundation-model/${modelId.slice(match[0].length)}`,
-  ];
+/** The Function URL's CORS, as functions/contracts/cors.ts says, for the given origins. */
+function functionUrlCors(allowedOrigins: string[]): FunctionUrlCorsOptions {
+  return {
+    allowedOrigins,
+    allowedMethods: CORS_SETTINGS.allowMethods.map((method) => HttpMethod[method]),
+    allowedHeaders: [...CORS_SETTINGS.allowHeaders],
+    exposedHeaders: [...CORS_SETTINGS.exposeHeaders],
+    maxAge: Duration.seconds(CORS_SETTINGS.maxAgeSeconds),
+  };
 }
 
 export class ChatStack extends Stack {
@@ -40,15 +92,60 @@ export class ChatStack extends Stack {
     const { config } = props;
     const logRetention = config.logRetentionDays as RetentionDays;
     const removalPolicy = config.removalPolicy === 'destroy' ? RemovalPolicy.DESTROY : RemovalPolicy.RETAIN;
+    // A new value per synth: every deploy fetches the JWKS and probes the model again.
+    const deployNonce = config.deployNonce ?? new Date().toISOString();
+    const model = this.checkedModel(config.modelId, 'chat:modelId');
+    const titleModelId = config.titleModelId ?? config.modelId;
+    const titleModel = config.titles
+      ? titleModelId === config.modelId
+        ? model
+        : this.checkedModel(titleModelId, 'chat:titleModelId')
+      : undefined;
+    const withCache = config.cache === 'valkey';
+    const managed = config.compute === 'managed-instances';
 
-    const network = new Network(this, 'Network', { natGateway: config.natGateway, logRetention });
+    // chat:cache=off: no VPC at all; every function reaches AWS services on their public endpoints.
+    const network = withCache
+      ? new Network(this, 'Network', {
+          natGateway: config.natGateway,
+          logRetention,
+          availabilityZones: config.availabilityZones,
+          logsEndpoint: managed,
+        })
+      : undefined;
+    if (!withCache) this.warnNetworkKeysUnused(config);
+    if (network && config.production && config.availabilityZones.length === 0)
+      Annotations.of(network).addWarningV2(
+        'chat:availabilityZones',
+        'chat:availabilityZones is not set: subnets go to the first two AZ names of the Region, which may lack an endpoint service or ElastiCache Serverless; pin AZ ids (README "Networking").',
+      );
     const data = new Data(this, 'Data', { deletionProtection: config.deletionProtection, removalPolicy });
     const queue = new MessageQueue(this, 'Messages');
-    const auth = new Auth(this, 'Auth', { removalPolicy, logRetention });
-    const cache = new Cache(this, 'Cache', {
-      vpc: network.vpc,
-      subnetIds: network.vpc.selectSubnets(network.functionSubnets).subnetIds,
-      clients: [network.functionSecurityGroup],
+    const assets = config.web ? webAssets(config.webAssetPath) : undefined;
+    if (assets && 'error' in assets) Annotations.of(this).addError(assets.error);
+    const webDir = assets && 'dir' in assets ? assets.dir : undefined;
+    const auth = new Auth(this, 'Auth', {
+      removalPolicy,
+      deletionProtection: config.deletionProtection,
+      logRetention,
+      deployNonce,
+      userPasswordAuth: webDir !== undefined,
+    });
+    const cache = network
+      ? new Cache(this, 'Cache', {
+          vpc: network.vpc,
+          subnetIds: network.vpc.selectSubnets(network.functionSubnets).subnetIds,
+          clients: [network.functionSecurityGroup],
+          dataStorageGb: config.cacheDataStorageGb,
+          ecpuPerSecond: config.cacheEcpuPerSecond,
+        })
+      : undefined;
+    const modelAccess = new ModelAccess(this, 'Model', {
+      model,
+      ...(titleModel && titleModel !== model ? { titleModel } : {}),
+      productIds: config.modelProductIds,
+      logRetention,
+      deployNonce,
     });
 
     const shared = {
@@ -62,24 +159,51 @@ export class ChatStack extends Stack {
       memorySize: config.streamMemoryMb,
       timeout: Duration.seconds(config.streamTimeoutSeconds),
       logRetention,
-      vpc: {
-        vpc: network.vpc,
-        subnets: network.functionSubnets,
-        securityGroup: network.functionSecurityGroup,
-      },
+      // Managed Instances take no reserved concurrency: the capacity provider's vCPU ceiling caps them.
+      reservedConcurrency: managed ? undefined : config.streamReservedConcurrency,
+      // On Managed Instances the network is the capacity provider's, never the function's.
+      ...(network && !managed
+        ? {
+            vpc: {
+              vpc: network.vpc,
+              subnets: network.functionSubnets,
+              securityGroup: network.functionSecurityGroup,
+            },
+          }
+        : {}),
       environment: {
         ...shared,
-        POWERTOOLS_SERVICE_NAME: 'chat-stream',
+        POWERTOOLS_SERVICE_NAME: SERVICE_NAMES.stream,
         QUEUE_URL: queue.queue.queueUrl,
-        REDIS_URL: cache.url,
-        REDIS_CLUSTER: 'true',
+        // Without REDIS_URL the handler reads DynamoDB directly and limits per execution environment.
+        ...(cache
+          ? {
+              REDIS_URL: cache.url,
+              REDIS_CLUSTER: 'true',
+              REDIS_AUTH: 'iam',
+              REDIS_USER: cache.userName,
+              REDIS_CACHE_NAME: cache.cacheName,
+            }
+          : {}),
         MODEL_ID: config.modelId,
         ...(config.knowledgeBaseId ? { KNOWLEDGE_BASE_ID: config.knowledgeBaseId } : {}),
+        ...(config.guardrailId
+          ? {
+              GUARDRAIL_ID: config.guardrailId,
+              GUARDRAIL_VERSION: config.guardrailVersion,
+              GUARDRAIL_STREAM_MODE: config.guardrailStreamMode,
+            }
+          : {}),
         AUTH_ISSUER: auth.issuer,
         AUTH_AUDIENCE: auth.client.userPoolClientId,
         AUTH_JWKS: auth.jwks,
         FLUSH_PADDING_BYTES: String(config.flushPaddingBytes),
-        MODEL_TIMEOUT_MS: String(Math.max(1000, (config.streamTimeoutSeconds - 5) * 1000)),
+        MODEL_TIMEOUT_MS: String(modelTimeoutMs(config.streamTimeoutSeconds)),
+        AWS_CONNECT_TIMEOUT_MS: String(DEFAULTS.awsConnectTimeoutMs),
+        AWS_REQUEST_TIMEOUT_MS: String(DEFAULTS.awsRequestTimeoutMs),
+        LIMIT_TURNS_PER_MINUTE: String(config.limitTurnsPerMinute),
+        LIMIT_CONCURRENT_STREAMS: String(config.limitConcurrentStreams),
+        LIMIT_TOKENS_PER_DAY: String(config.limitTokensPerDay),
       },
     });
     this.persistFunction = new ChatFunction(this, 'Persist', {
@@ -88,39 +212,52 @@ export class ChatStack extends Stack {
       memorySize: 512,
       timeout: Duration.seconds(QUEUE_SETTINGS.consumerTimeoutSeconds),
       logRetention,
-      environment: { ...shared, POWERTOOLS_SERVICE_NAME: 'persist' },
+      environment: {
+        ...shared,
+        POWERTOOLS_SERVICE_NAME: SERVICE_NAMES.persist,
+        TITLES: String(config.titles),
+        ...(titleModel ? { TITLE_MODEL_ID: titleModel.id } : {}),
+      },
     });
     const stream = this.streamFunction.fn;
     const persist = this.persistFunction.fn;
-
-    data.table.grantReadData(stream);
-    // The stream function writes directly only when SQS is unreachable; the consumer writes always.
-    for (const fn of [stream, persist]) {
-      fn.addToRolePolicy(
-        new PolicyStatement({
-          actions: ['dynamodb:PutItem', 'dynamodb:UpdateItem'],
-          resources: [data.table.tableArn],
-        }),
+    // The probe is the first caller of each model: the functions exist only once it answered.
+    stream.node.addDependency(modelAccess.probe);
+    if (modelAccess.titleProbe) persist.node.addDependency(modelAccess.titleProbe);
+    if (managed && network) {
+      const managedInstances = new ManagedInstances(this, 'ManagedInstances', {
+        subnets: network.vpc.selectSubnets(network.functionSubnets).subnets,
+        securityGroup: network.functionSecurityGroup,
+        maxVCpus: config.managedInstancesMaxVCpus,
+        logRetention,
+      });
+      managedInstances.attach(stream, config.perEnvironmentMaxConcurrency);
+      Annotations.of(managedInstances).addWarningV2(
+        'chat:managedInstancesStreaming',
+        "UNVERIFIED: chat:compute=managed-instances. AWS's Lambda documentation does not state that response streaming through a Function URL works for functions on Lambda Managed Instances (only the Lambda Web Adapter's documentation says it does). After the deploy, prove it with `npm run smoke` against the FunctionUrl output before anyone relies on it.",
       );
     }
+
+    stream.addToRolePolicy(
+      new PolicyStatement({ actions: TABLE_ACTIONS.stream.table, resources: [data.table.tableArn] }),
+    );
+    stream.addToRolePolicy(
+      new PolicyStatement({ actions: TABLE_ACTIONS.stream.index, resources: [data.activityIndexArn] }),
+    );
+    persist.addToRolePolicy(
+      new PolicyStatement({ actions: TABLE_ACTIONS.persist.table, resources: [data.table.tableArn] }),
+    );
     stream.addToRolePolicy(
       new PolicyStatement({ actions: ['sqs:SendMessage'], resources: [queue.queue.queueArn] }),
     );
-    const models = modelResources(this, config.modelId);
-    stream.addToRolePolicy(
-      new PolicyStatement({ actions: ['bedrock:InvokeModelWithResponseStream'], resources: models }),
-    );
-    for (const arn of models.filter((a) => a.includes(':bedrock:*:'))) {
-      Validations.of(stream.role?.node.tryFindChild('DefaultPolicy') ?? stream).acknowledge({
-        id: `AwsSolutions-IAM5[Resource::${arn.replace(this.partition, '<AWS::Partition>')}]`,
-        reason:
-          'A cross-region inference profile routes each request to this one foundation model in any region of its geography.',
-      });
-    }
+    cache?.grantConnect(stream);
+    if (stream.role) modelAccess.grantInvoke(stream.role);
+    // Titles are one Converse call: InvokeModel only, on the title model.
+    if (titleModel) modelAccess.grantInvoke(persist.role as IRole, ['bedrock:InvokeModel'], titleModel);
+    if (config.guardrailId) this.grantGuardrail(stream, config);
     if (config.knowledgeBaseId) {
       stream.addToRolePolicy(
         new PolicyStatement({
-          effect: Effect.ALLOW,
           actions: ['bedrock:Retrieve'],
           resources: [
             `arn:${this.partition}:bedrock:${this.region}:${this.account}:knowledge-base/${config.knowledgeBaseId}`,
@@ -131,28 +268,41 @@ export class ChatStack extends Stack {
     persist.addEventSource(
       new SqsEventSource(queue.queue, { batchSize: QUEUE_SETTINGS.batchSize, reportBatchItemFailures: true }),
     );
+    auth.scheduleRefresh(stream, config.jwksRefreshMinutes, { publishToLatestPublished: managed });
 
     const url = stream.addFunctionUrl({
       authType: FunctionUrlAuthType.NONE,
       invokeMode: InvokeMode.RESPONSE_STREAM,
-      ...(config.allowedOrigins.length > 0
-        ? {
-            cors: {
-              allowedOrigins: config.allowedOrigins,
-              allowedMethods: [HttpMethod.POST],
-              allowedHeaders: ['authorization', 'content-type'],
-              maxAge: Duration.hours(1),
-            },
-          }
-        : {}),
+      ...(config.allowedOrigins.length > 0 ? { cors: functionUrlCors(config.allowedOrigins) } : {}),
     });
+
+    if (webDir) {
+      const web = new Web(this, 'Web', {
+        assetDir: webDir,
+        config: {
+          apiUrl: url.url,
+          auth: {
+            mode: 'cognito',
+            region: this.region,
+            userPoolId: auth.userPool.userPoolId,
+            userPoolClientId: auth.client.userPoolClientId,
+          },
+        },
+        logRetention,
+      });
+      this.allowPageOrigin(url, [web.origin, ...config.allowedOrigins], logRetention, deployNonce);
+      new CfnOutput(this, 'WebUrl', { value: web.url });
+    }
 
     new Observability(this, 'Observability', {
       streamFunction: stream,
       persistFunction: persist,
       queue: queue.queue,
       deadLetterQueue: queue.deadLetterQueue,
+      cacheThrottledCommands: cache?.metricThrottledCommands(),
+      streamTimeoutSeconds: config.streamTimeoutSeconds,
       alarmEmail: config.alarmEmail,
+      production: config.production,
     });
 
     new CfnOutput(this, 'FunctionUrl', { value: url.url });
@@ -160,5 +310,105 @@ export class ChatStack extends Stack {
     new CfnOutput(this, 'UserPoolClientId', { value: auth.client.userPoolClientId });
     new CfnOutput(this, 'TableName', { value: data.table.tableName });
     new CfnOutput(this, 'QueueUrl', { value: queue.queue.queueUrl });
+    new CfnOutput(this, 'StreamFunctionName', { value: stream.functionName });
+  }
+
+  /**
+   * Writes the Function URL's CORS with the page's CloudFront origin at deploy time (a custom resource
+   * after the URL and the distribution exist): the page's CSP names the URL, so CloudFormation cannot
+   * also give the URL the distribution's domain without a dependency cycle.
+   */
+  private allowPageOrigin(url: FunctionUrl, origins: string[], logRetention: RetentionDays, nonce: string) {
+    const writer = new ChatFunction(this, 'FunctionUrlCors', {
+      entry: 'lib/custom-resources/function-url-cors.ts',
+      description: "Deploy time: allows the chat page's CloudFront origin in the Function URL's CORS",
+      memorySize: 256,
+      timeout: Duration.seconds(60),
+      logRetention,
+      environment: {},
+      externalModules: ['@aws-sdk/client-lambda'],
+    });
+    writer.fn.addToRolePolicy(
+      new PolicyStatement({
+        actions: ['lambda:UpdateFunctionUrlConfig'],
+        resources: [this.streamFunction.fn.functionArn],
+      }),
+    );
+    const cors = functionUrlCors(origins);
+    const corsResource = new CustomResource(this, 'FunctionUrlCorsSettings', {
+      serviceToken: deployTimeProvider(this, 'FunctionUrlCorsProvider', writer.fn, logRetention).serviceToken,
+      resourceType: 'Custom::FunctionUrlCors',
+      properties: {
+        FunctionName: this.streamFunction.fn.functionName,
+        Cors: {
+          AllowOrigins: cors.allowedOrigins,
+          AllowMethods: cors.allowedMethods,
+          AllowHeaders: cors.allowedHeaders,
+          ExposeHeaders: cors.exposedHeaders,
+          MaxAge: cors.maxAge?.toSeconds(),
+        },
+        DeployNonce: nonce,
+      },
+    });
+    // After CloudFormation wrote the URL's own settings, never before.
+    corsResource.node.addDependency(url);
+  }
+
+  /** Without a VPC these keys do nothing: say so rather than ignore them silently. */
+  private warnNetworkKeysUnused(config: ChatStackConfig): void {
+    const unused = [
+      ...(config.natGateway ? ['chat:natGateway'] : []),
+      ...(config.availabilityZones.length > 0 ? ['chat:availabilityZones'] : []),
+    ];
+    if (unused.length > 0)
+      Annotations.of(this).addWarningV2(
+        'chat:cacheOffNetworkKeys',
+        `${unused.join(' and ')} ignored: chat:cache=off builds no VPC.`,
+      );
+  }
+
+  /** A model id as parsed by the config schema, checked against the stack's Region when it has one. */
+  private checkedModel(id: string, key: string): ModelRef {
+    const model = parseModelId(id);
+    if ('error' in model) throw new Error(model.error);
+    const { error, warning } = checkModelRegion(model, this.region, key);
+    if (error) Annotations.of(this).addError(error);
+    if (warning)
+      Annotations.of(this).addWarningV2(
+        key === 'chat:modelId' ? 'chat:modelRegion' : 'chat:titleModelRegion',
+        warning,
+      );
+    return model;
+  }
+
+  /**
+   * ApplyGuardrail on the guardrail; with a cross-Region guardrail profile also on that profile in
+   * every Region, since the profile ARN that is authorized follows where the request is routed.
+   */
+  private grantGuardrail(stream: ChatFunction['fn'], config: ChatStackConfig): void {
+    const id = config.guardrailId ?? '';
+    const guardrail = id.startsWith('arn:')
+      ? id
+      : `arn:${this.partition}:bedrock:${this.region}:${this.account}:guardrail/${id}`;
+    const profile = config.guardrailProfileId
+      ? `arn:${this.partition}:bedrock:*:${this.account}:guardrail-profile/${config.guardrailProfileId}`
+      : undefined;
+    stream.addToRolePolicy(
+      new PolicyStatement({
+        actions: ['bedrock:ApplyGuardrail'],
+        resources: profile ? [guardrail, profile] : [guardrail],
+      }),
+    );
+    if (profile && stream.role)
+      acknowledgeWildcardResource(
+        stream.role,
+        profile,
+        'A cross-Region guardrail profile is authorized in whichever Region of its geography serves the request.',
+      );
+    if (config.production && config.guardrailVersion === 'DRAFT')
+      Annotations.of(this).addWarningV2(
+        'chat:guardrailVersion',
+        'chat:guardrailVersion is DRAFT: edits to the draft change production behaviour at once; pin a numbered version.',
+      );
   }
 }

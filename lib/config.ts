@@ -1,63 +1,263 @@
+import { RetentionDays } from 'aws-cdk-lib/aws-logs';
 import type { Node } from 'constructs';
+import { z } from 'zod';
+import { DEFAULTS } from '../functions/contracts/defaults.ts';
+import { parseModelId } from './models.ts';
+import { AZ_ID } from './network.ts';
 
-/** Deployment settings from `cdk.json` context (`-c chat:<key>=…` overrides). */
-export interface ChatStackConfig {
-  modelId: string;
-  knowledgeBaseId: string | undefined;
-  allowedOrigins: string[];
-  streamMemoryMb: number;
-  streamTimeoutSeconds: number;
-  logRetentionDays: number;
-  messageTtlDays: number;
-  natGateway: boolean;
-  deletionProtection: boolean;
-  removalPolicy: 'retain' | 'destroy';
-  alarmEmail: string | undefined;
-  flushPaddingBytes: number;
-}
+/** The retention values CloudWatch Logs accepts (anything else passes synth and fails at deploy). */
+export const LOG_RETENTION_DAYS = Object.values(RetentionDays)
+  .filter((v): v is number => typeof v === 'number' && v !== RetentionDays.INFINITE)
+  .sort((a, b) => a - b);
 
-export const DEFAULT_CONFIG: ChatStackConfig = {
-  modelId: 'us.anthropic.claude-haiku-4-5-20251001-v1:0',
-  knowledgeBaseId: undefined,
-  allowedOrigins: [],
-  streamMemoryMb: 1024,
-  streamTimeoutSeconds: 120,
-  logRetentionDays: 30,
-  messageTtlDays: 0,
-  natGateway: false,
-  deletionProtection: true,
-  removalPolicy: 'retain',
-  alarmEmail: undefined,
-  flushPaddingBytes: 16_384,
+const show = (value: unknown) => JSON.stringify(value);
+
+// Context values come as JSON from cdk.json and as strings from `-c key=value`.
+const toNumber = (v: unknown) => (typeof v === 'string' && /^-?\d+(\.\d+)?$/.test(v.trim()) ? Number(v) : v);
+const toList = (v: unknown) => {
+  if (typeof v !== 'string') return v;
+  const text = v.trim();
+  if (text.startsWith('[')) {
+    try {
+      return JSON.parse(text) as unknown;
+    } catch {
+      return v;
+    }
+  }
+  return text === '' ? [] : text.split(',').map((s) => s.trim());
 };
 
-function parse(raw: unknown, fallback: unknown): unknown {
-  if (raw === undefined || raw === null || raw === '') return fallback;
-  if (typeof raw !== 'string') return raw;
-  if (typeof fallback === 'number') return Number(raw);
-  if (typeof fallback === 'boolean') return raw === 'true';
-  if (Array.isArray(fallback))
-    return raw.startsWith('[') ? JSON.parse(raw) : raw.split(',').map((s) => s.trim());
-  return raw;
+const flag = z.preprocess(
+  (v) => (v === 'true' ? true : v === 'false' ? false : v),
+  z.boolean({ error: (issue) => `must be true or false (got ${show(issue.input)})` }),
+);
+
+const integer = (min: number, max: number, unit = '') =>
+  z.preprocess(
+    toNumber,
+    z
+      .number({ error: (issue) => `must be a number (got ${show(issue.input)})` })
+      .int({ error: (issue) => `must be a whole number (got ${show(issue.input)})` })
+      .min(min, { error: (issue) => `must be at least ${min}${unit} (got ${show(issue.input)})` })
+      .max(max, { error: (issue) => `must be at most ${max}${unit} (got ${show(issue.input)})` }),
+  );
+
+const choice = <const T extends readonly [string, ...string[]]>(values: T) =>
+  z.enum(values, { error: (issue) => `must be one of ${values.join(', ')} (got ${show(issue.input)})` });
+
+const pattern = (regex: RegExp, what: string) =>
+  z
+    .string({ error: (issue) => `must be ${what} (got ${show(issue.input)})` })
+    .regex(regex, { error: (issue) => `must be ${what} (got ${show(issue.input)})` });
+
+const list = <T extends z.ZodType>(item: T) =>
+  z.preprocess(
+    toList,
+    z.array(item, {
+      error: (issue) => `must be a list or a comma-separated string (got ${show(issue.input)})`,
+    }),
+  );
+
+const origin = z.string().refine(
+  (value) => {
+    try {
+      const url = new URL(value);
+      return (url.protocol === 'https:' || url.protocol === 'http:') && url.origin === value;
+    } catch {
+      return false;
+    }
+  },
+  { error: (issue) => `must be an origin like https://app.example.com, no path (got ${show(issue.input)})` },
+);
+
+const AZ_NAME = /^[a-z]{2}(-[a-z]+)+-\d[a-z]$/;
+
+/** The smallest memory size a function on Lambda Managed Instances may have. */
+const MANAGED_INSTANCES_MIN_MEMORY_MB = 2048;
+
+const schema = z
+  .object({
+    modelId: z
+      .string()
+      .default(DEFAULTS.modelId)
+      .superRefine((id, ctx) => {
+        const parsed = parseModelId(id);
+        if ('error' in parsed) ctx.addIssue({ code: 'custom', message: parsed.error });
+      }),
+    /** AWS Marketplace product ids that scope the first-use subscription (`aws-marketplace:ProductId`). */
+    modelProductIds: list(pattern(/^prod-[a-z0-9]+$/, 'a Marketplace product id like prod-abc123')).default(
+      [],
+    ),
+    knowledgeBaseId: pattern(
+      /^[0-9A-Z]{10}$/,
+      'a knowledge base id (10 upper-case letters or digits)',
+    ).optional(),
+    allowedOrigins: list(origin).default([]),
+    streamMemoryMb: integer(128, 10_240, ' MB').default(DEFAULTS.streamMemoryMb),
+    streamTimeoutSeconds: integer(10, 900, ' s').default(DEFAULTS.streamTimeoutSeconds),
+    /** 0 or "none" leaves the function on the account's unreserved pool. */
+    streamReservedConcurrency: z
+      .union([z.literal('none'), integer(0, 100_000)], {
+        error: (issue) => `must be a whole number from 0 to 100000, or none (got ${show(issue.input)})`,
+      })
+      .default(100)
+      .transform((v) => (v === 'none' || v === 0 ? undefined : v)),
+    logRetentionDays: z
+      .preprocess(
+        toNumber,
+        z.number().refine((days) => LOG_RETENTION_DAYS.includes(days), {
+          error: (issue) =>
+            `must be a retention CloudWatch Logs accepts: ${LOG_RETENTION_DAYS.join(', ')} (got ${show(issue.input)})`,
+        }),
+      )
+      .default(30),
+    messageTtlDays: integer(0, 36_500, ' days').default(365),
+    natGateway: flag.default(false),
+    deletionProtection: flag.default(true),
+    removalPolicy: choice(['retain', 'destroy']).default('retain'),
+    alarmEmail: z
+      .email({ error: (issue) => `must be an e-mail address (got ${show(issue.input)})` })
+      .optional(),
+    production: flag.default(false),
+    flushPaddingBytes: integer(0, 1_048_576, ' bytes').default(DEFAULTS.flushPaddingBytes),
+    region: pattern(/^[a-z]{2}(-[a-z]+)+-\d$/, 'a Region name like us-east-1').optional(),
+    availabilityZones: list(z.string())
+      .default([])
+      .superRefine((zones, ctx) => {
+        if (zones.length === 0) return;
+        const ids = zones.every((zone) => AZ_ID.test(zone));
+        const names = zones.every((zone) => AZ_NAME.test(zone));
+        if (!ids && !names)
+          ctx.addIssue({
+            code: 'custom',
+            message: `must be AZ ids like use1-az1,use1-az2 or AZ names like us-east-1a,us-east-1b, all of one kind (got ${show(zones)})`,
+          });
+        else if (zones.length < 2 || zones.length > 3 || new Set(zones).size !== zones.length)
+          ctx.addIssue({ code: 'custom', message: `must list 2 or 3 distinct zones (got ${show(zones)})` });
+      }),
+    guardrailId: z
+      .string()
+      .regex(/^([a-z0-9]+|arn:aws[a-z-]*:bedrock:[a-z0-9-]+:\d{12}:guardrail\/[a-z0-9]+)$/, {
+        error: (issue) => `must be a guardrail id or guardrail ARN (got ${show(issue.input)})`,
+      })
+      .optional(),
+    guardrailVersion: pattern(/^(DRAFT|[1-9]\d{0,7})$/, 'DRAFT or a version number').default('DRAFT'),
+    guardrailStreamMode: choice(['sync', 'async']).default('sync'),
+    /** A cross-Region guardrail profile, e.g. us.guardrail.v1:0, when the guardrail uses one. */
+    guardrailProfileId: pattern(
+      /^[a-z]{2,}(-[a-z]+)?\.guardrail\.v\d+:\d+$/,
+      'a guardrail profile id like us.guardrail.v1:0',
+    ).optional(),
+    cacheDataStorageGb: integer(1, 5000, ' GB').default(1),
+    cacheEcpuPerSecond: integer(1000, 15_000_000, ' ECPU/s').default(5000),
+    jwksRefreshMinutes: integer(0, 1440, ' minutes').default(60),
+    /** Conversation titles: one small Converse call per new session, in the consumer. */
+    titles: flag.default(true),
+    /** The model that writes titles; unset = chat:modelId. */
+    titleModelId: z
+      .string()
+      .optional()
+      .superRefine((id, ctx) => {
+        if (id === undefined) return;
+        const parsed = parseModelId(id);
+        if ('error' in parsed) ctx.addIssue({ code: 'custom', message: parsed.error });
+      }),
+    /** Per-user limits, checked after auth and before any model call; 0 turns a limit off. */
+    limitTurnsPerMinute: integer(0, 10_000).default(10),
+    limitConcurrentStreams: integer(0, 1000).default(3),
+    limitTokensPerDay: integer(0, 1_000_000_000).default(200_000),
+    /** `off`: no VPC, no endpoints, no Valkey; the functions read DynamoDB directly (dev and test stages). */
+    cache: choice(['valkey', 'off']).default('valkey'),
+    /** `managed-instances`: the stream function on Lambda Managed Instances (many streams per environment). */
+    compute: choice(['lambda', 'managed-instances']).default('lambda'),
+    /** Managed Instances: concurrent invocations one execution environment serves. */
+    perEnvironmentMaxConcurrency: integer(1, 1600).default(64),
+    /** Managed Instances: the capacity provider's vCPU ceiling, the cost cap that replaces reserved concurrency. */
+    managedInstancesMaxVCpus: integer(12, 15_000, ' vCPUs').default(48),
+    /** Host the chat page (web/dist) on S3 + CloudFront. */
+    web: flag.default(false),
+    /** The built page to host with chat:web=true, relative to the project root or absolute. */
+    webAssetPath: z.string().default('web/dist'),
+    /** Changes on every deploy unless pinned: re-runs the JWKS fetch and the model probe. */
+    deployNonce: z.string().optional(),
+  })
+  .strict()
+  .superRefine((config, ctx) => {
+    // Lambda Managed Instances run functions of 2 GB and more, in the capacity provider's VPC.
+    if (config.compute === 'managed-instances') {
+      if (config.streamMemoryMb < MANAGED_INSTANCES_MIN_MEMORY_MB)
+        ctx.addIssue({
+          code: 'custom',
+          path: ['streamMemoryMb'],
+          message: `must be at least ${MANAGED_INSTANCES_MIN_MEMORY_MB} MB with chat:compute=managed-instances, the smallest function Lambda Managed Instances run (got ${config.streamMemoryMb}); add -c chat:streamMemoryMb=${MANAGED_INSTANCES_MIN_MEMORY_MB}`,
+        });
+      if (config.cache === 'off')
+        ctx.addIssue({
+          code: 'custom',
+          path: ['compute'],
+          message:
+            'managed-instances needs a VPC (the capacity provider launches its instances in its subnets), and chat:cache=off builds none: use one option or the other',
+        });
+    }
+  })
+  .superRefine((config, ctx) => {
+    // An AZ name means a different zone in each account, and only within its own Region.
+    const names = config.availabilityZones.filter((zone) => !AZ_ID.test(zone));
+    if (names.length === 0) return;
+    const region = config.region;
+    if (!region)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['availabilityZones'],
+        message: `AZ names need chat:region; or give AZ ids like use1-az1 (got ${show(names)})`,
+      });
+    else if (names.some((zone) => zone.slice(0, -1) !== region))
+      ctx.addIssue({
+        code: 'custom',
+        path: ['availabilityZones'],
+        message: `must be zones of chat:region ${region} (got ${show(names)})`,
+      });
+  });
+
+/** Deployment settings from `cdk.json` context (`-c chat:<key>=…` overrides), validated. */
+export type ChatStackConfig = z.output<typeof schema>;
+
+export const CONTEXT_KEYS = Object.keys(schema.shape);
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
 }
 
+/** Parses `{ key: value }` (context keys without the `chat:` prefix); empty values fall back to defaults. */
+export function parseConfig(raw: Record<string, unknown>): ChatStackConfig {
+  const input = Object.fromEntries(
+    Object.entries(raw).filter(([, v]) => v !== undefined && v !== null && v !== ''),
+  );
+  const result = schema.safeParse(input);
+  if (result.success) return result.data;
+  const lines = result.error.issues.map((issue) => {
+    if (issue.code === 'unrecognized_keys')
+      return issue.keys
+        .map(
+          (key) =>
+            `  chat:${key}: not a setting; known keys: ${CONTEXT_KEYS.map((k) => `chat:${k}`).join(', ')}`,
+        )
+        .join('\n');
+    return `  chat:${issue.path.join('.')}: ${issue.message}`;
+  });
+  throw new ConfigError(`Invalid context (cdk.json or -c chat:<key>=<value>):\n${lines.join('\n')}`);
+}
+
+export const DEFAULT_CONFIG: ChatStackConfig = parseConfig({});
+
+/** Reads every `chat:` context key of the app. */
 export function readConfig(node: Node): ChatStackConfig {
-  const config = { ...DEFAULT_CONFIG } as Record<string, unknown>;
-  for (const key of Object.keys(DEFAULT_CONFIG)) {
-    config[key] = parse(node.tryGetContext(`chat:${key}`), DEFAULT_CONFIG[key as keyof ChatStackConfig]);
-  }
-  const typed = config as unknown as ChatStackConfig;
-  for (const key of [
-    'streamMemoryMb',
-    'streamTimeoutSeconds',
-    'logRetentionDays',
-    'messageTtlDays',
-    'flushPaddingBytes',
-  ] as const) {
-    if (!Number.isFinite(typed[key]) || typed[key] < 0)
-      throw new Error(`chat:${key} must be a non-negative number`);
-  }
-  if (!['retain', 'destroy'].includes(typed.removalPolicy))
-    throw new Error('chat:removalPolicy must be retain or destroy');
-  return typed;
+  const context = node.getAllContext() as Record<string, unknown>;
+  return parseConfig(
+    Object.fromEntries(
+      Object.entries(context)
+        .filter(([key]) => key.startsWith('chat:'))
+        .map(([key, value]) => [key.slice('chat:'.length), value]),
+    ),
+  );
 }

@@ -1,5 +1,6 @@
 import { RemovalPolicy } from 'aws-cdk-lib';
 import {
+  type CfnSubnet,
   FlowLogDestination,
   GatewayVpcEndpointAwsService,
   InterfaceVpcEndpointAwsService,
@@ -17,7 +18,20 @@ import { Construct } from 'constructs';
 export interface NetworkProps {
   natGateway: boolean;
   logRetention: RetentionDays;
+  /**
+   * AZ ids (use1-az1) or names (us-east-1a) where every endpoint service and ElastiCache Serverless
+   * exist; empty takes the Region's first two AZ names (Fn::GetAZs), whatever they support.
+   */
+  availabilityZones: string[];
+  /**
+   * A CloudWatch Logs interface endpoint: functions on Lambda Managed Instances send their logs (and EMF
+   * metrics) from the instances in these subnets, not from Lambda's own network.
+   */
+  logsEndpoint?: boolean;
 }
+
+/** An AZ id such as use1-az1 (as opposed to a name such as us-east-1a). */
+export const AZ_ID = /^[a-z]{2,4}\d+-az\d+$/;
 
 /**
  * A VPC for the stream function and the cache. By default no NAT: isolated subnets in 2 AZs reach
@@ -31,8 +45,9 @@ export class Network extends Construct {
   constructor(scope: Construct, id: string, props: NetworkProps) {
     super(scope, id);
     const subnetType = props.natGateway ? SubnetType.PRIVATE_WITH_EGRESS : SubnetType.PRIVATE_ISOLATED;
+    const zones = props.availabilityZones;
     this.vpc = new Vpc(this, 'Vpc', {
-      maxAzs: 2,
+      ...(zones.length > 0 ? { availabilityZones: zones } : { maxAzs: 2 }),
       natGateways: props.natGateway ? 1 : 0,
       subnetConfiguration: [
         ...(props.natGateway ? [{ name: 'public', subnetType: SubnetType.PUBLIC, cidrMask: 24 }] : []),
@@ -49,6 +64,18 @@ export class Network extends Construct {
         },
       },
     });
+    // AZ names map to different physical zones in each account; an AZ id names the same zone everywhere.
+    if (zones.length > 0 && zones.every((zone) => AZ_ID.test(zone))) {
+      for (const subnet of [
+        ...this.vpc.publicSubnets,
+        ...this.vpc.privateSubnets,
+        ...this.vpc.isolatedSubnets,
+      ]) {
+        const cfn = subnet.node.defaultChild as CfnSubnet;
+        cfn.addPropertyDeletionOverride('AvailabilityZone');
+        cfn.addPropertyOverride('AvailabilityZoneId', subnet.availabilityZone);
+      }
+    }
     this.functionSubnets = { subnetType };
     this.functionSecurityGroup = new SecurityGroup(this, 'FunctionSecurityGroup', {
       vpc: this.vpc,
@@ -60,10 +87,10 @@ export class Network extends Construct {
       subnets: [this.functionSubnets],
     });
     // The DynamoDB gateway endpoint is free; the interface endpoints are what the NAT gateway replaces.
-    if (!props.natGateway) this.addInterfaceEndpoints();
+    if (!props.natGateway) this.addInterfaceEndpoints(props.logsEndpoint ?? false);
   }
 
-  private addInterfaceEndpoints(): void {
+  private addInterfaceEndpoints(logs: boolean): void {
     const endpointSecurityGroup = new SecurityGroup(this, 'EndpointSecurityGroup', {
       vpc: this.vpc,
       description: 'Interface endpoints: HTTPS from the stream function only',
@@ -78,6 +105,7 @@ export class Network extends Construct {
       Sqs: InterfaceVpcEndpointAwsService.SQS,
       BedrockRuntime: InterfaceVpcEndpointAwsService.BEDROCK_RUNTIME,
       BedrockAgentRuntime: InterfaceVpcEndpointAwsService.BEDROCK_AGENT_RUNTIME,
+      ...(logs ? { Logs: InterfaceVpcEndpointAwsService.CLOUDWATCH_LOGS } : {}),
     };
     for (const [name, service] of Object.entries(services)) {
       this.vpc.addInterfaceEndpoint(name, {

@@ -1,33 +1,52 @@
-import { CfnOutput, Duration, Stack } from 'aws-cdk-lib';
+import { Annotations, CfnOutput, Duration, RemovalPolicy, Stack } from 'aws-cdk-lib';
 import {
   Alarm,
   ComparisonOperator,
   Dashboard,
   GraphWidget,
+  type IMetric,
   MathExpression,
   Metric,
   TreatMissingData,
 } from 'aws-cdk-lib/aws-cloudwatch';
 import { SnsAction } from 'aws-cdk-lib/aws-cloudwatch-actions';
-import { Alias } from 'aws-cdk-lib/aws-kms';
+import { PolicyStatement, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
+import { Key } from 'aws-cdk-lib/aws-kms';
 import type { IFunction } from 'aws-cdk-lib/aws-lambda';
 import { Topic } from 'aws-cdk-lib/aws-sns';
 import { EmailSubscription } from 'aws-cdk-lib/aws-sns-subscriptions';
 import type { IQueue } from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
-
-/** The namespace and names the stream function publishes (EMF, Powertools Metrics). */
-export const METRICS_NAMESPACE = 'StreamingChat';
+import {
+  METRICS_NAMESPACE,
+  PERSIST_METRICS,
+  SERVICE_NAMES,
+  STREAM_METRICS,
+} from '../functions/contracts/observability.ts';
 
 export interface ObservabilityProps {
   streamFunction: IFunction;
   persistFunction: IFunction;
   queue: IQueue;
   deadLetterQueue: IQueue;
+  /** ElastiCache's count of throttled commands for the cache; undefined without a cache (chat:cache=off). */
+  cacheThrottledCommands: Metric | undefined;
+  streamTimeoutSeconds: number;
   alarmEmail: string | undefined;
+  /** Without an alarm e-mail, production fails the synth; other stages get a warning. */
+  production: boolean;
 }
 
-/** Dashboard and alarms for the seed's thresholds and the pipeline's health, all notifying one SNS topic. */
+/** A TTFT far above any real one, standing in for "turns happened but no first token was measured". */
+export const NO_FIRST_TOKEN_MS = 100_000;
+
+const minutes = Duration.minutes;
+
+/**
+ * Dashboard and alarms over the metrics the functions publish (names from functions/contracts), all
+ * notifying one SNS topic CloudWatch can publish to. Error alarms are on rates over several
+ * datapoints, so one timeout never pages; each alarm's description says why its threshold and period.
+ */
 export class Observability extends Construct {
   readonly topic: Topic;
   readonly dashboard: Dashboard;
@@ -35,135 +54,301 @@ export class Observability extends Construct {
 
   constructor(scope: Construct, id: string, props: ObservabilityProps) {
     super(scope, id);
-    this.topic = new Topic(this, 'Alarms', {
-      displayName: 'Streaming chat alarms',
-      enforceSSL: true,
-      masterKey: Alias.fromAliasName(this, 'SnsKey', 'alias/aws/sns'),
-    });
-    if (props.alarmEmail) this.topic.addSubscription(new EmailSubscription(props.alarmEmail));
-    const chatMetric = (metricName: string, statistic: string) =>
+    const stack = Stack.of(this);
+    this.topic = this.alarmTopic(props);
+
+    const stream = (metricName: string, statistic: string, period = minutes(1)) =>
       new Metric({
         namespace: METRICS_NAMESPACE,
         metricName,
-        dimensionsMap: { service: 'chat-stream' },
+        dimensionsMap: { service: SERVICE_NAMES.stream },
         statistic,
-        period: Duration.minutes(5),
+        period,
       });
-    const ttftP99 = chatMetric('TimeToFirstToken', 'p99');
-    const durationP99 = chatMetric('TurnDuration', 'p99');
-    const failedSaveRate = new MathExpression({
-      expression: 'IF(saves > 0, 100 * failed / saves, 0)',
-      usingMetrics: {
-        failed: chatMetric('FailedBackgroundSaves', 'Sum'),
-        saves: chatMetric('BackgroundSaves', 'Sum'),
-      },
-      label: 'Failed background saves (%)',
-      period: Duration.minutes(5),
+    const persist = (metricName: string, statistic: string) =>
+      new Metric({
+        namespace: METRICS_NAMESPACE,
+        metricName,
+        dimensionsMap: { service: SERVICE_NAMES.persist },
+        statistic,
+        period: minutes(1),
+      });
+    // `part` as a percentage of `total`, 0 when nothing happened (so no traffic is never an alarm).
+    // `key` names the expression's metrics: ids must be unique within a graph.
+    const rate = (key: string, label: string, part: IMetric, total: IMetric, period = minutes(1)) =>
+      new MathExpression({
+        expression: `IF(${key}_total > 0, 100 * FILL(${key}_part, 0) / ${key}_total, 0)`,
+        usingMetrics: { [`${key}_part`]: part, [`${key}_total`]: total },
+        label,
+        period,
+      });
+
+    const turns = stream(STREAM_METRICS.turns, 'Sum');
+    const turnErrorRate = rate(
+      'errors',
+      'Turns that ended in an error (%)',
+      stream(STREAM_METRICS.turnErrors, 'Sum'),
+      turns,
+    );
+    const retrievalFailureRate = rate(
+      'retrieval',
+      'Turns whose retrieval failed (%)',
+      stream(STREAM_METRICS.retrievalFailures, 'Sum'),
+      turns,
+    );
+    const failedSaveRate = rate(
+      'saves',
+      'Failed background saves (%)',
+      stream(STREAM_METRICS.failedBackgroundSaves, 'Sum'),
+      stream(STREAM_METRICS.backgroundSaves, 'Sum'),
+    );
+    const modelTtftP99 = stream(STREAM_METRICS.modelTimeToFirstToken, 'p99', minutes(5));
+    // Turns without any first token (every model call failing) must not read as "no data, all fine".
+    const modelTtftDuringTraffic = new MathExpression({
+      expression: `IF(FILL(turns, 0) > 0, FILL(ttft, ${NO_FIRST_TOKEN_MS}), 0)`,
+      usingMetrics: { turns: stream(STREAM_METRICS.turns, 'Sum', minutes(5)), ttft: modelTtftP99 },
+      label: `Model time to first token p99 (ms; ${NO_FIRST_TOKEN_MS} = turns without a first token)`,
+      period: minutes(5),
     });
-    const add = (
+    const turnDurationP99 = stream(STREAM_METRICS.turnDuration, 'p99', minutes(5));
+    // Refused requests never become turns: the share refused is rejections / (turns + rejections).
+    const limitRejections = stream(STREAM_METRICS.limitRejections, 'Sum');
+    const limitRejectionRate = new MathExpression({
+      expression:
+        'IF(FILL(accepted, 0) + FILL(refused, 0) > 0, 100 * FILL(refused, 0) / (FILL(accepted, 0) + FILL(refused, 0)), 0)',
+      usingMetrics: { accepted: turns, refused: limitRejections },
+      label: 'Chat requests refused by a per-user limit (%)',
+      period: minutes(1),
+    });
+    const limiterFallbacks = stream(STREAM_METRICS.limiterFallbacks, 'Sum');
+    const nearTimeoutMs = Math.round(props.streamTimeoutSeconds * 1000 * 0.8);
+    const fnErrorRate = (fn: IFunction) =>
+      rate(
+        'failed',
+        'Invocations that failed (%)',
+        fn.metricErrors({ statistic: 'Sum', period: minutes(1) }),
+        fn.metricInvocations({ statistic: 'Sum', period: minutes(1) }),
+      );
+    const fnThrottleRate = (fn: IFunction) =>
+      new MathExpression({
+        expression:
+          'IF(invocations + FILL(throttles, 0) > 0, 100 * FILL(throttles, 0) / (invocations + FILL(throttles, 0)), 0)',
+        usingMetrics: {
+          throttles: fn.metricThrottles({ statistic: 'Sum', period: minutes(1) }),
+          invocations: fn.metricInvocations({ statistic: 'Sum', period: minutes(1) }),
+        },
+        label: 'Invocations throttled (%)',
+        period: minutes(1),
+      });
+
+    const alarm = (
       name: string,
-      metric: Metric | MathExpression,
+      metric: IMetric,
       threshold: number,
+      datapoints: [number, number],
       description: string,
-      periods = 1,
     ) => {
-      const alarm = new Alarm(this, name, {
+      const created = new Alarm(this, name, {
+        alarmName: `${stack.stackName}-${name}`,
         metric,
         threshold,
-        evaluationPeriods: periods,
+        datapointsToAlarm: datapoints[0],
+        evaluationPeriods: datapoints[1],
         comparisonOperator: ComparisonOperator.GREATER_THAN_THRESHOLD,
         treatMissingData: TreatMissingData.NOT_BREACHING,
         alarmDescription: description,
       });
-      alarm.addAlarmAction(new SnsAction(this.topic));
-      this.alarms.push(alarm);
-      return alarm;
+      created.addAlarmAction(new SnsAction(this.topic));
+      this.alarms.push(created);
+      return created;
     };
-    add('TtftP99', ttftP99, 1000, 'Time to first token p99 above 1 s');
-    add('DurationP99', durationP99, 3000, 'Turn duration p99 above 3 s');
-    add(
-      'FailedSaves',
+
+    alarm(
+      'TurnErrorRate',
+      turnErrorRate,
+      10,
+      [3, 5],
+      'More than 10 % of turns ended in an error event in 3 of 5 minutes: the model or a dependency is failing for many users (a model outage never shows in Lambda Errors, it comes after the 200).',
+    );
+    alarm(
+      'RetrievalFailureRate',
+      retrievalFailureRate,
+      10,
+      [3, 5],
+      'More than 10 % of turns could not retrieve from the knowledge base in 3 of 5 minutes: answers go out without sources.',
+    );
+    alarm(
+      'ModelTtftP99',
+      modelTtftDuringTraffic,
+      1500,
+      [3, 3],
+      `Model time to first token p99 above 1.5 s for 15 minutes (measured from the model call, retrieval excluded), or turns with no first token at all (${NO_FIRST_TOKEN_MS} ms stands in for missing data during traffic).`,
+    );
+    alarm(
+      'TurnDurationNearTimeout',
+      turnDurationP99,
+      nearTimeoutMs,
+      [2, 3],
+      `Turn duration p99 above 80 % of the ${props.streamTimeoutSeconds} s function timeout in 2 of 3 five-minute periods: answers are about to be cut off (whole answers legitimately take seconds, so this is not a latency alarm).`,
+    );
+    alarm(
+      'FailedSaveRate',
       failedSaveRate,
       5,
-      'More than 5 % of background saves failed (queue and direct write)',
+      [3, 5],
+      'More than 5 % of background saves failed on both the queue and the direct write in 3 of 5 minutes: messages are being lost.',
     );
-    add(
+    alarm(
       'DlqNotEmpty',
       props.deadLetterQueue.metricApproximateNumberOfMessagesVisible({
-        period: Duration.minutes(1),
+        period: minutes(1),
         statistic: 'Maximum',
       }),
       0,
-      'Messages in the dead-letter queue',
+      [1, 1],
+      'A message reached the dead-letter queue after 5 receives: it was never persisted; a state, not a rate, so one datapoint.',
     );
-    add(
+    alarm(
       'QueueAge',
-      props.queue.metricApproximateAgeOfOldestMessage({ period: Duration.minutes(1), statistic: 'Maximum' }),
+      props.queue.metricApproximateAgeOfOldestMessage({ period: minutes(1), statistic: 'Maximum' }),
       300,
-      'Oldest unpersisted message older than 5 minutes',
-      3,
+      [3, 3],
+      'The oldest unpersisted message is older than 5 minutes for 3 minutes: the consumer is down or far behind.',
     );
+    alarm(
+      'UnknownKeyRejections',
+      stream(STREAM_METRICS.unknownKeyRejections, 'Sum', minutes(5)),
+      20,
+      [2, 2],
+      'More than 20 tokens per 5 minutes, for 10 minutes, were signed by a key the function does not know: Cognito rotated its keys (run the JWKS refresh, README "Key rotation") or someone is sending forged tokens.',
+    );
+    alarm(
+      'LimitRejectionRate',
+      limitRejectionRate,
+      20,
+      [3, 5],
+      'More than 20 % of chat requests were refused with 429 by a per-user limit in 3 of 5 minutes: the limits are too low for real use, or a client or script keeps retrying; one user at a limit never pages.',
+    );
+    if (props.cacheThrottledCommands) {
+      alarm(
+        'ValkeyThrottled',
+        props.cacheThrottledCommands,
+        0,
+        [3, 5],
+        'Valkey refused commands in 3 of 5 minutes: the ECPU limit (chat:cacheEcpuPerSecond) is too low for the load, turns fall back to DynamoDB.',
+      );
+      // Without a cache the limits are per environment by design: there is nothing to fall back from.
+      alarm(
+        'LimiterFallbacks',
+        limiterFallbacks,
+        0,
+        [3, 5],
+        'Per-user limits were checked in memory because Valkey did not answer, in 3 of 5 minutes: each execution environment enforces them alone, so a user spread over N environments gets up to N times a limit.',
+      );
+    }
     for (const [name, fn] of [
       ['Stream', props.streamFunction],
       ['Persist', props.persistFunction],
     ] as const) {
-      add(
-        `${name}Errors`,
-        fn.metricErrors({ period: Duration.minutes(5), statistic: 'Sum' }),
-        0,
-        `${name} function errors`,
+      alarm(
+        `${name}ErrorRate`,
+        fnErrorRate(fn),
+        5,
+        [3, 5],
+        `More than 5 % of ${name.toLowerCase()} function invocations failed in 3 of 5 minutes (crashes, timeouts; one failure never pages).`,
       );
-      add(
-        `${name}Throttles`,
-        fn.metricThrottles({ period: Duration.minutes(5), statistic: 'Sum' }),
-        0,
-        `${name} function throttles`,
+      alarm(
+        `${name}ThrottleRate`,
+        fnThrottleRate(fn),
+        1,
+        [3, 5],
+        `More than 1 % of ${name.toLowerCase()} function invocations were throttled in 3 of 5 minutes: reserved or account concurrency is exhausted.`,
       );
     }
+
+    const cacheWidgets = (['profile', 'history', 'rag'] as const).flatMap((kind) => [
+      stream(STREAM_METRICS.cacheHit(kind), 'Sum', minutes(5)),
+      stream(STREAM_METRICS.cacheMiss(kind), 'Sum', minutes(5)),
+    ]);
     this.dashboard = new Dashboard(this, 'Dashboard', {
       widgets: [
         [
           new GraphWidget({
             title: 'Time to first token (ms)',
-            left: [chatMetric('TimeToFirstToken', 'p50'), ttftP99],
+            left: [
+              stream(STREAM_METRICS.modelTimeToFirstToken, 'p50', minutes(5)),
+              modelTtftP99,
+              stream(STREAM_METRICS.timeToFirstToken, 'p50', minutes(5)),
+              stream(STREAM_METRICS.timeToFirstToken, 'p99', minutes(5)),
+            ],
             width: 12,
           }),
           new GraphWidget({
             title: 'First byte and turn duration (ms)',
-            left: [chatMetric('FirstByte', 'p99'), chatMetric('TurnDuration', 'p50'), durationP99],
+            left: [
+              stream(STREAM_METRICS.firstByte, 'p99', minutes(5)),
+              stream(STREAM_METRICS.turnDuration, 'p50', minutes(5)),
+              turnDurationP99,
+            ],
             width: 12,
           }),
         ],
         [
           new GraphWidget({
-            title: 'Context and RAG (ms, p99)',
-            left: [chatMetric('ContextLoad', 'p99'), chatMetric('RagRetrieval', 'p99')],
+            title: 'Turns and errors',
+            left: [
+              turns,
+              stream(STREAM_METRICS.turnErrors, 'Sum'),
+              stream(STREAM_METRICS.retrievalFailures, 'Sum'),
+            ],
+            right: [turnErrorRate, retrievalFailureRate],
             width: 8,
           }),
           new GraphWidget({
-            title: 'Cache hits and misses',
-            left: ['profile', 'history', 'rag'].flatMap((kind) => [
-              chatMetric(`${kind}CacheHit`, 'Sum'),
-              chatMetric(`${kind}CacheMiss`, 'Sum'),
-            ]),
+            title: 'Auth: tokens signed by an unknown key',
+            left: [stream(STREAM_METRICS.unknownKeyRejections, 'Sum')],
             width: 8,
           }),
+          new GraphWidget({
+            title: 'Per-user limits: refusals (429) and in-memory fallbacks',
+            left: [limitRejections, limiterFallbacks],
+            right: [limitRejectionRate],
+            width: 8,
+          }),
+        ],
+        [
+          new GraphWidget({
+            title: 'Context and RAG (ms, p99)',
+            left: [
+              stream(STREAM_METRICS.contextLoad, 'p99', minutes(5)),
+              stream(STREAM_METRICS.ragRetrieval, 'p99', minutes(5)),
+            ],
+            width: 8,
+          }),
+          new GraphWidget({ title: 'Cache hits and misses', left: cacheWidgets, width: 8 }),
           new GraphWidget({
             title: 'Background saves',
-            left: [chatMetric('BackgroundSaves', 'Sum'), chatMetric('FailedBackgroundSaves', 'Sum')],
+            left: [
+              stream(STREAM_METRICS.backgroundSaves, 'Sum'),
+              stream(STREAM_METRICS.failedBackgroundSaves, 'Sum'),
+            ],
             right: [failedSaveRate],
             width: 8,
           }),
         ],
         [
           new GraphWidget({
-            title: 'Queue',
+            title: 'Queue and consumer',
             left: [
               props.queue.metricApproximateNumberOfMessagesVisible(),
               props.deadLetterQueue.metricApproximateNumberOfMessagesVisible(),
+              persist(PERSIST_METRICS.messagesPersisted, 'Sum'),
+              persist(PERSIST_METRICS.duplicatesSkipped, 'Sum'),
+              persist(PERSIST_METRICS.persistFailures, 'Sum'),
+              persist(PERSIST_METRICS.messagesDiscarded, 'Sum'),
             ],
             right: [props.queue.metricApproximateAgeOfOldestMessage()],
-            width: 12,
+            width: 8,
           }),
           new GraphWidget({
             title: 'Functions',
@@ -173,14 +358,79 @@ export class Observability extends Construct {
               props.streamFunction.metricThrottles(),
               props.persistFunction.metricThrottles(),
             ],
-            width: 12,
+            right: [props.streamFunction.metric('ConcurrentExecutions', { statistic: 'Maximum' })],
+            width: 8,
           }),
+          ...(props.cacheThrottledCommands
+            ? [
+                new GraphWidget({
+                  title: 'Valkey throttled commands',
+                  left: [props.cacheThrottledCommands],
+                  width: 8,
+                }),
+              ]
+            : []),
         ],
       ],
     });
-    const region = Stack.of(this).region;
-    new CfnOutput(Stack.of(this), 'DashboardUrl', {
+    const region = stack.region;
+    new CfnOutput(stack, 'DashboardUrl', {
       value: `https://${region}.console.aws.amazon.com/cloudwatch/home?region=${region}#dashboards:name=${this.dashboard.dashboardName}`,
     });
+  }
+
+  /**
+   * CloudWatch cannot use the AWS managed `alias/aws/sns` key, so the topic has a key of its own whose
+   * policy lets CloudWatch encrypt; `enforceSSL` writes a topic policy that replaces the default one,
+   * so CloudWatch's right to publish is stated explicitly, limited to this stack's alarms.
+   */
+  private alarmTopic(props: ObservabilityProps): Topic {
+    const stack = Stack.of(this);
+    const cloudwatch = new ServicePrincipal('cloudwatch.amazonaws.com');
+    const key = new Key(this, 'AlarmTopicKey', {
+      description: 'Encrypts the alarm topic; CloudWatch may use it to publish alarms',
+      enableKeyRotation: true,
+      pendingWindow: Duration.days(7),
+      removalPolicy: RemovalPolicy.DESTROY,
+    });
+    key.addToResourcePolicy(
+      new PolicyStatement({
+        sid: 'CloudWatchAlarmsEncrypt',
+        principals: [cloudwatch],
+        actions: ['kms:Decrypt', 'kms:GenerateDataKey*'],
+        resources: ['*'],
+      }),
+    );
+    const topic = new Topic(this, 'Alarms', {
+      displayName: 'Streaming chat alarms',
+      enforceSSL: true,
+      masterKey: key,
+    });
+    topic.addToResourcePolicy(
+      new PolicyStatement({
+        sid: 'CloudWatchAlarmsPublish',
+        principals: [cloudwatch],
+        actions: ['sns:Publish'],
+        resources: [topic.topicArn],
+        conditions: {
+          StringEquals: { 'aws:SourceAccount': stack.account },
+          ArnLike: {
+            'aws:SourceArn': `arn:${stack.partition}:cloudwatch:${stack.region}:${stack.account}:alarm:${stack.stackName}-*`,
+          },
+        },
+      }),
+    );
+    if (props.alarmEmail) topic.addSubscription(new EmailSubscription(props.alarmEmail));
+    else if (props.production)
+      Annotations.of(this).addError(
+        'chat:production=true needs chat:alarmEmail: without a subscriber no alarm reaches anyone.',
+      );
+    else
+      Annotations.of(this).addWarningV2(
+        'chat:noAlarmEmail',
+        'NO ONE WILL BE PAGED: chat:alarmEmail is not set, so the alarm topic has no subscriber. Deploy with -c chat:alarmEmail=oncall@example.com (or subscribe to the AlarmTopicArn output yourself).',
+      );
+    new CfnOutput(stack, 'AlarmTopicArn', { value: topic.topicArn });
+    return topic;
   }
 }

@@ -1,0 +1,97 @@
+import { CustomResource, Duration, Stack } from 'aws-cdk-lib';
+import { type IRole, PolicyStatement } from 'aws-cdk-lib/aws-iam';
+import type { RetentionDays } from 'aws-cdk-lib/aws-logs';
+import { Construct } from 'constructs';
+import { deployTimeProvider } from './deploy-time.ts';
+import { ChatFunction } from './functions.ts';
+import { type ModelRef, modelInvokeStatements } from './models.ts';
+import { acknowledgeWildcardResource } from './nag.ts';
+
+export interface ModelAccessProps {
+  model: ModelRef;
+  /** The consumer's title model when it is another model: probed and subscribed the same way. */
+  titleModel?: ModelRef;
+  /** Marketplace product ids of the model: narrows the first-use subscription grant when given. */
+  productIds: string[];
+  logRetention: RetentionDays;
+  deployNonce: string;
+}
+
+/** ConverseStream is authorized as InvokeModelWithResponseStream, Converse as InvokeModel. */
+const INVOKE_ACTIONS = ['bedrock:InvokeModel', 'bedrock:InvokeModelWithResponseStream'];
+
+/**
+ * Who may invoke the configured model, and a deploy-time probe that proves the model answers before
+ * the stream function exists: a custom resource outside the VPC calls Converse once with the same
+ * model id and fails the deploy with AWS's message when it cannot. The probe is the account's first
+ * caller of a new third-party model, so its role carries the Marketplace permissions that first-use
+ * subscription needs; the stream function's role never does.
+ */
+export class ModelAccess extends Construct {
+  readonly probe: CustomResource;
+  /** The probe of the title model, when it is another model than the chat model. */
+  readonly titleProbe: CustomResource | undefined;
+  private readonly model: ModelRef;
+
+  constructor(scope: Construct, id: string, props: ModelAccessProps) {
+    super(scope, id);
+    this.model = props.model;
+    const probe = new ChatFunction(this, 'Probe', {
+      entry: 'lib/custom-resources/model-probe.ts',
+      description: 'Deploy time: invokes the configured Bedrock model once (Converse, one token)',
+      memorySize: 256,
+      // Three Converse attempts of up to 30 s and two waits for IAM (10 s, 20 s) fit with room to spare.
+      timeout: Duration.seconds(180),
+      logRetention: props.logRetention,
+      environment: {},
+    });
+    const role = probe.fn.role as IRole;
+    this.grantInvoke(role, ['bedrock:InvokeModel']);
+    if (props.titleModel) this.grantInvoke(role, ['bedrock:InvokeModel'], props.titleModel);
+    // Bedrock's documented first-use subscription: Subscribe (optionally per product id) and ViewSubscriptions.
+    role.addToPrincipalPolicy(
+      new PolicyStatement({
+        actions: ['aws-marketplace:Subscribe'],
+        resources: ['*'],
+        ...(props.productIds.length > 0
+          ? { conditions: { 'ForAnyValue:StringEquals': { 'aws-marketplace:ProductId': props.productIds } } }
+          : {}),
+      }),
+    );
+    role.addToPrincipalPolicy(
+      new PolicyStatement({ actions: ['aws-marketplace:ViewSubscriptions'], resources: ['*'] }),
+    );
+    acknowledgeWildcardResource(
+      role,
+      '*',
+      'Marketplace subscription actions have no resource type (aws-marketplace:ProductId is the only narrowing, applied when chat:modelProductIds is set); only the deploy-time probe holds them.',
+    );
+    const { serviceToken } = deployTimeProvider(this, 'ProbeProvider', probe.fn, props.logRetention);
+    this.probe = new CustomResource(this, 'Invoke', {
+      serviceToken,
+      resourceType: 'Custom::ModelProbe',
+      properties: { ModelId: props.model.id, DeployNonce: props.deployNonce },
+    });
+    this.titleProbe = props.titleModel
+      ? new CustomResource(this, 'InvokeTitleModel', {
+          serviceToken,
+          resourceType: 'Custom::ModelProbe',
+          properties: { ModelId: props.titleModel.id, DeployNonce: props.deployNonce },
+        })
+      : undefined;
+  }
+
+  /** Adds the statements that let `role` invoke `model` (the chat model unless given) in every form its id may take. */
+  grantInvoke(role: IRole, actions: string[] = INVOKE_ACTIONS, model: ModelRef = this.model): void {
+    const stack = Stack.of(this);
+    for (const statement of modelInvokeStatements(stack, model, actions)) {
+      role.addToPrincipalPolicy(statement);
+      for (const resource of statement.resources.filter((r) => r.includes('*')))
+        acknowledgeWildcardResource(
+          role,
+          resource,
+          'A cross-Region inference profile routes each request to its foundation model in any Region of its geography (and, for global and application profiles, the Region-less model ARN); the condition limits it to this profile.',
+        );
+    }
+  }
+}

@@ -1,0 +1,204 @@
+import { existsSync } from 'node:fs';
+import { isAbsolute, join } from 'node:path';
+import { DefaultStackSynthesizer, Duration, Fn, RemovalPolicy, Stack, Token, Validations } from 'aws-cdk-lib';
+import {
+  AllowedMethods,
+  CachePolicy,
+  Distribution,
+  HeadersFrameOption,
+  HeadersReferrerPolicy,
+  HttpVersion,
+  ResponseHeadersPolicy,
+  ViewerProtocolPolicy,
+} from 'aws-cdk-lib/aws-cloudfront';
+import { S3BucketOrigin } from 'aws-cdk-lib/aws-cloudfront-origins';
+import { LogGroup, type RetentionDays } from 'aws-cdk-lib/aws-logs';
+import { BlockPublicAccess, Bucket, BucketEncryption } from 'aws-cdk-lib/aws-s3';
+import { BucketDeployment, CacheControl, Source } from 'aws-cdk-lib/aws-s3-deployment';
+import { Construct } from 'constructs';
+import { nagResourceName } from './nag.ts';
+
+const ROOT = join(import.meta.dirname, '..');
+
+/** Where chat:webAssetPath points (relative to the project root), or why it cannot be hosted. */
+export function webAssets(path: string): { dir: string } | { error: string } {
+  const dir = isAbsolute(path) ? path : join(ROOT, path);
+  if (existsSync(join(dir, 'index.html'))) return { dir };
+  return {
+    error: `chat:web=true hosts the built chat page from ${path}, which has no index.html: run \`npm run build:web\` first (or point chat:webAssetPath at a built page).`,
+  };
+}
+
+/**
+ * What the page reads from /config.json at start (the cognito form of `PageConfig` in web/src/config.ts):
+ * where the API is and the user pool to sign in against, with USER_PASSWORD_AUTH.
+ */
+interface WebRuntimeConfig {
+  /** The Function URL. */
+  apiUrl: string;
+  auth: { mode: 'cognito'; region: string; userPoolId: string; userPoolClientId: string };
+}
+
+export interface WebProps {
+  /** The built page (a directory with index.html). */
+  assetDir: string;
+  config: WebRuntimeConfig;
+  logRetention: RetentionDays;
+}
+
+/**
+ * The chat page on S3 + CloudFront: a private bucket (all public access blocked, TLS enforced) that only
+ * this distribution reads, through origin access control; HTTPS only (HTTP redirects); security headers
+ * on every response; the built page and a runtime `config.json` deployed together, the cache
+ * invalidated on every deploy.
+ */
+export class Web extends Construct {
+  readonly distribution: Distribution;
+  /** `https://<distribution domain>`: the origin the Function URL's CORS must allow. */
+  readonly origin: string;
+  readonly url: string;
+
+  constructor(scope: Construct, id: string, props: WebProps) {
+    super(scope, id);
+    const { region } = Stack.of(this);
+    const bucket = new Bucket(this, 'Site', {
+      blockPublicAccess: BlockPublicAccess.BLOCK_ALL,
+      enforceSSL: true,
+      encryption: BucketEncryption.S3_MANAGED,
+      // A build output, deployed again by every deploy: nothing in it is worth keeping.
+      removalPolicy: RemovalPolicy.DESTROY,
+      autoDeleteObjects: true,
+    });
+    const noLogs =
+      'The bucket holds only the public build of the chat page and is read only by CloudFront (origin access control); page loads carry no user data and the API calls that do are logged by the functions.';
+    Validations.of(bucket).acknowledge({ id: 'AwsSolutions-S1', reason: noLogs });
+
+    // Only the API host (not any Function URL) and Cognito's sign-in API may be reached from the page.
+    const apiHost = Fn.select(2, Fn.split('/', props.config.apiUrl));
+    const csp = [
+      "default-src 'self'",
+      "script-src 'self'",
+      "style-src 'self'",
+      "img-src 'self' data:",
+      "font-src 'self'",
+      `connect-src 'self' https://${apiHost} https://cognito-idp.${region}.amazonaws.com`,
+      "object-src 'none'",
+      "base-uri 'self'",
+      "form-action 'self'",
+      "frame-ancestors 'none'",
+      'upgrade-insecure-requests',
+    ].join('; ');
+    const headers = new ResponseHeadersPolicy(this, 'SecurityHeaders', {
+      comment: 'Chat page: HSTS, CSP, nosniff, no framing, referrer policy',
+      securityHeadersBehavior: {
+        strictTransportSecurity: {
+          accessControlMaxAge: Duration.days(730),
+          includeSubdomains: true,
+          override: true,
+        },
+        contentSecurityPolicy: { contentSecurityPolicy: csp, override: true },
+        contentTypeOptions: { override: true },
+        frameOptions: { frameOption: HeadersFrameOption.DENY, override: true },
+        referrerPolicy: {
+          referrerPolicy: HeadersReferrerPolicy.STRICT_ORIGIN_WHEN_CROSS_ORIGIN,
+          override: true,
+        },
+      },
+    });
+    this.distribution = new Distribution(this, 'Distribution', {
+      comment: 'Streaming chat page',
+      defaultRootObject: 'index.html',
+      httpVersion: HttpVersion.HTTP2_AND_3,
+      defaultBehavior: {
+        origin: S3BucketOrigin.withOriginAccessControl(bucket),
+        viewerProtocolPolicy: ViewerProtocolPolicy.REDIRECT_TO_HTTPS,
+        allowedMethods: AllowedMethods.ALLOW_GET_HEAD,
+        cachePolicy: CachePolicy.CACHING_OPTIMIZED,
+        responseHeadersPolicy: headers,
+        compress: true,
+      },
+      // A reload on a client-side route gets the page, not S3's 403 for a key that does not exist.
+      errorResponses: [403, 404].map((httpStatus) => ({
+        httpStatus,
+        responseHttpStatus: 200,
+        responsePagePath: '/index.html',
+        ttl: Duration.seconds(0),
+      })),
+    });
+    Validations.of(this.distribution).acknowledge(
+      {
+        id: 'AwsSolutions-CFR1',
+        reason:
+          'The page is for everyone the Cognito user pool admits, wherever they are; a geo restriction is a per-deployment business decision.',
+      },
+      {
+        id: 'AwsSolutions-CFR2',
+        reason:
+          'The distribution serves static files only; the API is the Function URL, which takes no WAF and is protected by JWT verification, per-user limits and a concurrency cap. A web ACL here would guard nothing of value for its monthly cost.',
+      },
+      { id: 'AwsSolutions-CFR3', reason: noLogs },
+      {
+        id: 'AwsSolutions-CFR4',
+        reason:
+          'The distribution uses the CloudFront default certificate (*.cloudfront.net), with which CloudFront does not allow choosing the minimum TLS version; a custom domain with an ACM certificate would pin TLSv1.2_2021.',
+      },
+    );
+    this.origin = `https://${this.distribution.distributionDomainName}`;
+    this.url = `${this.origin}/`;
+
+    const deployment = new BucketDeployment(this, 'Deploy', {
+      sources: [Source.asset(props.assetDir), Source.jsonData('config.json', props.config)],
+      destinationBucket: bucket,
+      distribution: this.distribution,
+      distributionPaths: ['/*'],
+      // Revalidated on every load (an ETag makes that a 304): a deploy is visible at once, config included.
+      cacheControl: [CacheControl.noCache()],
+      logGroup: new LogGroup(this, 'DeployLogs', {
+        retention: props.logRetention,
+        removalPolicy: RemovalPolicy.DESTROY,
+      }),
+    });
+    this.acknowledgeDeploymentFunction(deployment, `${bucket.bucketArn}/*`);
+  }
+
+  /**
+   * CDK's BucketDeployment runs one function of its own (a stack-level singleton, CDK's code and runtime
+   * choice) that copies the assets from CDK's staging bucket into the site bucket and invalidates the
+   * distribution; its grants are CDK's, scoped to those two buckets.
+   */
+  private acknowledgeDeploymentFunction(deployment: BucketDeployment, siteObjects: string): void {
+    const handler = deployment.handlerRole.node.scope;
+    if (!handler) return;
+    const stack = Stack.of(this);
+    // CDK's staging bucket, as cdk-nag prints it: a pinned Region (chat:region) appears literally.
+    const [account, region] = [stack.account, stack.region].map((value, i) =>
+      Token.isUnresolved(value) ? (i === 0 ? '<AWS::AccountId>' : '<AWS::Region>') : value,
+    );
+    const staging = `arn:<AWS::Partition>:s3:::cdk-${DefaultStackSynthesizer.DEFAULT_QUALIFIER}-assets-${account}-${region}/*`;
+    const copy =
+      "CDK's BucketDeployment grant: read the page's asset from CDK's staging bucket and replace the objects of the site bucket (prefix actions such as GetObject*, DeleteObject* and List* cover the calls `aws s3 sync` makes).";
+    Validations.of(handler).acknowledge(
+      {
+        id: 'AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]',
+        reason:
+          "CDK's BucketDeployment function writes its logs with it, to its own log group with a retention.",
+      },
+      ...['s3:GetBucket*', 's3:GetObject*', 's3:List*', 's3:Abort*', 's3:DeleteObject*'].map((action) => ({
+        id: `AwsSolutions-IAM5[Action::${action}]`,
+        reason: copy,
+      })),
+      { id: `AwsSolutions-IAM5[Resource::${staging}]`, reason: copy },
+      { id: `AwsSolutions-IAM5[Resource::${nagResourceName(stack, siteObjects)}]`, reason: copy },
+      {
+        id: 'AwsSolutions-IAM5[Resource::*]',
+        reason:
+          "CDK's BucketDeployment grant to create and read the CloudFront invalidation after the copy; invalidations are requested per distribution id in the call.",
+      },
+      {
+        id: 'AwsSolutions-L1',
+        reason:
+          "CDK's BucketDeployment function runs on the Python runtime CDK pins together with the AWS CLI layer it ships; it runs only during deploys.",
+      },
+    );
+  }
+}

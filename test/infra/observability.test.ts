@@ -1,0 +1,309 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import {
+  METRICS_NAMESPACE,
+  PERSIST_METRICS,
+  SERVICE_NAMES,
+  STREAM_METRICS,
+} from '../../functions/contracts/observability.ts';
+import { NO_FIRST_TOKEN_MS } from '../../lib/observability.ts';
+import { type Resource, resourcesOf, type Statement, type Synthesized, synth } from './synth.ts';
+
+// What the handlers publish, by service: the only names an alarm or a graph may read in our namespace.
+const CACHE_KINDS = ['profile', 'history', 'rag'] as const;
+const EMITTED: Record<string, string[]> = {
+  [SERVICE_NAMES.stream]: [
+    ...Object.values(STREAM_METRICS).filter((v) => typeof v === 'string'),
+    ...CACHE_KINDS.flatMap((kind) => [STREAM_METRICS.cacheHit(kind), STREAM_METRICS.cacheMiss(kind)]),
+  ],
+  [SERVICE_NAMES.persist]: Object.values(PERSIST_METRICS),
+};
+
+let withEmail: Synthesized;
+let noEmail: Synthesized;
+let production: Synthesized;
+let alarms: Array<[string, Resource]>;
+
+type MetricStat = {
+  Metric: { Namespace: string; MetricName: string; Dimensions?: Array<{ Name: string; Value: unknown }> };
+  Stat: string;
+};
+type AlarmMetric = { Id: string; Expression?: string; MetricStat?: MetricStat; ReturnData?: boolean };
+const metricsOf = (alarm: Resource) => (alarm.Properties.Metrics ?? []) as AlarmMetric[];
+const alarm = (name: string) => {
+  const found = alarms.find(([id]) => id.startsWith(`Observability${name}`));
+  if (!found) throw new Error(`no alarm ${name}`);
+  return found[1].Properties;
+};
+const expressionOf = (name: string) =>
+  metricsOf({ Properties: alarm(name) } as Resource).find((m) => m.Expression);
+const namesIn = (name: string) =>
+  metricsOf({ Properties: alarm(name) } as Resource).flatMap((m) =>
+    m.MetricStat ? [m.MetricStat.Metric.MetricName] : [],
+  );
+
+beforeAll(() => {
+  withEmail = synth({ alarmEmail: 'oncall@example.com' });
+  noEmail = synth();
+  production = synth({ production: true });
+  alarms = resourcesOf(withEmail.template, 'AWS::CloudWatch::Alarm');
+}, 60_000);
+
+describe('alarm topic', () => {
+  it('is encrypted with a key of its own (rotated) whose policy lets CloudWatch use it, never alias/aws/sns', () => {
+    const [[keyId, key]] = resourcesOf(withEmail.template, 'AWS::KMS::Key') as [[string, Resource]];
+    expect(key.Properties.EnableKeyRotation).toBe(true);
+    const [[, topic]] = resourcesOf(withEmail.template, 'AWS::SNS::Topic') as [[string, Resource]];
+    expect(topic.Properties.KmsMasterKeyId).toEqual({ 'Fn::GetAtt': [keyId, 'Arn'] });
+    expect(JSON.stringify(withEmail.template.toJSON())).not.toContain('alias/aws/sns');
+    const statements = (key.Properties.KeyPolicy as { Statement: Statement[] }).Statement;
+    expect(statements).toContainEqual(
+      expect.objectContaining({
+        Effect: 'Allow',
+        Principal: { Service: 'cloudwatch.amazonaws.com' },
+        Action: ['kms:Decrypt', 'kms:GenerateDataKey*'],
+        Resource: '*',
+      }),
+    );
+  });
+
+  it("has a policy that lets CloudWatch publish, only for this account's alarms of this stack, beside the TLS deny", () => {
+    const [[topicId]] = resourcesOf(withEmail.template, 'AWS::SNS::Topic') as [[string, Resource]];
+    const [[, policy]] = resourcesOf(withEmail.template, 'AWS::SNS::TopicPolicy') as [[string, Resource]];
+    const statements = (policy.Properties.PolicyDocument as { Statement: Statement[] }).Statement;
+    const publish = statements.find((s) => s.Sid === 'CloudWatchAlarmsPublish');
+    expect(publish).toMatchObject({
+      Effect: 'Allow',
+      Principal: { Service: 'cloudwatch.amazonaws.com' },
+      Action: 'sns:Publish',
+      Resource: { Ref: topicId },
+      Condition: {
+        StringEquals: { 'aws:SourceAccount': { Ref: 'AWS::AccountId' } },
+        ArnLike: { 'aws:SourceArn': expect.anything() },
+      },
+    });
+    expect(JSON.stringify(publish?.Condition?.ArnLike)).toMatch(/:cloudwatch:.*:alarm:StreamingChat-\*/);
+    expect(statements).toContainEqual(
+      expect.objectContaining({ Effect: 'Deny', Condition: { Bool: { 'aws:SecureTransport': 'false' } } }),
+    );
+  });
+
+  it('subscribes chat:alarmEmail; without it the synth warns loudly, and under chat:production=true it fails', () => {
+    withEmail.template.hasResourceProperties('AWS::SNS::Subscription', {
+      Protocol: 'email',
+      Endpoint: 'oncall@example.com',
+    });
+    const paging = (text: string) => text.includes('NO ONE WILL BE PAGED');
+    expect(withEmail.messages('warning').filter((m) => paging(m.text))).toEqual([]);
+    noEmail.template.resourceCountIs('AWS::SNS::Subscription', 0);
+    expect(noEmail.messages('warning').filter((m) => paging(m.text))).toEqual([
+      { path: 'StreamingChat/Observability', text: expect.stringContaining('-c chat:alarmEmail=') },
+    ]);
+    expect(noEmail.messages('error')).toEqual([]);
+    expect(production.messages('error')).toEqual([
+      {
+        path: 'StreamingChat/Observability',
+        text: expect.stringContaining('chat:production=true needs chat:alarmEmail'),
+      },
+    ]);
+  });
+});
+
+describe('alarms', () => {
+  it('notify the topic, each with a one-line reason for its threshold and period', () => {
+    expect(alarms.length).toBe(15);
+    for (const [id, { Properties }] of alarms) {
+      expect(JSON.stringify(Properties.AlarmActions), id).toContain('ObservabilityAlarms');
+      expect(String(Properties.AlarmDescription).length, id).toBeGreaterThan(40);
+      expect(String(Properties.AlarmName), id).toMatch(/^StreamingChat-/);
+    }
+  });
+
+  it('read our namespace only through names the handlers publish, with the publishing service as dimension', () => {
+    let checked = 0;
+    for (const [id, { Properties }] of alarms) {
+      const stats: MetricStat['Metric'][] = [
+        ...(Properties.MetricName
+          ? [
+              {
+                Namespace: String(Properties.Namespace),
+                MetricName: String(Properties.MetricName),
+                Dimensions: Properties.Dimensions as MetricStat['Metric']['Dimensions'],
+              },
+            ]
+          : []),
+        ...metricsOf({ Properties } as Resource).flatMap((m) => (m.MetricStat ? [m.MetricStat.Metric] : [])),
+      ];
+      for (const metric of stats.filter((m) => m.Namespace === METRICS_NAMESPACE)) {
+        const service = String(metric.Dimensions?.find((d) => d.Name === 'service')?.Value);
+        expect(EMITTED[service], `${id}: service ${service}`).toBeDefined();
+        expect(EMITTED[service], `${id}: ${metric.MetricName}`).toContain(metric.MetricName);
+        checked++;
+      }
+    }
+    expect(checked).toBeGreaterThanOrEqual(8);
+  });
+
+  it('alarm on the turn error rate (TurnErrors / Turns), above 10 % in 3 of 5 minutes', () => {
+    expect(alarm('TurnErrorRate')).toMatchObject({
+      Threshold: 10,
+      DatapointsToAlarm: 3,
+      EvaluationPeriods: 5,
+    });
+    expect(namesIn('TurnErrorRate').sort()).toEqual([STREAM_METRICS.turnErrors, STREAM_METRICS.turns]);
+    expect(expressionOf('TurnErrorRate')?.Expression).toMatch(
+      /^IF\(\w+ > 0, 100 \* FILL\(\w+, 0\) \/ \w+, 0\)$/,
+    );
+  });
+
+  it('alarm on the retrieval failure rate and the failed background save rate, never on single events', () => {
+    expect(alarm('RetrievalFailureRate')).toMatchObject({
+      Threshold: 10,
+      DatapointsToAlarm: 3,
+      EvaluationPeriods: 5,
+    });
+    expect(namesIn('RetrievalFailureRate').sort()).toEqual([
+      STREAM_METRICS.retrievalFailures,
+      STREAM_METRICS.turns,
+    ]);
+    expect(alarm('FailedSaveRate')).toMatchObject({
+      Threshold: 5,
+      DatapointsToAlarm: 3,
+      EvaluationPeriods: 5,
+    });
+    expect(namesIn('FailedSaveRate').sort()).toEqual([
+      STREAM_METRICS.backgroundSaves,
+      STREAM_METRICS.failedBackgroundSaves,
+    ]);
+  });
+
+  it('alarm on model TTFT p99 (from the model call) for 15 minutes, and treat turns without a first token as breaching', () => {
+    expect(alarm('ModelTtftP99')).toMatchObject({
+      Threshold: 1500,
+      DatapointsToAlarm: 3,
+      EvaluationPeriods: 3,
+    });
+    const metrics = metricsOf({ Properties: alarm('ModelTtftP99') } as Resource);
+    const ttft = metrics.find(
+      (m) => m.MetricStat?.Metric.MetricName === STREAM_METRICS.modelTimeToFirstToken,
+    );
+    expect(ttft?.MetricStat?.Stat).toBe('p99');
+    const turns = metrics.find((m) => m.MetricStat?.Metric.MetricName === STREAM_METRICS.turns);
+    expect(expressionOf('ModelTtftP99')?.Expression).toBe(
+      `IF(FILL(${turns?.Id}, 0) > 0, FILL(${ttft?.Id}, ${NO_FIRST_TOKEN_MS}), 0)`,
+    );
+    expect(NO_FIRST_TOKEN_MS).toBeGreaterThan(1500);
+    // The request-level TimeToFirstToken (retrieval included) is graphed, not alarmed.
+    expect(JSON.stringify(alarms)).not.toContain(`"${STREAM_METRICS.timeToFirstToken}"`);
+  });
+
+  it('alarm on the dead-letter queue, the queue age, unknown-key rejections and Valkey throttling', () => {
+    expect(alarm('DlqNotEmpty')).toMatchObject({
+      MetricName: 'ApproximateNumberOfMessagesVisible',
+      Threshold: 0,
+      EvaluationPeriods: 1,
+    });
+    expect(alarm('QueueAge')).toMatchObject({ MetricName: 'ApproximateAgeOfOldestMessage', Threshold: 300 });
+    expect(alarm('UnknownKeyRejections')).toMatchObject({
+      MetricName: STREAM_METRICS.unknownKeyRejections,
+      Namespace: METRICS_NAMESPACE,
+      Statistic: 'Sum',
+      Threshold: 20,
+      EvaluationPeriods: 2,
+    });
+    const [[, cache]] = resourcesOf(withEmail.template, 'AWS::ElastiCache::ServerlessCache') as [
+      [string, Resource],
+    ];
+    expect(alarm('ValkeyThrottled')).toMatchObject({
+      Namespace: 'AWS/ElastiCache',
+      MetricName: 'ThrottledCmds',
+      Dimensions: [{ Name: 'clusterId', Value: cache.Properties.ServerlessCacheName }],
+      DatapointsToAlarm: 3,
+      EvaluationPeriods: 5,
+    });
+  });
+
+  it('alarm on the share of chat requests refused by a per-user limit, above 20 % in 3 of 5 minutes', () => {
+    expect(alarm('LimitRejectionRate')).toMatchObject({
+      Threshold: 20,
+      DatapointsToAlarm: 3,
+      EvaluationPeriods: 5,
+    });
+    // Refused requests are not turns: the denominator is turns plus refusals.
+    expect(namesIn('LimitRejectionRate').sort()).toEqual([
+      STREAM_METRICS.limitRejections,
+      STREAM_METRICS.turns,
+    ]);
+    const metrics = metricsOf({ Properties: alarm('LimitRejectionRate') } as Resource);
+    const id = (name: string) => metrics.find((m) => m.MetricStat?.Metric.MetricName === name)?.Id;
+    const [turns, refused] = [id(STREAM_METRICS.turns), id(STREAM_METRICS.limitRejections)];
+    expect(expressionOf('LimitRejectionRate')?.Expression).toBe(
+      `IF(FILL(${turns}, 0) + FILL(${refused}, 0) > 0, 100 * FILL(${refused}, 0) / (FILL(${turns}, 0) + FILL(${refused}, 0)), 0)`,
+    );
+  });
+
+  it('alarm when per-user limits fall back to memory because Valkey did not answer, in 3 of 5 minutes', () => {
+    expect(alarm('LimiterFallbacks')).toMatchObject({
+      MetricName: STREAM_METRICS.limiterFallbacks,
+      Namespace: METRICS_NAMESPACE,
+      Dimensions: [{ Name: 'service', Value: SERVICE_NAMES.stream }],
+      Statistic: 'Sum',
+      Threshold: 0,
+      DatapointsToAlarm: 3,
+      EvaluationPeriods: 5,
+    });
+  });
+
+  it('alarm on function error and throttle rates, and only the dead-letter queue on one datapoint', () => {
+    for (const name of ['Stream', 'Persist']) {
+      expect(namesIn(`${name}ErrorRate`).sort()).toEqual(['Errors', 'Invocations']);
+      expect(namesIn(`${name}ThrottleRate`).sort()).toEqual(['Invocations', 'Throttles']);
+      expect(alarm(`${name}ErrorRate`)).toMatchObject({
+        Threshold: 5,
+        DatapointsToAlarm: 3,
+        EvaluationPeriods: 5,
+      });
+    }
+    expect(alarms.filter(([, a]) => a.Properties.MetricName === 'Errors')).toEqual([]);
+    const singleDatapoint = alarms.filter(([, a]) => a.Properties.EvaluationPeriods === 1).map(([id]) => id);
+    expect(singleDatapoint).toEqual([expect.stringMatching(/^ObservabilityDlqNotEmpty/)]);
+  });
+
+  it('replace whole-answer duration p99 > 3 s with turns nearing the function timeout', () => {
+    expect(alarm('TurnDurationNearTimeout')).toMatchObject({
+      MetricName: STREAM_METRICS.turnDuration,
+      ExtendedStatistic: 'p99',
+      Threshold: 0.8 * 120 * 1000,
+    });
+  });
+
+  it('are each explained in the README alarm table', () => {
+    const readme = readFileSync(join(import.meta.dirname, '../../README.md'), 'utf8');
+    for (const [, { Properties }] of alarms) {
+      const name = String(Properties.AlarmName).replace(/^StreamingChat-/, '');
+      expect(readme, name).toContain(`| \`${name}\` |`);
+    }
+  });
+});
+
+describe('dashboard', () => {
+  it('graphs only metric names the handlers publish', () => {
+    const [[, dashboard]] = resourcesOf(withEmail.template, 'AWS::CloudWatch::Dashboard') as [
+      [string, Resource],
+    ];
+    const parts = (dashboard.Properties.DashboardBody as { 'Fn::Join': [string, unknown[]] })['Fn::Join'][1];
+    const body = JSON.parse(parts.map((p) => (typeof p === 'string' ? p : 'TOKEN')).join('')) as {
+      widgets: Array<{ properties: { metrics?: unknown[][] } }>;
+    };
+    const ours = body.widgets
+      .flatMap((w) => w.properties.metrics ?? [])
+      .filter((m) => m[0] === METRICS_NAMESPACE)
+      .map((m) => ({ name: String(m[1]), service: String(m[m.indexOf('service') + 1]) }));
+    expect(ours.length).toBeGreaterThan(15);
+    for (const { name, service } of ours) expect(EMITTED[service], `${service} ${name}`).toContain(name);
+    expect(new Set(ours.map((m) => m.name))).toEqual(
+      new Set([...(EMITTED[SERVICE_NAMES.stream] ?? []), ...(EMITTED[SERVICE_NAMES.persist] ?? [])]),
+    );
+  });
+});

@@ -20,6 +20,8 @@ let scanner: DynamoDBDocumentClient;
 beforeAll(async () => {
   redis = await spawnRedisServer();
   inspect = new Redis(redis.url);
+  // The last test stops this Redis: its reconnect attempts are expected.
+  inspect.on('error', () => undefined);
   stack = await startLocalStack({
     redisUrl: redis.url,
     poller: false,
@@ -250,14 +252,6 @@ describe('per-user limits and usage', () => {
   });
 
   it('refuses the sixth turn in a minute with 429, retry-after and the limit named, before any model call', async () => {
-    const token = await stack.issuer.mint(newUser());
-    for (let i = 0; i < 5; i++) {
-      await fetch(`${stack.url}/nope`, { headers: { authorization: `Bearer ${token}` } });
-      const ok = await chat(stack.url, token, { message: `q${i}`, use_rag: false });
-      expect(ok.status).toBe(200);
-      // Stay under the token budget: this test is about the turn count.
-      if (i === 1) break;
-    }
     const user = newUser();
     const burst = await stack.issuer.mint(user);
     const before = stack.bedrock.requests.length;

@@ -39,7 +39,7 @@ function toModelError(error: unknown): ModelError {
  * decides where a cache point is worth placing: a cache point before the model's minimum is ignored by
  * Bedrock (no error, no charge), so an estimate a little high costs nothing.
  */
-export const estimateTokens = (text: string): number => Math.ceil(text.length / 4);
+const estimateTokens = (text: string): number => Math.ceil(text.length / 4);
 
 const CACHE_POINT = { cachePoint: { type: 'default' } } as const;
 

@@ -2,28 +2,11 @@ import middy from '@middy/core';
 import { executionModeStreamifyResponse } from '@middy/core/StreamifyResponse';
 import type { Context, LambdaFunctionURLEvent } from 'aws-lambda';
 import { RequestRejected } from '../core/errors.ts';
-import { usage } from './account-routes.ts';
-import {
-  deleteSession,
-  eraseUser,
-  getSession,
-  listMessages,
-  listSessions,
-  renameSession,
-} from './conversation-routes.ts';
 import { fromRejection, HttpError, jsonResponse } from './http-edge.ts';
 import { openAiErrorResponse } from './openai-compat.ts';
 import { matchRoute } from './routes.ts';
 import { createStreamRuntime } from './stream-runtime.ts';
-import {
-  aiSdkTurn,
-  type Invocation,
-  nativeTurn,
-  openAiTurn,
-  type RouteResponse,
-  resumeTurn,
-  stopTurn,
-} from './turn-routes.ts';
+import type { RouteResponse } from './turn-routes.ts';
 
 const runtime = createStreamRuntime();
 await runtime.warm();
@@ -38,42 +21,10 @@ async function route(event: LambdaFunctionURLEvent, context: Context): Promise<R
   const userId = await runtime.auth.userIdFrom(event.headers?.authorization);
   const pending: Promise<void>[] = [];
   afterResponse.set(context, pending);
-  const inv: Invocation = {
-    runtime,
-    event,
-    context,
-    userId,
-    startedAt,
-    afterResponse: (work) => pending.push(work),
-  };
-  switch (matched.name) {
-    case 'native-turn':
-      return nativeTurn(inv);
-    case 'ai-sdk-turn':
-      return aiSdkTurn(inv);
-    case 'openai-turn':
-      return openAiTurn(inv);
-    case 'native-resume':
-      return resumeTurn(inv, matched.id ?? '', 'native');
-    case 'ai-sdk-resume':
-      return resumeTurn(inv, matched.id ?? '', 'ai-sdk');
-    case 'stop':
-      return stopTurn(inv, matched.id ?? '');
-    case 'list-sessions':
-      return listSessions(inv);
-    case 'get-session':
-      return getSession(inv, matched.id ?? '');
-    case 'rename-session':
-      return renameSession(inv, matched.id ?? '');
-    case 'delete-session':
-      return deleteSession(inv, matched.id ?? '');
-    case 'list-messages':
-      return listMessages(inv, matched.id ?? '');
-    case 'usage':
-      return usage(inv);
-    case 'erase-me':
-      return eraseUser(inv);
-  }
+  return matched.handle(
+    { runtime, event, context, userId, startedAt, afterResponse: (work) => pending.push(work) },
+    matched.id,
+  );
 }
 
 async function chatStream(event: LambdaFunctionURLEvent, context: Context) {

@@ -1,51 +1,61 @@
+import { usage } from './account-routes.ts';
+import {
+  deleteSession,
+  eraseUser,
+  getSession,
+  listMessages,
+  listSessions,
+  renameSession,
+} from './conversation-routes.ts';
 import { HttpError } from './http-edge.ts';
+import {
+  aiSdkTurn,
+  type Invocation,
+  nativeTurn,
+  openAiTurn,
+  type RouteResponse,
+  resumeTurn,
+  stopTurn,
+} from './turn-routes.ts';
 
-/** Every route the stream function answers on its one Function URL. */
-type RouteName =
-  | 'native-turn'
-  | 'ai-sdk-turn'
-  | 'openai-turn'
-  | 'ai-sdk-resume'
-  | 'native-resume'
-  | 'stop'
-  | 'list-sessions'
-  | 'get-session'
-  | 'rename-session'
-  | 'delete-session'
-  | 'list-messages'
-  | 'usage'
-  | 'erase-me';
+type RouteHandler = (inv: Invocation, id: string) => Promise<RouteResponse>;
 
 interface Route {
   method: 'GET' | 'POST' | 'PATCH' | 'DELETE';
   path: RegExp;
-  name: RouteName;
+  handle: RouteHandler;
 }
 
 const ID = '([A-Za-z0-9_-]{1,128})';
+const withId = (suffix = '') => new RegExp(`^/sessions/${ID}${suffix}$`);
 
+/** Every route the stream function answers on its one Function URL. */
 const ROUTES: Route[] = [
-  { method: 'POST', path: /^\/$/, name: 'native-turn' },
-  { method: 'POST', path: /^\/api\/v1\/chat\/message\/stream$/, name: 'native-turn' },
-  { method: 'POST', path: /^\/api\/chat$/, name: 'ai-sdk-turn' },
-  { method: 'POST', path: /^\/v1\/chat\/completions$/, name: 'openai-turn' },
-  { method: 'GET', path: new RegExp(`^/api/chat/${ID}/stream$`), name: 'ai-sdk-resume' },
-  { method: 'GET', path: new RegExp(`^/sessions/${ID}/stream$`), name: 'native-resume' },
-  { method: 'POST', path: new RegExp(`^/api/chat/${ID}/stop$`), name: 'stop' },
-  { method: 'POST', path: new RegExp(`^/sessions/${ID}/stop$`), name: 'stop' },
-  { method: 'GET', path: /^\/sessions$/, name: 'list-sessions' },
-  { method: 'GET', path: new RegExp(`^/sessions/${ID}$`), name: 'get-session' },
-  { method: 'PATCH', path: new RegExp(`^/sessions/${ID}$`), name: 'rename-session' },
-  { method: 'DELETE', path: new RegExp(`^/sessions/${ID}$`), name: 'delete-session' },
-  { method: 'GET', path: new RegExp(`^/sessions/${ID}/messages$`), name: 'list-messages' },
-  { method: 'GET', path: /^\/me\/usage$/, name: 'usage' },
-  { method: 'DELETE', path: /^\/me$/, name: 'erase-me' },
+  { method: 'POST', path: /^\/$/, handle: nativeTurn },
+  { method: 'POST', path: /^\/api\/v1\/chat\/message\/stream$/, handle: nativeTurn },
+  { method: 'POST', path: /^\/api\/chat$/, handle: aiSdkTurn },
+  { method: 'POST', path: /^\/v1\/chat\/completions$/, handle: openAiTurn },
+  {
+    method: 'GET',
+    path: new RegExp(`^/api/chat/${ID}/stream$`),
+    handle: (inv, id) => resumeTurn(inv, id, 'ai-sdk'),
+  },
+  { method: 'GET', path: withId('/stream'), handle: (inv, id) => resumeTurn(inv, id, 'native') },
+  { method: 'POST', path: new RegExp(`^/api/chat/${ID}/stop$`), handle: stopTurn },
+  { method: 'POST', path: withId('/stop'), handle: stopTurn },
+  { method: 'GET', path: /^\/sessions$/, handle: listSessions },
+  { method: 'GET', path: withId(), handle: getSession },
+  { method: 'PATCH', path: withId(), handle: renameSession },
+  { method: 'DELETE', path: withId(), handle: deleteSession },
+  { method: 'GET', path: withId('/messages'), handle: listMessages },
+  { method: 'GET', path: /^\/me\/usage$/, handle: usage },
+  { method: 'DELETE', path: /^\/me$/, handle: eraseUser },
 ];
 
 export interface MatchedRoute {
-  name: RouteName;
-  /** The path's id (a session id), when the route has one. */
-  id: string | undefined;
+  handle: RouteHandler;
+  /** The path's id (a session id), or '' when the route has none. */
+  id: string;
 }
 
 /** A small table instead of a router library: fifteen routes do not pay for a dependency in the stream bundle. */
@@ -59,5 +69,5 @@ export function matchRoute(method: string, rawPath: string): MatchedRoute {
     const allow = [...new Set(onPath.map((r) => r.method))].join(', ');
     throw new HttpError(405, 'method_not_allowed', `Use ${allow}.`, { headers: { allow } });
   }
-  return { name: route.name, id: route.path.exec(path)?.[1] };
+  return { handle: route.handle, id: route.path.exec(path)?.[1] ?? '' };
 }

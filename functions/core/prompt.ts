@@ -66,14 +66,15 @@ function fnv1a(text: string): number {
  * cached prefix: the prompt then starts at the oldest "anchor" user message in the window instead, and
  * anchors (about one user message in `historyLimit / 8`, chosen by a hash of the message id, so every
  * turn picks the same ones) move the start in steps of several turns. The price: on average a few of the
- * oldest messages in the window are left out.
+ * oldest messages in the window are left out (never more than half of it).
  */
 export function stableHistory(history: ChatMessage[], historyLimit: number | undefined): ChatMessage[] {
   if (historyLimit === undefined || history.length < historyLimit) return history;
   const stride = Math.floor(historyLimit / 8);
   if (stride <= 1) return history;
   const start = history.findIndex((m) => m.role === 'user' && fnv1a(m.messageId) % stride === 0);
-  return start <= 0 ? history : history.slice(start);
+  // No anchor in the older half: keep the context, give up the cache hit.
+  return start <= 0 || start > history.length / 2 ? history : history.slice(start);
 }
 
 /** The new user turn: the retrieved passages first, then the question. */

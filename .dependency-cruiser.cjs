@@ -71,6 +71,22 @@ module.exports = {
       to: { path: '^(local|bench|web|test)/' },
     },
     {
+      name: 'web-only-contracts',
+      comment:
+        'The chat page (web/) is built for the browser: of this repository it may import only functions/contracts/, never the runtime, the CDK app, the local stack, the benchmark or tests.',
+      severity: 'error',
+      from: { path: '^web/' },
+      to: { path: '^(functions|lib|bin|local|bench|test)/', pathNot: '^functions/contracts/' },
+    },
+    {
+      name: 'nothing-imports-web',
+      comment:
+        'web/ is an app of its own, built by Vite and served or deployed as files: only its own tests import it (the local page server names its Vite config by path).',
+      severity: 'error',
+      from: { pathNot: '^(web|test/web)/' },
+      to: { path: '^web/' },
+    },
+    {
       name: 'no-circular',
       comment:
         'No cycles, type-only ones included: a value cycle makes init order matter, and any cycle ties modules that should split.',

@@ -23,6 +23,7 @@ type Item = Record<string, unknown>;
 const toSummary = (item: Item): SessionSummary => ({
   sessionId: String(item.sessionId),
   title: typeof item.title === 'string' ? item.title : '',
+  titleSource: item.titleSource === 'user' || item.titleSource === 'generated' ? item.titleSource : 'auto',
   createdAt: String(item.createdAt),
   updatedAt: String(item.updatedAt),
   messageCount: Number(item.messageCount ?? 0),

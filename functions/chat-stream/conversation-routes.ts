@@ -43,6 +43,7 @@ function limitFrom(inv: Invocation, fallback: number, max: number): number {
 const sessionJson = (s: SessionSummary) => ({
   id: s.sessionId,
   title: s.title,
+  title_source: s.titleSource,
   created_at: s.createdAt,
   updated_at: s.updatedAt,
   message_count: s.messageCount,

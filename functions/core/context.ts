@@ -115,8 +115,10 @@ async function loadConversation(
       const history = await withDeadline(settings.storeTimeoutMs, 'history read', (signal) =>
         store.getRecentMessages(userId, sessionId, settings.historyLimit, signal),
       );
+      // The consumer may already have stored this turn's question: the turn appends it itself at its end.
+      const earlier = history.filter((m) => m.messageId !== currentMessageId);
       const ready = cache
-        ? writes.cacheWrite('history refill', cache.storeHistory(userId, sessionId, history)).then(() => true)
+        ? writes.cacheWrite('history refill', cache.storeHistory(userId, sessionId, earlier)).then(() => true)
         : Promise.resolve(false);
       return { history, ready };
     } catch (error) {

@@ -4,6 +4,8 @@ import type { ChatMessage } from './messages.ts';
 export interface SessionSummary {
   sessionId: string;
   title: string;
+  /** `auto` (the first words, a generated title may follow), `generated` or `user`: final once not `auto`. */
+  titleSource: 'auto' | 'generated' | 'user';
   createdAt: string;
   updatedAt: string;
   messageCount: number;

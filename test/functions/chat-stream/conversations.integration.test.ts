@@ -89,7 +89,11 @@ describe('conversations API', () => {
     const list = await api(aliceToken, '/sessions');
     expect(list.status).toBe(200);
     expect(list.json.sessions.map((s: { id: string }) => s.id)).toEqual([second.sessionId, first.sessionId]);
-    expect(list.json.sessions[1]).toMatchObject({ message_count: 4, title: 'What is a Roth IRA' });
+    expect(list.json.sessions[1]).toMatchObject({
+      message_count: 4,
+      title: 'What is a Roth IRA',
+      title_source: 'generated',
+    });
     expect((await api(bobToken, '/sessions')).json.sessions).toEqual([]);
 
     const messages = await api(aliceToken, `/sessions/${first.sessionId}/messages`);
@@ -115,7 +119,11 @@ describe('conversations API', () => {
       method: 'PATCH',
       body: { title: '  Retirement accounts ' },
     });
-    expect(renamed.json).toMatchObject({ id: first.sessionId, title: 'Retirement accounts' });
+    expect(renamed.json).toMatchObject({
+      id: first.sessionId,
+      title: 'Retirement accounts',
+      title_source: 'user',
+    });
     // A user-given title is never replaced by a generated one, even after another answer.
     await turn(aliceToken, 'One more question about IRAs', first.sessionId);
     await drainQueue();

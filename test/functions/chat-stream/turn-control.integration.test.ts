@@ -82,12 +82,22 @@ describe('turn control across execution environments (native SSE)', () => {
   it('refuses a second concurrent turn on one session with 409 turn_in_progress, before streaming', async () => {
     const token = await stack.issuer.mint(newUser());
     const sessionId = `s-${uuidv7()}`;
-    const running = await openStream(stack.url, {
-      token,
-      body: { message: 'Explain compound interest', session_id: sessionId },
-    });
-    await running.waitForEvents(1);
-    const second = await chat(stack.url, token, { message: 'And inflation?', session_id: sessionId });
+    // A slow model keeps the first turn running however long a cold environment takes to start.
+    const perToken = stack.bedrock.options.perTokenDelayMs;
+    stack.bedrock.options.perTokenDelayMs = 150;
+    let running: Awaited<ReturnType<typeof openStream>>;
+    let second: Awaited<ReturnType<typeof chat>>;
+    try {
+      running = await openStream(stack.url, {
+        token,
+        body: { message: 'Explain compound interest', session_id: sessionId },
+      });
+      await running.waitForEvents(1);
+      second = await chat(stack.url, token, { message: 'And inflation?', session_id: sessionId });
+      expect(running.events.at(-1)?.data).not.toContain('"type":"done"');
+    } finally {
+      stack.bedrock.options.perTokenDelayMs = perToken;
+    }
     expect(second.status).toBe(409);
     expect(second.json).toMatchObject({ error: { code: 'turn_in_progress' } });
     await running.ended;

@@ -372,6 +372,10 @@ describe('runTurn', () => {
     queueGate.resolve();
     await (await turn).background;
     expect(deps.model.requests[0]?.messages).toEqual([{ role: 'user', content: 'now' }]);
+    // Nor in the cached history the conversation is read back from.
+    const cached = deps.cache.histories.get(`alice/${SESSION}`) ?? [];
+    expect(cached.map((m) => m.role)).toEqual(['user', 'assistant']);
+    expect(new Set(cached.map((m) => m.messageId)).size).toBe(2);
   });
 });
 

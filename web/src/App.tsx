@@ -1,0 +1,272 @@
+import { generateId } from 'ai';
+import { type ReactNode, useCallback, useEffect, useMemo, useRef, useState } from 'react';
+import { Api, type ChatMessage, type SessionSummary, type Usage } from './api.ts';
+import { CognitoAuth, devSigner, type Signer } from './auth.ts';
+import { ChatView } from './Chat.tsx';
+import type { PageConfig } from './config.ts';
+import { describeProblem } from './errors.ts';
+import { Sessions } from './Sessions.tsx';
+import { SignIn } from './SignIn.tsx';
+import { UsageView } from './Usage.tsx';
+
+const DEV_USER_KEY = 'chat.devUser';
+
+/** `#/c/<id>` keeps the open conversation in the address, so a reload reopens (and resumes) it. */
+const idFromHash = () => /^#\/c\/([A-Za-z0-9_-]{1,128})$/.exec(window.location.hash)?.[1];
+const showInAddress = (id: string | undefined) => {
+  const url = `${window.location.pathname}${window.location.search}${id ? `#/c/${id}` : ''}`;
+  if (url !== `${window.location.pathname}${window.location.search}${window.location.hash}`) {
+    window.history.pushState(null, '', url);
+  }
+};
+
+type Opened =
+  | { id: string; messages: ChatMessage[]; resume: boolean }
+  | { id: string; error: string; messages?: undefined };
+
+function Workspace({ config, signer, account }: { config: PageConfig; signer: Signer; account: ReactNode }) {
+  const api = useMemo(() => new Api(config.apiUrl, () => signer.token()), [config.apiUrl, signer]);
+  /** Conversations created on this page that have nothing to load yet. */
+  const fresh = useRef(new Set<string>());
+  const [chatId, setChatId] = useState(() => {
+    const kept = idFromHash();
+    if (kept) return kept;
+    const id = generateId();
+    fresh.current.add(id);
+    return id;
+  });
+  const chatIdRef = useRef(chatId);
+  chatIdRef.current = chatId;
+  const [opened, setOpened] = useState<Opened | undefined>();
+  const [attempt, setAttempt] = useState(0);
+  const [sessions, setSessions] = useState<SessionSummary[] | undefined>();
+  const [listProblem, setListProblem] = useState<string | undefined>();
+  const [usage, setUsage] = useState<Usage | undefined>();
+  const [drawerOpen, setDrawerOpen] = useState(false);
+
+  const refreshSessions = useCallback(async () => {
+    try {
+      const list = await api.sessions();
+      setSessions(list);
+      setListProblem(undefined);
+      return list;
+    } catch (error) {
+      setListProblem(describeProblem(error).message);
+      return undefined;
+    }
+  }, [api]);
+  const refreshUsage = useCallback(async () => {
+    setUsage(await api.usage().catch(() => undefined));
+  }, [api]);
+
+  useEffect(() => {
+    void refreshSessions();
+    void refreshUsage();
+  }, [refreshSessions, refreshUsage]);
+
+  useEffect(() => {
+    const onHash = () => {
+      const id = idFromHash();
+      if (id && id !== chatIdRef.current) setChatId(id);
+    };
+    window.addEventListener('hashchange', onHash);
+    window.addEventListener('popstate', onHash);
+    return () => {
+      window.removeEventListener('hashchange', onHash);
+      window.removeEventListener('popstate', onHash);
+    };
+  }, []);
+
+  // Opening a conversation: its messages as useChat's initial messages, then resume (an answer may still
+  // be running: after a reload, or started in another tab). A new conversation has nothing to load.
+  // biome-ignore lint/correctness/useExhaustiveDependencies: `attempt` is the retry trigger.
+  useEffect(() => {
+    showInAddress(chatId);
+    if (fresh.current.has(chatId)) {
+      setOpened({ id: chatId, messages: [], resume: false });
+      return;
+    }
+    setOpened(undefined);
+    let current = true;
+    api.messages(chatId).then(
+      (messages) => current && setOpened({ id: chatId, messages: messages ?? [], resume: true }),
+      (error: unknown) => current && setOpened({ id: chatId, error: describeProblem(error).message }),
+    );
+    return () => {
+      current = false;
+    };
+  }, [chatId, api, attempt]);
+
+  /**
+   * After a turn: usage, and the list. A new conversation's title is written after its first answer by
+   * the consumer (the first words at once, a generated title a moment later), so the list is read again
+   * a few times; the stored usage is the consumer's too.
+   */
+  const settled = useCallback(() => {
+    void refreshUsage();
+    const delays = [600, 1500, 3500, 8000];
+    const poll = async (round: number) => {
+      const list = await refreshSessions();
+      if (round > 0) void refreshUsage();
+      const mine = list?.find((s) => s.id === chatIdRef.current);
+      const young = !mine?.title || mine.message_count <= 2;
+      const delay = delays[round];
+      if (young && delay !== undefined) setTimeout(() => void poll(round + 1), delay);
+    };
+    void poll(0);
+  }, [refreshSessions, refreshUsage]);
+
+  const started = useCallback(() => {
+    const now = new Date().toISOString();
+    const id = chatIdRef.current;
+    setSessions((list) =>
+      list?.some((s) => s.id === id)
+        ? list
+        : [{ id, title: null, created_at: now, updated_at: now, message_count: 1 }, ...(list ?? [])],
+    );
+  }, []);
+
+  const newChat = () => {
+    const id = generateId();
+    fresh.current.add(id);
+    setChatId(id);
+    setDrawerOpen(false);
+  };
+
+  return (
+    <div className={`app${drawerOpen ? ' drawer-open' : ''}`}>
+      <header className="top">
+        <button
+          type="button"
+          className="menu"
+          aria-expanded={drawerOpen}
+          aria-controls="sidebar"
+          onClick={() => setDrawerOpen((open) => !open)}
+        >
+          Conversations
+        </button>
+        <h1>Streaming chat</h1>
+        <div className="account">{account}</div>
+      </header>
+      <div className="body">
+        <nav id="sidebar" className="sidebar" aria-label="Conversations">
+          <button type="button" className="new-chat" onClick={newChat}>
+            New chat
+          </button>
+          {listProblem ? (
+            <p className="problem other" role="alert">
+              {listProblem}{' '}
+              <button type="button" className="link" onClick={() => void refreshSessions()}>
+                Retry
+              </button>
+            </p>
+          ) : null}
+          <Sessions
+            sessions={sessions}
+            currentId={chatId}
+            onOpen={(id) => {
+              setChatId(id);
+              setDrawerOpen(false);
+            }}
+            onRename={async (id, title) => {
+              await api.rename(id, title);
+              setSessions((list) => list?.map((s) => (s.id === id ? { ...s, title } : s)));
+            }}
+            onDelete={async (id) => {
+              await api.remove(id);
+              setSessions((list) => list?.filter((s) => s.id !== id));
+              if (id === chatIdRef.current) newChat();
+            }}
+          />
+          <UsageView usage={usage} />
+        </nav>
+        <main className="main">
+          {opened === undefined || opened.id !== chatId ? (
+            <p className="muted loading">Opening the conversation…</p>
+          ) : opened.messages === undefined ? (
+            <div className="problem other" role="alert">
+              <p>{opened.error}</p>
+              <button type="button" onClick={() => setAttempt((n) => n + 1)}>
+                Try again
+              </button>
+            </div>
+          ) : (
+            <ChatView
+              key={`${signer.user}:${opened.id}`}
+              id={opened.id}
+              initialMessages={opened.messages}
+              resume={opened.resume}
+              api={api}
+              signer={signer}
+              onSettled={settled}
+              onStarted={started}
+            />
+          )}
+        </main>
+      </div>
+    </div>
+  );
+}
+
+function DevApp({ config, users }: { config: PageConfig; users: Record<string, string> }) {
+  const names = Object.keys(users);
+  const [user, setUser] = useState(() => {
+    const kept = localStorage.getItem(DEV_USER_KEY);
+    return kept && kept in users ? kept : (names[0] ?? '');
+  });
+  const signer = useMemo(() => devSigner(user, users[user] ?? ''), [user, users]);
+  const account = (
+    <label className="user-switch">
+      User{' '}
+      <select
+        value={user}
+        onChange={(event) => {
+          if (event.target.value === user) return;
+          // Another person: another list, and a new conversation (theirs are not this one's).
+          showInAddress(undefined);
+          localStorage.setItem(DEV_USER_KEY, event.target.value);
+          setUser(event.target.value);
+        }}
+      >
+        {names.map((name) => (
+          <option key={name} value={name}>
+            {name}
+          </option>
+        ))}
+      </select>
+    </label>
+  );
+  return <Workspace key={user} config={config} signer={signer} account={account} />;
+}
+
+function CognitoApp({ config, auth }: { config: PageConfig; auth: CognitoAuth }) {
+  const [signer, setSigner] = useState<Signer | undefined>(() => auth.restore());
+  useEffect(() => {
+    auth.onSignedOut = () => setSigner(undefined);
+  }, [auth]);
+  if (!signer) return <SignIn auth={auth} onSignedIn={setSigner} />;
+  const account = (
+    <span className="signed-in">
+      <span>{signer.user}</span>{' '}
+      <button
+        type="button"
+        className="link"
+        onClick={() => {
+          auth.signOut();
+          showInAddress(undefined);
+          setSigner(undefined);
+        }}
+      >
+        Sign out
+      </button>
+    </span>
+  );
+  return <Workspace key={signer.user} config={config} signer={signer} account={account} />;
+}
+
+export function App({ config }: { config: PageConfig }) {
+  const auth = config.auth;
+  const cognito = useMemo(() => (auth.mode === 'cognito' ? new CognitoAuth(auth) : undefined), [auth]);
+  if (auth.mode === 'dev') return <DevApp config={config} users={auth.users} />;
+  return cognito ? <CognitoApp config={config} auth={cognito} /> : null;
+}

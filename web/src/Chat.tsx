@@ -1,0 +1,312 @@
+import { Chat, useChat } from '@ai-sdk/react';
+import { DefaultChatTransport } from 'ai';
+import { type KeyboardEvent, useEffect, useId, useMemo, useRef, useState } from 'react';
+import type { Api, ChatMessage } from './api.ts';
+import type { Signer } from './auth.ts';
+import { describeProblem, formatWait, isNetworkFailure } from './errors.ts';
+import { MessageView, textOf } from './Message.tsx';
+
+interface ChatViewProps {
+  id: string;
+  initialMessages: ChatMessage[];
+  /** Reattach to an answer still being written (after a reload, or one started in another tab). */
+  resume: boolean;
+  api: Api;
+  signer: Signer;
+  /** A turn ended (answered, stopped or failed): time to refresh the list and the usage. */
+  onSettled: () => void;
+  /** The first message of a new conversation was sent. */
+  onStarted: () => void;
+}
+
+const RAG_KEY = 'chat.useRag';
+/** Waits `ms`, or less when the browser comes back online or `signal` aborts. */
+const sleep = (ms: number, signal: AbortSignal) =>
+  new Promise<void>((resolve) => {
+    const wake = () => {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', wake);
+      window.removeEventListener('online', wake);
+      resolve();
+    };
+    const timer = setTimeout(wake, ms);
+    signal.addEventListener('abort', wake);
+    window.addEventListener('online', wake);
+  });
+
+const lastQuestion = (chat: Chat<ChatMessage>) => chat.messages.findLast((m) => m.role === 'user');
+
+/** Read through a function: TypeScript would keep a narrowed `status` across the awaits. */
+const failed = (chat: Chat<ChatMessage>) => chat.status === 'error';
+
+/** Sends the last question again under its own id: the server never runs one message id twice. */
+async function sendAgain(chat: Chat<ChatMessage>): Promise<void> {
+  const question = lastQuestion(chat);
+  if (question) await chat.sendMessage({ text: textOf(question), messageId: question.id });
+}
+
+/** Adopts the stored conversation, keeping what this page knows beyond it (the live answers' timings). */
+async function resync(chat: Chat<ChatMessage>, api: Api): Promise<void> {
+  const stored = await api.messages(chat.id).catch(() => undefined);
+  if (!stored?.length) return;
+  const live = new Map(chat.messages.map((m) => [m.id, m]));
+  if (!stored.some((m) => live.has(m.id))) return;
+  chat.messages = stored.map((m) => {
+    const mine = live.get(m.id);
+    return mine ? { ...m, metadata: { ...m.metadata, ...mine.metadata } } : m;
+  });
+}
+
+/** Ticks once a second while `active`, for countdowns. */
+function useNow(active: boolean): number {
+  const [now, setNow] = useState(Date.now);
+  useEffect(() => {
+    if (!active) return;
+    const timer = setInterval(() => setNow(Date.now()), 1000);
+    return () => clearInterval(timer);
+  }, [active]);
+  return now;
+}
+
+export function ChatView({ id, initialMessages, resume, api, signer, onSettled, onStarted }: ChatViewProps) {
+  const [useRag, setUseRag] = useState(() => localStorage.getItem(RAG_KEY) !== 'off');
+  const useRagRef = useRef(useRag);
+  useRagRef.current = useRag;
+  const settledRef = useRef(onSettled);
+  settledRef.current = onSettled;
+
+  // One Chat per conversation (the parent keys this component by id). The transport is the AI SDK's
+  // own: it posts to /api/chat, parses the UI message stream and resumes with GET /api/chat/{id}/stream.
+  const [chat] = useState(
+    () =>
+      new Chat<ChatMessage>({
+        id,
+        messages: initialMessages,
+        transport: new DefaultChatTransport<ChatMessage>({
+          api: `${api.baseUrl}/api/chat`,
+          headers: async () => ({ authorization: `Bearer ${await signer.token()}` }),
+          body: () => ({ use_rag: useRagRef.current }),
+          // The server keeps the history: send only the newest message, not the whole conversation.
+          prepareSendMessagesRequest: ({ id: chatId, messages, body, trigger, messageId }) => ({
+            body: { ...body, id: chatId, message: messages.at(-1), trigger, messageId },
+          }),
+        }),
+        onFinish: ({ message }) => {
+          settledRef.current();
+          // A reload in the middle of an answer reopens the conversation without the question being
+          // answered (it was not stored yet): once the answer is complete, take the stored conversation.
+          const at = chat.messages.findIndex((m) => m.id === message.id);
+          if (at !== -1 && chat.messages[at - 1]?.role !== 'user') void resync(chat, api);
+        },
+      }),
+  );
+  const { messages, status, error } = useChat<ChatMessage>({ chat, resume });
+  useEffect(() => () => void chat.stop(), [chat]);
+
+  const [draft, setDraft] = useState('');
+  const [stopping, setStopping] = useState(false);
+  const [reconnecting, setReconnecting] = useState(false);
+  const busy = status === 'submitted' || status === 'streaming';
+  const problem = useMemo(() => (error ? describeProblem(error) : undefined), [error]);
+  const now = useNow(problem?.retryAt !== undefined);
+  const waitMs = problem?.retryAt !== undefined ? problem.retryAt - now : 0;
+  const inputId = useId();
+  const ragId = useId();
+
+  // Follow the answer as it grows, unless the person scrolled up to read.
+  const log = useRef<HTMLDivElement>(null);
+  const following = useRef(true);
+  useEffect(() => {
+    const element = log.current;
+    if (element && following.current && messages.length > 0) element.scrollTop = element.scrollHeight;
+  }, [messages]);
+
+  // Network lost: reattach to the running answer (GET …/stream), else adopt what the server stored, else
+  // send the question again under the same id. Backs off 1, 2, 4 … 15 s, at once when the browser is
+  // back online. One loop at a time, alive until it recovers (or the conversation is closed).
+  const networkDown = error !== undefined && isNetworkFailure(error);
+  const recovering = useRef(false);
+  const lifetime = useRef(new AbortController());
+  useEffect(() => {
+    const controller = new AbortController();
+    lifetime.current = controller;
+    return () => controller.abort();
+  }, []);
+  useEffect(() => {
+    if (!networkDown || recovering.current) return;
+    recovering.current = true;
+    setReconnecting(true);
+    const signal = lifetime.current.signal;
+    const recover = async (): Promise<boolean> => {
+      await chat.resumeStream();
+      if (failed(chat)) return !isNetworkFailure(chat.error);
+      const last = chat.messages.at(-1);
+      if (last?.role === 'assistant' && last.metadata?.stopReason) return true;
+      const question = lastQuestion(chat);
+      const stored = await api.messages(chat.id);
+      const at = question ? (stored ?? []).findIndex((m) => m.id === question.id) : -1;
+      if (stored && at !== -1 && stored[at + 1]?.role === 'assistant') {
+        chat.messages = stored;
+        settledRef.current();
+        return true;
+      }
+      await sendAgain(chat);
+      return !failed(chat) || !isNetworkFailure(chat.error);
+    };
+    (async () => {
+      for (let attempt = 0; !signal.aborted; attempt++) {
+        await sleep(Math.min(1000 * 2 ** attempt, 15_000), signal);
+        if (signal.aborted) return;
+        const done = await recover().catch((failure: unknown) => !isNetworkFailure(failure));
+        if (done) return;
+      }
+    })().finally(() => {
+      recovering.current = false;
+      if (!signal.aborted) setReconnecting(false);
+    });
+  }, [networkDown, chat, api]);
+
+  const send = () => {
+    const text = draft.trim();
+    if (!text || busy) return;
+    setDraft('');
+    if (chat.messages.length === 0) onStarted();
+    void chat.sendMessage({ text });
+  };
+
+  const onKeyDown = (event: KeyboardEvent<HTMLTextAreaElement>) => {
+    if (event.key === 'Enter' && !event.shiftKey && !event.nativeEvent.isComposing) {
+      event.preventDefault();
+      send();
+    }
+  };
+
+  /**
+   * Stop: ask the server to stop the turn wherever it runs (it stores the partial answer and ends the
+   * stream with the stop reason), let the last chunks arrive, then drop the connection.
+   */
+  const stop = async () => {
+    setStopping(true);
+    try {
+      const running = await api.stop(chat.id).catch(() => false);
+      const deadline = Date.now() + 2000;
+      while (
+        running &&
+        Date.now() < deadline &&
+        (chat.status === 'streaming' || chat.status === 'submitted')
+      ) {
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+    } finally {
+      await chat.stop();
+      setStopping(false);
+      settledRef.current();
+    }
+  };
+
+  const lastAnswer = messages.at(-1)?.role === 'assistant' ? messages.at(-1) : undefined;
+  const announce = busy ? 'Writing the answer…' : problem ? '' : lastAnswer ? 'Answer complete.' : '';
+
+  return (
+    <section className="chat" aria-label="Conversation">
+      <div
+        className="log"
+        role="log"
+        aria-busy={busy}
+        aria-label="Messages"
+        ref={log}
+        onScroll={(event) => {
+          const { scrollTop, scrollHeight, clientHeight } = event.currentTarget;
+          following.current = scrollHeight - scrollTop - clientHeight < 80;
+        }}
+      >
+        {messages.length === 0 ? (
+          <p className="empty">Ask about budgeting, saving, retirement accounts, credit or taxes.</p>
+        ) : null}
+        {messages.map((message, index) => (
+          <MessageView
+            key={message.id}
+            message={message}
+            streaming={busy && index === messages.length - 1 && message.role === 'assistant'}
+            onRegenerate={
+              !busy && !reconnecting && message === lastAnswer ? () => void chat.regenerate() : undefined
+            }
+          />
+        ))}
+      </div>
+      <p className="visually-hidden" role="status">
+        {announce}
+      </p>
+      {reconnecting || problem ? (
+        <div className={`problem ${problem?.kind ?? 'network'}`} role="alert">
+          <p>
+            {reconnecting ? 'The connection was lost. Retrying when it is back…' : problem?.message}
+            {problem?.retryAt !== undefined && !reconnecting
+              ? waitMs > 0
+                ? ` You can send again in ${formatWait(waitMs)}.`
+                : ' You can send again now.'
+              : null}
+          </p>
+          {!reconnecting && problem?.kind === 'limit' ? (
+            <button type="button" disabled={waitMs > 0} onClick={() => void sendAgain(chat)}>
+              Send again
+            </button>
+          ) : null}
+          {!reconnecting && (problem?.kind === 'busy' || problem?.kind === 'other') ? (
+            <button type="button" onClick={() => void chat.regenerate()}>
+              Try again
+            </button>
+          ) : null}
+        </div>
+      ) : null}
+      <form
+        className="composer"
+        onSubmit={(event) => {
+          event.preventDefault();
+          send();
+        }}
+      >
+        <label htmlFor={inputId} className="visually-hidden">
+          Message
+        </label>
+        <textarea
+          id={inputId}
+          value={draft}
+          rows={2}
+          placeholder="Ask a question (Enter sends, Shift+Enter for a new line)"
+          onChange={(event) => setDraft(event.target.value)}
+          onKeyDown={onKeyDown}
+          aria-describedby={`${inputId}-hint`}
+        />
+        <span id={`${inputId}-hint`} className="visually-hidden">
+          Enter sends, Shift+Enter starts a new line.
+        </span>
+        <div className="controls">
+          <label className="switch" htmlFor={ragId}>
+            <input
+              id={ragId}
+              type="checkbox"
+              role="switch"
+              aria-checked={useRag}
+              checked={useRag}
+              onChange={(event) => {
+                setUseRag(event.target.checked);
+                localStorage.setItem(RAG_KEY, event.target.checked ? 'on' : 'off');
+              }}
+            />
+            Knowledge base
+          </label>
+          {busy ? (
+            <button type="button" className="stop" onClick={() => void stop()} disabled={stopping}>
+              {stopping ? 'Stopping…' : 'Stop'}
+            </button>
+          ) : (
+            <button type="submit" className="send" disabled={!draft.trim() || reconnecting}>
+              Send
+            </button>
+          )}
+        </div>
+      </form>
+    </section>
+  );
+}

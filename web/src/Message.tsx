@@ -1,0 +1,107 @@
+import type { ChatMessage } from './api.ts';
+
+const ms = (value: number | undefined) =>
+  value === undefined ? '–' : value < 10 ? `${value.toFixed(1)} ms` : `${Math.round(value)} ms`;
+
+export const textOf = (message: ChatMessage): string =>
+  message.parts.flatMap((part) => (part.type === 'text' ? [part.text] : [])).join('');
+
+interface Citation {
+  id: string;
+  title: string;
+  detail: string | undefined;
+  url: string | undefined;
+}
+
+function citationsOf(message: ChatMessage): Citation[] {
+  const seen = new Set<string>();
+  const out: Citation[] = [];
+  for (const part of message.parts) {
+    if (part.type !== 'source-url' && part.type !== 'source-document') continue;
+    // Several passages of one document are one citation.
+    const key = part.type === 'source-url' ? part.url : `${part.title}\u0000${part.filename ?? ''}`;
+    if (seen.has(key)) continue;
+    seen.add(key);
+    if (part.type === 'source-url') {
+      out.push({ id: part.sourceId, title: part.title ?? part.url, detail: undefined, url: part.url });
+    } else {
+      out.push({ id: part.sourceId, title: part.title, detail: part.filename, url: undefined });
+    }
+  }
+  return out;
+}
+
+/** First byte, first token and cache states from the answer's finish metadata; usage when stored. */
+function AnswerFacts({ message }: { message: ChatMessage }) {
+  const meta = message.metadata;
+  if (!meta) return null;
+  const facts: string[] = [];
+  if (meta.timings) {
+    facts.push(`first byte ${ms(meta.timings.first_byte_ms)}`);
+    facts.push(`first token ${ms(meta.timings.model_first_token_ms)}`);
+  }
+  if (meta.cache) {
+    const states = (['profile', 'history', 'rag'] as const)
+      .filter((kind) => meta.cache?.[kind])
+      .map((kind) => `${kind} ${meta.cache?.[kind]}`);
+    if (states.length) facts.push(`cache: ${states.join(', ')}`);
+  }
+  if (meta.usage?.output_tokens !== undefined) {
+    facts.push(`${meta.usage.input_tokens ?? 0} in / ${meta.usage.output_tokens} out tokens`);
+  }
+  if (meta.stopReason === 'stopped') facts.push('stopped');
+  else if (meta.stopReason === 'max_tokens') facts.push('cut at the length limit');
+  if (facts.length === 0) return null;
+  return <p className="facts">{facts.join(' · ')}</p>;
+}
+
+interface MessageProps {
+  message: ChatMessage;
+  streaming: boolean;
+  /** Shown under the last answer when nothing is running. */
+  onRegenerate?: (() => void) | undefined;
+}
+
+export function MessageView({ message, streaming, onRegenerate }: MessageProps) {
+  const text = textOf(message);
+  const citations = message.role === 'assistant' ? citationsOf(message) : [];
+  const mine = message.role === 'user';
+  return (
+    <article
+      className={`message ${mine ? 'mine' : 'answer'}`}
+      aria-busy={streaming}
+      data-message-id={message.id}
+    >
+      <h3 className="visually-hidden">{mine ? 'You' : 'Assistant'}</h3>
+      <div className="bubble">
+        {text ? <p className="text">{text}</p> : streaming ? <p className="text pending">Thinking…</p> : null}
+        {streaming && text ? <span className="cursor" aria-hidden="true" /> : null}
+      </div>
+      {citations.length > 0 ? (
+        <section className="sources" aria-label="Sources">
+          <h4>Sources</h4>
+          <ol>
+            {citations.map((c) => (
+              <li key={c.id}>
+                {c.url ? (
+                  <a href={c.url} target="_blank" rel="noreferrer noopener">
+                    {c.title}
+                  </a>
+                ) : (
+                  <span className="source-title">{c.title}</span>
+                )}
+                {c.detail ? <span className="source-detail"> {c.detail}</span> : null}
+              </li>
+            ))}
+          </ol>
+        </section>
+      ) : null}
+      {!mine && !streaming ? <AnswerFacts message={message} /> : null}
+      {onRegenerate ? (
+        <button type="button" className="link" onClick={onRegenerate}>
+          Regenerate
+        </button>
+      ) : null}
+    </article>
+  );
+}

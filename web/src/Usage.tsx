@@ -1,0 +1,50 @@
+import type { Usage } from './api.ts';
+
+const number = new Intl.NumberFormat();
+
+function Limit({ label, used, limit }: { label: string; used: number; limit: number }) {
+  if (limit <= 0) {
+    return (
+      <li>
+        {label}: {number.format(used)} <span className="muted">(no limit)</span>
+      </li>
+    );
+  }
+  return (
+    <li>
+      <span>
+        {label}: {number.format(used)} of {number.format(limit)}
+      </span>
+      <meter
+        min={0}
+        max={limit}
+        value={Math.min(used, limit)}
+        low={limit * 0.7}
+        high={limit * 0.9}
+        optimum={0}
+      >
+        {Math.round((used / limit) * 100)}%
+      </meter>
+    </li>
+  );
+}
+
+/** Today's use against the limits (GET /me/usage). */
+export function UsageView({ usage }: { usage: Usage | undefined }) {
+  if (!usage) return null;
+  const { limits } = usage;
+  return (
+    <section className="usage" aria-label="Usage today">
+      <h2>Today</h2>
+      <p>
+        {number.format(usage.turns)} messages · {number.format(usage.input_tokens + usage.output_tokens)}{' '}
+        tokens
+      </p>
+      <ul>
+        <Limit label="Messages this minute" {...limits.turns_per_minute} />
+        <Limit label="Answers at once" {...limits.concurrent_streams} />
+        <Limit label="Tokens today" {...limits.tokens_per_day} />
+      </ul>
+    </section>
+  );
+}

@@ -1,0 +1,138 @@
+import type { UIMessage } from 'ai';
+import type { AnswerMetadata } from './types.ts';
+
+/** A refused or failed API call, with what the API said: `{"error":{"code","message",…}}`. */
+export class ApiError extends Error {
+  readonly status: number;
+  readonly code: string;
+  readonly retryAfterSeconds: number | undefined;
+  readonly limit: string | undefined;
+  constructor(
+    status: number,
+    code: string,
+    message: string,
+    extra: { retryAfterSeconds?: number | undefined; limit?: string | undefined } = {},
+  ) {
+    super(message);
+    this.name = 'ApiError';
+    this.status = status;
+    this.code = code;
+    this.retryAfterSeconds = extra.retryAfterSeconds;
+    this.limit = extra.limit;
+  }
+}
+
+/** Reads the API's JSON error body (and `retry-after`, when the browser may read it) into an ApiError. */
+export function apiErrorFrom(status: number, body: string, retryAfterHeader?: string | null): ApiError {
+  let error: Record<string, unknown> = {};
+  try {
+    const parsed = JSON.parse(body) as { error?: Record<string, unknown> };
+    if (parsed && typeof parsed.error === 'object' && parsed.error) error = parsed.error;
+  } catch {
+    // Not JSON (a proxy's page, an empty body): the status alone says what happened.
+  }
+  const fromBody = Number(error.retry_after_seconds);
+  const fromHeader = Number(retryAfterHeader);
+  const retryAfterSeconds = Number.isFinite(fromBody) && fromBody > 0 ? fromBody : fromHeader || undefined;
+  return new ApiError(
+    status,
+    typeof error.code === 'string' ? error.code : `http_${status}`,
+    typeof error.message === 'string' ? error.message : `The server answered ${status}.`,
+    { retryAfterSeconds, limit: typeof error.limit === 'string' ? error.limit : undefined },
+  );
+}
+
+export interface SessionSummary {
+  id: string;
+  title: string | null;
+  created_at: string;
+  updated_at: string;
+  message_count: number;
+}
+
+interface LimitUse {
+  /** 0 means no limit. */
+  limit: number;
+  used: number;
+}
+
+export interface Usage {
+  day: string;
+  turns: number;
+  input_tokens: number;
+  output_tokens: number;
+  limits: { turns_per_minute: LimitUse; concurrent_streams: LimitUse; tokens_per_day: LimitUse };
+}
+
+export type ChatMessage = UIMessage<AnswerMetadata>;
+
+/** The JSON routes of the API (conversations, stop, usage); the turns themselves go through useChat. */
+export class Api {
+  readonly baseUrl: string;
+  readonly #token: () => Promise<string>;
+
+  constructor(baseUrl: string, token: () => Promise<string>) {
+    this.baseUrl = baseUrl;
+    this.#token = token;
+  }
+
+  async #request<T>(method: string, path: string, body?: unknown): Promise<T | undefined> {
+    const headers: Record<string, string> = { authorization: `Bearer ${await this.#token()}` };
+    if (body !== undefined) headers['content-type'] = 'application/json';
+    let response: Response;
+    try {
+      response = await fetch(`${this.baseUrl}${path}`, {
+        method,
+        headers,
+        ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+      });
+    } catch {
+      throw new ApiError(0, 'network', 'The server cannot be reached.');
+    }
+    if (!response.ok) {
+      throw apiErrorFrom(response.status, await response.text(), response.headers.get('retry-after'));
+    }
+    if (response.status === 204) return undefined;
+    return (await response.json()) as T;
+  }
+
+  /** Newest activity first. */
+  async sessions(limit = 50): Promise<SessionSummary[]> {
+    const page = await this.#request<{ sessions: SessionSummary[] }>('GET', `/sessions?limit=${limit}`);
+    return page?.sessions ?? [];
+  }
+
+  /** A conversation as `useChat`'s initial messages; `undefined` when there is no such conversation. */
+  async messages(sessionId: string): Promise<ChatMessage[] | undefined> {
+    try {
+      const page = await this.#request<{ messages: ChatMessage[] }>(
+        'GET',
+        `/sessions/${encodeURIComponent(sessionId)}/messages?format=ai-sdk&limit=200`,
+      );
+      // One entry per id: useChat keys by id, and the API has listed a first question twice.
+      const seen = new Set<string>();
+      return (page?.messages ?? []).filter((m) => !seen.has(m.id) && seen.add(m.id));
+    } catch (error) {
+      if (error instanceof ApiError && error.status === 404) return undefined;
+      throw error;
+    }
+  }
+
+  async rename(sessionId: string, title: string): Promise<void> {
+    await this.#request('PATCH', `/sessions/${encodeURIComponent(sessionId)}`, { title });
+  }
+
+  async remove(sessionId: string): Promise<void> {
+    await this.#request('DELETE', `/sessions/${encodeURIComponent(sessionId)}`);
+  }
+
+  /** Asks the running turn to stop wherever it runs; `false` when none was running. */
+  async stop(sessionId: string): Promise<boolean> {
+    const result = await this.#request<unknown>('POST', `/api/chat/${encodeURIComponent(sessionId)}/stop`);
+    return result !== undefined;
+  }
+
+  async usage(): Promise<Usage | undefined> {
+    return this.#request<Usage>('GET', '/me/usage');
+  }
+}

@@ -1,0 +1,17 @@
+import { createRoot } from 'react-dom/client';
+import { App } from './App.tsx';
+import { loadConfig } from './config.ts';
+import './styles.css';
+
+const element = document.getElementById('root');
+if (!element) throw new Error('index.html has no #root');
+const root = createRoot(element);
+loadConfig().then(
+  (config) => root.render(<App config={config} />),
+  (error: unknown) =>
+    root.render(
+      <main className="sign-in">
+        <p role="alert">{error instanceof Error ? error.message : String(error)}</p>
+      </main>,
+    ),
+);

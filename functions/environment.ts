@@ -59,6 +59,8 @@ const StreamEnv = z.object({
   MODEL_TIMEOUT_MS: int(modelTimeoutMs(DEFAULTS.streamTimeoutSeconds), 1),
   AWS_CONNECT_TIMEOUT_MS: int(DEFAULTS.awsConnectTimeoutMs, 1),
   AWS_REQUEST_TIMEOUT_MS: int(DEFAULTS.awsRequestTimeoutMs, 1),
+  /** `false` runs turns without lock, idempotency, resume or stop even with Redis (as without Redis). */
+  TURN_CONTROL: flag(true),
   /** How often a running turn saves its events for resume and checks for a stop (the stop's latency). */
   TURN_FLUSH_MS: int(100, 10, 5000),
   /** How long after its end a turn can still be resumed by `GET …/stream`. */

@@ -155,17 +155,18 @@ export function createStreamRuntime(env: NodeJS.ProcessEnv = process.env) {
             .catch((error: unknown) => logger.warn('JWKS not loaded at init', { error: String(error) })),
     ]);
 
-  const registry = redis
-    ? new RedisTurnRegistry(redis, {
-        // A turn whose environment died frees its session once it could no longer be running.
-        lockMs: config.MODEL_TIMEOUT_MS + 15_000,
-        resumableMs: config.TURN_RESUMABLE_SECONDS * 1000,
-        retainMs: config.TURN_RETAIN_SECONDS * 1000,
-        flushMs: config.TURN_FLUSH_MS,
-        pollMs: config.TURN_FLUSH_MS,
-        maxConcurrentPerUser: config.LIMIT_CONCURRENT_STREAMS,
-      })
-    : undefined;
+  const registry =
+    redis && config.TURN_CONTROL
+      ? new RedisTurnRegistry(redis, {
+          // A turn whose environment died frees its session once it could no longer be running.
+          lockMs: config.MODEL_TIMEOUT_MS + 15_000,
+          resumableMs: config.TURN_RESUMABLE_SECONDS * 1000,
+          retainMs: config.TURN_RETAIN_SECONDS * 1000,
+          flushMs: config.TURN_FLUSH_MS,
+          pollMs: config.TURN_FLUSH_MS,
+          maxConcurrentPerUser: config.LIMIT_CONCURRENT_STREAMS,
+        })
+      : undefined;
   const limits = new RedisUserLimits(
     redis,
     { turnsPerMinute: config.LIMIT_TURNS_PER_MINUTE, tokensPerDay: config.LIMIT_TOKENS_PER_DAY },

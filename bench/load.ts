@@ -1,4 +1,4 @@
-import { chat } from '../local/sse-client.ts';
+import { createParser } from 'eventsource-parser';
 import type { Latencies } from './profiles.ts';
 
 export interface Sample {
@@ -9,6 +9,10 @@ export interface Sample {
   retrieveRan: boolean;
   server: Record<string, number>;
   cache: Record<string, string>;
+  usage: Record<string, number>;
+  tokens: number;
+  /** Between consecutive token events as this client received them, ms. */
+  tokenGapsMs: number[];
 }
 
 export interface RequestSpec {
@@ -16,10 +20,66 @@ export interface RequestSpec {
   body: { message: string; session_id?: string; use_rag?: boolean };
 }
 
+interface Streamed {
+  status: number;
+  startedAt: number;
+  firstEventAt?: number;
+  tokenTimes: number[];
+  done?: { timings: Record<string, number>; cache: Record<string, string>; usage: Record<string, number> };
+  sessionId?: string;
+  last?: string;
+  endedAt: number;
+}
+
+const TOKEN_PREFIX = '{"type":"token"';
+
 /**
- * Sends `n` requests at concurrency `c` over real HTTP and times each on the client: first byte (the
- * session_id event), first token, last byte. Server overhead = first token − injected model first-token
- * delay − injected Retrieve delay when Retrieve ran.
+ * One turn over real HTTP, timed as it streams. Token events are recognised by their first bytes and
+ * not parsed, so that at 128 streams the client's own work stays small next to what it measures.
+ */
+export async function streamTurn(
+  url: string,
+  spec: RequestSpec,
+  onFirstToken?: () => void,
+): Promise<Streamed> {
+  const startedAt = performance.now();
+  const response = await fetch(url, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${spec.token}` },
+    body: JSON.stringify(spec.body),
+  });
+  const result: Streamed = { status: response.status, startedAt, tokenTimes: [], endedAt: 0 };
+  const parser = createParser({
+    onEvent: (event) => {
+      const at = performance.now();
+      result.firstEventAt ??= at;
+      if (event.data.startsWith(TOKEN_PREFIX)) {
+        if (result.tokenTimes.length === 0) onFirstToken?.();
+        result.tokenTimes.push(at);
+        return;
+      }
+      result.last = event.data;
+      const data = JSON.parse(event.data) as { type: string; session_id?: string };
+      if (data.type === 'done') result.done = data as unknown as Streamed['done'];
+      else if (data.type === 'session_id') result.sessionId = data.session_id;
+    },
+  });
+  const decoder = new TextDecoder();
+  for await (const chunk of response.body ?? []) parser.feed(decoder.decode(chunk, { stream: true }));
+  result.endedAt = performance.now();
+  return result;
+}
+
+export interface LoadHooks {
+  /** Called once when `count` turns of this run have received their first token. */
+  onFirstTokens?: { count: number; run: () => void };
+}
+
+/**
+ * Sends `n` requests at concurrency `c` (a closed loop: each of `c` workers sends its next request when
+ * the previous one ended) and times each on the client: first byte (the session_id event), first token,
+ * every token, last byte. Server overhead = first token − injected model first-token delay − injected
+ * Retrieve delay when Retrieve ran.
  */
 export async function runLoad(
   url: string,
@@ -27,36 +87,46 @@ export async function runLoad(
   c: number,
   next: (index: number, worker: number) => Promise<RequestSpec> | RequestSpec,
   latencies: Latencies,
+  hooks: LoadHooks = {},
 ): Promise<{ samples: Sample[]; errors: string[] }> {
   const samples: Sample[] = [];
   const errors: string[] = [];
   let issued = 0;
+  let firstTokens = 0;
+  const onFirstToken = hooks.onFirstTokens
+    ? () => {
+        if (++firstTokens === hooks.onFirstTokens?.count) hooks.onFirstTokens.run();
+      }
+    : undefined;
   const worker = async (id: number) => {
     while (issued < n) {
       const index = issued++;
       const spec = await next(index, id);
-      const response = await chat(url, spec.token, spec.body);
-      const done = response.events.find((e) => e.data.type === 'done')?.data as
-        | { timings: Record<string, number>; cache: Record<string, string> }
-        | undefined;
-      const sessionAt = response.events.find((e) => e.data.type === 'session_id')?.at;
-      const tokenAt = response.events.find((e) => e.data.type === 'token')?.at;
-      if (response.status !== 200 || !done || sessionAt === undefined || tokenAt === undefined) {
-        errors.push(
-          `status ${response.status}: ${JSON.stringify(response.events.at(-1)?.data ?? response.json)}`,
-        );
+      let turn: Streamed;
+      try {
+        turn = await streamTurn(url, spec, onFirstToken);
+      } catch (error) {
+        errors.push(String(error));
         continue;
       }
-      const retrieveRan = done.cache.rag === 'miss';
-      const firstTokenMs = tokenAt - response.startedAt;
+      const firstToken = turn.tokenTimes[0];
+      if (turn.status !== 200 || !turn.done || turn.firstEventAt === undefined || firstToken === undefined) {
+        errors.push(`status ${turn.status}: ${turn.last ?? ''}`.slice(0, 300));
+        continue;
+      }
+      const retrieveRan = turn.done.cache.rag === 'miss';
+      const firstTokenMs = firstToken - turn.startedAt;
       samples.push({
-        firstByteMs: sessionAt - response.startedAt,
+        firstByteMs: turn.firstEventAt - turn.startedAt,
         firstTokenMs,
-        lastByteMs: response.endedAt - response.startedAt,
+        lastByteMs: turn.endedAt - turn.startedAt,
         overheadMs: firstTokenMs - latencies.modelFirstToken - (retrieveRan ? latencies.retrieve : 0),
         retrieveRan,
-        server: done.timings,
-        cache: done.cache,
+        server: turn.done.timings,
+        cache: turn.done.cache,
+        usage: turn.done.usage,
+        tokens: turn.tokenTimes.length,
+        tokenGapsMs: turn.tokenTimes.slice(1).map((t, i) => t - (turn.tokenTimes[i] ?? t)),
       });
     }
   };

@@ -1,7 +1,18 @@
+import type { ColdPath, ColdStart } from './cold-start.ts';
+import type { ConcurrencyRow } from './concurrency.ts';
+import type { LongConversationResult } from './long-conversation.ts';
 import type { Summary } from './stats.ts';
 
+export type DesignName =
+  | 'ours'
+  | 'ours, cache off'
+  | 'baseline'
+  | 'limit'
+  | 'ours, padding on'
+  | 'ours, padding off';
+
 export interface DesignResult {
-  design: 'ours' | 'baseline' | 'limit' | 'ours, padding on' | 'ours, padding off';
+  design: DesignName;
   n: number;
   errors: number;
   firstByte: Summary;
@@ -11,6 +22,10 @@ export interface DesignResult {
   serverFirstByte: Summary;
   /** From the request reaching the Function URL emulator to the first body byte leaving it. */
   emulatorFirstByte: Summary;
+  /** CPU time of the design's environment process per turn, ms. */
+  cpuMsPerTurn: number;
+  /** Log and EMF bytes the environment wrote per turn (CloudWatch Logs ingestion). */
+  logBytesPerTurn: number;
   firstTokens: number[];
 }
 
@@ -22,7 +37,7 @@ export interface ScenarioResult {
   /** baseline / ours, p50 */
   ratio?: { overhead: number; firstToken: number };
   /** Overhead above the limit design (a bare model call), ms. */
-  beyondLimit?: Record<'ours' | 'baseline', { p50: number; p99: number }>;
+  beyondLimit?: Partial<Record<DesignName, { p50: number; p99: number }>>;
 }
 
 const escapeXml = (text: string) => text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
@@ -31,15 +46,15 @@ const cell = (s: Summary) => `${s.p50} / ${s.p95} / ${s.p99} / ${s.max}`;
 
 export function markdownTable(scenarios: ScenarioResult[]): string {
   const lines = [
-    '| profile | scenario | design | n | first byte at the emulator ms (p50 / p95 / p99 / max) | first byte, client | first token, client | server overhead | overhead beyond the limit (p50 / p99) | total | baseline ÷ ours (overhead p50, first token p50) |',
-    '|---|---|---|---|---|---|---|---|---|---|---|',
+    '| profile | scenario | design | n | first byte at the emulator ms (p50 / p95 / p99 / max) | first byte, client | first token, client | server overhead | overhead beyond the limit (p50 / p99) | total | CPU ms per turn | baseline ÷ ours (overhead p50, first token p50) |',
+    '|---|---|---|---|---|---|---|---|---|---|---|---|',
   ];
   for (const s of scenarios) {
     s.results.forEach((r, i) => {
       const ratio = i === 0 && s.ratio ? `${s.ratio.overhead}×, ${s.ratio.firstToken}×` : '';
-      const beyond = s.beyondLimit?.[r.design as 'ours' | 'baseline'];
+      const beyond = s.beyondLimit?.[r.design];
       lines.push(
-        `| ${s.profile} | ${s.title} | ${r.design} | ${r.n}${r.errors ? ` (${r.errors} errors)` : ''} | ${cell(r.emulatorFirstByte)} | ${cell(r.firstByte)} | ${cell(r.firstToken)} | ${cell(r.overhead)} | ${beyond ? `${beyond.p50} / ${beyond.p99}` : ''} | ${cell(r.total)} | ${ratio} |`,
+        `| ${s.profile} | ${s.title} | ${r.design} | ${r.n}${r.errors ? ` (${r.errors} errors)` : ''} | ${cell(r.emulatorFirstByte)} | ${cell(r.firstByte)} | ${cell(r.firstToken)} | ${cell(r.overhead)} | ${beyond ? `${beyond.p50} / ${beyond.p99}` : ''} | ${cell(r.total)} | ${r.cpuMsPerTurn} | ${ratio} |`,
       );
     });
   }
@@ -57,6 +72,7 @@ export function firstTokenChart(scenarios: ScenarioResult[]): string {
     ours: '#1f77b4',
     baseline: '#d62728',
     limit: '#7f7f7f',
+    'ours, cache off': '#9467bd',
     'ours, padding on': '#2ca02c',
     'ours, padding off': '#ff7f0e',
   };
@@ -94,6 +110,115 @@ export function firstTokenChart(scenarios: ScenarioResult[]): string {
         `<text x="${x0 + w - 5}" y="${y0 + h - 10 - i * 14}" text-anchor="end" fill="${color}">${escapeXml(`${result.design} (p50 ${result.firstToken.p50} ms)`)}</text>`,
       );
     });
+  });
+  parts.push('</svg>');
+  return parts.join('\n');
+}
+
+const pair = (s: Summary) => `${s.p50} / ${s.p99}`;
+
+/** One row per concurrency level and design: what one execution environment does under many streams. */
+export function concurrencyTable(rows: ConcurrencyRow[]): string {
+  const lines = [
+    '| streams | design | n | first byte at the Function URL p50 / p99 | first byte, client p50 / p99 | first-token overhead p50 / p99 | beyond the bare model call p50 / p99 | inter-token gap p99: handler / model / added | client gap p99 (added) | CPU ms per turn | CPU ms per token | event loop busy | event loop delay p99 / max | live heap KiB per open stream |',
+    '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|',
+  ];
+  for (const r of rows) {
+    lines.push(
+      `| ${r.concurrency} | ${r.design === 'limit' ? 'bare model call' : 'ours'} | ${r.n}${r.errors ? ` (${r.errors} errors)` : ''} | ${pair(r.firstByte)} | ${pair(r.firstByteClient)} | ${pair(r.overhead)} | ${r.beyondLimit ? `${r.beyondLimit.p50} / ${r.beyondLimit.p99}` : ''} | ${r.gaps.handler.p99} / ${r.gaps.model.p99} / ${r.gaps.addedP99} | ${r.gaps.client.p99} (${r.gaps.addedClientP99}) | ${r.cpuMsPerTurn} | ${r.cpuMsPerToken} | ${Math.round(r.eventLoopUtilization * 100)} % | ${r.eventLoopDelay.p99} / ${r.eventLoopDelay.max} | ${r.memory ? r.memory.heapKiBPerStream : ''} |`,
+    );
+  }
+  return lines.join('\n');
+}
+
+export function longConversationTable(result: LongConversationResult): string {
+  const lines = [
+    `${result.conversations} conversations × ${result.turnsPerConversation} measured turns, each conversation opening with ${result.historyTurns} stored turns; the model reads uncached prompt tokens at ${result.prefillMsPer1kTokens} ms per 1,000.`,
+    '',
+    '| design | n | first token p50 / p99 | overhead beyond the flat model delay p50 / p99 | prompt tokens per turn | read from cache | written to cache | first turn on the loaded conversation, first token p50 |',
+    '|---|---|---|---|---|---|---|---|',
+  ];
+  for (const r of result.rows) {
+    lines.push(
+      `| ${r.design} | ${r.n}${r.errors ? ` (${r.errors} errors)` : ''} | ${pair(r.firstToken)} | ${pair(r.overhead)} | ${r.promptTokensPerTurn} | ${r.cacheReadTokensPerTurn} | ${r.cacheWriteTokensPerTurn} | ${r.firstTurnFirstToken.p50} |`,
+    );
+  }
+  lines.push('', `Prompt caching saves ${result.savedP50Ms} ms of first token at p50.`);
+  return lines.join('\n');
+}
+
+export function coldTable(cold: ColdStart, path: ColdPath | undefined): string {
+  const sizes = Object.entries(cold.bundles)
+    .map(([k, v]) => `${k} ${(v / 1024).toFixed(1)} KiB`)
+    .join(', ');
+  const lines = [
+    `Bundles (built by ${cold.builtBy}): ${sizes}. Stream bundle import + init in a fresh process: median ${cold.streamInitMedianMs} ms over ${cold.streamInitMs.length} runs (for scale: starting and ending a Node process that does nothing takes ${cold.nodeStartMedianMs} ms).`,
+  ];
+  if (path) {
+    lines.push(
+      '',
+      `Cold path, ${path.runs} fresh execution environments running the built bundle (ms, p50 / p99):`,
+      '',
+      '| spawn to ready (Node start + import + init) | import + init | cold first byte at the Function URL | cold first byte, client | cold start + first byte | cold first-token overhead | warm first byte (same environment, next turn) | warm first-token overhead |',
+      '|---|---|---|---|---|---|---|---|',
+      `| ${pair(path.readyMs)} | ${pair(path.initMs)} | ${pair(path.coldFirstByte)} | ${pair(path.coldFirstByteClient)} | ${pair(path.coldStartToFirstByte)} | ${pair(path.coldFirstTokenOverhead)} | ${pair(path.warmFirstByte)} | ${pair(path.warmFirstTokenOverhead)} |`,
+    );
+  }
+  return lines.join('\n');
+}
+
+/** First byte p99, overhead beyond the bare model call and the added inter-token gap, by concurrency. */
+export function concurrencyChart(rows: ConcurrencyRow[]): string {
+  const ours = rows.filter((r) => r.design === 'ours');
+  const series: Array<{ name: string; color: string; values: number[] }> = [
+    { name: 'first byte p99 (ms)', color: '#1f77b4', values: ours.map((r) => r.firstByte.p99) },
+    {
+      name: 'first-token overhead beyond the bare model call p99 (ms)',
+      color: '#d62728',
+      values: ours.map((r) => r.beyondLimit?.p99 ?? 0),
+    },
+    { name: 'added inter-token gap p99 (ms)', color: '#2ca02c', values: ours.map((r) => r.gaps.addedP99) },
+    {
+      name: 'CPU ms per turn ÷ bare model call',
+      color: '#9467bd',
+      values: ours.map((r) => {
+        const limit = rows.find((l) => l.design === 'limit' && l.concurrency === r.concurrency);
+        return limit ? Math.round((r.cpuMsPerTurn / limit.cpuMsPerTurn) * 100) / 100 : 0;
+      }),
+    },
+  ];
+  const width = 640;
+  const height = 320;
+  const x0 = 60;
+  const y0 = 30;
+  const w = width - 100;
+  const h = height - 120;
+  const levels = ours.map((r) => r.concurrency);
+  const max = Math.max(1, ...series.flatMap((s) => s.values.filter(Number.isFinite))) * 1.1;
+  const x = (i: number) => x0 + (levels.length > 1 ? (i / (levels.length - 1)) * w : w / 2);
+  const y = (v: number) => y0 + h - (Math.max(0, v) / max) * h;
+  const parts = [
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" font-family="sans-serif" font-size="11">`,
+    '<title>One execution environment under concurrent streams</title>',
+    '<rect width="100%" height="100%" fill="white"/>',
+    `<text x="${x0}" y="${y0 - 10}" font-weight="bold">One execution environment, concurrent streams (ours)</text>`,
+    `<rect x="${x0}" y="${y0}" width="${w}" height="${h}" fill="none" stroke="#999"/>`,
+  ];
+  levels.forEach((level, i) => {
+    parts.push(`<text x="${x(i)}" y="${y0 + h + 14}" text-anchor="middle">${level}</text>`);
+  });
+  parts.push(`<text x="${x0 + w / 2}" y="${y0 + h + 28}" text-anchor="middle">concurrent streams</text>`);
+  for (const tick of [0, 0.25, 0.5, 0.75, 1]) {
+    parts.push(
+      `<text x="${x0 - 5}" y="${y0 + h - tick * h + 4}" text-anchor="end">${Math.round(tick * max * 10) / 10}</text>`,
+    );
+  }
+  series.forEach((s, k) => {
+    const points = s.values.map((v, i) => `${x(i).toFixed(1)},${y(v).toFixed(1)}`).join(' ');
+    parts.push(`<polyline fill="none" stroke="${s.color}" stroke-width="2" points="${points}"/>`);
+    parts.push(
+      `<text x="${x0}" y="${y0 + h + 46 + k * 14}" fill="${s.color}">${escapeXml(s.name)}: ${s.values.join(', ')}</text>`,
+    );
   });
   parts.push('</svg>');
   return parts.join('\n');

@@ -1,15 +1,30 @@
 import { mkdir, writeFile } from 'node:fs/promises';
-import { cpus, totalmem } from 'node:os';
+import { cpus, loadavg, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { v7 as uuidv7 } from 'uuid';
-import { chat } from '../local/sse-client.ts';
-import { type ColdStart, measureColdStart } from './cold-start.ts';
-import { type RequestSpec, runLoad, type Sample } from './load.ts';
+import { buildEnvironmentBundles, type EnvironmentBundles } from './bundles.ts';
+import { buildBundles, type ColdPath, type ColdStart, coldPath, measureColdStart } from './cold-start.ts';
+import { type ConcurrencyRow, concurrencyAxis } from './concurrency.ts';
+import { type LongConversationResult, longConversation, longConversationEnv } from './long-conversation.ts';
+import { cpuCost, type Measured, measure } from './measure.ts';
 import { type Latencies, PROFILES } from './profiles.ts';
-import { type DesignResult, firstTokenChart, markdownTable, type ScenarioResult } from './report.ts';
-import { type StackUnderTest, spawnStack } from './stack-client.ts';
+import {
+  coldTable,
+  concurrencyChart,
+  concurrencyTable,
+  type DesignName,
+  type DesignResult,
+  firstTokenChart,
+  longConversationTable,
+  markdownTable,
+  type ScenarioResult,
+} from './report.ts';
+import { requestsFor, SCENARIOS, type Scenario } from './sessions.ts';
+import { type Emulators, type Environment, spawnEmulators, spawnEnvironment } from './stack-client.ts';
 import { summarize } from './stats.ts';
+
+const PARTS = ['scenarios', 'concurrency', 'long', 'hold', 'cold'] as const;
+type Part = (typeof PARTS)[number];
 
 const { values: args } = parseArgs({
   options: {
@@ -17,7 +32,18 @@ const { values: args } = parseArgs({
     n: { type: 'string' },
     c: { type: 'string' },
     quick: { type: 'boolean', default: false },
+    'from-source': { type: 'boolean', default: false },
+    'cpu-prof': { type: 'string' },
+    'source-root': { type: 'string' },
+    'node-flags': { type: 'string' },
+    /** `NAME=value`: an extra setting for every environment (repeatable), e.g. to A/B a configuration. */
+    env: { type: 'string', multiple: true },
+    levels: { type: 'string' },
+    parts: { type: 'string', default: PARTS.join(',') },
     'cold-start-runs': { type: 'string' },
+    'cold-path-runs': { type: 'string' },
+    'long-conversations': { type: 'string' },
+    'long-turns': { type: 'string' },
     out: { type: 'string', default: join(import.meta.dirname, 'results') },
     padding: { type: 'string', default: '16384' },
     'hold-bytes': { type: 'string', default: '16384' },
@@ -33,16 +59,18 @@ const { values: args } = parseArgs({
   },
 });
 
-const n = Number(args.n ?? (args.quick ? 8 : 200));
-const c = Number(args.c ?? (args.quick ? 4 : 10));
-const coldStartRuns = Number(args['cold-start-runs'] ?? (args.quick ? 5 : 20));
-const QUESTIONS = [
-  'What is a Roth IRA?',
-  'How big should an emergency fund be?',
-  'How does an employer 401(k) match work?',
-  'What helps my credit score most?',
-  'Should I pay the highest interest debt first?',
-];
+const quick = args.quick ?? false;
+const n = Number(args.n ?? (quick ? 4 : 200));
+const c = Number(args.c ?? (quick ? 2 : 10));
+const levels = (args.levels ?? (quick ? '1,4' : '1,16,64,128')).split(',').map(Number);
+const coldStartRuns = Number(args['cold-start-runs'] ?? (quick ? 1 : 20));
+const coldPathRuns = Number(args['cold-path-runs'] ?? (quick ? 1 : 10));
+const longConversations = Number(args['long-conversations'] ?? (quick ? 2 : 10));
+const longTurns = Number(args['long-turns'] ?? (quick ? 1 : 4));
+const parts = new Set(args.parts.split(',') as Part[]);
+for (const part of parts)
+  if (!PARTS.includes(part)) throw new Error(`unknown part ${part}: ${PARTS.join(', ')}`);
+const log = (line: string) => process.stderr.write(`bench: ${line}\n`);
 
 function latenciesFor(profile: keyof typeof PROFILES): Latencies {
   const base = { ...PROFILES[profile].latencies };
@@ -60,15 +88,25 @@ function latenciesFor(profile: keyof typeof PROFILES): Latencies {
   };
 }
 
-function designResult(
-  design: DesignResult['design'],
-  samples: Sample[],
-  errors: string[],
-  emulatorFirstByte: number[],
-): DesignResult {
+/**
+ * Every environment's settings beside the endpoints: production logging and metrics (their cost is
+ * part of a turn's), and per-user limits high enough for a benchmark's few users (their Redis round
+ * trips stay on the path).
+ */
+const BENCH_ENV = {
+  POWERTOOLS_LOG_LEVEL: 'INFO',
+  POWERTOOLS_METRICS_DISABLED: 'false',
+  LIMIT_TURNS_PER_MINUTE: '10000',
+  LIMIT_CONCURRENT_STREAMS: '1000',
+  LIMIT_TOKENS_PER_DAY: '1000000000',
+  FLUSH_PADDING_BYTES: '0',
+};
+
+function designResult(design: DesignName, measured: Measured): DesignResult {
+  const { samples, errors, phase } = measured;
   return {
     design,
-    emulatorFirstByte: summarize(emulatorFirstByte),
+    emulatorFirstByte: summarize(phase.firstByteMs),
     n: samples.length,
     errors: errors.length,
     firstByte: summarize(samples.map((s) => s.firstByteMs)),
@@ -76,125 +114,122 @@ function designResult(
     overhead: summarize(samples.map((s) => s.overheadMs)),
     total: summarize(samples.map((s) => s.lastByteMs)),
     serverFirstByte: summarize(samples.map((s) => s.server.first_byte_ms ?? Number.NaN)),
+    cpuMsPerTurn: cpuCost(measured).cpuMsPerTurn,
+    logBytesPerTurn: cpuCost(measured).logBytesPerTurn,
     firstTokens: samples.map((s) => Math.round(s.firstTokenMs * 100) / 100),
   };
 }
 
-interface Scenario {
-  id: string;
-  title: string;
-  useRag: boolean;
-  session: 'warm' | 'cold';
-  question: 'fixed' | 'unique';
-}
+const round = (v: number) => Math.round(v * 100) / 100;
 
-const SCENARIOS: Scenario[] = [
-  { id: 'warm-no-rag', title: 'warm cache, no RAG', useRag: false, session: 'warm', question: 'fixed' },
-  { id: 'cold-no-rag', title: 'cold cache, no RAG', useRag: false, session: 'cold', question: 'fixed' },
-  { id: 'rag-cold', title: 'RAG, cold RAG cache', useRag: true, session: 'warm', question: 'unique' },
-  { id: 'rag-hit', title: 'RAG, RAG cache hit', useRag: true, session: 'warm', question: 'fixed' },
-];
-
-/** Warm sessions: one per worker and design, with profile and history cached by a first turn. */
-async function warmSessions(sut: StackUnderTest, url: string, label: string) {
-  return Promise.all(
-    Array.from({ length: c }, async (_, w) => {
-      const token = await sut.mint(`bench-${label}-${w}-${uuidv7()}`);
-      const first = await chat(url, token, { message: QUESTIONS[0], use_rag: false });
-      return { token, sessionId: first.events[0]?.data.session_id as string };
-    }),
-  );
-}
-
-async function requestsFor(sut: StackUnderTest, url: string, scenario: Scenario, label: string) {
-  const sessions = scenario.session === 'warm' ? await warmSessions(sut, url, label) : [];
-  const nonce = uuidv7().slice(-8);
-  const fixed = QUESTIONS[1] as string;
-  if (scenario.useRag && scenario.question === 'fixed') {
-    await chat(url, sessions[0]?.token, { message: fixed, use_rag: true });
-  }
-  return async (index: number, worker: number): Promise<RequestSpec> => {
-    const message =
-      scenario.question === 'unique' ? `${QUESTIONS[index % QUESTIONS.length]} case ${nonce}${index}` : fixed;
-    if (scenario.session === 'cold') {
-      return {
-        token: await sut.mint(`bench-cold-${uuidv7()}`),
-        body: { message, session_id: uuidv7(), use_rag: scenario.useRag },
-      };
-    }
-    const session = sessions[worker] ?? sessions[0];
-    return {
-      token: session?.token ?? '',
-      body: { message, session_id: session?.sessionId, use_rag: scenario.useRag },
-    };
-  };
-}
-
-async function runProfile(profile: keyof typeof PROFILES, sut: StackUnderTest) {
+async function runProfile(
+  profile: keyof typeof PROFILES,
+  emulators: Emulators,
+  designs: Array<[DesignName, Environment]>,
+) {
   const latencies = latenciesFor(profile);
-  await sut.setLatencies(latencies);
+  await emulators.setLatencies(latencies);
   const results: ScenarioResult[] = [];
   for (const scenario of SCENARIOS) {
-    const designs: DesignResult[] = [];
-    for (const [design, url] of [
-      ['ours', sut.url],
-      ['baseline', sut.baselineUrl],
-      ['limit', sut.limitUrl],
-    ] as const) {
-      const next = await requestsFor(sut, url, scenario, `${profile}-${scenario.id}-${design}`);
-      await sut.firstByteTimes(design);
-      const { samples, errors } = await runLoad(url, n, c, next, latencies);
-      designs.push(designResult(design, samples, errors, await sut.firstByteTimes(design)));
+    const byDesign: DesignResult[] = [];
+    for (const [design, environment] of designs) {
+      const label = `${profile}-${scenario.id}-${design}`;
+      const next = await requestsFor(emulators.mint, environment.url, scenario, c, label);
+      byDesign.push(designResult(design, await measure(environment, emulators, n, c, next, latencies)));
     }
-    const [ours, baseline, limit] = designs as [DesignResult, DesignResult, DesignResult];
+    const find = (d: DesignName) => byDesign.find((r) => r.design === d);
+    const ours = find('ours') as DesignResult;
+    const baseline = find('baseline') as DesignResult;
+    const limit = find('limit') as DesignResult;
     const ratio = (a: number, b: number) => Math.round((a / b) * 10) / 10;
-    const round = (v: number) => Math.round(v * 100) / 100;
+    const beyond = (r: DesignResult | undefined) =>
+      r
+        ? { p50: round(r.overhead.p50 - limit.overhead.p50), p99: round(r.overhead.p99 - limit.overhead.p99) }
+        : undefined;
     results.push({
       profile,
       id: scenario.id,
       title: scenario.title,
-      results: designs,
+      results: byDesign,
       ratio: {
         overhead: ratio(baseline.overhead.p50, ours.overhead.p50),
         firstToken: ratio(baseline.firstToken.p50, ours.firstToken.p50),
       },
       beyondLimit: {
-        ours: {
-          p50: round(ours.overhead.p50 - limit.overhead.p50),
-          p99: round(ours.overhead.p99 - limit.overhead.p99),
-        },
-        baseline: {
-          p50: round(baseline.overhead.p50 - limit.overhead.p50),
-          p99: round(baseline.overhead.p99 - limit.overhead.p99),
-        },
+        ours: beyond(ours),
+        'ours, cache off': beyond(find('ours, cache off')),
+        baseline: beyond(baseline),
       },
     });
-    process.stderr.write(`bench: ${profile} ${scenario.id} done\n`);
+    log(`${profile} ${scenario.id} done`);
   }
   return results;
 }
 
-/** The Function URL's small-write hold, with and without the handler's padding (configuration read once at init: one stack each). */
-async function holdScenario(profile: keyof typeof PROFILES): Promise<ScenarioResult> {
+/** The Function URL's small-write hold, with and without the handler's padding (each its own environment). */
+async function holdScenario(
+  profile: keyof typeof PROFILES,
+  emulators: Emulators,
+  env: Record<string, string>,
+  bundle: string | undefined,
+): Promise<ScenarioResult> {
   const latencies = latenciesFor(profile);
+  await emulators.setLatencies(latencies);
   const holdBelowBytes = Number(args['hold-bytes']);
   const results: DesignResult[] = [];
-  for (const padding of [Number(args.padding), 0]) {
-    const sut = await spawnStack({ latencies, holdBelowBytes, padding });
-    try {
-      const next = await requestsFor(sut, sut.url, SCENARIOS[0] as Scenario, `hold-${padding}`);
-      await sut.firstByteTimes('ours');
-      const { samples, errors } = await runLoad(sut.url, n, c, next, latencies);
+  const paddings = [Number(args.padding), 0];
+  const environments = await Promise.all(
+    paddings.map((padding) =>
+      spawnEnvironment({
+        design: 'ours',
+        env: { ...env, FLUSH_PADDING_BYTES: String(padding) },
+        holdBelowBytes,
+        bundle,
+      }),
+    ),
+  );
+  try {
+    for (const [i, environment] of environments.entries()) {
+      const padding = paddings[i] ?? 0;
+      const next = await requestsFor(
+        emulators.mint,
+        environment.url,
+        SCENARIOS[0] as Scenario,
+        c,
+        `hold-${padding}`,
+      );
       const design = padding > 0 ? 'ours, padding on' : 'ours, padding off';
-      results.push(designResult(design, samples, errors, await sut.firstByteTimes('ours')));
-    } finally {
-      await sut.close();
+      results.push(designResult(design, await measure(environment, emulators, n, c, next, latencies)));
     }
+  } finally {
+    await Promise.all(environments.map((e) => e.close()));
   }
   return { profile, id: 'hold', title: `Function URL holds writes < ${holdBelowBytes} B`, results };
 }
 
-function targets(all: ScenarioResult[], cold: ColdStart) {
+interface Check {
+  target: string;
+  value: number | undefined;
+  limit: number;
+  met: boolean;
+  text: string;
+}
+
+const check = (
+  name: string,
+  value: number | undefined,
+  limit: number,
+  unit = 'ms',
+  atMost = true,
+): Check => ({
+  target: name,
+  value,
+  limit,
+  met: value !== undefined && Number.isFinite(value) && (atMost ? value <= limit : value >= limit),
+  text: `${name}: ${value ?? 'n/a'} ${unit} (target ${atMost ? '≤' : '≥'} ${limit} ${unit})`,
+});
+
+function targets(all: ScenarioResult[], axis: ConcurrencyRow[], cold: ColdStart | undefined): Check[] {
   const find = (profile: string, id: string, design = 'ours') =>
     all.find((s) => s.profile === profile && s.id === id)?.results.find((r) => r.design === design);
   const profile = all.some((s) => s.profile === 'aws') ? 'aws' : (all[0]?.profile ?? 'aws');
@@ -202,79 +237,174 @@ function targets(all: ScenarioResult[], cold: ColdStart) {
   const ragCold = find(profile, 'rag-cold');
   const ragHit = find(profile, 'rag-hit');
   const baselineWarm = find(profile, 'warm-no-rag', 'baseline');
-  const check = (name: string, value: number | undefined, limit: number, unit = 'ms', atMost = true) => ({
-    target: name,
-    value,
-    limit,
-    met: value !== undefined && (atMost ? value <= limit : value >= limit),
-    text: `${name}: ${value ?? 'n/a'} ${unit} (target ${atMost ? '≤' : '≥'} ${limit} ${unit})`,
-  });
-  return [
-    check(
-      `[${profile}] first byte p99 after the request reaches the emulator, warm`,
-      warm?.emulatorFirstByte.p99,
-      5,
-    ),
-    check(`[${profile}] warm, no RAG: overhead p50`, warm?.overhead.p50, 3),
-    check(`[${profile}] warm, no RAG: overhead p99`, warm?.overhead.p99, 10),
-    check(`[${profile}] RAG cold cache: overhead beyond Retrieve + model p50`, ragCold?.overhead.p50, 5),
-    check(`[${profile}] RAG cache hit: overhead p50`, ragHit?.overhead.p50, 5),
-    check(
-      `[${profile}] warm, no RAG: baseline ÷ ours overhead p50`,
-      baselineWarm && warm
-        ? Math.round((baselineWarm.overhead.p50 / warm.overhead.p50) * 10) / 10
-        : undefined,
-      10,
-      '×',
-      false,
-    ),
-    check('stream bundle', Math.round((cold.bundles['chat-stream'] ?? 0) / 1024), 1024, 'KiB'),
-    check('stream bundle init in a fresh process, median', cold.streamInitMedianMs, 250),
-  ];
+  const checks: Check[] = [];
+  if (all.length > 0) {
+    checks.push(
+      check(
+        `[${profile}] first byte p99 after the request reaches the emulator, warm`,
+        warm?.emulatorFirstByte.p99,
+        5,
+      ),
+      check(`[${profile}] warm, no RAG: overhead p50`, warm?.overhead.p50, 3),
+      check(`[${profile}] warm, no RAG: overhead p99`, warm?.overhead.p99, 10),
+      check(`[${profile}] RAG cold cache: overhead beyond Retrieve + model p50`, ragCold?.overhead.p50, 5),
+      check(`[${profile}] RAG cache hit: overhead p50`, ragHit?.overhead.p50, 5),
+      check(
+        `[${profile}] warm, no RAG: baseline ÷ ours overhead p50`,
+        baselineWarm && warm
+          ? Math.round((baselineWarm.overhead.p50 / warm.overhead.p50) * 10) / 10
+          : undefined,
+        10,
+        '×',
+        false,
+      ),
+    );
+  }
+  // The concurrency targets at 64 streams, or at the highest level run when 64 was not.
+  const at = axis.some((r) => r.concurrency === 64) ? 64 : Math.max(0, ...axis.map((r) => r.concurrency));
+  const ours = axis.find((r) => r.design === 'ours' && r.concurrency === at);
+  const limit = axis.find((r) => r.design === 'limit' && r.concurrency === at);
+  if (ours && limit) {
+    checks.push(
+      check(`${at} concurrent streams in one environment: first byte p99`, ours.firstByte.p99, 10),
+      check(`${at} concurrent streams: added inter-token gap p99`, ours.gaps.addedP99, 5),
+      check(
+        `${at} concurrent streams: handler CPU per turn ÷ the bare model call's`,
+        Math.round((ours.cpuMsPerTurn / limit.cpuMsPerTurn) * 100) / 100,
+        1.5,
+        '×',
+      ),
+    );
+  }
+  if (cold) {
+    checks.push(
+      check('stream bundle', Math.round((cold.bundles['chat-stream'] ?? 0) / 1024), 1024, 'KiB'),
+      check('stream bundle import + init in a fresh process, median', cold.streamInitMedianMs, 80),
+    );
+  }
+  return checks;
 }
 
-function seedTable(all: ScenarioResult[]): string | undefined {
-  const find = (id: string, design: string) =>
-    all.find((s) => s.profile === 'seed' && s.id === id)?.results.find((r) => r.design === design);
-  const before = find('rag-cold', 'baseline');
-  const parallel = find('rag-cold', 'ours');
-  const fast = find('warm-no-rag', 'ours');
-  if (!before || !parallel || !fast) return undefined;
-  return [
-    "| seed's table (TTFT) | seed claims | measured here (first token p50, ms) |",
-    '|---|---|---|',
-    `| Before (sequential) | ~1500 ms | ${before.firstToken.p50} (p99 ${before.firstToken.p99}) |`,
-    `| After (parallel, RAG) | ~350 ms | ${parallel.firstToken.p50} (p99 ${parallel.firstToken.p99}) |`,
-    `| After (Redis, no RAG) | ~50-80 ms | ${fast.firstToken.p50} (p99 ${fast.firstToken.p99}); model first token alone is 249 |`,
-    `| Total request | 1549 → ~600-800 ms | ${before.total.p50} → ${fast.total.p50} |`,
-  ].join('\n');
-}
+const bundleFor = (bundles: EnvironmentBundles | undefined, design: string) =>
+  bundles ? (design === 'ours' ? bundles.ours : bundles.comparison) : undefined;
 
 async function main() {
   const started = performance.now();
+  const loadAtStart = loadavg()[0] ?? 0;
   const profiles = (args.profile === 'all' ? ['aws', 'seed'] : [args.profile]) as Array<
     keyof typeof PROFILES
   >;
   for (const p of profiles)
     if (!PROFILES[p]) throw new Error(`unknown profile ${p}: use aws, seed, zero or all (aws and seed)`);
-  const sut = await spawnStack({ latencies: latenciesFor(profiles[0] ?? 'aws') });
+  const first = profiles[0] ?? 'aws';
+  const [emulators, bundles] = await Promise.all([
+    spawnEmulators(latenciesFor(first)),
+    args['from-source'] ? undefined : buildEnvironmentBundles(args['source-root']),
+  ]);
+  const overrides = Object.fromEntries(
+    (args.env ?? []).map((pair) => [pair.slice(0, pair.indexOf('=')), pair.slice(pair.indexOf('=') + 1)]),
+  );
+  const env = { ...emulators.env, ...BENCH_ENV, ...overrides };
+  const environments: Environment[] = [];
+  const open = async (options: Parameters<typeof spawnEnvironment>[0]) => {
+    const environment = await spawnEnvironment(
+      {
+        ...options,
+        bundle: bundleFor(bundles, options.design),
+        ...(args['cpu-prof'] ? { cpuProfileDir: args['cpu-prof'] } : {}),
+      },
+      args['node-flags']?.split(' ').filter(Boolean),
+    );
+    environments.push(environment);
+    return environment;
+  };
   const scenarios: ScenarioResult[] = [];
-  let cold: ColdStart;
+  let axis: ConcurrencyRow[] = [];
+  let long: LongConversationResult | undefined;
+  let cold: ColdStart | undefined;
+  let path: ColdPath | undefined;
   try {
-    for (const profile of profiles) scenarios.push(...(await runProfile(profile, sut)));
-    cold = await measureColdStart(sut.env, coldStartRuns);
+    const [ours, cacheOff, baseline, limit] = await Promise.all([
+      open({ design: 'ours', env }),
+      parts.has('scenarios') ? open({ design: 'ours', env, unset: ['REDIS_URL'] }) : undefined,
+      parts.has('scenarios') ? open({ design: 'baseline', env }) : undefined,
+      open({ design: 'limit', env }),
+    ]);
+    if (parts.has('scenarios') && cacheOff && baseline) {
+      for (const profile of profiles) {
+        scenarios.push(
+          ...(await runProfile(profile, emulators, [
+            ['ours', ours],
+            ['ours, cache off', cacheOff],
+            ['baseline', baseline],
+            ['limit', limit],
+          ])),
+        );
+      }
+      await Promise.all([cacheOff.close(), baseline.close()]);
+    }
+    const latencies = latenciesFor(first);
+    await emulators.setLatencies(latencies);
+    if (parts.has('concurrency')) {
+      axis = await concurrencyAxis({
+        emulators,
+        environments: { ours, limit },
+        levels,
+        latencies,
+        quick,
+        log,
+      });
+    }
+    if (parts.has('long')) {
+      const [on, off] = await Promise.all([
+        open({ design: 'ours', env: { ...env, ...longConversationEnv(true) } }),
+        open({ design: 'ours', env: { ...env, ...longConversationEnv(false) } }),
+      ]);
+      long = await longConversation({
+        emulators,
+        environments: { on, off },
+        latencies,
+        prefillMsPer1kTokens: PROFILES[first].prefillMsPer1kTokens,
+        conversations: longConversations,
+        turns: longTurns,
+        log,
+      });
+      await Promise.all([on.close(), off.close()]);
+    }
+    if (parts.has('hold')) {
+      for (const profile of profiles) {
+        scenarios.push(await holdScenario(profile, emulators, env, bundleFor(bundles, 'ours')));
+      }
+    }
+    if (parts.has('cold')) {
+      const builtBy = quick || !bundles ? 'esbuild' : 'cdk';
+      const built = await buildBundles(builtBy, bundles?.ours ?? (await buildEnvironmentBundles()).ours);
+      cold = await measureColdStart(emulators.env, built, builtBy, coldStartRuns);
+      await emulators.setLatencies(latencies);
+      path = await coldPath({
+        emulators,
+        env,
+        bundle: built['chat-stream'] ?? '',
+        warmUrl: ours.url,
+        runs: coldPathRuns,
+        latencies,
+      });
+      log('cold start done');
+    }
   } finally {
-    await sut.close();
+    await Promise.all(environments.map((e) => e.close()));
+    await emulators.close();
   }
-  for (const profile of profiles) scenarios.push(await holdScenario(profile));
 
-  const checks = targets(scenarios, cold);
+  const checks = targets(scenarios, axis, cold);
   const machine = {
     cpus: cpus().length,
     cpuModel: cpus()[0]?.model ?? 'unknown',
     memoryGiB: Math.round(totalmem() / 2 ** 30),
     node: process.version,
     platform: `${process.platform} ${process.arch}`,
+    /** 1-minute load average at the start and the end: other work on the machine skews every figure. */
+    loadAverage: { start: Math.round(loadAtStart * 10) / 10, end: Math.round((loadavg()[0] ?? 0) * 10) / 10 },
   };
   const report = {
     date: new Date().toISOString(),
@@ -282,50 +412,60 @@ async function main() {
     params: {
       n,
       c,
-      quick: args.quick,
+      levels,
+      quick,
+      parts: [...parts],
       profiles: profiles.map((p) => ({
         name: p,
         description: PROFILES[p].description,
         latencies: latenciesFor(p),
       })),
     },
-    scenarios: scenarios.map((s) => ({
-      ...s,
-      results: s.results.map(({ firstTokens, ...r }) => ({ ...r, firstTokens })),
-    })),
+    scenarios,
+    concurrency: axis,
+    longConversation: long,
     coldStart: cold,
+    coldPath: path,
     targets: checks,
     durationSeconds: Math.round((performance.now() - started) / 100) / 10,
   };
   await mkdir(args.out, { recursive: true });
   const stamp = report.date.replace(/[:.]/g, '-');
-  const svg = firstTokenChart(scenarios);
+  const json = JSON.stringify(report, null, 2);
   await Promise.all([
-    writeFile(join(args.out, `bench-${stamp}.json`), JSON.stringify(report, null, 2)),
-    writeFile(join(args.out, 'latest.json'), JSON.stringify(report, null, 2)),
-    writeFile(join(args.out, 'latest-first-token.svg'), svg),
+    writeFile(join(args.out, `bench-${stamp}.json`), json),
+    writeFile(join(args.out, 'latest.json'), json),
+    writeFile(join(args.out, 'latest-first-token.svg'), firstTokenChart(scenarios)),
+    ...(axis.length > 0 ? [writeFile(join(args.out, 'latest-concurrency.svg'), concurrencyChart(axis))] : []),
   ]);
 
-  const seed = seedTable(scenarios);
-  console.log(`# Benchmark (${report.date})
-
-Machine: ${machine.cpus} × ${machine.cpuModel}, ${machine.memoryGiB} GiB, Node ${machine.node}, ${machine.platform}.
-N = ${n} requests per design and scenario at concurrency ${c}, over HTTP through the Function URL emulator.
+  const sections = [
+    `# Benchmark (${report.date})`,
+    `Machine: ${machine.cpus} × ${machine.cpuModel}, ${machine.memoryGiB} GiB, Node ${machine.node}, ${machine.platform}; load average ${machine.loadAverage.start} at the start, ${machine.loadAverage.end} at the end.
+Processes: the load client (this one), the emulated AWS services, Redis, and one process per design: its
+handler and the Function URL emulator, as one execution environment.
 ${profiles.map((p) => `- profile \`${p}\`: ${PROFILES[p].description}`).join('\n')}
-Server overhead = first token − injected model first-token delay − injected Retrieve delay (when Retrieve ran).
-
-${markdownTable(scenarios)}
-${seed ? `\n${seed}\n` : ''}
-Cold start: bundles ${Object.entries(cold.bundles)
-    .map(([k, v]) => `${k} ${(v / 1024).toFixed(1)} KiB`)
-    .join(
-      ', ',
-    )}; stream bundle import + init in a fresh process: median ${cold.streamInitMedianMs} ms over ${cold.streamInitMs.length} runs.
-
-Targets:
-${checks.map((t) => `- ${t.met ? 'MET' : 'NOT MET'} ${t.text}`).join('\n')}
-
-Written: ${join(args.out, `bench-${stamp}.json`)}, latest.json, latest-first-token.svg (${report.durationSeconds} s)`);
+Server overhead = first token − injected model first-token delay − injected Retrieve delay (when Retrieve ran).`,
+  ];
+  if (scenarios.length > 0) {
+    sections.push(
+      `## Scenarios (N = ${n} per design and scenario, concurrency ${c})`,
+      markdownTable(scenarios),
+    );
+  }
+  if (axis.length > 0) {
+    sections.push(
+      `## One execution environment under concurrent streams (profile ${first}, warm cache, no RAG)`,
+      concurrencyTable(axis),
+    );
+  }
+  if (long) sections.push('## Long conversation (prompt caching)', longConversationTable(long));
+  if (cold) sections.push('## Cold start', coldTable(cold, path));
+  sections.push(
+    `## Targets\n${checks.map((t) => `- ${t.met ? 'MET' : 'NOT MET'} ${t.text}`).join('\n')}`,
+    `Written: ${join(args.out, `bench-${stamp}.json`)}, latest.json, latest-first-token.svg${axis.length > 0 ? ', latest-concurrency.svg' : ''} (${report.durationSeconds} s)`,
+  );
+  console.log(sections.join('\n\n'));
   process.exit(0);
 }
 

@@ -281,6 +281,11 @@ export class Observability extends Construct {
               stream(STREAM_METRICS.timeToFirstToken, 'p50', minutes(5)),
               stream(STREAM_METRICS.timeToFirstToken, 'p99', minutes(5)),
             ],
+            // Prompt caching is what cuts the model's time to first token on long conversations.
+            right: [
+              stream(STREAM_METRICS.modelCacheReadTokens, 'Sum', minutes(5)),
+              stream(STREAM_METRICS.modelCacheWriteTokens, 'Sum', minutes(5)),
+            ],
             width: 12,
           }),
           new GraphWidget({

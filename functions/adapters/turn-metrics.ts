@@ -31,6 +31,16 @@ export class TurnMetrics {
       m.addMetric(STREAM_METRICS.retrievalFailures, MetricUnit.Count, report.retrievalFailed ? 1 : 0);
     }
     m.addMetric(STREAM_METRICS.turnDuration, MetricUnit.Milliseconds, timings.total_ms);
+    m.addMetric(
+      STREAM_METRICS.modelCacheReadTokens,
+      MetricUnit.Count,
+      report.usage.cache_read_input_tokens ?? 0,
+    );
+    m.addMetric(
+      STREAM_METRICS.modelCacheWriteTokens,
+      MetricUnit.Count,
+      report.usage.cache_write_input_tokens ?? 0,
+    );
     for (const kind of ['profile', 'history', 'rag'] as const) {
       const state = cache[kind];
       if (state === 'hit') m.addMetric(STREAM_METRICS.cacheHit(kind), MetricUnit.Count, 1);

@@ -17,6 +17,9 @@ export const STREAM_METRICS = {
   ragRetrieval: 'RagRetrieval',
   retrievalFailures: 'RetrievalFailures',
   turnDuration: 'TurnDuration',
+  /** Prompt tokens served from the model's prompt cache, and written to it. */
+  modelCacheReadTokens: 'ModelCacheReadTokens',
+  modelCacheWriteTokens: 'ModelCacheWriteTokens',
   turns: 'Turns',
   turnErrors: 'TurnErrors',
   backgroundSaves: 'BackgroundSaves',

@@ -9,7 +9,13 @@ const SourceSchema = z.object({
 });
 export type Source = z.infer<typeof SourceSchema>;
 
-const UsageSchema = z.object({ input_tokens: z.int(), output_tokens: z.int() });
+/** Bedrock's input tokens exclude the cached ones: those read from and written to the prompt cache are apart. */
+const UsageSchema = z.object({
+  input_tokens: z.int(),
+  output_tokens: z.int(),
+  cache_read_input_tokens: z.optional(z.int()),
+  cache_write_input_tokens: z.optional(z.int()),
+});
 export type Usage = z.infer<typeof UsageSchema>;
 
 /**

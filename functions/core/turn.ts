@@ -4,7 +4,7 @@ import { startDeadline } from './deadline.ts';
 import type { ChatMessage, Passage, Source, Usage } from './messages.ts';
 import type { ChatModel, EventSink, MessageOutbox, MessageWriter } from './ports.ts';
 import { ModelError } from './ports.ts';
-import { buildSystemPrompt, toConverseMessages } from './prompt.ts';
+import { buildPrompt } from './prompt.ts';
 import type { TurnCacheStates, TurnErrorCode, TurnEvent, TurnTimings } from './turn-events.ts';
 
 interface TurnSettings extends ContextSettings {
@@ -163,8 +163,13 @@ export async function runTurn(deps: TurnDeps, input: TurnInput, sink: EventSink)
   let promptChars = 0;
   try {
     if (question === undefined) throw new NothingToRegenerate();
-    const system = buildSystemPrompt(conversation.profile, retrieved.passages);
-    const messages = toConverseMessages(regenerated?.before ?? conversation.history, question);
+    const { system, messages } = buildPrompt({
+      profile: conversation.profile,
+      passages: retrieved.passages,
+      history: regenerated?.before ?? conversation.history,
+      question,
+      historyLimit: deps.settings.historyLimit,
+    });
     promptChars = system.length + messages.reduce((sum, m) => sum + m.content.length, 0);
     const events = deps.model.stream({
       system,
@@ -188,7 +193,12 @@ export async function runTurn(deps: TurnDeps, input: TurnInput, sink: EventSink)
       } else if (event.type === 'stop') {
         stopReason = event.stopReason;
       } else {
-        usage = { input_tokens: event.inputTokens, output_tokens: event.outputTokens };
+        usage = {
+          input_tokens: event.inputTokens,
+          output_tokens: event.outputTokens,
+          ...(event.cacheReadTokens ? { cache_read_input_tokens: event.cacheReadTokens } : {}),
+          ...(event.cacheWriteTokens ? { cache_write_input_tokens: event.cacheWriteTokens } : {}),
+        };
       }
     }
     if (stop.aborted) stopReason = STOPPED;

@@ -1,4 +1,6 @@
+import { createHash, type Hash } from 'node:crypto';
 import { EventStreamCodec } from '@smithy/core/event-streams';
+import { MAX_CACHE_POINTS, modelCapabilities } from '../../functions/contracts/models.ts';
 import {
   type AnyResponse,
   type ListeningServer,
@@ -7,7 +9,7 @@ import {
   sendAwsError,
   sleep,
 } from './h2c-server.ts';
-import { composeAnswer, composeTitle, estimateTokens, toDeltas } from './local-model.ts';
+import { composeAnswer, composeTitle, estimateTokens, splitSources, toDeltas } from './local-model.ts';
 
 type ModelFault = 'throttle' | 'midstream' | 'validation';
 
@@ -15,12 +17,35 @@ export interface BedrockRuntimeOptions {
   port?: number;
   firstTokenDelayMs?: number;
   perTokenDelayMs?: number;
+  /**
+   * Time to read the prompt, per 1,000 input tokens not read from the prompt cache, added to the
+   * first-token delay (0: the first-token delay is flat).
+   */
+  prefillMsPer1kTokens?: number;
+  /** The Region the emulator answers as (latency-optimized inference depends on it). */
+  region?: string;
+}
+
+/** A content block as the Converse API takes it: text, or a cache point after the blocks before it. */
+interface Block {
+  text?: string;
+  cachePoint?: { type?: string };
 }
 
 interface ConverseBody {
-  messages?: Array<{ role: string; content?: Array<{ text?: string }> }>;
-  system?: Array<{ text?: string }>;
+  messages?: Array<{ role: string; content?: Block[] }>;
+  system?: Block[];
   inferenceConfig?: { maxTokens?: number };
+  performanceConfig?: { latency?: string };
+}
+
+/** Token counts as Bedrock reports them: `inputTokens` excludes what was read from or written to the cache. */
+interface ModelUsage {
+  inputTokens: number;
+  outputTokens: number;
+  totalTokens: number;
+  cacheReadInputTokens: number;
+  cacheWriteInputTokens: number;
 }
 
 interface RecordedConverse {
@@ -34,6 +59,10 @@ export interface BedrockRuntimeEmulator extends ListeningServer {
   requests: RecordedConverse[];
   /** `performance.now()` at which each stream's first token was written, for ordering checks. */
   firstTokenWrittenAt: number[];
+  /** Milliseconds between consecutive token frames of one stream, as written (the model's own pace). */
+  tokenGapsMs: number[];
+  /** Each answered request's token counts, newest last. */
+  usage: ModelUsage[];
   /** Makes the next request(s) fail: throttling before any token, or an exception frame mid-stream. */
   failNext(fault: ModelFault, times?: number): void;
 }
@@ -65,27 +94,114 @@ function exceptionFrame(type: string, message: string): Uint8Array {
   });
 }
 
-const textOf = (blocks: Array<{ text?: string }> | undefined) =>
-  (blocks ?? []).map((b) => b.text ?? '').join('\n');
+const textOf = (blocks: Block[] | undefined) =>
+  (blocks ?? []).flatMap((b) => (b.text === undefined ? [] : [b.text])).join('\n');
 
-function plan(body: ConverseBody) {
+/** How long an unused cache entry lives (Bedrock's default cache TTL), ms. */
+const CACHE_TTL_MS = 5 * 60_000;
+/** How many block boundaries before a cache point are checked for an earlier cached prefix. */
+const LOOKBACK_BLOCKS = 20;
+
+/**
+ * Bedrock's prompt cache, as documented: a cache point caches the prefix before it (system, then the
+ * messages, in order) when that prefix holds at least the model's minimum; a request reads the longest
+ * cached prefix ending at a cache point or at one of the 20 block boundaries before one, writes the rest
+ * up to its last cache point, and pays full price for what follows. Unused entries expire after 5 minutes.
+ */
+class PromptCache {
+  readonly #entries = new Map<string, number>();
+
+  account(body: ConverseBody, minTokens: number, now = Date.now()) {
+    // Every block boundary: the tokens before it, the prefix's hash, and whether a cache point sits there.
+    const boundaries: Array<{ tokens: number; hash: string; cachePoint: boolean }> = [];
+    const hash: Hash = createHash('sha256');
+    let tokens = 0;
+    const walk = (role: string, blocks: Block[]) => {
+      for (const block of blocks) {
+        if (block.cachePoint) {
+          const last = boundaries.at(-1);
+          if (last && last.tokens === tokens) last.cachePoint = true;
+          else boundaries.push({ tokens, hash: hash.copy().digest('hex'), cachePoint: true });
+          continue;
+        }
+        if (block.text === undefined) continue;
+        hash.update(`${role}\u0000${block.text}\u0000`);
+        tokens += estimateTokens(block.text);
+        boundaries.push({ tokens, hash: hash.copy().digest('hex'), cachePoint: false });
+      }
+    };
+    walk('system', body.system ?? []);
+    for (const message of body.messages ?? []) walk(message.role, message.content ?? []);
+    for (const [key, expires] of this.#entries) if (expires <= now) this.#entries.delete(key);
+
+    const points = boundaries.flatMap((b, i) => (b.cachePoint && b.tokens >= minTokens ? [i] : []));
+    let read = 0;
+    for (const point of points) {
+      for (let i = point; i >= Math.max(0, point - LOOKBACK_BLOCKS); i--) {
+        const boundary = boundaries[i];
+        if (boundary && boundary.tokens > read && this.#entries.has(boundary.hash)) {
+          read = boundary.tokens;
+          this.#entries.set(boundary.hash, now + CACHE_TTL_MS);
+        }
+      }
+    }
+    const lastPoint = boundaries[points.at(-1) ?? -1];
+    const write = lastPoint && lastPoint.tokens > read ? lastPoint.tokens - read : 0;
+    for (const point of points) {
+      const boundary = boundaries[point];
+      if (boundary) this.#entries.set(boundary.hash, now + CACHE_TTL_MS);
+    }
+    return { read, write, total: tokens };
+  }
+}
+
+const cachePointCount = (body: ConverseBody) =>
+  [...(body.system ?? []), ...(body.messages ?? []).flatMap((m) => m.content ?? [])].filter(
+    (b) => b.cachePoint,
+  ).length;
+
+function plan(body: ConverseBody, cache: PromptCache, minTokens: number | undefined) {
   const messages = body.messages ?? [];
   const last = messages.at(-1);
-  const question = last?.role === 'user' ? textOf(last.content) : '';
+  // Retrieved passages may come in the last user turn (after the cacheable history) or in the system prompt.
+  const { sources, question } = splitSources(last?.role === 'user' ? textOf(last.content) : '');
   const system = textOf(body.system);
   const answer = /^Write a title/.test(system)
     ? composeTitle(question)
-    : composeAnswer({ system, question, priorTurns: Math.floor((messages.length - 1) / 2) });
+    : composeAnswer({
+        system: sources ? `${system}\n${sources}` : system,
+        question,
+        priorTurns: Math.floor((messages.length - 1) / 2),
+      });
   const maxTokens = body.inferenceConfig?.maxTokens ?? 4096;
   const all = toDeltas(answer);
   const deltas = all.slice(0, maxTokens);
-  const inputTokens = estimateTokens(system + messages.map((m) => textOf(m.content)).join(''));
+  const cached = minTokens === undefined ? undefined : cache.account(body, minTokens);
+  const prompt = cached?.total ?? estimateTokens(system + messages.map((m) => textOf(m.content)).join(''));
+  const cacheReadInputTokens = cached?.read ?? 0;
+  const cacheWriteInputTokens = cached?.write ?? 0;
+  const inputTokens = Math.max(0, prompt - cacheReadInputTokens - cacheWriteInputTokens);
+  const usage: ModelUsage = {
+    inputTokens,
+    outputTokens: deltas.length,
+    totalTokens: prompt + deltas.length,
+    cacheReadInputTokens,
+    cacheWriteInputTokens,
+  };
   return {
     deltas,
     stopReason: deltas.length < all.length ? 'max_tokens' : 'end_turn',
-    usage: { inputTokens, outputTokens: deltas.length, totalTokens: inputTokens + deltas.length },
+    usage,
+    /** Tokens the model must read itself: what was not found in the cache. */
+    uncachedTokens: prompt - cacheReadInputTokens,
   };
 }
+
+/** Usage as the wire carries it: the cache fields only when the request used the cache. */
+const wireUsage = (usage: ModelUsage) =>
+  usage.cacheReadInputTokens || usage.cacheWriteInputTokens
+    ? usage
+    : { inputTokens: usage.inputTokens, outputTokens: usage.outputTokens, totalTokens: usage.totalTokens };
 
 function writeFrame(res: AnyResponse, frame: Uint8Array): boolean {
   if (res.destroyed || res.writableEnded) return false;
@@ -100,10 +216,19 @@ export async function startBedrockRuntime(
   const settings = {
     firstTokenDelayMs: options.firstTokenDelayMs ?? 0,
     perTokenDelayMs: options.perTokenDelayMs ?? 0,
+    prefillMsPer1kTokens: options.prefillMsPer1kTokens ?? 0,
+    region: options.region ?? 'us-east-1',
   };
   const faults: ModelFault[] = [];
   const requests: RecordedConverse[] = [];
   const firstTokenWrittenAt: number[] = [];
+  const tokenGapsMs: number[] = [];
+  const usageLog: ModelUsage[] = [];
+  const cache = new PromptCache();
+  const keep = <T>(list: T[], item: T, max: number) => {
+    list.push(item);
+    if (list.length > max) list.splice(0, list.length - max);
+  };
 
   const server = await listenH2cAndHttp1(async (req, res) => {
     const match = /^\/model\/([^/]+)\/(converse|converse-stream)$/.exec(req.url?.split('?')[0] ?? '');
@@ -132,16 +257,46 @@ export async function startBedrockRuntime(
       sendAwsError(res, 400, 'ValidationException', 'A conversation must start with a user message.');
       return;
     }
+    // As Bedrock: a model takes cache points and latency-optimized inference only where it supports them.
+    const capabilities = modelCapabilities(modelId);
+    const cachePoints = cachePointCount(body);
+    if (cachePoints > 0 && capabilities.promptCacheMinTokens === undefined) {
+      sendAwsError(res, 400, 'ValidationException', `The model ${modelId} does not support prompt caching.`);
+      return;
+    }
+    if (cachePoints > MAX_CACHE_POINTS) {
+      sendAwsError(res, 400, 'ValidationException', `At most ${MAX_CACHE_POINTS} cache points are allowed.`);
+      return;
+    }
+    if (
+      body.performanceConfig?.latency === 'optimized' &&
+      !capabilities.latencyOptimizedRegions.includes(settings.region)
+    ) {
+      sendAwsError(
+        res,
+        400,
+        'ValidationException',
+        `Latency-optimized inference is not available for ${modelId} in ${settings.region}.`,
+      );
+      return;
+    }
     const started = Date.now();
-    const { deltas, stopReason, usage } = plan(body);
+    const { deltas, stopReason, usage, uncachedTokens } = plan(
+      body,
+      cache,
+      cachePoints > 0 ? capabilities.promptCacheMinTokens : undefined,
+    );
+    keep(usageLog, usage, 10_000);
+    const firstTokenDelay =
+      settings.firstTokenDelayMs + (settings.prefillMsPer1kTokens * uncachedTokens) / 1000;
     if (match[2] === 'converse') {
-      await sleep(settings.firstTokenDelayMs + settings.perTokenDelayMs * deltas.length);
+      await sleep(firstTokenDelay + settings.perTokenDelayMs * deltas.length);
       res.writeHead(200, { 'content-type': 'application/json' });
       res.end(
         JSON.stringify({
           output: { message: { role: 'assistant', content: [{ text: deltas.join('') }] } },
           stopReason,
-          usage,
+          usage: wireUsage(usage),
           metrics: { latencyMs: Date.now() - started },
         }),
       );
@@ -149,7 +304,8 @@ export async function startBedrockRuntime(
     }
     res.writeHead(200, { 'content-type': 'application/vnd.amazon.eventstream' });
     writeFrame(res, eventFrame('messageStart', { role: 'assistant' }));
-    await sleep(settings.firstTokenDelayMs);
+    await sleep(firstTokenDelay);
+    let lastWrite = 0;
     for (const [index, text] of deltas.entries()) {
       if (index > 0 && settings.perTokenDelayMs > 0) await sleep(settings.perTokenDelayMs);
       if (fault === 'midstream' && index === Math.min(3, deltas.length - 1)) {
@@ -159,11 +315,17 @@ export async function startBedrockRuntime(
       }
       if (!writeFrame(res, eventFrame('contentBlockDelta', { contentBlockIndex: 0, delta: { text } })))
         return;
-      if (index === 0) firstTokenWrittenAt.push(performance.now());
+      const now = performance.now();
+      if (index === 0) firstTokenWrittenAt.push(now);
+      else keep(tokenGapsMs, now - lastWrite, 1_000_000);
+      lastWrite = now;
     }
     writeFrame(res, eventFrame('contentBlockStop', { contentBlockIndex: 0 }));
     writeFrame(res, eventFrame('messageStop', { stopReason }));
-    writeFrame(res, eventFrame('metadata', { usage, metrics: { latencyMs: Date.now() - started } }));
+    writeFrame(
+      res,
+      eventFrame('metadata', { usage: wireUsage(usage), metrics: { latencyMs: Date.now() - started } }),
+    );
     res.end();
   }, options.port);
 
@@ -172,6 +334,8 @@ export async function startBedrockRuntime(
     options: settings,
     requests,
     firstTokenWrittenAt,
+    tokenGapsMs,
+    usage: usageLog,
     failNext(fault, times = 1) {
       for (let i = 0; i < times; i++) faults.push(fault);
     },

@@ -41,6 +41,16 @@ export function composeAnswer({ system, question, priorTurns }: ModelInput): str
   return `${opening}here is what the sources say. ${ranked.map((r) => r.sentence).join(' ')}`;
 }
 
+/**
+ * A user turn may carry the retrieved passages (`<sources>…</sources>` before the question), which keeps
+ * them after the cacheable history: the passages are context, the rest is what was asked.
+ */
+export function splitSources(turn: string): { sources: string; question: string } {
+  const match = /<sources>([\s\S]*?)<\/sources>\s*/.exec(turn);
+  if (!match) return { sources: '', question: turn };
+  return { sources: match[1] ?? '', question: turn.replace(match[0], '').trim() };
+}
+
 /** Splits an answer into the word-sized deltas a model would stream, whitespace kept. */
 export const toDeltas = (answer: string): string[] => answer.split(/(?<=\s)/);
 

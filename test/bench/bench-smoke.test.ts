@@ -5,32 +5,44 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 
-// Runs `npm run bench -- --quick --profile zero --cold-start-runs 1` once (its own local stacks) and checks
-// the report is complete. Never timings: with nothing injected (the zero profile) and one cold start, the
-// run waits on no latency of its own.
-describe('npm run bench -- --quick --profile zero --cold-start-runs 1', () => {
-  it('prints the full report and writes the JSON and the chart', async () => {
+// Runs `npm run bench -- --quick --profile zero` once (its own processes: emulators, one per design) and
+// checks the report is complete: every part, every design, every target. Never timings: with nothing
+// injected (the zero profile) the run waits on no latency of its own, and --quick keeps each part tiny.
+describe('npm run bench -- --quick --profile zero', () => {
+  it('prints the full report and writes the JSON and the charts', async () => {
     const out = mkdtempSync(join(tmpdir(), 'bench-'));
     const root = join(import.meta.dirname, '..', '..');
     const { stdout } = await promisify(execFile)(
       process.execPath,
-      [join(root, 'bench/run.ts'), '--quick', '--profile', 'zero', '--cold-start-runs', '1', '--out', out],
-      {
-        cwd: root,
-        maxBuffer: 64 * 1024 * 1024,
-        env: { ...process.env, POWERTOOLS_LOG_LEVEL: 'ERROR' },
-      },
+      [join(root, 'bench/run.ts'), '--quick', '--profile', 'zero', '--out', out],
+      { cwd: root, maxBuffer: 64 * 1024 * 1024, env: { ...process.env, POWERTOOLS_LOG_LEVEL: 'ERROR' } },
     );
-    for (const heading of ['| profile | scenario | design |', 'Cold start:', 'Targets:'])
+    for (const heading of [
+      '## Scenarios',
+      '## One execution environment under concurrent streams',
+      '## Long conversation (prompt caching)',
+      '## Cold start',
+      '## Targets',
+    ])
       expect(stdout).toContain(heading);
     const report = JSON.parse(readFileSync(join(out, 'latest.json'), 'utf8')) as {
       scenarios: Array<{
         id: string;
-        results: Array<{ design: string; n: number; errors: number; firstToken: { p50: number } }>;
+        results: Array<{
+          design: string;
+          n: number;
+          errors: number;
+          firstToken: { p50: number };
+          cpuMsPerTurn: number;
+        }>;
       }>;
+      concurrency: Array<{ concurrency: number; design: string; errors: number; cpuMsPerTurn: number }>;
+      longConversation: {
+        rows: Array<{ design: string; n: number; errors: number; cacheReadTokensPerTurn: number }>;
+      };
       coldStart: { bundles: Record<string, number>; streamInitMs: number[] };
+      coldPath: { runs: number; coldFirstByte: { p50: number } };
       targets: Array<{ target: string; met: boolean; value: unknown }>;
-      machine: { cpus: number };
       params: { profiles: Array<{ name: string; latencies: Record<string, number> }> };
     };
     expect(report.params.profiles.map((p) => p.name)).toEqual(['zero']);
@@ -43,28 +55,52 @@ describe('npm run bench -- --quick --profile zero --cold-start-runs 1', () => {
       'hold',
     ]);
     for (const scenario of report.scenarios) {
-      const designs = scenario.results.map((r) => r.design);
-      expect(designs).toEqual(
-        scenario.id === 'hold' ? ['ours, padding on', 'ours, padding off'] : ['ours', 'baseline', 'limit'],
+      expect(scenario.results.map((r) => r.design)).toEqual(
+        scenario.id === 'hold'
+          ? ['ours, padding on', 'ours, padding off']
+          : ['ours', 'ours, cache off', 'baseline', 'limit'],
       );
       for (const result of scenario.results) {
         expect(result.errors).toBe(0);
         expect(result.n).toBeGreaterThan(0);
         expect(Number.isFinite(result.firstToken.p50)).toBe(true);
+        expect(result.cpuMsPerTurn).toBeGreaterThan(0);
         expect(stdout).toContain(`| ${result.design} |`);
       }
     }
-    // One bundle per function built from this repo; the deploy-time ones come and go with the stack.
-    expect(Object.keys(report.coldStart.bundles)).toEqual(expect.arrayContaining(['chat-stream', 'persist']));
-    for (const size of Object.values(report.coldStart.bundles)) expect(size).toBeGreaterThan(0);
-    expect(report.coldStart.streamInitMs.length).toBeGreaterThan(0);
-    expect(report.targets).toHaveLength(8);
+    expect(report.concurrency.map((r) => `${r.concurrency} ${r.design}`)).toEqual([
+      '1 ours',
+      '1 limit',
+      '4 ours',
+      '4 limit',
+    ]);
+    for (const row of report.concurrency) {
+      expect(row.errors).toBe(0);
+      expect(row.cpuMsPerTurn).toBeGreaterThan(0);
+    }
+    const long = report.longConversation.rows;
+    expect(long.map((r) => r.design)).toEqual(['prompt caching on', 'prompt caching off']);
+    for (const row of long) expect(row.errors).toBe(0);
+    // The emulator's prompt cache served the history prefix to the caching design only.
+    expect(long[0]?.cacheReadTokensPerTurn).toBeGreaterThan(4096);
+    expect(long[1]?.cacheReadTokensPerTurn).toBe(0);
+    expect(report.coldStart.bundles['chat-stream']).toBeGreaterThan(0);
+    expect(report.coldStart.streamInitMs.length).toBe(1);
+    expect(report.coldPath.runs).toBe(1);
+    expect(Number.isFinite(report.coldPath.coldFirstByte.p50)).toBe(true);
+    expect(report.targets.map((t) => t.target)).toEqual(
+      expect.arrayContaining([
+        expect.stringContaining('concurrent streams in one environment: first byte p99'),
+        expect.stringContaining('added inter-token gap p99'),
+        expect.stringContaining('CPU per turn'),
+        'stream bundle import + init in a fresh process, median',
+      ]),
+    );
     for (const target of report.targets) expect(target.value).toBeDefined();
-    expect(report.machine.cpus).toBeGreaterThan(0);
     const svg = readFileSync(join(out, 'latest-first-token.svg'), 'utf8');
-    expect(svg.match(/<polyline/g)?.length).toBe(4 * 3 + 2);
+    expect(svg.match(/<polyline/g)?.length).toBe(4 * 4 + 2);
     // Titles are escaped: the hold scenario's title has a '<'.
     expect(svg).toContain('holds writes &lt; ');
-    expect(svg).not.toContain('holds writes < ');
-  }, 180_000);
+    expect(readFileSync(join(out, 'latest-concurrency.svg'), 'utf8')).toContain('<polyline');
+  }, 120_000);
 });

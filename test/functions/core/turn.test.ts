@@ -26,6 +26,15 @@ const history = (n: number): ChatMessage[] =>
     createdAt: '2026-11-25T11:00:00Z',
   }));
 const types = (events: TurnEvent[]) => events.map((e) => e.type);
+/** The new user turn: the retrieved passages, then the question (the prompt's stable prefix comes first). */
+const asked = (question: string) => ({
+  role: 'user',
+  content: expect.stringMatching(
+    new RegExp(
+      `^<sources>\\n[\\s\\S]*A Roth IRA is funded with after-tax money[\\s\\S]*\\n</sources>\\n\\n${question.replace(/[?]/g, '\\?')}$`,
+    ),
+  ),
+});
 
 beforeEach(() => {
   calls.length = 0;
@@ -150,7 +159,7 @@ describe('runTurn', () => {
     expect(deps.model.requests[1]?.messages).toEqual([
       { role: 'user', content: 'first question' },
       { role: 'assistant', content: 'Hello there.' },
-      { role: 'user', content: 'second question' },
+      asked('second question'),
     ]);
     expect(calls).not.toContain('store.getRecentMessages');
   });
@@ -176,7 +185,7 @@ describe('runTurn', () => {
     const sink = new RecordingSink();
     const report = await runTurn(deps, input(), sink);
     expect(report.outcome).toBe('done');
-    expect(deps.model.requests[0]?.messages).toEqual([{ role: 'user', content: 'What is a Roth IRA?' }]);
+    expect(deps.model.requests[0]?.messages).toEqual([asked('What is a Roth IRA?')]);
     await report.background;
     expect(calls).not.toContain('cache.appendHistory');
   });
@@ -231,7 +240,7 @@ describe('runTurn', () => {
     const report = await runTurn(deps, input(), sink);
     expect(report.outcome).toBe('done');
     expect(deps.store.historySignal?.aborted).toBe(true);
-    expect(deps.model.requests[0]?.messages).toEqual([{ role: 'user', content: 'What is a Roth IRA?' }]);
+    expect(deps.model.requests[0]?.messages).toEqual([asked('What is a Roth IRA?')]);
     expect(logs).toContainEqual({
       level: 'warn',
       message: 'history unavailable, answering without it',
@@ -371,7 +380,7 @@ describe('runTurn', () => {
     historyGate.resolve();
     queueGate.resolve();
     await (await turn).background;
-    expect(deps.model.requests[0]?.messages).toEqual([{ role: 'user', content: 'now' }]);
+    expect(deps.model.requests[0]?.messages).toEqual([asked('now')]);
     // Nor in the cached history the conversation is read back from.
     const cached = deps.cache.histories.get(`alice/${SESSION}`) ?? [];
     expect(cached.map((m) => m.role)).toEqual(['user', 'assistant']);
@@ -415,7 +424,7 @@ describe('runTurn: stop and regenerate', () => {
     expect(deps.model.requests[0]?.messages).toEqual([
       { role: 'user', content: 'earlier 0' },
       { role: 'assistant', content: 'earlier 1' },
-      { role: 'user', content: 'earlier 2' },
+      asked('earlier 2'),
     ]);
     expect(deps.outbox.sent).toHaveLength(1);
     expect(deps.outbox.sent[0]).toMatchObject({
@@ -426,13 +435,13 @@ describe('runTurn: stop and regenerate', () => {
     // The next turn sees the new answer in place of the replaced one.
     const next = await runTurn(deps, input({ message: 'and then?' }), new RecordingSink());
     await next.background;
-    expect(deps.model.requests[1]?.messages.map((m) => m.content)).toEqual([
+    expect(deps.model.requests[1]?.messages.map((m) => m.content).slice(0, 4)).toEqual([
       'earlier 0',
       'earlier 1',
       'earlier 2',
       'Hello there.',
-      'and then?',
     ]);
+    expect(deps.model.requests[1]?.messages[4]).toEqual(asked('and then?'));
   });
 
   it('says so when there is no question to regenerate', async () => {

@@ -5,6 +5,8 @@ import {
   type ConverseStreamOutput,
 } from '@aws-sdk/client-bedrock-runtime';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { BedrockChatModel } from '../../../functions/adapters/bedrock-model.ts';
+import type { ModelEvent } from '../../../functions/core/ports.ts';
 import { localClientConfig } from '../../../local/client-config.ts';
 import {
   type BedrockRuntimeEmulator,
@@ -147,5 +149,126 @@ describe('Bedrock Runtime emulator, through the stock SDK client (HTTP/2)', () =
         inferenceConfig: { maxTokens: 200 },
       }),
     });
+  });
+});
+
+describe('Bedrock Runtime emulator: prompt cache, capabilities, pace', () => {
+  const HAIKU_45 = 'us.anthropic.claude-haiku-4-5-20251001-v1:0';
+  const long = (tokens: number, seed: string) =>
+    `${seed} `.repeat(Math.ceil((tokens * 4) / (seed.length + 1)));
+  const turns = (history: number, seed: string) => {
+    const messages: Array<{ role: 'user' | 'assistant'; content: string }> = [];
+    for (let i = 0; i < history; i++) {
+      messages.push({ role: 'user', content: `question ${i} ${seed}` });
+      messages.push({ role: 'assistant', content: long(300, `answer ${i} ${seed}`) });
+    }
+    return messages;
+  };
+  const usageOf = async (
+    model: BedrockChatModel,
+    messages: Array<{ role: 'user' | 'assistant'; content: string }>,
+  ) => {
+    const started = performance.now();
+    let firstToken = 0;
+    let usage: Extract<ModelEvent, { type: 'usage' }> | undefined;
+    for await (const event of model.stream({
+      system: 'Be brief.',
+      messages,
+      signal: AbortSignal.timeout(5000),
+    })) {
+      if (event.type === 'text' && !firstToken) firstToken = performance.now() - started;
+      if (event.type === 'usage') usage = event;
+    }
+    return { usage, firstToken };
+  };
+  const adapter = (promptCaching = true, modelId = HAIKU_45) =>
+    new BedrockChatModel(client, {
+      modelId,
+      maxTokens: 50,
+      temperature: 0,
+      promptCaching,
+      latency: 'standard',
+    });
+
+  it("writes the history prefix once and reads it on the next turn, which reaches the model's first token sooner", async () => {
+    emulator.options.prefillMsPer1kTokens = 20;
+    try {
+      const seed = `cache-${Date.now()}`;
+      const history = turns(15, seed);
+      const first = await usageOf(adapter(), [...history, { role: 'user', content: 'next question' }]);
+      expect(first.usage?.cacheReadTokens).toBeUndefined();
+      expect(first.usage?.cacheWriteTokens).toBeGreaterThan(4096);
+      const next = [
+        ...history,
+        { role: 'user' as const, content: 'next question' },
+        { role: 'assistant' as const, content: 'an answer' },
+      ];
+      const second = await usageOf(adapter(), [...next, { role: 'user', content: 'and then?' }]);
+      expect(second.usage?.cacheReadTokens).toBe(first.usage?.cacheWriteTokens);
+      // Only the turn added since is written; the new question is plain input.
+      expect(second.usage?.cacheWriteTokens).toBeLessThan(20);
+      expect(second.usage?.inputTokens).toBeLessThan(20);
+      // 4,700 tokens not read again at 20 ms per 1,000: about 90 ms sooner.
+      expect(first.firstToken - second.firstToken).toBeGreaterThan(50);
+      expect(emulator.usage.at(-1)).toMatchObject({ cacheReadInputTokens: first.usage?.cacheWriteTokens });
+    } finally {
+      emulator.options.prefillMsPer1kTokens = 0;
+    }
+  });
+
+  it('ignores a cache point before the model minimum, and caching off sends none (full price, no error)', async () => {
+    const seed = `short-${Date.now()}`;
+    const short = await usageOf(adapter(), [...turns(2, seed), { role: 'user', content: 'q' }]);
+    expect(short.usage).toMatchObject({ type: 'usage', outputTokens: expect.any(Number) });
+    expect(short.usage?.cacheWriteTokens).toBeUndefined();
+    const off = await usageOf(adapter(false), [...turns(15, seed), { role: 'user', content: 'q' }]);
+    expect(off.usage?.cacheWriteTokens).toBeUndefined();
+    expect(off.usage?.inputTokens).toBeGreaterThan(4096);
+  });
+
+  it('refuses cache points and latency-optimized inference where the model does not offer them, as Bedrock does', async () => {
+    const withCachePoint = (modelId: string) =>
+      new ConverseStreamCommand({
+        modelId,
+        system: [{ text: 'x' }, { cachePoint: { type: 'default' } }],
+        messages: [{ role: 'user', content: [{ text: 'q' }] }],
+      });
+    await expect(client.send(withCachePoint('meta.llama3-1-70b-instruct-v1:0'))).rejects.toMatchObject({
+      name: 'ValidationException',
+    });
+    const optimized = (modelId: string) =>
+      new ConverseStreamCommand({
+        modelId,
+        messages: [{ role: 'user', content: [{ text: 'q' }] }],
+        performanceConfig: { latency: 'optimized' },
+      });
+    // The emulator answers as us-east-1, where only Nova Pro offers it.
+    await expect(client.send(optimized(HAIKU_45))).rejects.toMatchObject({ name: 'ValidationException' });
+    const response = await client.send(optimized('us.amazon.nova-pro-v1:0'));
+    for await (const _ of response.stream ?? []);
+  });
+
+  it('answers from passages sent in the user turn, and records its own inter-token gaps', async () => {
+    emulator.tokenGapsMs.splice(0);
+    const response = await client.send(
+      new ConverseStreamCommand({
+        modelId: 'm',
+        system: [{ text: 'Be brief.' }],
+        messages: [
+          {
+            role: 'user',
+            content: [
+              {
+                text: '<sources>\n<source id="1" title="Fund">\nAn emergency fund covers three to six months of essential expenses.\n</source>\n</sources>\n\nHow big should an emergency fund be?',
+              },
+            ],
+          },
+        ],
+      }),
+    );
+    let text = '';
+    for await (const event of response.stream ?? []) text += event.contentBlockDelta?.delta?.text ?? '';
+    expect(text).toContain('three to six months');
+    expect(emulator.tokenGapsMs.length).toBe(text.split(/(?<=\s)/).length - 1);
   });
 });

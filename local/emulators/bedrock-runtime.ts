@@ -63,6 +63,8 @@ export interface BedrockRuntimeEmulator extends ListeningServer {
   tokenGapsMs: number[];
   /** Each answered request's token counts, newest last. */
   usage: ModelUsage[];
+  /** Each answered request's planned wait before its first token (fixed delay + prompt reading), newest last. */
+  firstTokenDelaysMs: number[];
   /** Makes the next request(s) fail: throttling before any token, or an exception frame mid-stream. */
   failNext(fault: ModelFault, times?: number): void;
 }
@@ -224,6 +226,7 @@ export async function startBedrockRuntime(
   const firstTokenWrittenAt: number[] = [];
   const tokenGapsMs: number[] = [];
   const usageLog: ModelUsage[] = [];
+  const firstTokenDelaysMs: number[] = [];
   const cache = new PromptCache();
   const keep = <T>(list: T[], item: T, max: number) => {
     list.push(item);
@@ -289,6 +292,7 @@ export async function startBedrockRuntime(
     keep(usageLog, usage, 10_000);
     const firstTokenDelay =
       settings.firstTokenDelayMs + (settings.prefillMsPer1kTokens * uncachedTokens) / 1000;
+    keep(firstTokenDelaysMs, firstTokenDelay, 10_000);
     if (match[2] === 'converse') {
       await sleep(firstTokenDelay + settings.perTokenDelayMs * deltas.length);
       res.writeHead(200, { 'content-type': 'application/json' });
@@ -336,6 +340,7 @@ export async function startBedrockRuntime(
     firstTokenWrittenAt,
     tokenGapsMs,
     usage: usageLog,
+    firstTokenDelaysMs,
     failNext(fault, times = 1) {
       for (let i = 0; i < times; i++) faults.push(fault);
     },

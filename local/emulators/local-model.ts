@@ -38,7 +38,8 @@ export function composeAnswer({ system, question, priorTurns }: ModelInput): str
   if (ranked.length === 0) {
     return `${opening}I have no source on "${question.slice(0, 80)}", so take this as general guidance: start from your goals, keep costs low, and check the details with a qualified adviser.`;
   }
-  return `${opening}here is what the sources say. ${ranked.map((r) => r.sentence).join(' ')}`;
+  const lead = opening ? `${opening}here` : 'Here';
+  return `${lead} is what the sources say. ${ranked.map((r) => r.sentence).join(' ')}`;
 }
 
 /**

@@ -53,7 +53,10 @@ const turnSettled = (sessionId: string) =>
     15_000,
     'the turn to be queued',
   );
-const lastPrompt = () => stack.bedrock.requests.at(-1)?.body;
+/** The last chat turn's request (the consumer's title calls share the emulator). */
+const lastPrompt = () =>
+  stack.bedrock.requests.findLast((r) => !JSON.stringify(r.body.system ?? '').includes('Write a title'))
+    ?.body;
 const done = (r: Awaited<ReturnType<typeof chat>>) =>
   r.events.find((e) => e.data.type === 'done')?.data as
     | { cache: Record<string, string>; message_id: string; timings: Record<string, number> }

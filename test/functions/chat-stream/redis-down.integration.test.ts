@@ -39,7 +39,11 @@ describe('with Redis stopped', () => {
     });
     expect(second.status).toBe(200);
     expect(doneOf(second)?.cache).toEqual({ profile: 'miss', history: 'miss', rag: 'skipped' });
-    expect(stack.bedrock.requests.at(-1)?.body.messages?.map((m) => m.content?.[0]?.text)).toEqual([
+    // The consumer's title calls share the emulator: pick the chat turn's own request.
+    const turnRequest = stack.bedrock.requests.findLast(
+      (r) => r.body.messages?.at(-1)?.content?.[0]?.text === 'And a traditional IRA?',
+    );
+    expect(turnRequest?.body.messages?.map((m) => m.content?.[0]?.text)).toEqual([
       'What is a Roth IRA?',
       first.events
         .filter((e) => e.data.type === 'token')

@@ -43,7 +43,7 @@ describe('infra context schema', () => {
       limitTokensPerDay: 200_000,
       cache: 'valkey',
       compute: 'lambda',
-      perEnvironmentMaxConcurrency: 64,
+      perEnvironmentMaxConcurrency: 16,
       managedInstancesMaxVCpus: 48,
       web: false,
       webAssetPath: 'web/dist',
@@ -206,7 +206,7 @@ describe('infra context schema', () => {
     );
     expect(parseConfig({ compute: 'managed-instances', streamMemoryMb: '2048' })).toMatchObject({
       compute: 'managed-instances',
-      perEnvironmentMaxConcurrency: 64,
+      perEnvironmentMaxConcurrency: 16,
     });
   });
 

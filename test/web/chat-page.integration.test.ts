@@ -227,10 +227,17 @@ describe('the chat page in Chromium', () => {
   it('restores the conversation on reload, and resumes an answer that was being written', async () => {
     await page.reload();
     await answers(page).first().waitFor();
+    // A turn that just finished is still resumable for a minute: the page may replay it before it settles.
+    await until(
+      page,
+      async () => (await writing(page)) === 'false' && (await lastAnswerText(page)) === fullAnswer,
+      'the restored answer',
+    );
     expect(await lastAnswerText(page)).toBe(fullAnswer);
     await expect(answers(page).first().getByRole('region', { name: 'Sources' }).count()).resolves.toBe(1);
 
-    stack.bedrock.options.perTokenDelayMs = 50;
+    // Slow enough that the answer is still being written after a reload on a busy machine.
+    stack.bedrock.options.perTokenDelayMs = 100;
     const seen: number[] = [];
     try {
       await ask(page, 'How much can I put in a Roth IRA each year?');

@@ -23,10 +23,13 @@ interface TurnPointer {
 }
 
 /** Same `{user}` hash tag as the context cache: a user's turn keys share one slot, so scripts may touch several. */
+/** The user's running turns, across sessions (the per-user stream cap). */
+const runningKey = (userId: string) => `running:${userTag(userId)}`;
+
 export const turnKeys = (userId: string, sessionId: string) => {
   const base = `${userTag(userId)}:${sessionId}`;
   return {
-    running: `running:${userTag(userId)}`,
+    running: runningKey(userId),
     pointer: `turn:${base}`,
     clientMessage: (clientMessageId: string) => `msgid:${base}:${clientMessageId}`,
     events: (turnId: string) => `events:${base}:${turnId}`,
@@ -133,7 +136,7 @@ export class RedisTurnRegistry implements TurnRegistry {
   }
 
   async runningTurns(userId: string): Promise<number> {
-    const key = this.#prefix + turnKeys(userId, '').running;
+    const key = this.#prefix + runningKey(userId);
     await this.#redis.zremrangebyscore(key, '-inf', Date.now());
     return this.#redis.zcard(key);
   }

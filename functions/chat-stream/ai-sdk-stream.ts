@@ -88,7 +88,8 @@ const MEDIA_TYPES: Record<string, string> = {
   json: 'application/json',
 };
 
-function sourceChunk(source: Source) {
+/** A retrieved source as the AI SDK's source part (a chunk while streaming, a part when read back). */
+export function sourcePart(source: Source) {
   if (/^https?:\/\//i.test(source.uri)) {
     return { type: 'source-url', sourceId: source.id, url: source.uri, title: source.title };
   }
@@ -143,7 +144,7 @@ export class AiSdkSink implements WireSink {
         );
         break;
       case 'sources':
-        this.#write(...event.sources.map(sourceChunk));
+        this.#write(...event.sources.map(sourcePart));
         break;
       case 'token': {
         const opening = this.#textOpen ? [] : [{ type: 'text-start', id: 'text' }];

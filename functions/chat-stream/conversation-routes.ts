@@ -9,6 +9,7 @@ import {
 import { RequestRejected } from '../core/errors.ts';
 import type { ChatMessage } from '../core/messages.ts';
 import { parseJsonBody } from '../core/request.ts';
+import { sourcePart } from './ai-sdk-stream.ts';
 import { HttpError, readJsonBody } from './http-edge.ts';
 import type { Invocation, RouteResponse } from './turn-routes.ts';
 
@@ -62,17 +63,8 @@ const messageJson = (m: ChatMessage) => ({
 
 /** `UIMessage`s ready to be `useChat`'s initial messages: text and source parts, ids as the stream gave them. */
 function uiMessage(m: ChatMessage) {
-  const sources = (m.sources ?? []).map((s) =>
-    /^https?:\/\//i.test(s.uri)
-      ? { type: 'source-url', sourceId: s.id, url: s.uri, title: s.title }
-      : {
-          type: 'source-document',
-          sourceId: s.id,
-          mediaType: s.uri.endsWith('.md') ? 'text/markdown' : 'application/octet-stream',
-          title: s.title,
-          filename: s.uri.split('/').pop() || s.id,
-        },
-  );
+  // The same parts the stream gave, so a reopened answer looks as it did while it streamed.
+  const sources = (m.sources ?? []).map(sourcePart);
   return {
     id: m.role === 'user' ? (m.clientMessageId ?? m.messageId) : m.messageId,
     role: m.role,

@@ -1,3 +1,4 @@
+import { errorName } from '../core/background-writes.ts';
 import type { EventSink, TurnJournal } from '../core/ports.ts';
 import type { TurnReport } from '../core/turn.ts';
 import type { StreamRuntime } from './stream-runtime.ts';
@@ -18,7 +19,7 @@ export async function finishTurn(
   try {
     report = await turn;
   } catch (error) {
-    runtime.logger.error('turn crashed', { error: error instanceof Error ? error.name : String(error) });
+    runtime.logger.error('turn crashed', { error: errorName(error) });
     sink.send({ type: 'error', code: 'internal', message: 'Something went wrong while answering.' });
     await journal?.finish();
     endBody();
@@ -30,7 +31,7 @@ export async function finishTurn(
   const tokens = report.usage.input_tokens + report.usage.output_tokens;
   await runtime.limits.charge(report.userId, tokens).catch((error: unknown) =>
     runtime.logger.warn('tokens not charged', {
-      error: error instanceof Error ? error.name : String(error),
+      error: errorName(error),
     }),
   );
   const background = await report.background;

@@ -1,5 +1,6 @@
 import { PassThrough } from 'node:stream';
 import type { Context, LambdaFunctionURLEvent } from 'aws-lambda';
+import { errorName } from '../core/background-writes.ts';
 import { RequestRejected } from '../core/errors.ts';
 import { limitReached } from '../core/limits.ts';
 import { OPAQUE_ID } from '../core/messages.ts';
@@ -109,7 +110,7 @@ async function replayInto(
     }
   } catch (error) {
     inv.runtime.logger.warn('resume ended early', {
-      error: error instanceof Error ? error.name : String(error),
+      error: errorName(error),
     });
   }
   wire.end?.();
@@ -187,7 +188,7 @@ export async function resumeTurn(inv: Invocation, sessionId: string, format: 'na
   }
   const replay = await runtime.registry?.replay(inv.userId, sessionId).catch((error: unknown) => {
     runtime.logger.warn('turn registry unavailable for resume', {
-      error: error instanceof Error ? error.name : String(error),
+      error: errorName(error),
     });
     return undefined;
   });

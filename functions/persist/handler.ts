@@ -6,6 +6,7 @@ import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda'
 import { BedrockTitleWriter } from '../adapters/bedrock-titles.ts';
 import { createDocumentClient, DynamoConversationStore } from '../adapters/dynamo-store.ts';
 import { METRICS_NAMESPACE, PERSIST_METRICS, SERVICE_NAMES } from '../contracts/observability.ts';
+import { errorName } from '../core/background-writes.ts';
 import { type ChatMessage, ChatMessageSchema } from '../core/messages.ts';
 import { loadPersistConfig } from '../environment.ts';
 
@@ -47,7 +48,7 @@ async function giveTitle(message: ChatMessage): Promise<void> {
     if (title) await store.setGeneratedTitle(message.userId, message.sessionId, title);
   } catch (error) {
     logger.warn('title not generated, keeping the first words', {
-      error: error instanceof Error ? error.name : String(error),
+      error: errorName(error),
     });
   }
 }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { encodeEvent } from '../../../functions/chat-stream/native-sse.ts';
+import { encodeEvent } from '../../../functions/chat-stream/wire/native-sse.ts';
 
 describe('encodeEvent', () => {
   it('writes one SSE data event, optionally behind a comment of padding', () => {

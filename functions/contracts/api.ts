@@ -43,7 +43,7 @@ export interface SessionPage {
 }
 
 /** Token use of one answer; cached prompt tokens apart (Bedrock's input tokens exclude them). */
-export interface TokenUsage {
+interface TokenUsage {
   input_tokens: number;
   output_tokens: number;
   cache_read_input_tokens?: number;

@@ -8,7 +8,7 @@ const NODE_HTTP = join(ROOT, 'lib/bundling/node-http.cjs');
 
 /**
  * The flags the stack's `ChatFunction` gives esbuild (lib/functions.ts: ESM, node24, minified, the AWS
- * SDK bundled, an external source map without the sources' text, the `require` banner, `BUNDLE_ALIASES`).
+ * SDK bundled, an external source map without the sources' text, the `require` banner, the `node:http` alias of lib/functions.ts).
  */
 const STACK_FLAGS: BuildOptions = {
   bundle: true,

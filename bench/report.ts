@@ -154,7 +154,7 @@ export function coldTable(cold: ColdStart, path: ColdPath | undefined): string {
     .map(([k, v]) => `${k} ${(v / 1024).toFixed(1)} KiB`)
     .join(', ');
   const lines = [
-    `Bundles (built by ${cold.builtBy}): ${sizes}. Stream bundle import + init in a fresh process: median ${cold.streamInitMedianMs} ms over ${cold.streamInitMs.length} runs (for scale: starting and ending a Node process that does nothing takes ${cold.nodeStartMedianMs} ms).`,
+    `Bundles (built by ${cold.builtBy}): ${sizes}. Stream bundle import + init in a fresh process: median ${cold.streamInitMedianMs} ms over ${cold.streamInitMs.length} runs, ${cold.streamInitCpuMedianMs} ms of CPU (for scale: starting and ending a Node process that does nothing takes ${cold.nodeStartMedianMs} ms).`,
   ];
   if (path) {
     lines.push(

@@ -9,7 +9,7 @@ import { Construct } from 'constructs';
 const ROOT = join(import.meta.dirname, '..');
 
 /** esbuild aliases of every bundle: `node:http` through CommonJS (why: lib/bundling/node-http.cjs). */
-export const BUNDLE_ALIASES = {
+const BUNDLE_ALIASES = {
   http: join(ROOT, 'lib/bundling/node-http.cjs'),
   'node:http': join(ROOT, 'lib/bundling/node-http.cjs'),
 };

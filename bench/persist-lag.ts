@@ -1,5 +1,5 @@
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { DynamoDBDocumentClient, QueryCommand } from '@aws-sdk/lib-dynamodb';
+import { DynamoDBDocumentClient, paginateScan } from '@aws-sdk/lib-dynamodb';
 import { v7 as uuidv7 } from 'uuid';
 import { TABLE_KEYS, tableKeys } from '../functions/contracts/table.ts';
 import { localClientConfig } from '../local/client-config.ts';
@@ -19,7 +19,7 @@ export interface PersistLag {
   /** Turns that failed, and conversations never seen stored within the budget. */
   failedTurns: number;
   missing: number;
-  /** How long one pass over the conversations still waited for took at most: the lag's resolution, ms. */
+  /** How long one pass of the watcher took at most: the lag's resolution, ms. */
   pollRoundMaxMs: number;
 }
 
@@ -28,8 +28,9 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 /**
  * Persistence lag as a user meets it after a burst: `conversations` new conversations (each a new user's
  * first turn) at `concurrency` into one environment, while the local consumer (the SQS event-source
- * poller and the persist function, in the emulators' process) drains the queue. A watcher reads DynamoDB
- * directly, one Query per conversation not yet stored, and notes when both messages are there.
+ * poller and the persist function, in the emulators' process) drains the queue. A watcher scans the
+ * part's own table (one paged Scan per pass, cheaper for the emulator than a Query per conversation)
+ * and notes when a conversation's question and answer are both there.
  */
 export async function persistLag(options: {
   emulators: Emulators;
@@ -48,44 +49,51 @@ export async function persistLag(options: {
       return { userId, token: await emulators.mint(userId) };
     }),
   );
-  const waiting = new Map<string, { userId: string; endedAt: number }>();
+  /** Conversations not yet seen stored, by message partition. */
+  const waiting = new Map<string, { endedAt: number }>();
   const lags: number[] = [];
   let failedTurns = 0;
   let burstDone = false;
   let lastStoredAt = 0;
   let pollRoundMaxMs = 0;
 
-  const stored = async (userId: string, sessionId: string) => {
-    const { Count = 0 } = await db.send(
-      new QueryCommand({
+  /** Message partitions holding both messages: one paged Scan of the part's own table per pass. */
+  const storedPartitions = async () => {
+    const messages = new Map<string, number>();
+    const pages = paginateScan(
+      { client: db },
+      {
         TableName: table,
-        KeyConditionExpression: '#pk = :pk AND begins_with(#sk, :msg)',
+        FilterExpression: 'begins_with(#sk, :msg)',
+        ProjectionExpression: '#pk',
         ExpressionAttributeNames: { '#pk': TABLE_KEYS.partitionKey, '#sk': TABLE_KEYS.sortKey },
-        ExpressionAttributeValues: { ':pk': tableKeys.messagePartition(userId, sessionId), ':msg': 'MSG#' },
-        Select: 'COUNT',
-        ConsistentRead: true,
-      }),
+        ExpressionAttributeValues: { ':msg': 'MSG#' },
+      },
     );
-    return Count >= 2;
+    for await (const page of pages) {
+      for (const item of page.Items ?? []) {
+        const pk = String(item[TABLE_KEYS.partitionKey]);
+        messages.set(pk, (messages.get(pk) ?? 0) + 1);
+      }
+    }
+    return new Set([...messages].filter(([, count]) => count >= 2).map(([pk]) => pk));
   };
 
   const watch = async (deadline: number) => {
     while (performance.now() < deadline && (!burstDone || waiting.size > 0)) {
       const round = performance.now();
-      const entries = [...waiting.entries()];
-      for (let i = 0; i < entries.length; i += 8) {
-        await Promise.all(
-          entries.slice(i, i + 8).map(async ([sessionId, turn]) => {
-            if (!(await stored(turn.userId, sessionId))) return;
-            const at = performance.now();
-            waiting.delete(sessionId);
-            lags.push(at - turn.endedAt);
-            lastStoredAt = at;
-          }),
-        );
+      if (waiting.size > 0) {
+        const stored = await storedPartitions();
+        const at = performance.now();
+        for (const [partition, turn] of waiting) {
+          if (!stored.has(partition)) continue;
+          waiting.delete(partition);
+          lags.push(at - turn.endedAt);
+          lastStoredAt = at;
+        }
       }
       pollRoundMaxMs = Math.max(pollRoundMaxMs, performance.now() - round);
-      await sleep(50);
+      await sleep(100);
     }
   };
 
@@ -103,7 +111,7 @@ export async function persistLag(options: {
             body: { message: QUESTIONS[index % QUESTIONS.length] as string, use_rag: false },
           });
           if (turn.status !== 200 || !turn.sessionId) throw new Error(`status ${turn.status}`);
-          waiting.set(turn.sessionId, { userId, endedAt: turn.endedAt });
+          waiting.set(tableKeys.messagePartition(userId, turn.sessionId), { endedAt: turn.endedAt });
         } catch {
           failedTurns++;
         }

@@ -178,7 +178,7 @@ export function followersText(f: IdleFollowers): string {
 }
 
 export function persistText(p: PersistLag): string {
-  return `${p.conversations} new conversations (a new user's first turn each) at concurrency ${p.concurrency} into one environment, the local consumer (SQS event-source poller + persist function) draining the queue. Lag = from a turn's last byte at the client to its question and answer both readable in DynamoDB (a watcher queries each waiting conversation; a pass took at most ${p.pollRoundMaxMs} ms, the lag's resolution): **p50 / p99 ${pair(p.lagMs)} ms**, max ${p.lagMs.max} ms. Burst ${p.burstMs} ms; the last conversation stored ${p.drainAfterBurstMs} ms after it ended. Failed turns ${p.failedTurns}, conversations never stored ${p.missing}.`;
+  return `${p.conversations} new conversations (a new user's first turn each) at concurrency ${p.concurrency} into one environment, the local consumer (SQS event-source poller + persist function) draining the queue. Lag = from a turn's last byte at the client to its question and answer both readable in DynamoDB (a watcher scans the part's own table; a pass took at most ${p.pollRoundMaxMs} ms, the lag's resolution): **p50 / p99 ${pair(p.lagMs)} ms**, max ${p.lagMs.max} ms. Burst ${p.burstMs} ms; the last conversation stored ${p.drainAfterBurstMs} ms after it ended. Failed turns ${p.failedTurns}, conversations never stored ${p.missing}.`;
 }
 
 /** First byte p99, overhead beyond the bare model call and the added inter-token gap, by concurrency. */

@@ -9,8 +9,8 @@ export const QUEUE_SETTINGS = {
   batchSize: 10,
   /**
    * Batches the event source runs at once (its `maxConcurrency`): for a FIFO queue Lambda runs one per
-   * active message group up to this, each group's messages in order. 200 new conversations at once
-   * drain in about a second with 20 (bench `--parts persist`).
+   * active message group up to this, each group's messages in order. Every conversation is a group, so
+   * a burst of new conversations is written this many batches at a time (bench `--parts persist`).
    */
   maxConcurrency: 20,
   retentionSeconds: 14 * 24 * 3600,

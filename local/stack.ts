@@ -24,7 +24,7 @@ import {
   startFunctionUrl,
 } from './lambda-runtime/function-url.ts';
 import { installAwsLambdaGlobal } from './lambda-runtime/response-stream.ts';
-import { hasRedisServerBinary, type RedisProcess, redisAnswers, spawnRedisServer } from './redis-server.ts';
+import { hasRedisServerBinary, localCacheAt, type RedisProcess, spawnShapedCache } from './redis-server.ts';
 import { type SqsHandler, type SqsPoller, startSqsPoller } from './sqs-poller.ts';
 
 const ROOT = join(import.meta.dirname, '..');
@@ -38,8 +38,13 @@ export interface LocalStackOptions {
   ports?: Partial<
     Record<'functionUrl' | 'bedrockRuntime' | 'agentRuntime' | 'issuer' | 'dynamodb' | 'sqs', number>
   >;
-  /** A Redis URL, `null` for no cache, or undefined to find one (REDIS_URL, :6379, a spawned redis-server). */
+  /**
+   * A Redis URL (a cache `spawnShapedCache` started in this process is connected to as the deployed
+   * function connects), `null` for no cache, or undefined for REDIS_URL, else a shaped cache started here.
+   */
   redisUrl?: string | null;
+  /** A shaped cache's token lifetime for new connections (default 60 s, so renewal happens in every session). */
+  cacheTokenSeconds?: number;
   /** Function URL write hold (bytes); also turns the handler's flush padding on. */
   holdBelowBytes?: number;
   firstTokenDelayMs?: number;
@@ -92,21 +97,29 @@ export interface LocalStack {
 
 async function resolveRedis(
   requested: string | null | undefined,
-): Promise<{ url?: string; note: string; owned?: RedisProcess }> {
-  if (requested === null) return { note: 'no cache (disabled)' };
-  if (requested) return { url: requested, note: requested };
-  if (process.env.REDIS_URL)
-    return { url: process.env.REDIS_URL, note: `${process.env.REDIS_URL} (REDIS_URL)` };
-  if (await redisAnswers('127.0.0.1', 6379))
-    return { url: 'redis://127.0.0.1:6379', note: 'redis://127.0.0.1:6379' };
+  tokenSeconds: number,
+): Promise<{ url?: string; env: Record<string, string>; note: string; owned?: RedisProcess }> {
+  if (requested === null) return { env: {}, note: 'no cache (disabled)' };
+  const brought = requested ?? process.env.REDIS_URL;
+  if (brought) {
+    const local = localCacheAt(brought);
+    if (local) return { url: brought, env: local.env, note: shapedNote(local) };
+    // Someone's own Redis, as they configured it (standalone unless REDIS_CLUSTER=true; credentials in the URL).
+    return { url: brought, env: { REDIS_URL: brought }, note: `${redact(brought)} (REDIS_URL, as given)` };
+  }
   if (await hasRedisServerBinary()) {
-    const owned = await spawnRedisServer();
-    return { url: owned.url, note: `${owned.url} (redis-server started for this stack)`, owned };
+    const owned = await spawnShapedCache({ tokenSeconds });
+    return { url: owned.url, env: owned.env, note: shapedNote(owned), owned };
   }
   return {
-    note: 'NO CACHE: no Redis found; every turn reads DynamoDB. Set REDIS_URL or install redis-server.',
+    env: {},
+    note: 'NO CACHE: redis-server is not installed and REDIS_URL is not set; every turn reads DynamoDB.',
   };
 }
+
+const redact = (url: string) => url.replace(/\/\/[^@/]*@/, '//***@');
+const shapedNote = (cache: RedisProcess) =>
+  `${cache.env.REDIS_URL} as ElastiCache Serverless serves it: cluster mode, default user off, user ${cache.env.REDIS_USER} signing in with IAM-style tokens (${cache.tokens?.url})`;
 
 async function startDynalite(port: number): Promise<{ url: string; server: Server }> {
   const server = dynalite({ createTableMs: 0, deleteTableMs: 0, updateTableMs: 0 });
@@ -125,7 +138,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
   const holdBelowBytes = options.holdBelowBytes ?? 0;
   const wrap = options.wrapEndpoint ?? (async (_service, url) => url);
   const [redis, bedrock, knowledgeBase, signingKey, db, fauxqs] = await Promise.all([
-    resolveRedis(options.redisUrl),
+    resolveRedis(options.redisUrl, options.cacheTokenSeconds ?? 60),
     startBedrockRuntime({
       port: ports.bedrockRuntime ?? 0,
       firstTokenDelayMs: options.firstTokenDelayMs ?? 0,
@@ -187,7 +200,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     FLUSH_PADDING_BYTES: holdBelowBytes > 0 ? String(holdBelowBytes) : '0',
     POWERTOOLS_METRICS_DISABLED: 'true',
     POWERTOOLS_LOG_LEVEL: process.env.POWERTOOLS_LOG_LEVEL ?? 'WARN',
-    ...(redis.url ? { REDIS_URL: redis.url } : {}),
+    ...redis.env,
     ...options.env,
   };
   Object.assign(process.env, env);
@@ -224,7 +237,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     bedrockAgentRuntime: knowledgeBase.url,
     issuer: issuer.issuer,
     jwks: issuer.jwksUri,
-    redis: redis.url ?? 'none',
+    redis: redis.env.REDIS_URL ?? 'none',
   };
 
   return {

@@ -2,12 +2,12 @@ import { type Cluster, Redis } from 'ioredis';
 import { v7 as uuidv7 } from 'uuid';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
-  createRedisClient,
   historyKey,
   profileKey,
   type RedisClient,
   RedisContextCache,
 } from '../../../functions/adapters/redis-cache.ts';
+import { createRedisClient } from '../../../functions/adapters/redis-connection.ts';
 import type { ChatMessage } from '../../../functions/core/messages.ts';
 import { type RedisProcess, spawnRedisServer } from '../../../local/redis-server.ts';
 import { testRedis } from '../../support/redis.ts';

@@ -7,6 +7,7 @@ import { SQSClient } from '@aws-sdk/client-sqs';
 import { DynamoDBDocumentClient, PutCommand } from '@aws-sdk/lib-dynamodb';
 import dynalite from 'dynalite';
 import { type FauxqsServer, startFauxqs } from 'fauxqs';
+import { SQS_REFUSED_CHARACTER } from '../functions/adapters/sqs-message-codec.ts';
 import { QUEUE_SETTINGS } from '../functions/contracts/queue.ts';
 import { tableDefinition, tableKeys } from '../functions/contracts/table.ts';
 import { LOCAL_REGION, localClientConfig } from './client-config.ts';
@@ -121,6 +122,19 @@ const redact = (url: string) => url.replace(/\/\/[^@/]*@/, '//***@');
 const shapedNote = (cache: RedisProcess) =>
   `${cache.env.REDIS_URL} as ElastiCache Serverless serves it: cluster mode, default user off, user ${cache.env.REDIS_USER} signing in with IAM-style tokens (${cache.tokens?.url})`;
 
+/**
+ * fauxqs 2.4 checks message bodies with a regular expression lacking the `u` flag, so it refuses every
+ * character above U+FFFF (emoji) that SQS accepts. Its check gets SQS's rule (the one instance its modules share).
+ */
+export async function faithfulFauxqsCharacterRule(): Promise<void> {
+  const types = (await import(new URL('./sqs/sqsTypes.js', import.meta.resolve('fauxqs')).href)) as {
+    INVALID_MESSAGE_BODY_CHAR: RegExp;
+  };
+  Object.defineProperty(types.INVALID_MESSAGE_BODY_CHAR, 'test', {
+    value: (body: string) => SQS_REFUSED_CHARACTER.test(body),
+  });
+}
+
 async function startDynalite(port: number): Promise<{ url: string; server: Server }> {
   const server = dynalite({ createTableMs: 0, deleteTableMs: 0, updateTableMs: 0 });
   server.listen(port, '127.0.0.1');
@@ -137,6 +151,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
   const ports = options.ports ?? {};
   const holdBelowBytes = options.holdBelowBytes ?? 0;
   const wrap = options.wrapEndpoint ?? (async (_service, url) => url);
+  await faithfulFauxqsCharacterRule();
   const [redis, bedrock, knowledgeBase, signingKey, db, fauxqs] = await Promise.all([
     resolveRedis(options.redisUrl, options.cacheTokenSeconds ?? 60),
     startBedrockRuntime({

@@ -5,6 +5,7 @@ import { BedrockRuntimeClient } from '@aws-sdk/client-bedrock-runtime';
 import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
 import { BedrockTitleWriter } from '../adapters/bedrock-titles.ts';
 import { createDocumentClient, DynamoConversationStore } from '../adapters/dynamo-store.ts';
+import { decodeQueueBody } from '../adapters/sqs-message-codec.ts';
 import { METRICS_NAMESPACE, PERSIST_METRICS, SERVICE_NAMES } from '../contracts/observability.ts';
 import { errorName } from '../core/background-writes.ts';
 import { type ChatMessage, ChatMessageSchema } from '../core/messages.ts';
@@ -61,7 +62,7 @@ class PoisonRecordError extends Error {
 function parseRecord(record: SQSRecord) {
   let json: unknown;
   try {
-    json = JSON.parse(record.body);
+    json = decodeQueueBody(record.body);
   } catch {
     throw new PoisonRecordError('body is not JSON');
   }

@@ -95,7 +95,7 @@ afterAll(async () => {
 
 // Real Redis: REDIS_URL or the machine's server (database 5, keys under a unique prefix), else one we start.
 contractTests('RedisContextCache on a standalone Redis', async () => {
-  const redis = await testRedis(5);
+  const redis = await testRedis(5, 'standalone');
   standalone = redis.owned;
   const client = createRedisClient(redis.url, false, 1000);
   await client.connect();

@@ -154,6 +154,10 @@ export interface LocalTokenAuthority {
   readonly accepted: number;
   /** Makes every token invalid for new connections at once, as a revoked role or an expired one would. */
   expireAll(): Promise<void>;
+  /** While true, every token is refused (a role that lost elasticache:Connect). */
+  refusing: boolean;
+  /** Closes every connection of the cache user on every node, as a failover or the 12-hour limit does. */
+  dropConnections(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -175,7 +179,7 @@ async function startTokenAuthority(admins: Redis[], tokenSeconds: number): Promi
     const chunks: Buffer[] = [];
     for await (const chunk of request) chunks.push(chunk as Buffer);
     const token = Buffer.concat(chunks).toString();
-    const expiresAt = await validToken(token, tokenSeconds);
+    const expiresAt = authority.refusing ? undefined : await validToken(token, tokenSeconds);
     if (expiresAt === undefined) {
       response.writeHead(403, { 'content-type': 'application/json' }).end('{"message":"invalid token"}');
       return;
@@ -189,8 +193,12 @@ async function startTokenAuthority(admins: Redis[], tokenSeconds: number): Promi
   });
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');
-  return {
+  const authority: LocalTokenAuthority = {
     url: `http://127.0.0.1:${(server.address() as { port: number }).port}`,
+    refusing: false,
+    async dropConnections() {
+      await Promise.all(admins.map((admin) => admin.call('CLIENT', 'KILL', 'USER', LOCAL_CACHE_USER)));
+    },
     get accepted() {
       return accepted;
     },
@@ -203,6 +211,7 @@ async function startTokenAuthority(admins: Redis[], tokenSeconds: number): Promi
       await new Promise((resolve) => server.close(resolve));
     },
   };
+  return authority;
 }
 
 /** The token's expiry (epoch ms, capped at `tokenSeconds` from now) when it is one the local cache accepts. */

@@ -82,6 +82,8 @@ export interface LocalStack {
   dlqUrl: string;
   redisUrl: string | undefined;
   redisNote: string;
+  /** The ElastiCache-shaped cache the stack connects to, when it is one this process started (its token authority). */
+  cache: RedisProcess | undefined;
   bedrock: BedrockRuntimeEmulator;
   knowledgeBase: AgentRuntimeEmulator;
   issuer: OidcIssuer;
@@ -99,18 +101,24 @@ export interface LocalStack {
 async function resolveRedis(
   requested: string | null | undefined,
   tokenSeconds: number,
-): Promise<{ url?: string; env: Record<string, string>; note: string; owned?: RedisProcess }> {
+): Promise<{
+  url?: string;
+  env: Record<string, string>;
+  note: string;
+  shaped?: RedisProcess;
+  owned?: RedisProcess;
+}> {
   if (requested === null) return { env: {}, note: 'no cache (disabled)' };
   const brought = requested ?? process.env.REDIS_URL;
   if (brought) {
     const local = localCacheAt(brought);
-    if (local) return { url: brought, env: local.env, note: shapedNote(local) };
+    if (local) return { url: brought, env: local.env, note: shapedNote(local), shaped: local };
     // Someone's own Redis, as they configured it (standalone unless REDIS_CLUSTER=true; credentials in the URL).
     return { url: brought, env: { REDIS_URL: brought }, note: `${redact(brought)} (REDIS_URL, as given)` };
   }
   if (await hasRedisServerBinary()) {
     const owned = await spawnShapedCache({ tokenSeconds });
-    return { url: owned.url, env: owned.env, note: shapedNote(owned), owned };
+    return { url: owned.url, env: owned.env, note: shapedNote(owned), shaped: owned, owned };
   }
   return {
     env: {},
@@ -265,6 +273,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     dlqUrl,
     redisUrl: redis.url,
     redisNote: redis.note,
+    cache: redis.shaped,
     bedrock,
     knowledgeBase,
     issuer,

@@ -22,7 +22,7 @@ async function freePort(): Promise<number> {
 }
 
 /** True when something answers PING at host:port (PONG, or NOAUTH from a server that wants a password). */
-export async function redisAnswers(host: string, port: number, timeoutMs = 500): Promise<boolean> {
+async function redisAnswers(host: string, port: number, timeoutMs = 500): Promise<boolean> {
   return new Promise((resolve) => {
     const socket = new Socket();
     const finish = (ok: boolean) => {
@@ -148,7 +148,7 @@ export async function spawnShapedCache(options: ShapedCacheOptions = {}): Promis
   }
 }
 
-export interface LocalTokenAuthority {
+interface LocalTokenAuthority {
   url: string;
   /** Tokens accepted so far (each a password until its expiry). */
   readonly accepted: number;

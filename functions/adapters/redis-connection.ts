@@ -82,8 +82,13 @@ export interface CacheConnection {
 const AUTH_FAILURE = /NOAUTH|WRONGPASS|NOPERM|invalid username-password/i;
 const CONNECTION_FAILURE =
   /NOAUTH|WRONGPASS|NOPERM|isn't ready|Connection is closed|None of startup nodes|refresh slots|timed out|CLUSTERDOWN|ECONNREFUSED|ETIMEDOUT|ECONNRESET|EHOSTUNREACH|EPIPE|writeable|MaxRetriesPerRequest|token authority/i;
-/** Consecutive connection failures (timeouts, refused connections) that mark the cache down; an auth refusal does at once. */
+/**
+ * Consecutive connection failures (timeouts, refused connections), spread over at least FAILING_FOR_MS,
+ * mark the cache down: one hiccup (a pause that times out a turn's parallel calls together) does not
+ * switch turn control off. An auth refusal marks it down at once.
+ */
 const FAILURES_TO_OPEN = 3;
+const FAILING_FOR_MS = 500;
 
 const causeOf = (error: unknown): string => {
   const last = (error as { lastNodeError?: unknown }).lastNodeError;
@@ -155,6 +160,7 @@ export function createCacheConnection(options: CacheConnectionOptions): CacheCon
 
   let state: 'up' | 'down' = 'up';
   let consecutiveFailures = 0;
+  let failingSince = 0;
   let nextProbeAt = 0;
   let probeDelay = retryMs;
   let probing = false;
@@ -176,8 +182,8 @@ export function createCacheConnection(options: CacheConnectionOptions): CacheCon
       return;
     }
     if (!isConnectionFailure(error)) return;
-    consecutiveFailures++;
-    if (consecutiveFailures >= FAILURES_TO_OPEN) markDown(error);
+    if (consecutiveFailures++ === 0) failingSince = now();
+    if (consecutiveFailures >= FAILURES_TO_OPEN && now() - failingSince >= FAILING_FOR_MS) markDown(error);
   };
   const succeeded = () => {
     consecutiveFailures = 0;

@@ -279,6 +279,55 @@ describe('a cache that refuses the credentials or stops answering', () => {
     expect(observed.errors).toHaveLength(1);
   });
 
+  it('a cache that hangs: one burst of timeouts keeps it up, timeouts over 500 ms mark it down; it recovers', async () => {
+    const hanging = await spawnShapedCache({ shards: 1 });
+    const source = iamTokenSource({
+      cacheName: LOCAL_CACHE_NAME,
+      user: LOCAL_CACHE_USER,
+      region: LOCAL_REGION,
+      endpoint: hanging.env.AWS_ENDPOINT_URL_ELASTICACHE,
+    });
+    const observed: Observed = { errors: [], infos: [], events: [] };
+    const c = createCacheConnection({
+      url: hanging.env.REDIS_URL ?? '',
+      cluster: true,
+      commandTimeoutMs: 100,
+      auth: { user: LOCAL_CACHE_USER, tokens: source },
+      log: {
+        error: (message, attributes) => observed.errors.push({ message, attributes }),
+        info: (message) => observed.infos.push(message),
+      },
+      count: (event) => observed.events.push(event),
+      retryMs: 200,
+    });
+    const node = hanging.nodes[0]?.process;
+    try {
+      await c.connect();
+      node?.kill('SIGSTOP');
+      // A turn's parallel calls timing out together: a hiccup, not an outage.
+      const burst = await Promise.allSettled([c.client.get('a'), c.client.get('b'), c.client.get('c')]);
+      expect(burst.map((r) => r.status)).toEqual(['rejected', 'rejected', 'rejected']);
+      expect(c.state).toBe('up');
+      await waitFor(async () => {
+        await c.client.get('x').catch(() => undefined);
+        return c.state === 'down' || undefined;
+      });
+      await expect(c.client.get('x')).rejects.toBeInstanceOf(CacheUnavailableError);
+      expect(observed.errors).toHaveLength(1);
+      expect(String(observed.errors[0]?.attributes.cause)).toMatch(/timed out/);
+      node?.kill('SIGCONT');
+      await waitFor(async () => {
+        await c.client.get('x').catch(() => undefined);
+        return c.state === 'up' || undefined;
+      });
+      await expect(c.client.set('back', '1')).resolves.toBe('OK');
+    } finally {
+      node?.kill('SIGCONT');
+      c.close();
+      await hanging.stop();
+    }
+  });
+
   it('an unreachable cache is known down after its first failure at init; calls give up at once', async () => {
     const { connection: c, observed } = connection(tokens(), { url: 'redis://127.0.0.1:1' });
     await expect(c.connect()).rejects.toThrow();

@@ -33,7 +33,12 @@ describe('cache alarms', () => {
     const service = stats.find((m) => m.Namespace === 'AWS/ElastiCache');
     expect(service?.MetricName).toBe('AuthenticationFailures');
     expect(service?.Dimensions?.[0]?.Name).toBe('clusterId');
-    expect(JSON.stringify(service?.Dimensions?.[0]?.Value)).toContain('CacheValkey');
+    // The same cache the throttling alarm watches.
+    const throttled = find(alarms, 'ValkeyThrottled') as
+      | { Dimensions?: Array<{ Value: unknown }> }
+      | undefined;
+    expect(service?.Dimensions?.[0]?.Value).toEqual(throttled?.Dimensions?.[0]?.Value);
+    expect(service?.Dimensions?.[0]?.Value).toBeTruthy();
     expect(metrics.find((m) => m.Expression)?.Expression).toBe('FILL(runtime, 0) + FILL(service, 0)');
     expect(JSON.stringify(props?.AlarmActions)).toContain('ObservabilityAlarms');
   });

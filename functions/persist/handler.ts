@@ -3,6 +3,7 @@ import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
 import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
 import { createDocumentClient, DynamoConversationStore } from '../adapters/dynamo-store.ts';
+import { decodeQueueBody } from '../adapters/sqs-message-codec.ts';
 import { METRICS_NAMESPACE, PERSIST_METRICS, SERVICE_NAMES } from '../contracts/observability.ts';
 import { type ChatMessage, ChatMessageSchema } from '../core/messages.ts';
 import { loadPersistConfig } from '../environment.ts';
@@ -35,7 +36,7 @@ class PoisonRecordError extends Error {
 function parseRecord(record: SQSRecord) {
   let json: unknown;
   try {
-    json = JSON.parse(record.body);
+    json = decodeQueueBody(record.body);
   } catch {
     throw new PoisonRecordError('body is not JSON');
   }

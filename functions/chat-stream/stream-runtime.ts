@@ -46,8 +46,11 @@ export function createStreamRuntime(env: NodeJS.ProcessEnv = process.env) {
       requestTimeout: config.AWS_REQUEST_TIMEOUT_MS,
     },
   };
-  const cache = connectCache(config, env, { log: logger, count: (event) => metrics.countCacheEvent(event) });
-  const redis = cache?.client;
+  const cacheConnection = connectCache(config, env, {
+    log: logger,
+    count: (event) => metrics.countCacheEvent(event),
+  });
+  const redis = cacheConnection?.client;
   const documents = createDocumentClient(timeouts);
   const store = new DynamoConversationStore(documents, config.TABLE_NAME, config.MESSAGE_TTL_DAYS);
   const auth = new JwtAuth({
@@ -122,7 +125,7 @@ export function createStreamRuntime(env: NodeJS.ProcessEnv = process.env) {
   const warm = () =>
     Promise.all([
       // A failure is logged once by the connection, which then refuses calls at once until a probe succeeds.
-      cache?.connect().catch(() => undefined),
+      cacheConnection?.connect().catch(() => undefined),
       config.AUTH_JWKS
         ? undefined
         : auth

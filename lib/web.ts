@@ -171,10 +171,13 @@ export class Web extends Construct {
     if (!handler) return;
     const stack = Stack.of(this);
     // CDK's staging bucket, as cdk-nag prints it: a pinned Region (chat:region) appears literally.
-    const [account, region] = [stack.account, stack.region].map((value, i) =>
-      Token.isUnresolved(value) ? (i === 0 ? '<AWS::AccountId>' : '<AWS::Region>') : value,
-    );
-    const staging = `arn:<AWS::Partition>:s3:::cdk-${DefaultStackSynthesizer.DEFAULT_QUALIFIER}-assets-${account}-${region}/*`;
+    // With a pinned Region, @aws-cdk/core:enablePartitionLiterals writes the partition literally too.
+    const [partition, account, region] = [
+      [stack.partition, '<AWS::Partition>'],
+      [stack.account, '<AWS::AccountId>'],
+      [stack.region, '<AWS::Region>'],
+    ].map(([value, placeholder]) => (Token.isUnresolved(value) ? placeholder : value));
+    const staging = `arn:${partition}:s3:::cdk-${DefaultStackSynthesizer.DEFAULT_QUALIFIER}-assets-${account}-${region}/*`;
     const copy =
       "CDK's BucketDeployment grant: read the page's asset from CDK's staging bucket and replace the objects of the site bucket (prefix actions such as GetObject*, DeleteObject* and List* cover the calls `aws s3 sync` makes).";
     Validations.of(handler).acknowledge(

@@ -8,6 +8,15 @@ import type { IConstruct } from 'constructs';
 import { ChatStack } from '../../lib/chat-stack.ts';
 import { parseConfig } from '../../lib/config.ts';
 
+/** The CDK feature flags cdk.json pins (every key that is not a chat: setting): tests synthesize with them as a deploy does. */
+export const FEATURE_FLAGS: Record<string, unknown> = Object.fromEntries(
+  Object.entries(
+    (JSON.parse(readFileSync(join(import.meta.dirname, '..', '..', 'cdk.json'), 'utf8')) as {
+      context: Record<string, unknown>;
+    }).context,
+  ).filter(([key]) => !key.startsWith('chat:')),
+);
+
 /** A fixed nonce keeps templates comparable; production synths take the time of the synth. */
 export const TEST_NONCE = '2026-11-27T12:00:00.000Z';
 
@@ -36,6 +45,7 @@ export function synth(context: Record<string, unknown> = {}, options: SynthOptio
   const app = new App({
     outdir,
     context: {
+      ...FEATURE_FLAGS,
       'aws:cdk:enable-asset-metadata': true,
       ...(options.bundle ? {} : { 'aws:cdk:bundling-stacks': [] }),
     },
@@ -51,12 +61,17 @@ export function synth(context: Record<string, unknown> = {}, options: SynthOptio
   } catch (error) {
     failure = error;
   }
+  let template: Template | undefined;
   return {
     app,
     stack,
     outdir,
     failure,
-    template: Template.fromStack(stack),
+    // Read on demand: a synth that failed validation (an error annotation) throws again here.
+    get template() {
+      template ??= Template.fromStack(stack);
+      return template;
+    },
     messages: (level) => messagesOf(stack, level),
   };
 }
@@ -158,12 +173,25 @@ export function auditAcknowledgements(stack: Stack) {
 
 /** cdk-nag's findings in a synth's validation report (what fails `cdk synth`), as "rule at path". */
 export function nagReportFindings(result: Synthesized): string[] {
+  type Offender = { constructPath: string };
+  // Report schema 55 (with @aws-cdk/core:annotationsInValidationReport) names them violatingConstructs.
   const report = JSON.parse(readFileSync(join(result.outdir, 'validation-report.json'), 'utf8')) as {
     pluginReports: Array<{
-      violations: Array<{ ruleName: string; violatingResources: Array<{ constructPath: string }> }>;
+      pluginName: string;
+      violations: Array<{
+        ruleName: string;
+        violatingResources?: Offender[];
+        violatingConstructs?: Offender[];
+      }>;
     }>;
   };
-  return report.pluginReports.flatMap((p) =>
-    p.violations.flatMap((v) => v.violatingResources.map((c) => `${v.ruleName} at ${c.constructPath}`)),
-  );
+  return report.pluginReports
+    .filter((p) => p.pluginName === 'AwsSolutions')
+    .flatMap((p) =>
+      p.violations.flatMap((v) =>
+        [...(v.violatingResources ?? []), ...(v.violatingConstructs ?? [])].map(
+          (c) => `${v.ruleName} at ${c.constructPath}`,
+        ),
+      ),
+    );
 }

@@ -268,7 +268,9 @@ export class ChatStack extends Stack {
     persist.addEventSource(
       new SqsEventSource(queue.queue, { batchSize: QUEUE_SETTINGS.batchSize, reportBatchItemFailures: true }),
     );
-    auth.scheduleRefresh(stream, config.jwksRefreshMinutes, { publishToLatestPublished: managed });
+    const jwksRefresh = auth.scheduleRefresh(stream, config.jwksRefreshMinutes, {
+      publishToLatestPublished: managed,
+    });
 
     const url = stream.addFunctionUrl({
       authType: FunctionUrlAuthType.NONE,
@@ -300,6 +302,7 @@ export class ChatStack extends Stack {
       queue: queue.queue,
       deadLetterQueue: queue.deadLetterQueue,
       cacheThrottledCommands: cache?.metricThrottledCommands(),
+      ...(config.jwksRefreshMinutes > 0 ? { jwksRefreshFunction: jwksRefresh.fn } : {}),
       streamTimeoutSeconds: config.streamTimeoutSeconds,
       alarmEmail: config.alarmEmail,
       production: config.production,

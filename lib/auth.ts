@@ -117,7 +117,6 @@ export class Auth extends Construct {
         TARGET_FUNCTION_NAME: target.functionName,
         ...(publish ? { PUBLISH_TO_LATEST_PUBLISHED: 'true' } : {}),
       },
-      externalModules: ['@aws-sdk/client-lambda'],
     });
     refresh.fn.addToRolePolicy(
       new PolicyStatement({

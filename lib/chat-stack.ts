@@ -140,9 +140,11 @@ export class ChatStack extends Stack {
           ecpuPerSecond: config.cacheEcpuPerSecond,
         })
       : undefined;
+    const guardrail = config.guardrailId ? this.guardrail(config) : undefined;
     const modelAccess = new ModelAccess(this, 'Model', {
       model,
       ...(titleModel && titleModel !== model ? { titleModel } : {}),
+      ...(guardrail ? { guardrail } : {}),
       productIds: config.modelProductIds,
       logRetention,
       deployNonce,
@@ -251,10 +253,23 @@ export class ChatStack extends Stack {
       new PolicyStatement({ actions: ['sqs:SendMessage'], resources: [queue.queue.queueArn] }),
     );
     cache?.grantConnect(stream);
-    if (stream.role) modelAccess.grantInvoke(stream.role);
+    // ConverseStream is authorized as InvokeModelWithResponseStream; the stream function calls nothing else.
+    if (stream.role) modelAccess.grantInvoke(stream.role, ['bedrock:InvokeModelWithResponseStream']);
     // Titles are one Converse call: InvokeModel only, on the title model.
     if (titleModel) modelAccess.grantInvoke(persist.role as IRole, ['bedrock:InvokeModel'], titleModel);
-    if (config.guardrailId) this.grantGuardrail(stream, config);
+    if (guardrail) {
+      stream.addToRolePolicy(
+        new PolicyStatement({ actions: ['bedrock:ApplyGuardrail'], resources: guardrail.resources }),
+      );
+      for (const role of [stream.role, modelAccess.probeRole])
+        for (const resource of guardrail.resources.filter((r) => r.includes('*')))
+          if (role)
+            acknowledgeWildcardResource(
+              role,
+              resource,
+              'A cross-Region guardrail profile is authorized in whichever Region of its geography serves the request.',
+            );
+    }
     if (config.knowledgeBaseId) {
       stream.addToRolePolicy(
         new PolicyStatement({
@@ -329,7 +344,6 @@ export class ChatStack extends Stack {
       timeout: Duration.seconds(60),
       logRetention,
       environment: {},
-      externalModules: ['@aws-sdk/client-lambda'],
     });
     writer.fn.addToRolePolicy(
       new PolicyStatement({
@@ -385,10 +399,11 @@ export class ChatStack extends Stack {
   }
 
   /**
-   * ApplyGuardrail on the guardrail; with a cross-Region guardrail profile also on that profile in
-   * every Region, since the profile ARN that is authorized follows where the request is routed.
+   * The guardrail every turn goes through, and what ApplyGuardrail must be allowed on: the guardrail and,
+   * with a cross-Region guardrail profile, that profile in every Region (the profile ARN that is
+   * authorized follows where the request is routed).
    */
-  private grantGuardrail(stream: ChatFunction['fn'], config: ChatStackConfig): void {
+  private guardrail(config: ChatStackConfig): { id: string; version: string; resources: string[] } {
     const id = config.guardrailId ?? '';
     const guardrail = id.startsWith('arn:')
       ? id
@@ -396,22 +411,11 @@ export class ChatStack extends Stack {
     const profile = config.guardrailProfileId
       ? `arn:${this.partition}:bedrock:*:${this.account}:guardrail-profile/${config.guardrailProfileId}`
       : undefined;
-    stream.addToRolePolicy(
-      new PolicyStatement({
-        actions: ['bedrock:ApplyGuardrail'],
-        resources: profile ? [guardrail, profile] : [guardrail],
-      }),
-    );
-    if (profile && stream.role)
-      acknowledgeWildcardResource(
-        stream.role,
-        profile,
-        'A cross-Region guardrail profile is authorized in whichever Region of its geography serves the request.',
-      );
     if (config.production && config.guardrailVersion === 'DRAFT')
       Annotations.of(this).addWarningV2(
         'chat:guardrailVersion',
         'chat:guardrailVersion is DRAFT: edits to the draft change production behaviour at once; pin a numbered version.',
       );
+    return { id, version: config.guardrailVersion, resources: profile ? [guardrail, profile] : [guardrail] };
   }
 }

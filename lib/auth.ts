@@ -13,8 +13,8 @@ export interface AuthProps {
   removalPolicy: RemovalPolicy;
   deletionProtection: boolean;
   logRetention: RetentionDays;
-  /** Changes per deploy, so the JWKS is fetched again on every deploy. */
-  deployNonce: string;
+  /** Changes per synth, so the JWKS is fetched again on every deploy. */
+  jwksNonce: string;
   /**
    * The hosted chat page signs in with USER_PASSWORD_AUTH (InitiateAuth over HTTPS, no SRP library);
    * enabled on the app client only when the page is deployed.
@@ -90,7 +90,7 @@ export class Auth extends Construct {
     const jwks = new CustomResource(this, 'Jwks', {
       serviceToken: deployTimeProvider(this, 'JwksProvider', fetcher.fn, props.logRetention).serviceToken,
       resourceType: 'Custom::Jwks',
-      properties: { JwksUrl: this.jwksUrl, DeployNonce: props.deployNonce },
+      properties: { JwksUrl: this.jwksUrl, DeployNonce: props.jwksNonce },
     });
     this.jwks = jwks.getAttString('Jwks');
   }

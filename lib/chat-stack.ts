@@ -92,8 +92,10 @@ export class ChatStack extends Stack {
     const { config } = props;
     const logRetention = config.logRetentionDays as RetentionDays;
     const removalPolicy = config.removalPolicy === 'destroy' ? RemovalPolicy.DESTROY : RemovalPolicy.RETAIN;
-    // A new value per synth: every deploy fetches the JWKS and probes the model again.
-    const deployNonce = config.deployNonce ?? new Date().toISOString();
+    // A new value per synth: every deploy probes the model and rewrites the page's CORS again, unless
+    // chat:deployNonce pins it (the escape hatch when Bedrock is having a bad day).
+    const synthTime = new Date().toISOString();
+    const deployNonce = config.deployNonce ?? synthTime;
     const model = this.checkedModel(config.modelId, 'chat:modelId');
     const titleModelId = config.titleModelId ?? config.modelId;
     const titleModel = config.titles
@@ -114,10 +116,10 @@ export class ChatStack extends Stack {
         })
       : undefined;
     if (!withCache) this.warnNetworkKeysUnused(config);
+    // Review M4: unpinned AZs may lack an endpoint service or ElastiCache Serverless and roll back.
     if (network && config.production && config.availabilityZones.length === 0)
-      Annotations.of(network).addWarningV2(
-        'chat:availabilityZones',
-        'chat:availabilityZones is not set: subnets go to the first two AZ names of the Region, which may lack an endpoint service or ElastiCache Serverless; pin AZ ids (README "Networking").',
+      Annotations.of(network).addError(
+        'chat:production=true needs chat:availabilityZones: without it subnets go to the first two AZ names of the Region, which may lack an endpoint service or ElastiCache Serverless; pin AZ ids such as use1-az1,use1-az2 (README "Networking").',
       );
     const data = new Data(this, 'Data', { deletionProtection: config.deletionProtection, removalPolicy });
     const queue = new MessageQueue(this, 'Messages');
@@ -128,7 +130,8 @@ export class ChatStack extends Stack {
       removalPolicy,
       deletionProtection: config.deletionProtection,
       logRetention,
-      deployNonce,
+      // Never pinned: a deploy that re-sent the template's old AUTH_JWKS would undo the hourly refresh.
+      jwksNonce: synthTime,
       userPasswordAuth: webDir !== undefined,
     });
     const cache = network
@@ -223,6 +226,12 @@ export class ChatStack extends Stack {
     });
     const stream = this.streamFunction.fn;
     const persist = this.persistFunction.fn;
+    const reserved = managed ? undefined : config.streamReservedConcurrency;
+    if (reserved !== undefined) {
+      // Fails in seconds, before the VPC, endpoints and cache exist, on an account without the headroom.
+      const headroom = this.concurrencyHeadroom(reserved, logRetention);
+      for (const first of [network, cache, stream]) first?.node.addDependency(headroom);
+    }
     // The probe is the first caller of each model: the functions exist only once it answered.
     stream.node.addDependency(modelAccess.probe);
     if (modelAccess.titleProbe) persist.node.addDependency(modelAccess.titleProbe);
@@ -369,6 +378,34 @@ export class ChatStack extends Stack {
     });
     // After CloudFormation wrote the URL's own settings, never before.
     corsResource.node.addDependency(url);
+  }
+
+  /** The deploy-time check that the account can reserve `reserved` executions for the stream function. */
+  private concurrencyHeadroom(reserved: number, logRetention: RetentionDays): CustomResource {
+    const checker = new ChatFunction(this, 'ConcurrencyHeadroom', {
+      entry: 'lib/custom-resources/concurrency-headroom.ts',
+      description:
+        "Deploy time: checks the account's unreserved Lambda concurrency before reserving the stream function's",
+      memorySize: 256,
+      timeout: Duration.seconds(30),
+      logRetention,
+      environment: {},
+    });
+    checker.fn.addToRolePolicy(
+      new PolicyStatement({ actions: ['lambda:GetAccountSettings'], resources: ['*'] }),
+    );
+    if (checker.fn.role)
+      acknowledgeWildcardResource(
+        checker.fn.role,
+        '*',
+        'lambda:GetAccountSettings reads account-level quotas and has no resource type.',
+      );
+    return new CustomResource(this, 'ConcurrencyHeadroomCheck', {
+      serviceToken: deployTimeProvider(this, 'ConcurrencyHeadroomProvider', checker.fn, logRetention)
+        .serviceToken,
+      resourceType: 'Custom::ConcurrencyHeadroom',
+      properties: { ReservedConcurrency: reserved },
+    });
   }
 
   /** Without a VPC these keys do nothing: say so rather than ignore them silently. */

@@ -89,9 +89,7 @@ function lambdaApi(): FunctionConfigApi {
   const client = new LambdaClient({ maxAttempts: 3 });
   return {
     async read(functionName) {
-      const answer = await client.send(
-        new GetFunctionConfigurationCommand({ FunctionName: functionName }),
-      );
+      const answer = await client.send(new GetFunctionConfigurationCommand({ FunctionName: functionName }));
       const environment = answer.Environment as { Variables?: Record<string, string> } | undefined;
       return { variables: environment?.Variables ?? {}, revisionId: answer.RevisionId as string | undefined };
     },
@@ -107,9 +105,7 @@ function lambdaApi(): FunctionConfigApi {
     async publish(functionName) {
       // A publish while the update is still in progress is refused (ResourceConflictException).
       for (let attempt = 0; attempt < 60; attempt++) {
-        const state = await client.send(
-          new GetFunctionConfigurationCommand({ FunctionName: functionName }),
-        );
+        const state = await client.send(new GetFunctionConfigurationCommand({ FunctionName: functionName }));
         if (state.LastUpdateStatus === 'Failed')
           throw new Error(`the update of ${functionName} failed: ${String(state.LastUpdateStatusReason)}`);
         if (state.LastUpdateStatus !== 'InProgress') break;

@@ -3,6 +3,7 @@ import {
   CfnOutput,
   CustomResource,
   Duration,
+  Fn,
   RemovalPolicy,
   Stack,
   type StackProps,
@@ -132,7 +133,6 @@ export class ChatStack extends Stack {
       logRetention,
       // Never pinned: a deploy that re-sent the template's old AUTH_JWKS would undo the hourly refresh.
       jwksNonce: synthTime,
-      userPasswordAuth: webDir !== undefined,
     });
     const cache = network
       ? new Cache(this, 'Cache', {
@@ -305,15 +305,10 @@ export class ChatStack extends Stack {
     if (webDir) {
       const web = new Web(this, 'Web', {
         assetDir: webDir,
-        config: {
-          apiUrl: url.url,
-          auth: {
-            mode: 'cognito',
-            region: this.region,
-            userPoolId: auth.userPool.userPoolId,
-            userPoolClientId: auth.client.userPoolClientId,
-          },
-        },
+        // PageConfig.apiUrl has no trailing slash; the Function URL ends in one.
+        apiUrl: `https://${Fn.select(2, Fn.split('/', url.url))}`,
+        signInUrl: auth.signInUrl(),
+        auth: (origin) => auth.allowManagedLogin(origin, deployNonce),
         logRetention,
       });
       this.allowPageOrigin(url, [web.origin, ...config.allowedOrigins], logRetention, deployNonce);

@@ -16,6 +16,7 @@ import { LogGroup, type RetentionDays } from 'aws-cdk-lib/aws-logs';
 import { BlockPublicAccess, Bucket, BucketEncryption } from 'aws-cdk-lib/aws-s3';
 import { BucketDeployment, CacheControl, Source } from 'aws-cdk-lib/aws-s3-deployment';
 import { Construct } from 'constructs';
+import type { PageConfig } from '../functions/contracts/page-config.ts';
 import { nagResourceName } from './nag.ts';
 
 const ROOT = join(import.meta.dirname, '..');
@@ -29,20 +30,18 @@ export function webAssets(path: string): { dir: string } | { error: string } {
   };
 }
 
-/**
- * What the page reads from /config.json at start (the cognito form of `PageConfig` in web/src/config.ts):
- * where the API is and the user pool to sign in against, with USER_PASSWORD_AUTH.
- */
-interface WebRuntimeConfig {
-  /** The Function URL. */
-  apiUrl: string;
-  auth: { mode: 'cognito'; region: string; userPoolId: string; userPoolClientId: string };
-}
-
 export interface WebProps {
   /** The built page (a directory with index.html). */
   assetDir: string;
-  config: WebRuntimeConfig;
+  /** The API the page calls: its host is the CSP's connect-src. */
+  apiUrl: string;
+  /** Where the page fetches tokens (managed login's domain): connect-src too. */
+  signInUrl: string;
+  /**
+   * How the page signs in, written to /config.json with apiUrl. Known only once the distribution exists
+   * (the sign-in's redirect is the page's own origin), hence a function of it.
+   */
+  auth: (origin: string) => PageConfig['auth'];
   logRetention: RetentionDays;
 }
 
@@ -73,15 +72,15 @@ export class Web extends Construct {
       'The bucket holds only the public build of the chat page and is read only by CloudFront (origin access control); page loads carry no user data and the API calls that do are logged by the functions.';
     Validations.of(bucket).acknowledge({ id: 'AwsSolutions-S1', reason: noLogs });
 
-    // Only the API host (not any Function URL) and Cognito's sign-in API may be reached from the page.
-    const apiHost = Fn.select(2, Fn.split('/', props.config.apiUrl));
+    // Only the API host (not any Function URL) and the sign-in domain's token endpoints may be reached.
+    const hostOf = (url: string) => Fn.select(2, Fn.split('/', url));
     const csp = [
       "default-src 'self'",
       "script-src 'self'",
       "style-src 'self'",
       "img-src 'self' data:",
       "font-src 'self'",
-      `connect-src 'self' https://${apiHost} https://cognito-idp.${region}.amazonaws.com`,
+      `connect-src 'self' https://${hostOf(props.apiUrl)} https://${hostOf(props.signInUrl)}`,
       "object-src 'none'",
       "base-uri 'self'",
       "form-action 'self'",
@@ -145,9 +144,10 @@ export class Web extends Construct {
     );
     this.origin = `https://${this.distribution.distributionDomainName}`;
     this.url = `${this.origin}/`;
+    const config: PageConfig = { apiUrl: props.apiUrl, auth: props.auth(this.origin) };
 
     const deployment = new BucketDeployment(this, 'Deploy', {
-      sources: [Source.asset(props.assetDir), Source.jsonData('config.json', props.config)],
+      sources: [Source.asset(props.assetDir), Source.jsonData('config.json', config)],
       destinationBucket: bucket,
       // No invalidation: every object is revalidated on every load (an ETag makes that a 304), so a
       // deploy is visible at once, config included, and a deploy never waits on CloudFront's

@@ -416,9 +416,9 @@ describe('functions', () => {
         expect(resource.DependsOn ?? [], id).toContain(checkId);
     expect(template.toJSON().Resources[fnId('Streams chat')].DependsOn).toContain(checkId);
     // The checker reads account settings and nothing else (the Provider framework only invokes it).
-    expect(
-      statementsOf(template, 'ConcurrencyHeadroomFunction').flatMap((s) => s.actions),
-    ).toEqual(['lambda:GetAccountSettings']);
+    expect(statementsOf(template, 'ConcurrencyHeadroomFunction').flatMap((s) => s.actions)).toEqual([
+      'lambda:GetAccountSettings',
+    ]);
     // Nothing reserved, nothing to check.
     expect(resourcesOf(dev.template, 'Custom::ConcurrencyHeadroom')).toEqual([]);
   });

@@ -197,3 +197,36 @@ export function nagReportFindings(result: Synthesized): string[] {
       ),
     );
 }
+
+/**
+ * A CloudFormation value as the deployed string, for the intrinsics the stack writes (Ref, GetAtt, Join,
+ * Select, Split); `known` gives a deployed value per `Ref` name or `Id.Attribute`, anything else reads
+ * `<name>`.
+ */
+export function resolveIntrinsics(value: unknown, known: Record<string, string> = {}): string {
+  const list = (v: unknown): string[] => {
+    const node = v as Record<string, unknown>;
+    if (Array.isArray(v)) return v.map((item) => resolveIntrinsics(item, known));
+    if (node && 'Fn::Split' in node) {
+      const [separator, text] = node['Fn::Split'] as [string, unknown];
+      return resolveIntrinsics(text, known).split(separator);
+    }
+    throw new Error(`not a list: ${JSON.stringify(v)}`);
+  };
+  if (typeof value === 'string' || typeof value === 'number') return String(value);
+  const node = value as Record<string, unknown>;
+  if ('Ref' in node) return known[String(node.Ref)] ?? `<${String(node.Ref)}>`;
+  if ('Fn::GetAtt' in node) {
+    const name = (node['Fn::GetAtt'] as string[]).join('.');
+    return known[name] ?? `<${name}>`;
+  }
+  if ('Fn::Join' in node) {
+    const [separator, parts] = node['Fn::Join'] as [string, unknown[]];
+    return parts.map((part) => resolveIntrinsics(part, known)).join(separator);
+  }
+  if ('Fn::Select' in node) {
+    const [index, from] = node['Fn::Select'] as [number, unknown];
+    return list(from)[index] ?? '';
+  }
+  throw new Error(`unresolved intrinsic: ${JSON.stringify(value)}`);
+}

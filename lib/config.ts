@@ -141,8 +141,10 @@ const schema = z
         error: (issue) => `must be a guardrail id or guardrail ARN (got ${show(issue.input)})`,
       })
       .optional(),
-    guardrailVersion: pattern(/^(DRAFT|[1-9]\d{0,7})$/, 'DRAFT or a version number').default('DRAFT'),
-    guardrailStreamMode: choice(['sync', 'async']).default('sync'),
+    guardrailVersion: pattern(/^(DRAFT|[1-9]\d{0,7})$/, 'DRAFT or a version number').default(
+      DEFAULTS.guardrailVersion,
+    ),
+    guardrailStreamMode: choice(['sync', 'async']).default(DEFAULTS.guardrailStreamMode),
     /** A cross-Region guardrail profile, e.g. us.guardrail.v1:0, when the guardrail uses one. */
     guardrailProfileId: pattern(
       /^[a-z]{2,}(-[a-z]+)?\.guardrail\.v\d+:\d+$/,
@@ -163,9 +165,9 @@ const schema = z
         if ('error' in parsed) ctx.addIssue({ code: 'custom', message: parsed.error });
       }),
     /** Per-user limits, checked after auth and before any model call; 0 turns a limit off. */
-    limitTurnsPerMinute: integer(0, 10_000).default(10),
-    limitConcurrentStreams: integer(0, 1000).default(3),
-    limitTokensPerDay: integer(0, 1_000_000_000).default(200_000),
+    limitTurnsPerMinute: integer(0, 10_000).default(DEFAULTS.limitTurnsPerMinute),
+    limitConcurrentStreams: integer(0, 1000).default(DEFAULTS.limitConcurrentStreams),
+    limitTokensPerDay: integer(0, 1_000_000_000).default(DEFAULTS.limitTokensPerDay),
     /** `off`: no VPC, no endpoints, no Valkey; the functions read DynamoDB directly (dev and test stages). */
     cache: choice(['valkey', 'off']).default('valkey'),
     /** `managed-instances`: the stream function on Lambda Managed Instances (many streams per environment). */

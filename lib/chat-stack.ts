@@ -28,6 +28,7 @@ import { Cache } from './cache.ts';
 import type { ChatStackConfig } from './config.ts';
 import { Data } from './data.ts';
 import { deployTimeProvider } from './deploy-time.ts';
+import { ApiFrontDoor } from './front-door.ts';
 import { ChatFunction } from './functions.ts';
 import { ManagedInstances } from './managed-instances.ts';
 import { ModelAccess } from './model-access.ts';
@@ -296,24 +297,41 @@ export class ChatStack extends Stack {
       publishToLatestPublished: managed,
     });
 
-    const url = stream.addFunctionUrl({
-      authType: FunctionUrlAuthType.NONE,
-      invokeMode: InvokeMode.RESPONSE_STREAM,
-      ...(config.allowedOrigins.length > 0 ? { cors: functionUrlCors(config.allowedOrigins) } : {}),
-    });
+    // Behind API Gateway there is no Function URL at all: nothing may reach the function around the WAF.
+    const frontDoor =
+      config.frontDoor === 'apigateway'
+        ? new ApiFrontDoor(this, 'FrontDoor', {
+            streamFunction: stream,
+            timeout: Duration.seconds(config.streamTimeoutSeconds),
+            rateLimit: config.apiRateLimit,
+            burstLimit: config.apiBurstLimit,
+            requestsPerIpPer5Minutes: config.wafRequestsPerIpPer5Minutes,
+            logRetention,
+          })
+        : undefined;
+    const url = frontDoor
+      ? undefined
+      : stream.addFunctionUrl({
+          authType: FunctionUrlAuthType.NONE,
+          invokeMode: InvokeMode.RESPONSE_STREAM,
+          ...(config.allowedOrigins.length > 0 ? { cors: functionUrlCors(config.allowedOrigins) } : {}),
+        });
+    // No trailing slash (PageConfig.apiUrl); the Function URL ends in one.
+    const apiUrl = frontDoor?.url ?? `https://${Fn.select(2, Fn.split('/', url?.url ?? ''))}`;
 
-    if (webDir) {
-      const web = new Web(this, 'Web', {
-        assetDir: webDir,
-        // PageConfig.apiUrl has no trailing slash; the Function URL ends in one.
-        apiUrl: `https://${Fn.select(2, Fn.split('/', url.url))}`,
-        signInUrl: auth.signInUrl(),
-        auth: (origin) => auth.allowManagedLogin(origin, deployNonce),
-        logRetention,
-      });
-      this.allowPageOrigin(url, [web.origin, ...config.allowedOrigins], logRetention, deployNonce);
-      new CfnOutput(this, 'WebUrl', { value: web.url });
-    }
+    const web = webDir
+      ? new Web(this, 'Web', {
+          assetDir: webDir,
+          apiUrl,
+          signInUrl: auth.signInUrl(),
+          auth: (origin) => auth.allowManagedLogin(origin, deployNonce),
+          logRetention,
+        })
+      : undefined;
+    const pageOrigins = [...(web ? [web.origin] : []), ...config.allowedOrigins];
+    if (frontDoor && pageOrigins.length > 0) frontDoor.allowOrigins(pageOrigins);
+    if (url && web) this.allowPageOrigin(url, pageOrigins, logRetention, deployNonce);
+    if (web) new CfnOutput(this, 'WebUrl', { value: web.url });
 
     new Observability(this, 'Observability', {
       streamFunction: stream,
@@ -327,7 +345,8 @@ export class ChatStack extends Stack {
       production: config.production,
     });
 
-    new CfnOutput(this, 'FunctionUrl', { value: url.url });
+    if (url) new CfnOutput(this, 'FunctionUrl', { value: url.url });
+    new CfnOutput(this, 'ApiUrl', { value: apiUrl });
     new CfnOutput(this, 'UserPoolId', { value: auth.userPool.userPoolId });
     new CfnOutput(this, 'UserPoolClientId', { value: auth.client.userPoolClientId });
     new CfnOutput(this, 'TableName', { value: data.table.tableName });

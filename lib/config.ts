@@ -178,6 +178,16 @@ const schema = z
     perEnvironmentMaxConcurrency: integer(1, 1600).default(16),
     /** Managed Instances: the capacity provider's vCPU ceiling, the cost cap that replaces reserved concurrency. */
     managedInstancesMaxVCpus: integer(12, 15_000, ' vCPUs').default(48),
+    /**
+     * What clients reach: the Function URL, or an API Gateway REST API in response-streaming mode with
+     * AWS WAF and throttling (the Function URL is then not created).
+     */
+    frontDoor: choice(['function-url', 'apigateway']).default('function-url'),
+    /** chat:frontDoor=apigateway: the stage's steady requests per second and burst, for all clients together. */
+    apiRateLimit: integer(1, 10_000, ' requests/s').default(50),
+    apiBurstLimit: integer(1, 5000, ' requests').default(100),
+    /** chat:frontDoor=apigateway: requests one IP may make in 5 minutes before AWS WAF blocks it. */
+    wafRequestsPerIpPer5Minutes: integer(10, 2_000_000_000, ' requests').default(1000),
     /** Host the chat page (web/dist) on S3 + CloudFront. */
     web: flag.default(false),
     /** The built page to host with chat:web=true, relative to the project root or absolute. */

@@ -9,6 +9,9 @@ import {
   auditAcknowledgements,
   nagReportFindings,
   type Resource,
+  deployed,
+  FUNCTION_URL_HOST,
+  pageConfigOf,
   resolveIntrinsics,
   resourcesOf,
   type Statement,
@@ -36,41 +39,6 @@ const onlyId = (from: Template, type: string) => {
   expect(found, type).toHaveLength(1);
   return found[0] as [string, Resource];
 };
-const FUNCTION_URL_HOST = 'abc123.lambda-url.us-east-1.on.aws';
-
-/** Deployed values for the tokens the page's settings are made of, as an account in us-east-1 would give them. */
-function deployed(from: Template): Record<string, string> {
-  const known: Record<string, string> = { 'AWS::AccountId': '123456789012', 'AWS::Region': 'us-east-1' };
-  for (const [id] of resourcesOf(from, 'AWS::Lambda::Url'))
-    known[`${id}.FunctionUrl`] = `https://${FUNCTION_URL_HOST}/`;
-  for (const [id] of resourcesOf(from, 'AWS::CloudFront::Distribution'))
-    known[`${id}.DomainName`] = 'd111111abcdef8.cloudfront.net';
-  for (const [id, domain] of resourcesOf(from, 'AWS::Cognito::UserPoolDomain'))
-    known[id] = resolveIntrinsics(domain.Properties.Domain, known);
-  for (const [id] of resourcesOf(from, 'AWS::Cognito::UserPoolClient')) known[id] = '<WebClientId>';
-  for (const [id] of resourcesOf(from, 'AWS::ApiGateway::RestApi')) known[id] = 'api123';
-  for (const [id, stage] of resourcesOf(from, 'AWS::ApiGateway::Stage'))
-    known[id] = String(stage.Properties.StageName);
-  known['AWS::URLSuffix'] = 'amazonaws.com';
-  return known;
-}
-
-/** The config.json the page reads, its tokens resolved as `deployed` says. */
-function pageConfigOf(result: Synthesized): PageConfig {
-  const [, deployment] = onlyId(result.template, 'Custom::CDKBucketDeployment');
-  const keys = deployment.Properties.SourceObjectKeys as string[];
-  const markers = deployment.Properties.SourceMarkers as Array<Record<string, unknown>>;
-  const configAt = markers.findIndex((m) => Object.keys(m).length > 0);
-  let text = readFileSync(
-    join(result.outdir, `asset.${String(keys[configAt]).replace(/\.zip$/, '')}`, 'config.json'),
-    'utf8',
-  );
-  const known = deployed(result.template);
-  for (const [marker, value] of Object.entries(markers[configAt] ?? {}))
-    text = text.split(marker).join(resolveIntrinsics(value, known));
-  return JSON.parse(text) as PageConfig;
-}
-
 const alarmNames = (from: Template) =>
   resources(from, 'AWS::CloudWatch::Alarm').map((a) => String(a.Properties.AlarmName));
 

@@ -5,6 +5,7 @@ import { App, type Stack, Validations } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import type { IConstruct } from 'constructs';
+import type { PageConfig } from '../../functions/contracts/page-config.ts';
 import { ChatStack } from '../../lib/chat-stack.ts';
 import { parseConfig } from '../../lib/config.ts';
 
@@ -229,4 +230,45 @@ export function resolveIntrinsics(value: unknown, known: Record<string, string> 
     return list(from)[index] ?? '';
   }
   throw new Error(`unresolved intrinsic: ${JSON.stringify(value)}`);
+}
+
+export const FUNCTION_URL_HOST = 'abc123.lambda-url.us-east-1.on.aws';
+
+/** Deployed values for the tokens the page's settings are made of, as an account in us-east-1 would give them. */
+export function deployed(from: Template): Record<string, string> {
+  const known: Record<string, string> = {
+    'AWS::AccountId': '123456789012',
+    'AWS::Region': 'us-east-1',
+    'AWS::Partition': 'aws',
+  };
+  for (const [id] of resourcesOf(from, 'AWS::Lambda::Url'))
+    known[`${id}.FunctionUrl`] = `https://${FUNCTION_URL_HOST}/`;
+  for (const [id] of resourcesOf(from, 'AWS::CloudFront::Distribution'))
+    known[`${id}.DomainName`] = 'd111111abcdef8.cloudfront.net';
+  for (const [id, domain] of resourcesOf(from, 'AWS::Cognito::UserPoolDomain'))
+    known[id] = resolveIntrinsics(domain.Properties.Domain, known);
+  for (const [id] of resourcesOf(from, 'AWS::Cognito::UserPoolClient')) known[id] = '<WebClientId>';
+  for (const [id] of resourcesOf(from, 'AWS::ApiGateway::RestApi')) known[id] = 'api123';
+  for (const [id, stage] of resourcesOf(from, 'AWS::ApiGateway::Stage'))
+    known[id] = String(stage.Properties.StageName);
+  known['AWS::URLSuffix'] = 'amazonaws.com';
+  return known;
+}
+
+/** The config.json the page reads, its tokens resolved as `deployed` says. */
+export function pageConfigOf(result: Synthesized): PageConfig {
+  const [[, deployment]] = resourcesOf(result.template, 'Custom::CDKBucketDeployment') as [
+    [string, Resource],
+  ];
+  const keys = deployment.Properties.SourceObjectKeys as string[];
+  const markers = deployment.Properties.SourceMarkers as Array<Record<string, unknown>>;
+  const configAt = markers.findIndex((m) => Object.keys(m).length > 0);
+  let text = readFileSync(
+    join(result.outdir, `asset.${String(keys[configAt]).replace(/\.zip$/, '')}`, 'config.json'),
+    'utf8',
+  );
+  const known = deployed(result.template);
+  for (const [marker, value] of Object.entries(markers[configAt] ?? {}))
+    text = text.split(marker).join(resolveIntrinsics(value, known));
+  return JSON.parse(text) as PageConfig;
 }

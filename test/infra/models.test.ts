@@ -129,7 +129,7 @@ describe('model grants and checks on the synthesized stack', () => {
   it('geography profile: the profile in the stack Region, and its model in any Region only through that profile', () => {
     const [profile, models] = invoke('geography', 'ChatStream');
     expect(invoke('geography', 'ChatStream')).toHaveLength(2);
-    expect(profile?.actions.sort()).toEqual(['bedrock:InvokeModel', 'bedrock:InvokeModelWithResponseStream']);
+    expect(profile?.actions).toEqual(['bedrock:InvokeModelWithResponseStream']);
     expect(profile?.resource).toContain(
       ':bedrock:",{"Ref":"AWS::Region"},":",{"Ref":"AWS::AccountId"},":inference-profile/us.',
     );

@@ -41,7 +41,7 @@ const PAGE_SCOPES = [OAuthScope.OPENID, OAuthScope.EMAIL, OAuthScope.PROFILE];
  * How long a refresh token lives. A working day: the page signs in again the next morning, and a token
  * lifted from the page is worth half a day at most (sign-out revokes it at once).
  */
-export const REFRESH_TOKEN_VALIDITY = Duration.hours(12);
+const REFRESH_TOKEN_VALIDITY = Duration.hours(12);
 
 /**
  * The Cognito user pool whose JWTs the stream function verifies. The function runs without internet

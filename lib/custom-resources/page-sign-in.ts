@@ -1,8 +1,8 @@
 import {
   CognitoIdentityProviderClient,
   DescribeUserPoolClientCommand,
-  type UpdateUserPoolClientRequest,
   UpdateUserPoolClientCommand,
+  type UpdateUserPoolClientRequest,
   type UserPoolClientType,
 } from '@aws-sdk/client-cognito-identity-provider';
 import type { CloudFormationCustomResourceEvent } from 'aws-lambda';

@@ -53,7 +53,8 @@ const environmentOf = (result: Synthesized, service: string) => {
         ?.Variables;
       return vars?.POWERTOOLS_SERVICE_NAME === service;
     });
-  const vars = (fn?.Properties.Environment as { Variables: Record<string, unknown> }).Variables;
+  if (!fn) throw new Error(`no function of service ${service}`);
+  const vars = (fn.Properties.Environment as { Variables: Record<string, unknown> }).Variables;
   return Object.fromEntries(Object.entries(vars).map(([key, value]) => [key, deployedValue(value)]));
 };
 

@@ -7,11 +7,11 @@ import { CORS_SETTINGS } from '../../functions/contracts/cors.ts';
 import type { PageConfig } from '../../functions/contracts/page-config.ts';
 import {
   auditAcknowledgements,
-  nagReportFindings,
-  type Resource,
   deployed,
   FUNCTION_URL_HOST,
+  nagReportFindings,
   pageConfigOf,
+  type Resource,
   resolveIntrinsics,
   resourcesOf,
   type Statement,

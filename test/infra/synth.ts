@@ -10,7 +10,7 @@ import { ChatStack } from '../../lib/chat-stack.ts';
 import { parseConfig } from '../../lib/config.ts';
 
 /** The CDK feature flags cdk.json pins (every key that is not a chat: setting): tests synthesize with them as a deploy does. */
-export const FEATURE_FLAGS: Record<string, unknown> = Object.fromEntries(
+const FEATURE_FLAGS: Record<string, unknown> = Object.fromEntries(
   Object.entries(
     (
       JSON.parse(readFileSync(join(import.meta.dirname, '..', '..', 'cdk.json'), 'utf8')) as {

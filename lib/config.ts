@@ -152,7 +152,8 @@ const schema = z
     ).optional(),
     cacheDataStorageGb: integer(1, 5000, ' GB').default(1),
     cacheEcpuPerSecond: integer(1000, 15_000_000, ' ECPU/s').default(5000),
-    jwksRefreshMinutes: integer(0, 1440, ' minutes').default(60),
+    // A rotation costs at most this long of 401s; a refresh is one small invocation (about 2,900 a month).
+    jwksRefreshMinutes: integer(0, 1440, ' minutes').default(15),
     /** Conversation titles: one small Converse call per new session, in the consumer. */
     titles: flag.default(true),
     /** The model that writes titles; unset = chat:modelId. */

@@ -495,7 +495,7 @@ describe('auth', () => {
     });
   });
 
-  it('fetches the JWKS again on every deploy, even under a pinned chat:deployNonce, and every hour between deploys', () => {
+  it('fetches the JWKS again on every deploy, even under a pinned chat:deployNonce, and every 15 minutes between deploys (review N11)', () => {
     const [[, jwks]] = resourcesOf(template, 'Custom::Jwks') as [[string, Resource]];
     // The synths pin chat:deployNonce (the probe's); the JWKS nonce is the time of the synth all the same,
     // so a pinned deploy never re-sends the template's old AUTH_JWKS over keys the refresh wrote.
@@ -504,7 +504,7 @@ describe('auth', () => {
     const [[, probe]] = resourcesOf(template, 'Custom::ModelProbe') as [[string, Resource]];
     expect(probe.Properties.DeployNonce).toBe(TEST_NONCE);
     const [[, schedule]] = resourcesOf(template, 'AWS::Events::Rule') as [[string, Resource]];
-    expect(schedule.Properties.ScheduleExpression).toBe('rate(1 hour)');
+    expect(schedule.Properties.ScheduleExpression).toBe('rate(15 minutes)');
     const [[refreshId]] = resourcesOf(template, 'AWS::Lambda::Function').filter(([id]) =>
       id.startsWith('AuthJwksRefresh'),
     ) as [[string, Resource]];

@@ -1,10 +1,17 @@
 import type { ChatMessage } from './api.ts';
+import { CopyButton, Markdown } from './Markdown.tsx';
 
 const ms = (value: number | undefined) =>
   value === undefined ? '–' : value < 10 ? `${value.toFixed(1)} ms` : `${Math.round(value)} ms`;
 
 export const textOf = (message: ChatMessage): string =>
   message.parts.flatMap((part) => (part.type === 'text' ? [part.text] : [])).join('');
+
+/**
+ * Passages the retriever scored under this are not shown as sources. Read from a part's
+ * `providerMetadata.knowledgeBase.score` when the API sends one (Bedrock's relevance, 0 to 1).
+ */
+export const RELEVANCE_FLOOR = 0.4;
 
 interface Citation {
   id: string;
@@ -13,11 +20,19 @@ interface Citation {
   url: string | undefined;
 }
 
-function citationsOf(message: ChatMessage): Citation[] {
+const scoreOf = (part: { providerMetadata?: unknown }): number | undefined => {
+  const score = (part.providerMetadata as { knowledgeBase?: { score?: unknown } } | undefined)?.knowledgeBase
+    ?.score;
+  return typeof score === 'number' ? score : undefined;
+};
+
+export function citationsOf(message: ChatMessage): Citation[] {
   const seen = new Set<string>();
   const out: Citation[] = [];
   for (const part of message.parts) {
     if (part.type !== 'source-url' && part.type !== 'source-document') continue;
+    const score = scoreOf(part);
+    if (score !== undefined && score < RELEVANCE_FLOOR) continue;
     // Several passages of one document are one citation.
     const key = part.type === 'source-url' ? part.url : `${part.title}\u0000${part.filename ?? ''}`;
     if (seen.has(key)) continue;
@@ -31,7 +46,7 @@ function citationsOf(message: ChatMessage): Citation[] {
   return out;
 }
 
-/** First byte, first token and cache states from the answer's finish metadata; usage when stored. */
+/** First byte, first token, cache states and usage: for the curious, behind "Details". */
 function AnswerFacts({ message }: { message: ChatMessage }) {
   const meta = message.metadata;
   if (!meta) return null;
@@ -49,11 +64,21 @@ function AnswerFacts({ message }: { message: ChatMessage }) {
   if (meta.usage?.output_tokens !== undefined) {
     facts.push(`${meta.usage.input_tokens ?? 0} in / ${meta.usage.output_tokens} out tokens`);
   }
-  if (meta.stopReason === 'stopped') facts.push('stopped');
-  else if (meta.stopReason === 'max_tokens') facts.push('cut at the length limit');
   if (facts.length === 0) return null;
-  return <p className="facts">{facts.join(' · ')}</p>;
+  return (
+    <details className="facts">
+      <summary>Details</summary>
+      <p>{facts.join(' · ')}</p>
+    </details>
+  );
 }
+
+/** How the answer ended, when not on its own: said on the answer itself. */
+const ENDINGS: Record<string, string> = {
+  stopped: 'Stopped',
+  max_tokens: 'Cut at the length limit',
+  content_filtered: 'Withheld by the content filter',
+};
 
 interface MessageProps {
   message: ChatMessage;
@@ -66,6 +91,7 @@ export function MessageView({ message, streaming, onRegenerate }: MessageProps) 
   const text = textOf(message);
   const citations = message.role === 'assistant' ? citationsOf(message) : [];
   const mine = message.role === 'user';
+  const ending = !mine && !streaming ? ENDINGS[message.metadata?.stopReason ?? ''] : undefined;
   return (
     <article
       className={`message ${mine ? 'mine' : 'answer'}`}
@@ -74,8 +100,15 @@ export function MessageView({ message, streaming, onRegenerate }: MessageProps) 
     >
       <h3 className="visually-hidden">{mine ? 'You' : 'Assistant'}</h3>
       <div className="bubble">
-        {text ? <p className="text">{text}</p> : streaming ? <p className="text pending">Thinking…</p> : null}
+        {mine ? (
+          <p className="text plain">{text}</p>
+        ) : text ? (
+          <Markdown text={text} streaming={streaming} />
+        ) : streaming ? (
+          <p className="text pending">Thinking…</p>
+        ) : null}
         {streaming && text ? <span className="cursor" aria-hidden="true" /> : null}
+        {ending ? <p className="ending">{ending}</p> : null}
       </div>
       {citations.length > 0 ? (
         <section className="sources" aria-label="Sources">
@@ -96,11 +129,16 @@ export function MessageView({ message, streaming, onRegenerate }: MessageProps) 
           </ol>
         </section>
       ) : null}
-      {!mine && !streaming ? <AnswerFacts message={message} /> : null}
-      {onRegenerate ? (
-        <button type="button" className="link" onClick={onRegenerate}>
-          Regenerate
-        </button>
+      {!mine && !streaming && (text || onRegenerate) ? (
+        <div className="answer-actions">
+          {text ? <CopyButton label="Copy answer" text={() => text} /> : null}
+          {onRegenerate ? (
+            <button type="button" className="link" onClick={onRegenerate}>
+              Regenerate
+            </button>
+          ) : null}
+          <AnswerFacts message={message} />
+        </div>
       ) : null}
     </article>
   );

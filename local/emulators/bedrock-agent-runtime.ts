@@ -131,7 +131,7 @@ export async function startAgentRuntime(options: KnowledgeBaseOptions): Promise<
     const asked = topicWords(text);
     const hits = index
       .search(text)
-      .map((hit) => ({ ...hit, relevance: relevance(hit.score, hit.queryTerms.length, asked) }))
+      .map((hit) => Object.assign(hit, { relevance: relevance(hit.score, hit.queryTerms.length, asked) }))
       .sort((a, b) => b.relevance - a.relevance)
       .slice(0, limit);
     const retrievalResults = hits.map((hit) => ({

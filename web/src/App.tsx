@@ -1,7 +1,7 @@
 import { generateId } from 'ai';
 import { type ReactNode, useCallback, useEffect, useMemo, useRef, useState } from 'react';
 import { Api, type ChatMessage, type SessionSummary, type Usage } from './api.ts';
-import { CognitoAuth, devSigner, type Signer } from './auth.ts';
+import { devSigner, OAuthClient, type Signer } from './auth.ts';
 import { ChatView } from './Chat.tsx';
 import type { PageConfig } from './config.ts';
 import { describeProblem } from './errors.ts';
@@ -356,24 +356,38 @@ function DevApp({ config, users }: { config: PageConfig; users: Record<string, s
   return <Workspace key={user} config={config} signer={signer} account={account} />;
 }
 
-function CognitoApp({ config, auth }: { config: PageConfig; auth: CognitoAuth }) {
+function OAuthApp({ config, auth }: { config: PageConfig; auth: OAuthClient }) {
   const [signer, setSigner] = useState<Signer | undefined>(() => auth.restore());
+  const [problem, setProblem] = useState<string | undefined>();
+  const [completing, setCompleting] = useState(() => /[?&](code|error)=/.test(window.location.search));
   useEffect(() => {
     auth.onSignedOut = () => setSigner(undefined);
   }, [auth]);
-  if (!signer) return <SignIn auth={auth} onSignedIn={setSigner} />;
+  // Back from the managed login with `?code=…&state=…`: exchange it, then drop it from the address.
+  useEffect(() => {
+    if (!completing) return;
+    const search = window.location.search;
+    const clean = (hash: string) =>
+      window.history.replaceState(null, '', `${window.location.pathname}${hash}`);
+    auth.completeSignIn(search).then(
+      (result) => {
+        clean(result?.returnTo ?? '');
+        if (result) setSigner(result.signer);
+        setCompleting(false);
+      },
+      (failure: unknown) => {
+        clean('');
+        setProblem(failure instanceof Error ? failure.message : String(failure));
+        setCompleting(false);
+      },
+    );
+  }, [auth, completing]);
+  if (completing) return <p className="muted loading">Signing in…</p>;
+  if (!signer) return <SignIn auth={auth} problem={problem} />;
   const account = (
     <span className="signed-in">
       <span>{signer.user}</span>{' '}
-      <button
-        type="button"
-        className="link"
-        onClick={() => {
-          auth.signOut();
-          showInAddress(undefined);
-          setSigner(undefined);
-        }}
-      >
+      <button type="button" className="link" onClick={() => void auth.signOut()}>
         Sign out
       </button>
     </span>
@@ -383,7 +397,7 @@ function CognitoApp({ config, auth }: { config: PageConfig; auth: CognitoAuth })
 
 export function App({ config }: { config: PageConfig }) {
   const auth = config.auth;
-  const cognito = useMemo(() => (auth.mode === 'cognito' ? new CognitoAuth(auth) : undefined), [auth]);
+  const oauth = useMemo(() => (auth.mode === 'oauth' ? new OAuthClient(auth) : undefined), [auth]);
   if (auth.mode === 'dev') return <DevApp config={config} users={auth.users} />;
-  return cognito ? <CognitoApp config={config} auth={cognito} /> : null;
+  return oauth ? <OAuthApp config={config} auth={oauth} /> : null;
 }

@@ -13,6 +13,9 @@ import { ApiError, apiErrorFrom } from '../../web/src/api.ts';
 import { jwtClaims, OAuthClient, OAuthError } from '../../web/src/auth.ts';
 import { type OAuthConfig, parseConfig } from '../../web/src/config.ts';
 import { describeProblem, formatWait, isNetworkFailure } from '../../web/src/errors.ts';
+import { conversationJson, conversationMarkdown, fileNameOf } from '../../web/src/exports.ts';
+import { plural } from '../../web/src/plural.ts';
+import { groupByDate } from '../../web/src/Sessions.tsx';
 
 // The chat page's plain logic, without a browser: its config contract, how it words failures, and the
 // OAuth sign-in it runs in a deployment (against the local OIDC emulator, which serves managed login's
@@ -266,5 +269,86 @@ describe('OAuth sign-in (authorization code + PKCE) against the local managed-lo
     await expect(
       auth.completeSignIn(`?error=access_denied&error_description=User+cancelled&state=${state}`),
     ).rejects.toThrow(new OAuthError('access_denied', 'User cancelled'));
+  });
+});
+
+describe('small things people read', () => {
+  it('reads the claims the page shows (never trusted: the API verifies the token)', () => {
+    expect(jwtClaims(jwt({ sub: 'u1', 'cognito:username': 'ana', exp: 5 }))).toEqual({
+      sub: 'u1',
+      username: 'ana',
+      exp: 5,
+    });
+    expect(jwtClaims('not-a-token')).toEqual({});
+  });
+
+  it('says "1 message", "2 messages", "1,024 tokens"', () => {
+    expect([plural(1, 'message'), plural(2, 'message'), plural(0, 'message'), plural(1024, 'token')]).toEqual(
+      ['1 message', '2 messages', '0 messages', '1,024 tokens'],
+    );
+  });
+
+  it('groups the list by the last activity: today, yesterday, the week, the month, then by month', () => {
+    const now = new Date(2026, 11, 4, 15, 0);
+    const at = (days: number, hour = 10) => new Date(2026, 11, 4 - days, hour).toISOString();
+    const sessions = [0, 1, 3, 12, 45].map((days) => ({
+      id: `s${days}`,
+      title: null,
+      created_at: at(days),
+      updated_at: at(days),
+      message_count: 2,
+    }));
+    expect(groupByDate(sessions, now).map((g) => [g.label, g.sessions.map((s) => s.id)])).toEqual([
+      ['Today', ['s0']],
+      ['Yesterday', ['s1']],
+      ['Previous 7 days', ['s3']],
+      ['Previous 30 days', ['s12']],
+      [new Date(2026, 9, 20).toLocaleDateString([], { month: 'long', year: 'numeric' }), ['s45']],
+    ]);
+  });
+
+  it('exports a conversation as Markdown and as JSON, from the stored messages', () => {
+    const messages = [
+      { id: 'm1', role: 'user' as const, text: 'What is an HSA?', created_at: '2026-12-04T10:00:00Z' },
+      {
+        id: 'm2',
+        role: 'assistant' as const,
+        text: '- A **health savings account**…',
+        created_at: '2026-12-04T10:00:02Z',
+        stop_reason: 'stopped',
+        sources: [
+          { id: 'c1', title: 'HSA', uri: 's3://kb/hsa.md', score: 0.8, excerpt: 'x' },
+          { id: 'c2', title: 'HSA', uri: 's3://kb/hsa.md', score: 0.7, excerpt: 'y' },
+        ],
+      },
+    ];
+    expect(conversationMarkdown('HSA basics', messages)).toBe(
+      [
+        '# HSA basics',
+        '',
+        '## You (2026-12-04T10:00:00Z)',
+        '',
+        'What is an HSA?',
+        '',
+        '## Assistant (2026-12-04T10:00:02Z)',
+        '',
+        '- A **health savings account**…',
+        '',
+        '_Stopped before the end._',
+        '',
+        'Sources:',
+        '- HSA (s3://kb/hsa.md)',
+        '',
+      ].join('\n'),
+    );
+    const json = JSON.parse(conversationJson({ id: 's1', title: 'HSA basics' }, messages, new Date(0)));
+    expect(json).toEqual({
+      id: 's1',
+      title: 'HSA basics',
+      exported_at: '1970-01-01T00:00:00.000Z',
+      messages,
+    });
+    expect(fileNameOf('Roth vs. traditional IRA?', 'md')).toBe('roth-vs-traditional-ira.md');
+    expect(fileNameOf('???', 'json')).toBe('conversation.json');
   });
 });

@@ -320,7 +320,7 @@ function ThemeToggle() {
         setTheme(next);
       }}
     >
-      Dark mode
+      <span aria-hidden="true">◐</span> <span className="theme-label">Dark mode</span>
     </button>
   );
 }

@@ -42,13 +42,12 @@ const copyText = async (text: string) => {
 };
 
 /** A button that copies, and says so for a moment. */
-export function CopyButton({ label, text }: { label: string; text: () => string }) {
+export function CopyButton({ label, text }: { label: 'code' | 'answer'; text: () => string }) {
   const [copied, setCopied] = useState(false);
   return (
     <button
       type="button"
       className="copy"
-      aria-label={label}
       onClick={() => {
         copyText(text()).then(
           () => {
@@ -60,6 +59,7 @@ export function CopyButton({ label, text }: { label: string; text: () => string 
       }}
     >
       {copied ? 'Copied' : 'Copy'}
+      <span className="visually-hidden"> {label}</span>
     </button>
   );
 }
@@ -72,7 +72,7 @@ function CodeBlock({ children, node: _node, ...rest }: ComponentProps<'pre'> & {
     <div className="code-block">
       <div className="code-head">
         <span>{language ?? 'code'}</span>
-        <CopyButton label="Copy code" text={() => pre.current?.textContent ?? ''} />
+        <CopyButton label="code" text={() => pre.current?.textContent ?? ''} />
       </div>
       {/* biome-ignore lint/a11y/noNoninteractiveTabindex: a wide code block scrolls sideways by keyboard too. */}
       <pre ref={pre} tabIndex={0} {...rest}>

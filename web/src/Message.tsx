@@ -1,3 +1,4 @@
+import { memo } from 'react';
 import type { ChatMessage } from './api.ts';
 import { CopyButton, Markdown } from './Markdown.tsx';
 
@@ -87,7 +88,8 @@ interface MessageProps {
   onRegenerate?: (() => void) | undefined;
 }
 
-export function MessageView({ message, streaming, onRegenerate }: MessageProps) {
+/** Memoized: while an answer streams, the messages before it are not rendered again. */
+export const MessageView = memo(function MessageView({ message, streaming, onRegenerate }: MessageProps) {
   const text = textOf(message);
   const citations = message.role === 'assistant' ? citationsOf(message) : [];
   const mine = message.role === 'user';
@@ -131,7 +133,7 @@ export function MessageView({ message, streaming, onRegenerate }: MessageProps) 
       ) : null}
       {!mine && !streaming && (text || onRegenerate) ? (
         <div className="answer-actions">
-          {text ? <CopyButton label="Copy answer" text={() => text} /> : null}
+          {text ? <CopyButton label="answer" text={() => text} /> : null}
           {onRegenerate ? (
             <button type="button" className="link" onClick={onRegenerate}>
               Regenerate
@@ -142,4 +144,4 @@ export function MessageView({ message, streaming, onRegenerate }: MessageProps) 
       ) : null}
     </article>
   );
-}
+});

@@ -428,6 +428,28 @@ describe('the chat page in Chromium', () => {
     const renamed = await api<{ sessions: Array<{ title: string }> }>('alice', '/sessions');
     expect(renamed.body.sessions.map((s) => s.title)).toEqual(['Retirement notes']);
 
+    // Export, built in the page from GET /sessions/{id}/messages: Markdown and JSON files.
+    const exported = async (format: string) => {
+      await list.getByRole('button', { name: 'Actions for Retirement notes' }).click();
+      const [download] = await Promise.all([
+        page.waitForEvent('download'),
+        list.getByRole('button', { name: `Export as ${format}` }).click(),
+      ]);
+      const path = await download.path();
+      return { name: download.suggestedFilename(), text: readFileSync(path, 'utf8') };
+    };
+    const markdown = await exported('Markdown');
+    expect(markdown.name).toBe('retirement-notes.md');
+    expect(markdown.text).toMatch(/^# Retirement notes\n\n## You \(.+\)\n\nWhat is a Roth IRA\?\n/);
+    expect(markdown.text).toContain(
+      'Sources:\n- What is a Roth IRA? (s3://local-knowledge-base/roth-ira.md)',
+    );
+    const json = await exported('JSON');
+    expect(json.name).toBe('retirement-notes.json');
+    const parsed = JSON.parse(json.text) as { id: string; messages: Array<{ role: string }> };
+    expect(parsed.id).toBe(aliceSession);
+    expect(parsed.messages.map((m) => m.role)).toEqual(['user', 'assistant', 'user', 'assistant']);
+
     await list.getByRole('button', { name: 'Actions for Retirement notes' }).click();
     await list.getByRole('button', { name: 'Delete' }).click();
     await list.getByRole('button', { name: 'Yes, delete Retirement notes' }).click();
@@ -681,6 +703,16 @@ describe('the chat page in Chromium', () => {
     }
     await expect(chatAlert(page).count()).resolves.toBe(0);
     await expect(writing(page)).resolves.toBe('false');
+
+    // Erase my data: behind a confirmation, then nothing is left (DELETE /me).
+    await stored('ivan', sessionIdOf(page), 2);
+    await page.getByRole('button', { name: 'Erase my data…' }).click();
+    await page.getByRole('button', { name: 'Cancel' }).click();
+    expect((await api<{ sessions: unknown[] }>('ivan', '/sessions')).body.sessions).toHaveLength(1);
+    await page.getByRole('button', { name: 'Erase my data…' }).click();
+    await page.getByRole('button', { name: 'Erase everything' }).click();
+    await page.getByText('No conversations yet.').waitFor();
+    expect((await api<{ sessions: unknown[] }>('ivan', '/sessions')).body.sessions).toEqual([]);
   });
 
   it('signs in through the managed login (authorization code + PKCE), answers, and signs out (token revoked)', async () => {

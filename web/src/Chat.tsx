@@ -27,7 +27,7 @@ const UI_THROTTLE_MS = 50;
 const MAX_CHARS = DEFAULTS.maxMessageChars;
 const count = new Intl.NumberFormat();
 /** Shown on an empty conversation: one click asks. */
-export const SUGGESTIONS = [
+const SUGGESTIONS = [
   'What is an HSA?',
   'Compare a Roth IRA and a traditional IRA in a table',
   'Show me code to compute compound interest',

@@ -111,7 +111,7 @@ const Block = memo(function Block({ text }: { text: string }) {
 });
 
 /** Splits Markdown into its top-level blocks, as written (marked's lexer: fast, no rendering). */
-export function splitBlocks(markdown: string): string[] {
+function splitBlocks(markdown: string): string[] {
   return Lexer.lex(markdown, { gfm: true })
     .map((token) => token.raw)
     .filter((raw) => raw.trim() !== '');

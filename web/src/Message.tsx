@@ -12,7 +12,7 @@ export const textOf = (message: ChatMessage): string =>
  * Passages the retriever scored under this are not shown as sources. Read from a part's
  * `providerMetadata.knowledgeBase.score` when the API sends one (Bedrock's relevance, 0 to 1).
  */
-export const RELEVANCE_FLOOR = 0.4;
+const RELEVANCE_FLOOR = 0.4;
 
 interface Citation {
   id: string;
@@ -27,7 +27,7 @@ const scoreOf = (part: { providerMetadata?: unknown }): number | undefined => {
   return typeof score === 'number' ? score : undefined;
 };
 
-export function citationsOf(message: ChatMessage): Citation[] {
+function citationsOf(message: ChatMessage): Citation[] {
   const seen = new Set<string>();
   const out: Citation[] = [];
   for (const part of message.parts) {

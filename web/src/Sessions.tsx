@@ -22,7 +22,7 @@ const when = (iso: string, now: Date) => {
 const DAY_MS = 86_400_000;
 
 /** "Today", "Yesterday", "Previous 7 days", "Previous 30 days", then by month: by the last activity. */
-export function dateGroupOf(iso: string, now: Date): string {
+function dateGroupOf(iso: string, now: Date): string {
   const date = new Date(iso);
   const startOfToday = new Date(now.getFullYear(), now.getMonth(), now.getDate()).getTime();
   const time = date.getTime();

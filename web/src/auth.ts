@@ -72,7 +72,7 @@ const base64url = (bytes: Uint8Array) =>
 const randomText = (bytes = 32) => base64url(crypto.getRandomValues(new Uint8Array(bytes)));
 
 /** The S256 code challenge of a verifier: base64url(SHA-256(verifier)). */
-export async function codeChallenge(verifier: string): Promise<string> {
+async function codeChallenge(verifier: string): Promise<string> {
   const digest = await crypto.subtle.digest('SHA-256', new TextEncoder().encode(verifier));
   return base64url(new Uint8Array(digest));
 }

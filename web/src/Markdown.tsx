@@ -1,3 +1,5 @@
+import type { Element, Root } from 'hast';
+import { toText } from 'hast-util-to-text';
 import bash from 'highlight.js/lib/languages/bash';
 import css from 'highlight.js/lib/languages/css';
 import javascript from 'highlight.js/lib/languages/javascript';
@@ -7,16 +9,43 @@ import sql from 'highlight.js/lib/languages/sql';
 import typescript from 'highlight.js/lib/languages/typescript';
 import xml from 'highlight.js/lib/languages/xml';
 import yaml from 'highlight.js/lib/languages/yaml';
+import { createLowlight } from 'lowlight';
 import { Lexer } from 'marked';
-import { type ComponentProps, memo, useRef, useState } from 'react';
+import { type ComponentProps, memo, useRef } from 'react';
 import ReactMarkdown, { type Components } from 'react-markdown';
-import rehypeHighlight from 'rehype-highlight';
 import rehypeSanitize, { defaultSchema } from 'rehype-sanitize';
 import remarkGfm from 'remark-gfm';
 import remend from 'remend';
+import { visit } from 'unist-util-visit';
+import { CopyButton } from './CopyButton.tsx';
 
-/** The languages answers use most; each one costs bundle size, so not highlight.js's whole set. */
-const LANGUAGES = { bash, css, javascript, json, python, sql, typescript, xml, yaml };
+/**
+ * The languages answers use most; each one costs bundle size, so not highlight.js's whole set (which
+ * rehype-highlight bundles whatever languages it is given: about 300 kB more).
+ */
+const lowlight = createLowlight({ bash, css, javascript, json, python, sql, typescript, xml, yaml });
+lowlight.registerAlias({
+  bash: ['sh', 'shell', 'zsh'],
+  javascript: ['js', 'jsx'],
+  typescript: ['ts', 'tsx'],
+  xml: ['html'],
+  yaml: ['yml'],
+});
+
+/** Highlights fenced code in a known language: highlight.js token spans (classes only: the CSP allows no inline style). */
+function rehypeCodeHighlight() {
+  return (tree: Root) => {
+    visit(tree, 'element', (node: Element, _index, parent) => {
+      if (node.tagName !== 'code' || (parent as Element | undefined)?.tagName !== 'pre') return;
+      const classes = Array.isArray(node.properties.className) ? node.properties.className.map(String) : [];
+      const language = classes.find((c) => c.startsWith('language-'))?.slice('language-'.length);
+      if (!language || !lowlight.registered(language)) return;
+      node.children = lowlight.highlight(language, toText(node, { whitespace: 'pre' }))
+        .children as Element['children'];
+      node.properties.className = [...classes, 'hljs'];
+    });
+  };
+}
 
 /** Code keeps its `language-*` class through the sanitizer, so the highlighter knows the language. */
 const SCHEMA = {
@@ -32,37 +61,9 @@ const SCHEMA = {
  * unsafe link protocols are removed, and what remains is sanitized before highlighting adds its classes.
  */
 const REMARK = [remarkGfm];
-const REHYPE = [
-  [rehypeSanitize, SCHEMA],
-  [rehypeHighlight, { languages: LANGUAGES, detect: false, plainText: ['text', 'txt', 'plaintext'] }],
-] as ComponentProps<typeof ReactMarkdown>['rehypePlugins'];
-
-const copyText = async (text: string) => {
-  await navigator.clipboard.writeText(text);
-};
-
-/** A button that copies, and says so for a moment. */
-export function CopyButton({ label, text }: { label: 'code' | 'answer'; text: () => string }) {
-  const [copied, setCopied] = useState(false);
-  return (
-    <button
-      type="button"
-      className="copy"
-      onClick={() => {
-        copyText(text()).then(
-          () => {
-            setCopied(true);
-            setTimeout(() => setCopied(false), 1500);
-          },
-          () => setCopied(false),
-        );
-      }}
-    >
-      {copied ? 'Copied' : 'Copy'}
-      <span className="visually-hidden"> {label}</span>
-    </button>
-  );
-}
+const REHYPE = [[rehypeSanitize, SCHEMA], rehypeCodeHighlight] as ComponentProps<
+  typeof ReactMarkdown
+>['rehypePlugins'];
 
 function CodeBlock({ children, node: _node, ...rest }: ComponentProps<'pre'> & { node?: unknown }) {
   const pre = useRef<HTMLPreElement>(null);
@@ -122,7 +123,7 @@ function splitBlocks(markdown: string): string[] {
  * written re-renders on a new token (the others are memoized by their text). The unfinished block is
  * closed first (an open `**`, backtick or fence), so it never flashes raw syntax.
  */
-export function Markdown({ text, streaming }: { text: string; streaming: boolean }) {
+export default function Markdown({ text, streaming }: { text: string; streaming: boolean }) {
   const blocks = splitBlocks(text);
   return (
     <div className="text markdown">

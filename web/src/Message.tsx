@@ -1,6 +1,15 @@
-import { memo } from 'react';
+import { lazy, memo, Suspense } from 'react';
 import type { ChatMessage } from './api.ts';
-import { CopyButton, Markdown } from './Markdown.tsx';
+import { CopyButton } from './CopyButton.tsx';
+
+/**
+ * The Markdown renderer (react-markdown, GFM, sanitizer, highlighter: about 300 kB) is a chunk of its own,
+ * fetched while the page starts, so the first paint does not wait for it; until it is there an answer
+ * shows as plain text.
+ */
+const loadMarkdown = () => import('./Markdown.tsx');
+const Markdown = lazy(loadMarkdown);
+export const preloadMarkdown = () => void loadMarkdown();
 
 const ms = (value: number | undefined) =>
   value === undefined ? '–' : value < 10 ? `${value.toFixed(1)} ms` : `${Math.round(value)} ms`;
@@ -105,7 +114,9 @@ export const MessageView = memo(function MessageView({ message, streaming, onReg
         {mine ? (
           <p className="text plain">{text}</p>
         ) : text ? (
-          <Markdown text={text} streaming={streaming} />
+          <Suspense fallback={<p className="text plain">{text}</p>}>
+            <Markdown text={text} streaming={streaming} />
+          </Suspense>
         ) : streaming ? (
           <p className="text pending">Thinking…</p>
         ) : null}

@@ -77,6 +77,8 @@ const processTerm = (term: string) => {
  * the passage holds, so a passage that shares one common word with a long question scores low.
  */
 const HALF_RELEVANCE_SCORE = 4;
+/** The score of a chunk that shares no word with the question. */
+const FAR_SCORE = 0.05;
 const relevance = (score: number, matched: number, asked: number) =>
   Number(((score / (score + HALF_RELEVANCE_SCORE)) * (asked ? Math.min(1, matched / asked) : 0)).toFixed(4));
 const tokenize = MiniSearch.getDefault('tokenize') as (text: string) => string[];
@@ -134,6 +136,16 @@ export async function startAgentRuntime(options: KnowledgeBaseOptions): Promise<
       .map((hit) => Object.assign(hit, { relevance: relevance(hit.score, hit.queryTerms.length, asked) }))
       .sort((a, b) => b.relevance - a.relevance)
       .slice(0, limit);
+    // Vector search always returns its k nearest chunks, however far: the rest come at a low score (what
+    // a relevance floor is for), so prompts carry as many passages as in AWS.
+    const taken = new Set(hits.map((hit) => hit.id));
+    for (const chunk of chunks) {
+      if (hits.length >= limit) break;
+      if (taken.has(chunk.id)) continue;
+      hits.push(
+        Object.assign({ ...chunk, terms: [], queryTerms: [], score: 0, match: {} }, { relevance: FAR_SCORE }),
+      );
+    }
     const retrievalResults = hits.map((hit) => ({
       content: { type: 'TEXT', text: hit.text as string },
       location: { type: 'S3', s3Location: { uri: hit.uri as string } },

@@ -245,7 +245,8 @@ async function stored(user: string, session: string, count: number) {
   }
 }
 
-describe('the chat page in Chromium', () => {
+// Each test waits on states with budgets a loaded machine does not miss, so the test's own budget is larger.
+describe('the chat page in Chromium', { timeout: 120_000 }, () => {
   it('streams the answer as it is written, with sources, timings, and the conversation titled in the list', async () => {
     await switchUser(page, 'alice');
     await ask(page, QUESTION);

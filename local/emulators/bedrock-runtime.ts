@@ -67,6 +67,11 @@ export interface BedrockRuntimeEmulator extends ListeningServer {
   firstTokenDelaysMs: number[];
   /** Makes the next request(s) fail: throttling before any token, or an exception frame mid-stream. */
   failNext(fault: ModelFault, times?: number): void;
+  /**
+   * Holds every stream after its first `afterTokens` tokens until the returned release is called, so a
+   * test can act in the middle of an answer (reload, stop) without racing the model's pace.
+   */
+  hold(afterTokens: number): () => void;
 }
 
 const encoder = new TextEncoder();
@@ -228,6 +233,7 @@ export async function startBedrockRuntime(
   const usageLog: ModelUsage[] = [];
   const firstTokenDelaysMs: number[] = [];
   const cache = new PromptCache();
+  let held: { afterTokens: number; released: Promise<void> } | undefined;
   const keep = <T>(list: T[], item: T, max: number) => {
     list.push(item);
     if (list.length > max) list.splice(0, list.length - max);
@@ -312,6 +318,7 @@ export async function startBedrockRuntime(
     let lastWrite = 0;
     for (const [index, text] of deltas.entries()) {
       if (index > 0 && settings.perTokenDelayMs > 0) await sleep(settings.perTokenDelayMs);
+      if (held && index >= held.afterTokens) await held.released;
       if (fault === 'midstream' && index === Math.min(3, deltas.length - 1)) {
         writeFrame(res, exceptionFrame('modelStreamErrorException', 'The model stopped unexpectedly.'));
         res.end();
@@ -343,6 +350,15 @@ export async function startBedrockRuntime(
     firstTokenDelaysMs,
     failNext(fault, times = 1) {
       for (let i = 0; i < times; i++) faults.push(fault);
+    },
+    hold(afterTokens) {
+      const { promise: released, resolve: release } = Promise.withResolvers<void>();
+      const gate = { afterTokens, released };
+      held = gate;
+      return () => {
+        if (held === gate) held = undefined;
+        release();
+      };
     },
   };
 }

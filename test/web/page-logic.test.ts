@@ -293,7 +293,8 @@ describe('small things people read', () => {
     const at = (days: number, hour = 10) => new Date(2026, 11, 4 - days, hour).toISOString();
     const sessions = [0, 1, 3, 12, 45].map((days) => ({
       id: `s${days}`,
-      title: null,
+      title: `Chat ${days}`,
+      title_source: 'auto' as const,
       created_at: at(days),
       updated_at: at(days),
       message_count: 2,

@@ -7,6 +7,7 @@ import {
   visibleMessages,
 } from '../core/conversations.ts';
 import { RequestRejected } from '../core/errors.ts';
+import { checkRoute } from '../core/limits.ts';
 import type { ChatMessage } from '../core/messages.ts';
 import { parseJsonBody } from '../core/request.ts';
 import { sourcePart } from './ai-sdk-stream.ts';
@@ -86,6 +87,7 @@ function archiveOf(inv: Invocation): ConversationArchive {
 }
 
 export async function listSessions(inv: Invocation): Promise<RouteResponse> {
+  await checkRoute(inv.runtime.limits, inv.userId, 'list');
   const limit = limitFrom(inv, 20, 100);
   const cursor = decodeCursor(inv.event.queryStringParameters?.cursor, [
     'pk',
@@ -156,12 +158,14 @@ export async function renameSession(inv: Invocation, sessionId: string): Promise
 }
 
 export async function deleteSession(inv: Invocation, sessionId: string): Promise<RouteResponse> {
+  await checkRoute(inv.runtime.limits, inv.userId, 'delete');
   await archiveOf(inv).deleteSession(inv.userId, sessionId);
   await inv.runtime.forgetSession(inv.userId, sessionId);
   return noContent();
 }
 
 export async function eraseUser(inv: Invocation): Promise<RouteResponse> {
+  await checkRoute(inv.runtime.limits, inv.userId, 'erase');
   await archiveOf(inv).eraseUser(inv.userId);
   await inv.runtime.forgetUser(inv.userId);
   return noContent();

@@ -27,6 +27,7 @@ const STATUS: Record<RejectionKind, number> = {
   not_found: 404,
   conflict: 409,
   limited: 429,
+  unavailable: 503,
 };
 
 export const fromRejection = (rejection: RequestRejected) => {

@@ -24,6 +24,7 @@ import { RedisUserLimits } from '../adapters/user-limits.ts';
 import { METRICS_NAMESPACE, SERVICE_NAMES } from '../contracts/observability.ts';
 import { chatRequestSchema } from '../core/request.ts';
 import type { TurnDeps } from '../core/turn.ts';
+import { TurnAdmission } from '../core/turn-admission.ts';
 import { loadStreamConfig } from '../environment.ts';
 
 /**
@@ -163,8 +164,12 @@ export function createStreamRuntime(env: NodeJS.ProcessEnv = process.env) {
           resumableMs: config.TURN_RESUMABLE_SECONDS * 1000,
           retainMs: config.TURN_RETAIN_SECONDS * 1000,
           flushMs: config.TURN_FLUSH_MS,
-          pollMs: config.TURN_FLUSH_MS,
+          followBlockMs: 10_000,
           maxConcurrentPerUser: config.LIMIT_CONCURRENT_STREAMS,
+          turnsPerMinute: config.LIMIT_TURNS_PER_MINUTE,
+          tokensPerDay: config.LIMIT_TOKENS_PER_DAY,
+          admitTimeoutMs: config.CACHE_TIMEOUT_MS,
+          leaseMs: 10_000,
         })
       : undefined;
   const limits = new RedisUserLimits(
@@ -172,12 +177,24 @@ export function createStreamRuntime(env: NodeJS.ProcessEnv = process.env) {
     { turnsPerMinute: config.LIMIT_TURNS_PER_MINUTE, tokensPerDay: config.LIMIT_TOKENS_PER_DAY },
     () => metrics.countLimiterFallback(),
   );
+  const admission = new TurnAdmission({
+    registry,
+    limits,
+    log: turnDeps.log,
+    newId: turnDeps.newId,
+    settings: {
+      maxConcurrentPerUser: config.LIMIT_CONCURRENT_STREAMS,
+      followHoldMs: config.MODEL_TIMEOUT_MS + 15_000,
+      recentMessageIds: 10_000,
+    },
+  });
 
   return {
     config,
     logger,
     registry,
     limits,
+    admission,
     archive: new DynamoConversationArchive(documents, config.TABLE_NAME),
     /** Cache and turn keys of a deleted session; stored data goes through the archive. */
     forgetSession: async (userId: string, sessionId: string) => {

@@ -2,12 +2,11 @@ import { PassThrough } from 'node:stream';
 import type { Context, LambdaFunctionURLEvent } from 'aws-lambda';
 import { errorName } from '../core/background-writes.ts';
 import { RequestRejected } from '../core/errors.ts';
-import { limitReached } from '../core/limits.ts';
+import { checkRoute } from '../core/limits.ts';
 import { OPAQUE_ID } from '../core/messages.ts';
 import type { TurnReplay } from '../core/ports.ts';
 import { parseJsonBody } from '../core/request.ts';
 import { runTurn } from '../core/turn.ts';
-import { admitTurn } from '../core/turn-admission.ts';
 import { AiSdkSink, aiSdkRequestSchema, toTurnRequest, UI_MESSAGE_STREAM_HEADERS } from './ai-sdk-stream.ts';
 import { HttpError, readJsonBody } from './http-edge.ts';
 import { NativeSseSink, SSE_HEADERS } from './native-sse.ts';
@@ -53,17 +52,12 @@ async function streamTurn(
   headers: Record<string, string>,
 ): Promise<RouteResponse> {
   const { runtime } = inv;
-  const allowance = await runtime.limits.check(inv.userId);
-  if (!allowance.allowed) {
-    runtime.metrics.countLimitRejection();
-    throw limitReached(allowance.limit, allowance.retryAfterSeconds);
-  }
-  const admission = await admitTurn(
-    runtime.registry,
-    runtime.turnDeps.log,
-    { userId: inv.userId, sessionId: request.sessionId, clientMessageId: request.clientMessageId },
-    runtime.turnDeps.newId,
-  );
+  const admission = await runtime.admission
+    .admit({ userId: inv.userId, sessionId: request.sessionId, clientMessageId: request.clientMessageId })
+    .catch((error: unknown) => {
+      if (error instanceof RequestRejected && error.kind === 'limited') runtime.metrics.countLimitRejection();
+      throw error;
+    });
   const body = new PassThrough();
   const wire = wireFor(body);
   const responseHeaders = { ...headers, 'x-session-id': admission.sessionId };
@@ -186,12 +180,8 @@ export async function resumeTurn(inv: Invocation, sessionId: string, format: 'na
     }
     afterId = Number(lastEventId);
   }
-  const replay = await runtime.registry?.replay(inv.userId, sessionId).catch((error: unknown) => {
-    runtime.logger.warn('turn registry unavailable for resume', {
-      error: errorName(error),
-    });
-    return undefined;
-  });
+  await checkRoute(runtime.limits, inv.userId, 'resume');
+  const replay = await runtime.admission.follow(inv.userId, sessionId);
   if (!replay) return { statusCode: 204, headers: {}, body: '' };
   const body = new PassThrough();
   const wire =
@@ -210,6 +200,7 @@ export async function resumeTurn(inv: Invocation, sessionId: string, format: 'na
 }
 
 export async function stopTurn(inv: Invocation, sessionId: string): Promise<RouteResponse> {
+  await checkRoute(inv.runtime.limits, inv.userId, 'stop');
   const registry = inv.runtime.registry;
   if (!registry) {
     throw new HttpError(

@@ -1,5 +1,11 @@
 /** Why a request is refused before any turn starts; the edge maps each kind to its HTTP status. */
-export type RejectionKind = 'invalid' | 'unauthenticated' | 'not_found' | 'conflict' | 'limited';
+export type RejectionKind =
+  | 'invalid'
+  | 'unauthenticated'
+  | 'not_found'
+  | 'conflict'
+  | 'limited'
+  | 'unavailable';
 
 /** A request the domain refuses; `details` are safe to return to the caller (never user text). */
 export class RequestRejected extends Error {

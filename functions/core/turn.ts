@@ -4,6 +4,7 @@ import { startDeadline } from './deadline.ts';
 import type { ChatMessage, Passage, Source, Usage } from './messages.ts';
 import type { ChatModel, EventSink, MessageOutbox, MessageWriter } from './ports.ts';
 import { ModelError } from './ports.ts';
+import { estimateTokens } from './limits.ts';
 import { buildPrompt } from './prompt.ts';
 import type { TurnCacheStates, TurnErrorCode, TurnEvent, TurnTimings } from './turn-events.ts';
 
@@ -160,7 +161,7 @@ export async function runTurn(deps: TurnDeps, input: TurnInput, sink: EventSink)
   let usage: Usage = { input_tokens: 0, output_tokens: 0 };
   let failure: TurnErrorCode | undefined;
   const question = input.message ?? regenerated?.question;
-  let promptChars = 0;
+  let promptTexts: string[] = [];
   try {
     if (question === undefined) throw new NothingToRegenerate();
     const { system, messages } = buildPrompt({
@@ -170,7 +171,7 @@ export async function runTurn(deps: TurnDeps, input: TurnInput, sink: EventSink)
       question,
       historyLimit: deps.settings.historyLimit,
     });
-    promptChars = system.length + messages.reduce((sum, m) => sum + m.content.length, 0);
+    promptTexts = [system, ...messages.map((m) => m.content)];
     const events = deps.model.stream({
       system,
       messages,
@@ -216,10 +217,16 @@ export async function runTurn(deps: TurnDeps, input: TurnInput, sink: EventSink)
     deadline.clear();
   }
 
-  // A stopped stream never reaches the model's usage report: estimate it (about 4 characters a token)
-  // so that what a stop saves is still charged and visible.
-  if (stopReason === STOPPED && usage.input_tokens === 0 && usage.output_tokens === 0) {
-    usage = { input_tokens: Math.ceil(promptChars / 4), output_tokens: Math.ceil(answer.length / 4) };
+  // A stopped, abandoned or failed stream never reaches the model's usage report: estimate it by
+  // characters (not UTF-16 length or spaces, which undercount non-Latin text), so none of them is free.
+  // A throttled request was never processed, so it costs nothing.
+  const unreported = usage.input_tokens === 0 && usage.output_tokens === 0;
+  const cut = stopReason === STOPPED || clientGone || (failure !== undefined && failure !== 'throttled');
+  if (unreported && cut) {
+    usage = {
+      input_tokens: promptTexts.reduce((sum, text) => sum + estimateTokens(text), 0),
+      output_tokens: estimateTokens(answer),
+    };
   }
 
   // One finish path: what is remembered and saved depends only on how the model part ended.

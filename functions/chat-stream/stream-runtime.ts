@@ -199,9 +199,11 @@ export function createStreamRuntime(env: NodeJS.ProcessEnv = process.env) {
     /** Cache and turn keys of a deleted session; stored data goes through the archive. */
     forgetSession: async (userId: string, sessionId: string) => {
       if (redis) await forgetKeys(redis, userId, sessionId);
+      await registry?.forget(userId, sessionId);
     },
     forgetUser: async (userId: string) => {
       if (redis) await forgetKeys(redis, userId, undefined);
+      await registry?.forget(userId);
     },
     metrics,
     auth,

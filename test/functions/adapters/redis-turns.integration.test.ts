@@ -13,8 +13,12 @@ const options = {
   resumableMs: 300,
   retainMs: 60_000,
   flushMs: 20,
-  pollMs: 20,
+  followBlockMs: 200,
   maxConcurrentPerUser: 0,
+  turnsPerMinute: 0,
+  tokensPerDay: 0,
+  admitTimeoutMs: 1000,
+  leaseMs: 5000,
 };
 const token = (id: number, text: string): JournaledEvent => ({ id, event: { type: 'token', text } });
 const started = (id: number): JournaledEvent => ({

@@ -392,11 +392,7 @@ export class RedisTurnRegistry implements TurnRegistry {
     this.#blocking.close();
   }
 
-  #replayOf(
-    keys: RegistryKeys,
-    turnId: string,
-    release: (() => Promise<void>) | undefined,
-  ): TurnReplay {
+  #replayOf(keys: RegistryKeys, turnId: string, release: (() => Promise<void>) | undefined): TurnReplay {
     const redis = this.#redis;
     const blocking = this.#blocking;
     const { followBlockMs } = this.#options;

@@ -166,7 +166,10 @@ export class RedisUserLimits implements UserLimits {
   checkInMemory(userId: string, now = new Date()): LimitCheck {
     const nowMs = now.getTime();
     const { tokensPerDay, turnsPerMinute } = this.#settings;
-    if (tokensPerDay > 0 && this.#memory.count(`tokens:${this.#tokenKey(userId, now)}`, nowMs) >= tokensPerDay) {
+    if (
+      tokensPerDay > 0 &&
+      this.#memory.count(`tokens:${this.#tokenKey(userId, now)}`, nowMs) >= tokensPerDay
+    ) {
       return { allowed: false, limit: 'tokens_per_day', retryAfterSeconds: secondsToMidnight(now) };
     }
     if (turnsPerMinute > 0) {

@@ -1,7 +1,13 @@
 import { errorName } from './background-writes.ts';
 import { RequestRejected } from './errors.ts';
 import { limitReached, type UserLimits } from './limits.ts';
-import { AdmissionUncertain, type TurnJournal, type TurnLog, type TurnRegistry, type TurnReplay } from './ports.ts';
+import {
+  AdmissionUncertain,
+  type TurnJournal,
+  type TurnLog,
+  type TurnRegistry,
+  type TurnReplay,
+} from './ports.ts';
 
 export type Admission =
   /** Run a new turn; without the shared registry the journal is this environment's (no resume, no stop). */
@@ -65,7 +71,8 @@ export class TurnAdmission {
     const { registry, log, newId } = this.#deps;
     const isNewSession = request.sessionId === undefined;
     const sessionId = request.sessionId ?? newId();
-    if (!registry) return this.#memory.admit(request.userId, sessionId, isNewSession, request.clientMessageId);
+    if (!registry)
+      return this.#memory.admit(request.userId, sessionId, isNewSession, request.clientMessageId);
     const turnId = newId();
     let claim: Awaited<ReturnType<TurnRegistry['claim']>>;
     try {
@@ -132,9 +139,15 @@ class MemoryAdmission {
     this.#settings = settings;
   }
 
-  admit(userId: string, sessionId: string, isNewSession: boolean, clientMessageId: string | undefined): Admission {
+  admit(
+    userId: string,
+    sessionId: string,
+    isNewSession: boolean,
+    clientMessageId: string | undefined,
+  ): Admission {
     const session = JSON.stringify([userId, sessionId]);
-    const message = clientMessageId === undefined ? undefined : JSON.stringify([userId, sessionId, clientMessageId]);
+    const message =
+      clientMessageId === undefined ? undefined : JSON.stringify([userId, sessionId, clientMessageId]);
     if (message !== undefined && this.#recentMessages.has(message)) throw alreadyAnswered();
     if (this.#runningSessions.has(session)) throw busy();
     const open = this.#streamsByUser.get(userId) ?? 0;

@@ -1,10 +1,10 @@
 import { type BackgroundReport, BackgroundWrites } from './background-writes.ts';
 import { type ContextSettings, type ContextSources, loadTurnContext } from './context.ts';
 import { startDeadline } from './deadline.ts';
+import { estimateTokens } from './limits.ts';
 import type { ChatMessage, Passage, Source, Usage } from './messages.ts';
 import type { ChatModel, EventSink, MessageOutbox, MessageWriter } from './ports.ts';
 import { ModelError } from './ports.ts';
-import { estimateTokens } from './limits.ts';
 import { buildPrompt } from './prompt.ts';
 import type { TurnCacheStates, TurnErrorCode, TurnEvent, TurnTimings } from './turn-events.ts';
 

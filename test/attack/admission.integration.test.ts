@@ -3,7 +3,7 @@ import { type AddressInfo, createServer, type Server, Socket } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
 import { v7 as uuidv7 } from 'uuid';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { admissionKeys, turnKeys } from '../../functions/adapters/admission-keys.ts';
 import { createRedisClient, type RedisClient } from '../../functions/adapters/redis-cache.ts';
 import { type RedisTurnOptions, RedisTurnRegistry } from '../../functions/adapters/redis-turns.ts';
@@ -12,6 +12,8 @@ import { RequestRejected } from '../../functions/core/errors.ts';
 import { AdmissionUncertain, type JournaledEvent } from '../../functions/core/ports.ts';
 import { TurnAdmission } from '../../functions/core/turn-admission.ts';
 import type { RedisProcess } from '../../local/redis-server.ts';
+import { chat } from '../../local/sse-client.ts';
+import { type LocalStack, startLocalStack } from '../../local/stack.ts';
 import { testRedis } from '../support/redis.ts';
 import { waitFor } from '../support/wait.ts';
 
@@ -453,5 +455,118 @@ describe('with Redis down, the cap, the lock, idempotency and the token charges 
     await limits.charge(user, 50);
     expect(Number(await direct.get(dayKey))).toBe(1_050);
     expect(limits.unreplayedTokens).toBe(0);
+  });
+});
+
+describe('through the local stack (production-shaped handler, shared execution environment)', () => {
+  let stack: LocalStack;
+  beforeAll(async () => {
+    stack = await startLocalStack({
+      redisUrl,
+      perTokenDelayMs: 30,
+      env: { LIMIT_TOKENS_PER_DAY: '300', TURN_FLUSH_MS: '50' },
+    });
+  });
+  afterAll(async () => {
+    await stack?.close();
+  });
+
+  const call = (token: string, method: string, path: string) =>
+    fetch(`${stack.url}${path}`, { method, headers: { authorization: `Bearer ${token}` } });
+
+  it('promise: DELETE /sessions/<today> and DELETE /me do not reset the day budget', async () => {
+    const user = newUser();
+    const token = await stack.issuer.mint(user);
+    const today = new Date().toISOString().slice(0, 10);
+    await waitFor(
+      async () => {
+        const turn = await chat(stack.url, token, { message: 'What is an index fund?', use_rag: false });
+        return turn.status === 429;
+      },
+      60_000,
+      'the day budget to run out',
+    );
+    const refused = await chat(stack.url, token, { message: 'again', use_rag: false });
+    expect(refused.json).toMatchObject({ error: { limit: 'tokens_per_day' } });
+    expect((await call(token, 'DELETE', `/sessions/${today}`)).status).toBe(204);
+    expect((await call(token, 'DELETE', '/me')).status).toBe(204);
+    const after = await chat(stack.url, token, { message: 'again', use_rag: false });
+    expect(after.status).toBe(429);
+    expect(after.json).toMatchObject({ error: { limit: 'tokens_per_day' } });
+    // Control: removing the day's counter (what the old pattern delete did) lets the user through.
+    await direct.del(admissionKeys(user).tokensOn(today));
+    expect((await chat(stack.url, token, { message: 'again', use_rag: false })).status).toBe(200);
+  });
+
+  it('promise: the 4th DELETE /me in a minute is refused with 429 and retry-after', async () => {
+    const token = await stack.issuer.mint(newUser());
+    for (let i = 0; i < 3; i++) expect((await call(token, 'DELETE', '/me')).status).toBe(204);
+    const refused = await call(token, 'DELETE', '/me');
+    expect(refused.status).toBe(429);
+    expect(Number(refused.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
+    // Control: another user's erase is not affected.
+    expect((await call(await stack.issuer.mint(newUser()), 'DELETE', '/me')).status).toBe(204);
+  });
+
+  it("promise: 200 followers from one user are capped and add at most 1.5 s to another user's turn beyond 200 plain requests", async () => {
+    // A fresh victim per turn: this stack's day budget (300 tokens) lasts about two turns.
+    const timed = async () => {
+      const victim = await stack.issuer.mint(newUser());
+      const started = performance.now();
+      const turn = await chat(stack.url, victim, { message: 'What is a bond?', use_rag: false });
+      expect(turn.events.at(-1)?.data.type).toBe('done');
+      return performance.now() - started;
+    };
+    // Slow tokens, so the attacker's turn outlives the flood and every follower meets it running.
+    const perToken = stack.bedrock.options.perTokenDelayMs;
+    stack.bedrock.options.perTokenDelayMs = 150;
+    onTestFinished(() => {
+      stack.bedrock.options.perTokenDelayMs = perToken;
+    });
+    const attacker = await stack.issuer.mint(newUser());
+    const sessionId = `flood-${uuidv7()}`;
+    const running = chat(stack.url, attacker, {
+      message: 'Tell me about index funds',
+      session_id: sessionId,
+      use_rag: false,
+    });
+    await waitFor(
+      async () =>
+        (await call(attacker, 'GET', `/sessions/${sessionId}/stream`).then((r) => {
+          void r.body?.cancel();
+          return r.status;
+        })) === 200,
+      10_000,
+      'the attacker turn to run',
+    );
+    const before = await totalCalls();
+    const flood = Array.from({ length: 200 }, () =>
+      call(attacker, 'GET', `/sessions/${sessionId}/stream`).then(async (r) => {
+        const retryAfter = r.headers.get('retry-after');
+        await r.text();
+        return { status: r.status, retryAfter };
+      }),
+    );
+    const during = await timed();
+    const results = await Promise.all(flood);
+    // The same number of requests that cost nothing beyond HTTP and auth (404): what the shared process
+    // pays for 200 requests of any kind on this machine, which followers must not add much to.
+    const plain = Array.from({ length: 200 }, () =>
+      call(attacker, 'GET', `/nothing/${sessionId}`).then((r) => r.text()),
+    );
+    const duringPlain = await timed();
+    await Promise.all(plain);
+    await running;
+    const followed = results.filter((r) => r.status === 200).length;
+    const refused = results.filter((r) => r.status === 429);
+    // One slot is the running turn, one was taken by the probe above (given back when it was cancelled).
+    expect(followed).toBeLessThanOrEqual(2);
+    // The rest hold nothing: 429, or 204 when the registry did not answer in time on this loaded machine.
+    expect(results.every((r) => [200, 204, 429].includes(r.status))).toBe(true);
+    expect(refused.length).toBeGreaterThanOrEqual(150);
+    expect(refused.every((r) => Number(r.retryAfter) >= 1)).toBe(true);
+    expect(during).toBeLessThanOrEqual(duringPlain + 1500);
+    // 200 refused followers cost a few commands each, not 100 ms polling (8,940 commands in 2.5 s).
+    expect((await totalCalls()) - before).toBeLessThan(1500);
   });
 });

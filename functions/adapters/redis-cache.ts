@@ -59,7 +59,7 @@ export function applyCredentials(client: RedisClient, username: string, password
 }
 
 /** The `{userId}` hash tag keeps one user's keys in one slot, so profile + history is one round trip. */
-export const userTag = (userId: string) => `{${encodeURIComponent(userId)}}`;
+const userTag = (userId: string) => `{${encodeURIComponent(userId)}}`;
 export const profileKey = (userId: string) => `profile:${userTag(userId)}`;
 export const historyKey = (userId: string, sessionId: string) => `history:${userTag(userId)}:${sessionId}`;
 export const ragKey = (knowledgeBaseId: string, question: string) =>

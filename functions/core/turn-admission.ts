@@ -21,7 +21,7 @@ export interface AdmissionRequest {
   clientMessageId: string | undefined;
 }
 
-export interface AdmissionSettings {
+interface AdmissionSettings {
   /** Turns and followers one user may have open at once; 0 turns the cap off. */
   maxConcurrentPerUser: number;
   /** The longest a follower may hold its stream slot (the invocation's time limit). */

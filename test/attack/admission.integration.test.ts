@@ -498,6 +498,29 @@ describe('through the local stack (production-shaped handler, shared execution e
     expect((await chat(stack.url, token, { message: 'again', use_rag: false })).status).toBe(200);
   });
 
+  it('promise: a turn that fails mid-stream is charged, by characters for non-Latin text', async () => {
+    const user = newUser();
+    const token = await stack.issuer.mint(user);
+    const question = '指数基金是什么'.repeat(40);
+    stack.bedrock.failNext('midstream');
+    const failed = await chat(stack.url, token, { message: question, use_rag: false });
+    expect(failed.events.at(-1)?.data).toMatchObject({ type: 'error', code: 'model_error' });
+    const day = admissionKeys(user).tokensOn(new Date().toISOString().slice(0, 10));
+    const charged = await waitFor(async () => Number((await direct.get(day)) ?? 0) || undefined, 10_000);
+    // At least one token per CJK character of the question (length/4 would charge 70).
+    expect(charged).toBeGreaterThanOrEqual(question.length);
+    // Control: a throttled request never reached the model and is not charged.
+    const other = newUser();
+    stack.bedrock.failNext('throttle', 2);
+    const throttled = await chat(stack.url, await stack.issuer.mint(other), {
+      message: question,
+      use_rag: false,
+    });
+    expect(throttled.events.at(-1)?.data).toMatchObject({ type: 'error', code: 'throttled' });
+    await sleep(500);
+    expect(await direct.get(admissionKeys(other).tokensOn(new Date().toISOString().slice(0, 10)))).toBeNull();
+  });
+
   it('promise: the 4th DELETE /me in a minute is refused with 429 and retry-after', async () => {
     const token = await stack.issuer.mint(newUser());
     for (let i = 0; i < 3; i++) expect((await call(token, 'DELETE', '/me')).status).toBe(204);

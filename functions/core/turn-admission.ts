@@ -44,6 +44,10 @@ const busy = () =>
     'turn_in_progress',
     'Another answer is being written in this conversation. Stop it or wait for it to finish.',
   );
+const unavailable = () =>
+  new RequestRejected('unavailable', 'admission_unavailable', 'Busy right now. Retry in 1 s.', {
+    retry_after_seconds: 1,
+  });
 const alreadyAnswered = () =>
   new RequestRejected(
     'conflict',
@@ -80,9 +84,7 @@ export class TurnAdmission {
     } catch (error) {
       if (error instanceof AdmissionUncertain) {
         log.warn('turn admission timed out; the claim was released', { error: errorName(error) });
-        throw new RequestRejected('unavailable', 'admission_unavailable', 'Busy right now. Retry in 1 s.', {
-          retry_after_seconds: 1,
-        });
+        throw unavailable();
       }
       log.warn('turn registry unreachable: admitting from this environment', { error: errorName(error) });
       return this.#memory.admit(request.userId, sessionId, isNewSession, request.clientMessageId);
@@ -97,10 +99,15 @@ export class TurnAdmission {
         journal: registry.journal(request.userId, sessionId, claim.turnId),
       };
     }
-    const followed = await registry.follow(request.userId, sessionId, turnId, {
-      turnId: claim.turnId,
-      holdMs: this.#deps.settings.followHoldMs,
-    });
+    const followed = await registry
+      .follow(request.userId, sessionId, turnId, {
+        turnId: claim.turnId,
+        holdMs: this.#deps.settings.followHoldMs,
+      })
+      .catch((error: unknown) => {
+        log.warn('turn registry unavailable for an attach', { error: errorName(error) });
+        throw unavailable();
+      });
     if (followed.kind === 'limited') throw limitReached('concurrent_streams', followed.retryAfterSeconds);
     if (followed.kind === 'none') throw alreadyAnswered();
     return { kind: 'attach', sessionId, replay: followed.replay };

@@ -169,6 +169,24 @@ if ARGV[1] == '' then redis.call('DEL', KEYS[1]) else redis.call('SREM', KEYS[1]
 return deleted
 `;
 
+type ScriptCall = (...keysAndArgs: (string | number)[]) => Promise<unknown>;
+
+/**
+ * A script sent once and then called by its SHA (ioredis falls back to EVAL after a NOSCRIPT), so each
+ * admission carries its keys and arguments, not two kilobytes of Lua (ElastiCache bills by bytes too).
+ */
+export function definedScript(
+  redis: RedisClient,
+  name: string,
+  lua: string,
+  numberOfKeys: number,
+): ScriptCall {
+  const commands = redis as unknown as Record<string, ScriptCall | undefined>;
+  if (!commands[name]) redis.defineCommand(name, { lua, numberOfKeys });
+  const call = commands[name] as ScriptCall;
+  return (...keysAndArgs) => call.apply(redis, keysAndArgs);
+}
+
 const isLast = (event: JournaledEvent) => event.event.type === 'done' || event.event.type === 'error';
 
 /** A journal batch's stream id: `0-<last event id + 1>`, so a read after `0-<n + 1>` starts after event n. */
@@ -237,6 +255,7 @@ export class RedisTurnRegistry implements TurnRegistry {
   readonly #options: RedisTurnOptions;
   readonly #prefix: string;
   readonly #blocking: BlockingConnections;
+  readonly #admit: ScriptCall;
 
   /** `prefix` namespaces every key (tests share one server). */
   constructor(redis: RedisClient, options: RedisTurnOptions, prefix = '') {
@@ -244,6 +263,7 @@ export class RedisTurnRegistry implements TurnRegistry {
     this.#options = options;
     this.#prefix = prefix;
     this.#blocking = new BlockingConnections(redis);
+    this.#admit = definedScript(redis, 'turnAdmit', ADMIT, 7);
   }
 
   #keys(userId: string, sessionId: string): RegistryKeys {
@@ -266,9 +286,7 @@ export class RedisTurnRegistry implements TurnRegistry {
     const messageKey = keys.clientMessage(clientMessageId ?? '');
     let reply: string[];
     try {
-      reply = (await this.#redis.eval(
-        ADMIT,
-        7,
+      reply = (await this.#admit(
         keys.pointer,
         messageKey,
         keys.streams,
@@ -558,8 +576,11 @@ class RedisTurnJournal implements TurnJournal {
   async finish(): Promise<void> {
     clearInterval(this.#timer);
     await this.#flush();
-    await this.#redis
-      .eval(FINISH, 2, this.#keys.pointer, this.#keys.streams, this.#turnId, this.#options.resumableMs)
-      .catch(() => undefined);
+    await definedScript(this.#redis, 'turnFinish', FINISH, 2)(
+      this.#keys.pointer,
+      this.#keys.streams,
+      this.#turnId,
+      this.#options.resumableMs,
+    ).catch(() => undefined);
   }
 }

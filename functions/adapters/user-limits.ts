@@ -7,6 +7,7 @@ import {
 } from '../core/limits.ts';
 import { admissionKeys } from './admission-keys.ts';
 import type { RedisClient } from './redis-cache.ts';
+import { definedScript } from './redis-turns.ts';
 
 export interface LimitSettings {
   turnsPerMinute: number;
@@ -145,7 +146,9 @@ export class RedisUserLimits implements UserLimits {
     let waitMs: number;
     if (this.#redis) {
       try {
-        waitMs = Number(await this.#redis.eval(COUNT_ROUTE, 1, key, limit, MINUTE_MS));
+        waitMs = Number(
+          await definedScript(this.#redis, 'routeCount', COUNT_ROUTE, 1)(key, limit, MINUTE_MS),
+        );
       } catch {
         this.#onFallback();
         waitMs = this.#memoryWait(`route:${key}`, limit, now);

@@ -1,4 +1,5 @@
-import { Cluster, type Redis } from 'ioredis';
+import { createHash } from 'node:crypto';
+import { Cluster, Command, type Redis } from 'ioredis';
 import type { LimitName } from '../core/limits.ts';
 import {
   AdmissionUncertain,
@@ -187,6 +188,35 @@ export function definedScript(
   return (...keysAndArgs) => call.apply(redis, keysAndArgs);
 }
 
+const ADMIT_SHA = createHash('sha1').update(ADMIT).digest('hex');
+const NUMBER_OF_ADMIT_KEYS = 7;
+
+/**
+ * The admission script with a timeout of its own, by SHA (EVAL once after a NOSCRIPT): the client's command timeout is the cache's (short,
+ * for reads that have a fallback), while a claim may wait longer, since its deadline travels with it.
+ * A command whose timer is already set keeps it (ioredis arms the client's only on an unset one).
+ */
+async function admitWithTimeout(
+  redis: RedisClient,
+  timeoutMs: number,
+  keysAndArgs: (string | number)[],
+): Promise<unknown> {
+  const send = (name: 'evalsha' | 'eval', script: string) => {
+    const command = new Command(name, [script, NUMBER_OF_ADMIT_KEYS, ...keysAndArgs], {
+      replyEncoding: 'utf8',
+    });
+    command.setTimeout(timeoutMs);
+    redis.sendCommand(command);
+    return command.promise;
+  };
+  try {
+    return await send('evalsha', ADMIT_SHA);
+  } catch (error) {
+    if (!(error instanceof Error && error.message.startsWith('NOSCRIPT'))) throw error;
+    return send('eval', ADMIT);
+  }
+}
+
 const isLast = (event: JournaledEvent) => event.event.type === 'done' || event.event.type === 'error';
 
 /** A journal batch's stream id: `0-<last event id + 1>`, so a read after `0-<n + 1>` starts after event n. */
@@ -255,7 +285,6 @@ export class RedisTurnRegistry implements TurnRegistry {
   readonly #options: RedisTurnOptions;
   readonly #prefix: string;
   readonly #blocking: BlockingConnections;
-  readonly #admit: ScriptCall;
 
   /** `prefix` namespaces every key (tests share one server). */
   constructor(redis: RedisClient, options: RedisTurnOptions, prefix = '') {
@@ -263,7 +292,6 @@ export class RedisTurnRegistry implements TurnRegistry {
     this.#options = options;
     this.#prefix = prefix;
     this.#blocking = new BlockingConnections(redis);
-    this.#admit = definedScript(redis, 'turnAdmit', ADMIT, 7);
   }
 
   #keys(userId: string, sessionId: string): RegistryKeys {
@@ -286,7 +314,7 @@ export class RedisTurnRegistry implements TurnRegistry {
     const messageKey = keys.clientMessage(clientMessageId ?? '');
     let reply: string[];
     try {
-      reply = (await this.#admit(
+      reply = (await admitWithTimeout(this.#redis, o.admitTimeoutMs, [
         keys.pointer,
         messageKey,
         keys.streams,
@@ -306,7 +334,7 @@ export class RedisTurnRegistry implements TurnRegistry {
         secondsToMidnight(now),
         keys.stop(''),
         sessionId,
-      )) as string[];
+      ])) as string[];
     } catch (error) {
       if (!timedOut(error)) throw error;
       this.#release(keys, turnId, messageKey);

@@ -168,7 +168,8 @@ export function createStreamRuntime(env: NodeJS.ProcessEnv = process.env) {
           maxConcurrentPerUser: config.LIMIT_CONCURRENT_STREAMS,
           turnsPerMinute: config.LIMIT_TURNS_PER_MINUTE,
           tokensPerDay: config.LIMIT_TOKENS_PER_DAY,
-          admitTimeoutMs: config.CACHE_TIMEOUT_MS,
+          // Longer than a cache read's: a late claim is undone by its deadline and token, not run without a lock.
+          admitTimeoutMs: Math.max(config.CACHE_TIMEOUT_MS, 1000),
           leaseMs: 10_000,
         })
       : undefined;

@@ -11,10 +11,9 @@ import { RedisUserLimits } from '../../functions/adapters/user-limits.ts';
 import { RequestRejected } from '../../functions/core/errors.ts';
 import { AdmissionUncertain, type JournaledEvent } from '../../functions/core/ports.ts';
 import { TurnAdmission } from '../../functions/core/turn-admission.ts';
-import type { RedisProcess } from '../../local/redis-server.ts';
+import { type RedisProcess, spawnRedisServer } from '../../local/redis-server.ts';
 import { chat } from '../../local/sse-client.ts';
 import { type LocalStack, startLocalStack } from '../../local/stack.ts';
-import { testRedis } from '../support/redis.ts';
 import { waitFor } from '../support/wait.ts';
 
 // Attacks on turn admission against a real Redis: what a user (or a slow or dead Redis) can do to the
@@ -42,9 +41,10 @@ const registries: RedisTurnRegistry[] = [];
 const proxies: Server[] = [];
 
 beforeAll(async () => {
-  const redis = await testRedis(11);
-  owned = redis.owned;
-  redisUrl = redis.url;
+  // A server of its own: the flood and idle-follower cases read INFO commandstats, which counts every
+  // client of a server, and CLIENT PAUSE would stall other files sharing one.
+  owned = await spawnRedisServer();
+  redisUrl = owned.url;
   direct = new Redis(redisUrl);
 });
 afterAll(async () => {
@@ -285,8 +285,8 @@ describe('followers count against the stream cap and cost nothing while idle', (
   });
 });
 
-async function totalCalls(): Promise<number> {
-  const info = await direct.info('commandstats');
+async function totalCalls(redis: Redis = direct): Promise<number> {
+  const info = await redis.info('commandstats');
   let total = 0;
   for (const match of info.matchAll(/calls=(\d+)/g)) total += Number(match[1]);
   return total;
@@ -296,7 +296,8 @@ describe('a slow Redis never leaves a ghost lock, a leaked slot or a hanging ret
   it('promise: a claim whose reply is slower than the client timeout is released by its token', async () => {
     const proxy = await slowReplies(0);
     const registry = await registryOn(await client(proxy.url));
-    const patient = await registryOn(await client(proxy.url, 5000), { admitTimeoutMs: 5000 });
+    // The client's own command timeout stays short (150 ms): only the claim gets the longer one.
+    const patient = await registryOn(await client(proxy.url), { admitTimeoutMs: 2000 });
     proxy.state.replyDelayMs = 400;
     const user = newUser();
     await expect(registry.claim(user, 'gh-1', 'gm-1', uuidv7())).rejects.toBeInstanceOf(AdmissionUncertain);
@@ -308,7 +309,7 @@ describe('a slow Redis never leaves a ghost lock, a leaked slot or a hanging ret
     expect(await lockOf(user, 'gh-1')).toBeNull();
     expect(await slotsOf(user)).toBe(0);
     expect(await turnsCounted(user)).toBe(0);
-    // Control: the same slow reply with a client patient enough leaves the claim in place.
+    // Control: the same slow reply within the claim's own timeout leaves the claim in place.
     expect((await patient.claim(user, 'gh-2', 'gm-2', uuidv7())).kind).toBe('claimed');
     expect(await lockOf(user, 'gh-2')).not.toBeNull();
     expect(await slotsOf(user)).toBe(1);

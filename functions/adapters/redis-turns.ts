@@ -451,38 +451,28 @@ export class RedisTurnRegistry implements TurnRegistry {
       turnId,
       async *events(afterId: number, signal: AbortSignal) {
         let cursor = afterId;
-        const entriesOf = function* (reply: StreamReply) {
-          for (const [, batches] of reply ?? []) {
-            for (const [, fields] of batches) {
-              for (const entry of JSON.parse(fields[1] ?? '[]') as JournaledEvent[]) {
-                if (entry.id <= cursor) continue;
-                cursor = entry.id;
-                yield entry;
-              }
-            }
-          }
-        };
+        const read = async () => (await redis.xread('STREAMS', eventsKey, streamId(cursor))) as StreamReply;
+        // After an empty read of a turn no longer running, one last read catches events written just
+        // before it finished.
+        const nextRead = async (empty: boolean) =>
+          empty && !(await stillRunning())
+            ? { reply: await read(), final: true }
+            : {
+                reply: await blockingRead(blocking, eventsKey, streamId(cursor), followBlockMs, signal),
+                final: false,
+              };
         try {
           // Catch up without blocking, then wait on a blocking read that returns as soon as a batch lands.
-          let reply = (await redis.xread('STREAMS', eventsKey, streamId(cursor))) as StreamReply;
+          let reply = await read();
+          let final = false;
           while (!signal.aborted) {
-            for (const entry of entriesOf(reply)) {
+            for (const entry of entriesAfter(reply, cursor)) {
+              cursor = entry.id;
               yield entry;
               if (isLast(entry)) return;
             }
-            if (reply === null) {
-              // Checked after an empty read; a last read catches events written just before it finished.
-              if (!(await stillRunning())) {
-                for (const entry of entriesOf(
-                  (await redis.xread('STREAMS', eventsKey, streamId(cursor))) as StreamReply,
-                )) {
-                  yield entry;
-                  if (isLast(entry)) return;
-                }
-                return;
-              }
-            }
-            reply = await blockingRead(blocking, eventsKey, streamId(cursor), followBlockMs, signal);
+            if (final) return;
+            ({ reply, final } = await nextRead(reply === null));
           }
         } finally {
           await release?.().catch(() => undefined);
@@ -495,6 +485,19 @@ export class RedisTurnRegistry implements TurnRegistry {
     const raw = await this.#redis.get(key);
     return raw ? (JSON.parse(raw) as TurnPointer) : undefined;
   }
+}
+
+/** The journaled events of a stream read that come after `afterId`, in order and each once. */
+function entriesAfter(reply: StreamReply, afterId: number): JournaledEvent[] {
+  const batches = (reply ?? []).flatMap(([, entries]) => entries.map(([, fields]) => fields[1] ?? '[]'));
+  let last = afterId;
+  return batches
+    .flatMap((batch) => JSON.parse(batch) as JournaledEvent[])
+    .filter((entry) => {
+      if (entry.id <= last) return false;
+      last = entry.id;
+      return true;
+    });
 }
 
 /** One `XREAD BLOCK`; an abort drops its connection, since a blocked connection cannot be interrupted. */

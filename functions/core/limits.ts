@@ -57,7 +57,11 @@ export function limitReached(limit: LimitName, retryAfterSeconds: number): Reque
 }
 
 /** Throws the 429 for a refused route request; the call sites stay one line. */
-export async function checkRoute(limits: UserLimits, userId: string, route: RouteName): Promise<void> {
+export async function checkRoute(
+  limits: Pick<UserLimits, 'checkRoute'>,
+  userId: string,
+  route: RouteName,
+): Promise<void> {
   const check = await limits.checkRoute(userId, route);
   if (!check.allowed) throw limitReached(check.limit, check.retryAfterSeconds);
 }

@@ -29,9 +29,12 @@ const OPTIONS: RedisTurnOptions = {
   maxConcurrentPerUser: 3,
   turnsPerMinute: 10,
   tokensPerDay: 1_000,
-  admitTimeoutMs: 150,
+  // Production's claim deadline (stream-runtime: at least 1 s); the slow-Redis cases set a short one.
+  admitTimeoutMs: 1_000,
   leaseMs: 10_000,
 };
+/** The cache client's command timeout, and the claim deadline the slow-Redis cases overrun on purpose. */
+const SHORT_TIMEOUT_MS = 150;
 
 let redisUrl: string;
 let owned: RedisProcess | undefined;
@@ -55,7 +58,7 @@ afterAll(async () => {
   await owned?.stop();
 });
 
-async function client(url = redisUrl, timeoutMs = OPTIONS.admitTimeoutMs): Promise<RedisClient> {
+async function client(url = redisUrl, timeoutMs = SHORT_TIMEOUT_MS): Promise<RedisClient> {
   const redis = createRedisClient(url, false, timeoutMs);
   redis.on('error', () => undefined);
   await redis.connect().catch(() => undefined);
@@ -295,7 +298,7 @@ async function totalCalls(redis: Redis = direct): Promise<number> {
 describe('a slow Redis never leaves a ghost lock, a leaked slot or a hanging retry', () => {
   it('promise: a claim whose reply is slower than the client timeout is released by its token', async () => {
     const proxy = await slowReplies(0);
-    const registry = await registryOn(await client(proxy.url));
+    const registry = await registryOn(await client(proxy.url), { admitTimeoutMs: SHORT_TIMEOUT_MS });
     // The client's own command timeout stays short (150 ms): only the claim gets the longer one.
     const patient = await registryOn(await client(proxy.url), { admitTimeoutMs: 2000 });
     proxy.state.replyDelayMs = 400;
@@ -316,7 +319,7 @@ describe('a slow Redis never leaves a ghost lock, a leaked slot or a hanging ret
   });
 
   it('promise: a claim that reaches Redis after the client gave up changes nothing (CLIENT PAUSE)', async () => {
-    const registry = await registryOn(await client());
+    const registry = await registryOn(await client(), { admitTimeoutMs: SHORT_TIMEOUT_MS });
     const user = newUser();
     const pauser = new Redis(redisUrl);
     try {
@@ -338,7 +341,7 @@ describe('a slow Redis never leaves a ghost lock, a leaked slot or a hanging ret
 
   it('promise: the admission turns a slow claim into 503 with retry-after, and the retry succeeds', async () => {
     const proxy = await slowReplies(0);
-    const slowRegistry = await registryOn(await client(proxy.url));
+    const slowRegistry = await registryOn(await client(proxy.url), { admitTimeoutMs: SHORT_TIMEOUT_MS });
     proxy.state.replyDelayMs = 400;
     const fastRegistry = await registryOn(await client(redisUrl, 1000));
     const log = { warn: () => undefined, error: () => undefined };

@@ -16,7 +16,7 @@ export interface RedisCacheOptions {
 const HISTORY_MARKER = '#';
 
 /** The `{userId}` hash tag keeps one user's keys in one slot, so profile + history is one round trip. */
-export const userTag = (userId: string) => `{${encodeURIComponent(userId)}}`;
+const userTag = (userId: string) => `{${encodeURIComponent(userId)}}`;
 export const profileKey = (userId: string) => `profile:${userTag(userId)}`;
 export const historyKey = (userId: string, sessionId: string) => `history:${userTag(userId)}:${sessionId}`;
 export const ragKey = (knowledgeBaseId: string, question: string) =>

@@ -20,6 +20,7 @@ import { METRICS_NAMESPACE, SERVICE_NAMES } from '../contracts/observability.ts'
 import { ChatTurns } from '../core/chat-turn.ts';
 import { chatRequestSchema } from '../core/request.ts';
 import type { TurnDeps } from '../core/turn.ts';
+import { TurnAdmission } from '../core/turn-admission.ts';
 import { loadStreamConfig } from '../environment.ts';
 import type { RouteGroups } from './router.ts';
 import { accountRoutes } from './routes/account.ts';
@@ -141,8 +142,13 @@ export function createStreamRuntime(env: NodeJS.ProcessEnv = process.env) {
           resumableMs: config.TURN_RESUMABLE_SECONDS * 1000,
           retainMs: config.TURN_RETAIN_SECONDS * 1000,
           flushMs: config.TURN_FLUSH_MS,
-          pollMs: config.TURN_FLUSH_MS,
+          followBlockMs: 10_000,
           maxConcurrentPerUser: config.LIMIT_CONCURRENT_STREAMS,
+          turnsPerMinute: config.LIMIT_TURNS_PER_MINUTE,
+          tokensPerDay: config.LIMIT_TOKENS_PER_DAY,
+          // Longer than a cache read's: a late claim is undone by its deadline and token, not run without a lock.
+          admitTimeoutMs: Math.max(config.CACHE_TIMEOUT_MS, 1000),
+          leaseMs: 10_000,
         })
       : undefined;
   const limits = new RedisUserLimits(
@@ -150,10 +156,22 @@ export function createStreamRuntime(env: NodeJS.ProcessEnv = process.env) {
     { turnsPerMinute: config.LIMIT_TURNS_PER_MINUTE, tokensPerDay: config.LIMIT_TOKENS_PER_DAY },
     () => metrics.countLimiterFallback(),
   );
+  const admission = new TurnAdmission({
+    registry,
+    limits,
+    log: turnDeps.log,
+    newId: turnDeps.newId,
+    settings: {
+      maxConcurrentPerUser: config.LIMIT_CONCURRENT_STREAMS,
+      followHoldMs: config.MODEL_TIMEOUT_MS + 15_000,
+      recentMessageIds: 10_000,
+    },
+  });
 
   const turns = new ChatTurns({
     turn: turnDeps,
     limits,
+    admission,
     registry,
     observer: metrics,
     log: {
@@ -176,17 +194,21 @@ export function createStreamRuntime(env: NodeJS.ProcessEnv = process.env) {
     }),
     conversations: conversationRoutes({
       archive,
+      limits,
       cachedHistory: async (userId, sessionId) =>
         cache
           ?.loadConversation(userId, sessionId, AbortSignal.timeout(config.CACHE_TIMEOUT_MS))
           .then((cached) => cached.history)
           .catch(() => undefined),
       historyLimit: config.HISTORY_LIMIT,
+      // The turn family goes by exact name (registry.forget); the limiter keys are never named.
       forgetSession: async (userId, sessionId) => {
         if (redis) await forgetKeys(redis, userId, sessionId);
+        await registry?.forget(userId, sessionId);
       },
       forgetUser: async (userId) => {
         if (redis) await forgetKeys(redis, userId, undefined);
+        await registry?.forget(userId);
       },
     }),
     account: accountRoutes({

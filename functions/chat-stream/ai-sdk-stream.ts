@@ -2,7 +2,9 @@ import type { Writable } from 'node:stream';
 import * as z from 'zod/mini';
 import { RequestRejected } from '../core/errors.ts';
 import { opaqueId, type Source } from '../core/messages.ts';
+import type { InferenceSettings } from '../core/ports.ts';
 import type { TurnEvent } from '../core/turn-events.ts';
+import { chooseModel, inferenceSettings, type ModelPolicy } from './generation-options.ts';
 import type { WireSink } from './wire-sink.ts';
 
 /** What the AI SDK's `DefaultChatTransport` reads (it ignores headers, but proxies and browsers do not). */
@@ -22,14 +24,21 @@ const uiMessage = z.looseObject({
 /**
  * `useChat`'s request: the whole conversation (`messages`) or only the last message (`message`, via
  * `prepareSendMessagesRequest`). Only the last user message is read: the stored history is the truth.
+ * Fields an app adds through the transport's `body` are either read here (the model and the AI SDK's
+ * call settings) or refused by name: none is silently dropped.
  */
-export const aiSdkRequestSchema = z.looseObject({
+export const aiSdkRequestSchema = z.strictObject({
   id: opaqueId('id'),
   messages: z.optional(z.array(uiMessage)),
   message: z.optional(uiMessage),
   trigger: z._default(z.enum(['submit-message', 'regenerate-message']), 'submit-message'),
   messageId: z.optional(z.string()),
   use_rag: z.optional(z.boolean('use_rag must be a boolean')),
+  model: z.optional(z.string('model must be a string')),
+  maxOutputTokens: z.optional(z.unknown()),
+  temperature: z.optional(z.unknown()),
+  topP: z.optional(z.unknown()),
+  stopSequences: z.optional(z.unknown()),
 });
 
 export interface AiSdkTurnRequest {
@@ -38,13 +47,27 @@ export interface AiSdkTurnRequest {
   message: string | undefined;
   clientMessageId: string | undefined;
   useRag: boolean | undefined;
+  model: { id: string; inference: InferenceSettings };
 }
 
 export function toTurnRequest(
   body: z.infer<typeof aiSdkRequestSchema>,
   maxMessageChars: number,
+  policy: ModelPolicy,
 ): AiSdkTurnRequest {
-  const base = { sessionId: body.id, useRag: body.use_rag };
+  const modelId = chooseModel(policy, body.model, 'model');
+  const inference = inferenceSettings(
+    policy,
+    modelId,
+    {
+      maxTokens: body.maxOutputTokens,
+      temperature: body.temperature,
+      topP: body.topP,
+      stop: body.stopSequences,
+    },
+    { maxTokens: 'maxOutputTokens', temperature: 'temperature', topP: 'topP', stop: 'stopSequences' },
+  );
+  const base = { sessionId: body.id, useRag: body.use_rag, model: { id: modelId, inference } };
   if (body.trigger === 'regenerate-message')
     return { ...base, message: undefined, clientMessageId: undefined };
   const last = body.message ?? body.messages?.at(-1);
@@ -53,9 +76,20 @@ export function toTurnRequest(
       field: 'messages',
     });
   }
-  const text = last.parts
-    .flatMap((part) => (part.type === 'text' && part.text ? [part.text] : []))
-    .join('\n');
+  const unsupported = last.parts.findIndex((part) => part.type !== 'text');
+  if (unsupported >= 0) {
+    throw new RequestRejected(
+      'invalid',
+      'unsupported_parameter',
+      'Only text parts are read from a user message; attachments are not supported yet.',
+      {
+        field: body.message
+          ? `message.parts[${unsupported}]`
+          : `messages[${(body.messages?.length ?? 1) - 1}].parts[${unsupported}]`,
+      },
+    );
+  }
+  const text = last.parts.flatMap((part) => (part.text ? [part.text] : [])).join('\n');
   if (text.trim() === '' || text.length > maxMessageChars) {
     throw new RequestRejected(
       'invalid',

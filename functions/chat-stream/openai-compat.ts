@@ -1,87 +1,9 @@
 import type { Writable } from 'node:stream';
-import * as z from 'zod/mini';
-import { RequestRejected } from '../core/errors.ts';
-import { OPAQUE_ID, type Usage } from '../core/messages.ts';
+import type { Source, Usage } from '../core/messages.ts';
 import type { TurnEvent } from '../core/turn-events.ts';
 import type { HttpError } from './http-edge.ts';
+import type { OpenAiTurnRequest } from './openai-request.ts';
 import type { WireSink } from './wire-sink.ts';
-
-const content = z.union([
-  z.string(),
-  z.array(z.looseObject({ type: z.string(), text: z.optional(z.string()) })),
-  z.null(),
-]);
-
-/** OpenAI Chat Completions, the subset a chat backend honours; unknown fields are accepted and ignored. */
-export const openAiRequestSchema = z.looseObject({
-  model: z.optional(z.string()),
-  messages: z
-    .array(z.looseObject({ role: z.string(), content: z.optional(content) }))
-    .check(z.minLength(1, 'messages must not be empty')),
-  stream: z.optional(z.boolean('stream must be a boolean')),
-  stream_options: z.optional(z.nullable(z.looseObject({ include_usage: z.optional(z.boolean()) }))),
-  metadata: z.optional(z.nullable(z.record(z.string(), z.string()))),
-  user: z.optional(z.string()),
-});
-type OpenAiRequest = z.infer<typeof openAiRequestSchema>;
-
-export interface OpenAiTurnRequest {
-  sessionId: string | undefined;
-  message: string;
-  clientMessageId: string | undefined;
-  useRag: boolean | undefined;
-  stream: boolean;
-  includeUsage: boolean;
-  model: string;
-}
-
-const opaque = (value: string | undefined, field: string) => {
-  if (value === undefined) return undefined;
-  if (!OPAQUE_ID.test(value)) {
-    throw new RequestRejected('invalid', 'invalid_request', `${field} must match [A-Za-z0-9_-]{1,128}`, {
-      field,
-    });
-  }
-  return value;
-};
-
-/**
- * The session comes from the `x-session-id` header or `metadata.session_id`; the message id from the
- * `idempotency-key` header or `metadata.message_id`. Only the last user message is read: the server's
- * stored history is the conversation, so a client need not (and cannot) resend or rewrite it.
- */
-export function toOpenAiTurn(
-  body: OpenAiRequest,
-  headers: Record<string, string | undefined>,
-  maxMessageChars: number,
-  defaultModel: string,
-): OpenAiTurnRequest {
-  const last = body.messages.at(-1);
-  const text =
-    typeof last?.content === 'string'
-      ? last.content
-      : (last?.content ?? [])
-          .flatMap((part) => (part.type === 'text' && part.text ? [part.text] : []))
-          .join('\n');
-  if (last?.role !== 'user' || text.trim() === '' || text.length > maxMessageChars) {
-    throw new RequestRejected(
-      'invalid',
-      'invalid_request',
-      `The last message must be a user message of 1 to ${maxMessageChars} characters.`,
-      { field: 'messages' },
-    );
-  }
-  const useRag = body.metadata?.use_rag;
-  return {
-    sessionId: opaque(headers['x-session-id'] ?? body.metadata?.session_id, 'session_id'),
-    message: text,
-    clientMessageId: opaque(headers['idempotency-key'] ?? body.metadata?.message_id, 'message_id'),
-    useRag: useRag === undefined ? undefined : useRag === 'true',
-    stream: body.stream === true,
-    includeUsage: body.stream_options?.include_usage === true,
-    model: body.model ?? defaultModel,
-  };
-}
 
 const FINISH_REASONS: Record<string, string> = {
   end_turn: 'stop',
@@ -123,8 +45,13 @@ export function openAiErrorResponse(error: HttpError) {
   const param = typeof error.details?.field === 'string' ? error.details.field : null;
   return {
     statusCode: error.status,
-    // The SDK retries 409 and 429 on its own; a turn conflict needs the caller's decision instead.
-    headers: { 'content-type': 'application/json', 'x-should-retry': 'false', ...error.headers },
+    // The SDKs obey `x-should-retry`: a limit clears after `retry-after`, so they may back off and retry
+    // on their own; a turn conflict (409) needs the caller's decision, and so does any other 4xx.
+    headers: {
+      'content-type': 'application/json',
+      'x-should-retry': error.status === 429 ? 'true' : 'false',
+      ...error.headers,
+    },
     body: openAiErrorBody(error.code, error.message, type, param),
   };
 }
@@ -142,6 +69,7 @@ export class OpenAiStreamSink implements WireSink {
   readonly #padding: number;
   #identity: CompletionIdentity | undefined;
   #beforeFirstToken = true;
+  #sources: Source[] = [];
 
   constructor(out: Writable, request: OpenAiTurnRequest, paddingBytes: number) {
     this.#out = out;
@@ -149,7 +77,7 @@ export class OpenAiStreamSink implements WireSink {
     this.#padding = paddingBytes;
   }
 
-  #chunk(choices: object[], usage?: object) {
+  #chunk(choices: object[], usage?: object, extension: object = {}) {
     const identity = this.#identity ?? { id: 'chatcmpl', created: 0, model: this.#request.model };
     const chunk = {
       id: identity.id,
@@ -158,6 +86,7 @@ export class OpenAiStreamSink implements WireSink {
       model: identity.model,
       choices,
       ...(this.#request.includeUsage ? { usage: usage ?? null } : {}),
+      ...extension,
     };
     const data = `data: ${JSON.stringify(chunk)}\n\n`;
     this.#out.write(
@@ -176,13 +105,18 @@ export class OpenAiStreamSink implements WireSink {
       this.#chunk([
         { index: 0, delta: { role: 'assistant', content: '' }, finish_reason: null, logprobs: null },
       ]);
+    } else if (event.type === 'sources') {
+      this.#sources = event.sources;
     } else if (event.type === 'token') {
       this.#chunk([{ index: 0, delta: { content: event.text }, finish_reason: null, logprobs: null }]);
       this.#beforeFirstToken = false;
     } else if (event.type === 'done') {
-      this.#chunk([
-        { index: 0, delta: {}, finish_reason: FINISH_REASONS[event.stop_reason] ?? 'stop', logprobs: null },
-      ]);
+      // The passages the answer was grounded in ride on the chunk that carries the finish reason.
+      this.#chunk(
+        [{ index: 0, delta: {}, finish_reason: FINISH_REASONS[event.stop_reason] ?? 'stop', logprobs: null }],
+        undefined,
+        this.#sources.length > 0 ? { sources: this.#sources } : {},
+      );
       if (this.#request.includeUsage) this.#chunk([], usageOf(event.usage));
     } else if (event.type === 'error') {
       const { type } = ERROR_TYPES[event.code] ?? { type: 'api_error' };
@@ -202,6 +136,7 @@ export class OpenAiCompletionCollector implements WireSink {
   #identity: CompletionIdentity | undefined;
   #sessionId = '';
   #text = '';
+  #sources: Source[] = [];
   #result: { statusCode: number; body: string } | undefined;
 
   constructor(request: OpenAiTurnRequest) {
@@ -216,6 +151,8 @@ export class OpenAiCompletionCollector implements WireSink {
         created: Math.floor(Date.now() / 1000),
         model: this.#request.model,
       };
+    } else if (event.type === 'sources') {
+      this.#sources = event.sources;
     } else if (event.type === 'token') {
       this.#text += event.text;
     } else if (event.type === 'done') {
@@ -233,7 +170,8 @@ export class OpenAiCompletionCollector implements WireSink {
             },
           ],
           usage: usageOf(event.usage),
-          metadata: { session_id: this.#sessionId },
+          ...(this.#sources.length > 0 ? { sources: this.#sources } : {}),
+          ...(this.#request.mode === 'stateful' ? { metadata: { session_id: this.#sessionId } } : {}),
         }),
       };
     } else if (event.type === 'error') {

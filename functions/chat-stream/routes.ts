@@ -8,6 +8,7 @@ import {
   renameSession,
 } from './conversation-routes.ts';
 import { HttpError } from './http-edge.ts';
+import { listModels, retrieveModel } from './model-routes.ts';
 import {
   aiSdkTurn,
   type Invocation,
@@ -35,6 +36,8 @@ const ROUTES: Route[] = [
   { method: 'POST', path: /^\/api\/v1\/chat\/message\/stream$/, handle: nativeTurn },
   { method: 'POST', path: /^\/api\/chat$/, handle: aiSdkTurn },
   { method: 'POST', path: /^\/v1\/chat\/completions$/, handle: openAiTurn },
+  { method: 'GET', path: /^\/v1\/models$/, handle: listModels },
+  { method: 'GET', path: /^\/v1\/models\/([^?#]{1,2048})$/, handle: retrieveModel },
   {
     method: 'GET',
     path: new RegExp(`^/api/chat/${ID}/stream$`),

@@ -21,6 +21,7 @@ import { RedisTurnRegistry } from '../adapters/redis-turns.ts';
 import { SqsMessageOutbox } from '../adapters/sqs-outbox.ts';
 import { TurnMetrics } from '../adapters/turn-metrics.ts';
 import { RedisUserLimits } from '../adapters/user-limits.ts';
+import { allowedModels } from '../contracts/models.ts';
 import { METRICS_NAMESPACE, SERVICE_NAMES } from '../contracts/observability.ts';
 import { chatRequestSchema } from '../core/request.ts';
 import type { TurnDeps } from '../core/turn.ts';
@@ -193,6 +194,11 @@ export function createStreamRuntime(env: NodeJS.ProcessEnv = process.env) {
     retriever,
     turnDeps,
     requestSchema: chatRequestSchema(config.MAX_MESSAGE_CHARS),
+    /** The models a request may choose (the default first) and the deployment's answer-length cap. */
+    modelPolicy: {
+      allowed: allowedModels(config.MODEL_ID, config.ALLOWED_MODEL_IDS),
+      maxTokens: config.MAX_TOKENS,
+    },
     /** JSON with at most MAX_MESSAGE_CHARS characters of up to 4 bytes each, plus the other fields. */
     maxBodyBytes: config.MAX_MESSAGE_CHARS * 4 + 1024,
     warm,

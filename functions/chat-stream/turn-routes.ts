@@ -1,22 +1,19 @@
 import { PassThrough } from 'node:stream';
 import type { Context, LambdaFunctionURLEvent } from 'aws-lambda';
+import * as z from 'zod/mini';
 import { errorName } from '../core/background-writes.ts';
 import { RequestRejected } from '../core/errors.ts';
 import { limitReached } from '../core/limits.ts';
 import { OPAQUE_ID } from '../core/messages.ts';
 import type { TurnReplay } from '../core/ports.ts';
 import { parseJsonBody } from '../core/request.ts';
-import { runTurn } from '../core/turn.ts';
+import { runTurn, type TurnInput } from '../core/turn.ts';
 import { admitTurn } from '../core/turn-admission.ts';
 import { AiSdkSink, aiSdkRequestSchema, toTurnRequest, UI_MESSAGE_STREAM_HEADERS } from './ai-sdk-stream.ts';
 import { HttpError, readJsonBody } from './http-edge.ts';
 import { NativeSseSink, SSE_HEADERS } from './native-sse.ts';
-import {
-  OpenAiCompletionCollector,
-  OpenAiStreamSink,
-  openAiRequestSchema,
-  toOpenAiTurn,
-} from './openai-compat.ts';
+import { OpenAiCompletionCollector, OpenAiStreamSink } from './openai-compat.ts';
+import { readOpenAiRequest } from './openai-request.ts';
 import type { StreamRuntime } from './stream-runtime.ts';
 import { finishTurn } from './turn-lifecycle.ts';
 import { NumberedSink, type WireSink } from './wire-sink.ts';
@@ -44,6 +41,8 @@ interface TurnRequest {
   message: string | undefined;
   clientMessageId: string | undefined;
   useRag: boolean | undefined;
+  model?: TurnInput['model'];
+  transcript?: TurnInput['transcript'];
 }
 
 async function streamTurn(
@@ -66,7 +65,8 @@ async function streamTurn(
   );
   const body = new PassThrough();
   const wire = wireFor(body);
-  const responseHeaders = { ...headers, 'x-session-id': admission.sessionId };
+  // A stateless turn's session is only its lock: there is no conversation to name.
+  const responseHeaders = request.transcript ? headers : { ...headers, 'x-session-id': admission.sessionId };
   if (admission.kind === 'attach') {
     inv.afterResponse(replayInto(inv, admission.replay, -1, wire, body));
     return { statusCode: 200, headers: responseHeaders, body };
@@ -83,6 +83,8 @@ async function streamTurn(
       useRag: request.useRag ?? runtime.retriever !== undefined,
       startedAt: inv.startedAt,
       stop: admission.journal?.stopSignal,
+      model: request.model,
+      transcript: request.transcript,
     },
     sink,
   );
@@ -137,7 +139,7 @@ export async function nativeTurn(inv: Invocation): Promise<RouteResponse> {
 export async function aiSdkTurn(inv: Invocation): Promise<RouteResponse> {
   const { runtime } = inv;
   const body = parseJsonBody(readJsonBody(inv.event, CONVERSATION_BODY_BYTES), aiSdkRequestSchema);
-  const request = toTurnRequest(body, runtime.config.MAX_MESSAGE_CHARS);
+  const request = toTurnRequest(body, runtime.config.MAX_MESSAGE_CHARS, runtime.modelPolicy);
   return streamTurn(
     inv,
     request,
@@ -148,30 +150,42 @@ export async function aiSdkTurn(inv: Invocation): Promise<RouteResponse> {
 
 export async function openAiTurn(inv: Invocation): Promise<RouteResponse> {
   const { runtime } = inv;
-  const body = parseJsonBody(readJsonBody(inv.event, CONVERSATION_BODY_BYTES), openAiRequestSchema);
-  const request = toOpenAiTurn(
-    body,
-    inv.event.headers ?? {},
-    runtime.config.MAX_MESSAGE_CHARS,
-    runtime.config.MODEL_ID,
-  );
+  const body = parseJsonBody(readJsonBody(inv.event, CONVERSATION_BODY_BYTES), z.unknown());
+  const request = readOpenAiRequest(body, inv.event.headers ?? {}, {
+    policy: runtime.modelPolicy,
+    maxMessageChars: runtime.config.MAX_MESSAGE_CHARS,
+  });
+  const turn: TurnRequest = {
+    sessionId: request.sessionId,
+    message: request.message,
+    clientMessageId: request.clientMessageId,
+    useRag: request.useRag,
+    model: { id: request.model, inference: request.inference },
+    transcript:
+      request.mode === 'stateless'
+        ? { instructions: request.instructions, turns: request.transcript }
+        : undefined,
+  };
   if (request.stream) {
     return streamTurn(
       inv,
-      request,
+      turn,
       (out) => new OpenAiStreamSink(out, request, runtime.config.FLUSH_PADDING_BYTES),
       SSE_HEADERS,
     );
   }
   // Not streamed: the whole answer is collected, then sent as one JSON completion with its own status.
   const collector = new OpenAiCompletionCollector(request);
-  const response = await streamTurn(inv, request, () => collector, {});
+  const response = await streamTurn(inv, turn, () => collector, {});
   const stream = response.body;
   if (typeof stream !== 'string') await new Promise((resolve) => stream.on('end', resolve).resume());
   const { statusCode, body: json } = collector.result();
   return {
     statusCode,
-    headers: { 'content-type': 'application/json', 'x-session-id': collector.sessionId },
+    headers: {
+      'content-type': 'application/json',
+      ...(request.mode === 'stateful' ? { 'x-session-id': collector.sessionId } : {}),
+    },
     body: json,
   };
 }

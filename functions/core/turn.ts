@@ -2,9 +2,9 @@ import { type BackgroundReport, BackgroundWrites } from './background-writes.ts'
 import { type ContextSettings, type ContextSources, loadTurnContext } from './context.ts';
 import { startDeadline } from './deadline.ts';
 import type { ChatMessage, Passage, Source, Usage } from './messages.ts';
-import type { ChatModel, EventSink, MessageOutbox, MessageWriter } from './ports.ts';
+import type { ChatModel, EventSink, InferenceSettings, MessageOutbox, MessageWriter } from './ports.ts';
 import { ModelError } from './ports.ts';
-import { buildPrompt } from './prompt.ts';
+import { buildPrompt, buildTranscriptPrompt } from './prompt.ts';
 import type { TurnCacheStates, TurnErrorCode, TurnEvent, TurnTimings } from './turn-events.ts';
 
 interface TurnSettings extends ContextSettings {
@@ -35,6 +35,18 @@ export interface TurnInput {
   startedAt: number;
   /** Aborts when someone asks this turn to stop: the answer so far is kept with stop reason `stopped`. */
   stop?: AbortSignal | undefined;
+  /** The model that answers (one the deployment allows) and the client's settings for it. */
+  model?: { id: string; inference: InferenceSettings } | undefined;
+  /**
+   * Stateless: the client's instructions and earlier turns are the conversation. Nothing of the session
+   * is read or stored; the question is `message`.
+   */
+  transcript?: Transcript | undefined;
+}
+
+export interface Transcript {
+  instructions: string[];
+  turns: Array<{ role: 'user' | 'assistant'; content: string }>;
 }
 
 /** The stop reason of an answer a user stopped; what was said so far is kept, never shown as complete. */
@@ -124,12 +136,14 @@ export async function runTurn(deps: TurnDeps, input: TurnInput, sink: EventSink)
           content: input.message,
           createdAt: deps.clock().toISOString(),
         };
-  if (userMessage) writes.saveMessage(userMessage);
+  const stateless = input.transcript !== undefined;
+  if (userMessage && !stateless) writes.saveMessage(userMessage);
 
   const { conversation, retrieved } = await loadTurnContext(deps, writes, {
     userId: input.userId,
     sessionId,
     isNewSession,
+    stateless,
     currentMessageId: userMessageId,
     question: input.message,
     useRag: input.useRag,
@@ -163,15 +177,19 @@ export async function runTurn(deps: TurnDeps, input: TurnInput, sink: EventSink)
   let promptChars = 0;
   try {
     if (question === undefined) throw new NothingToRegenerate();
-    const { system, messages } = buildPrompt({
-      profile: conversation.profile,
-      passages: retrieved.passages,
-      history: regenerated?.before ?? conversation.history,
-      question,
-      historyLimit: deps.settings.historyLimit,
-    });
+    const { system, messages } = input.transcript
+      ? buildTranscriptPrompt({ ...input.transcript, passages: retrieved.passages, question })
+      : buildPrompt({
+          profile: conversation.profile,
+          passages: retrieved.passages,
+          history: regenerated?.before ?? conversation.history,
+          question,
+          historyLimit: deps.settings.historyLimit,
+        });
     promptChars = system.length + messages.reduce((sum, m) => sum + m.content.length, 0);
     const events = deps.model.stream({
+      modelId: input.model?.id,
+      inference: input.model?.inference,
       system,
       messages,
       signal: AbortSignal.any([cancel.signal, deadline.signal, stop]),
@@ -238,14 +256,16 @@ export async function runTurn(deps: TurnDeps, input: TurnInput, sink: EventSink)
         ...(regenerated?.replaces ? { replaces: regenerated.replaces } : {}),
       }
     : undefined;
-  rememberTurn(deps, writes, {
-    userId: input.userId,
-    sessionId,
-    isNewSession,
-    historyReady: conversation.historyReady,
-    messages: [userMessage, assistantMessage].filter((m) => m !== undefined),
-  });
-  if (assistantMessage) writes.saveMessage(assistantMessage);
+  if (!stateless) {
+    rememberTurn(deps, writes, {
+      userId: input.userId,
+      sessionId,
+      isNewSession,
+      historyReady: conversation.historyReady,
+      messages: [userMessage, assistantMessage].filter((m) => m !== undefined),
+    });
+    if (assistantMessage) writes.saveMessage(assistantMessage);
+  }
   timings.total_ms = elapsed();
   if (failure) send({ type: 'error', code: failure, message: ERROR_MESSAGES[failure] });
   else if (assistantMessage)

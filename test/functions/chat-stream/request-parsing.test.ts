@@ -1,8 +1,9 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import * as z from 'zod/mini';
 import { aiSdkRequestSchema, toTurnRequest } from '../../../functions/chat-stream/ai-sdk-stream.ts';
 import { HttpError, readJsonBody } from '../../../functions/chat-stream/http-edge.ts';
-import { openAiRequestSchema, toOpenAiTurn } from '../../../functions/chat-stream/openai-compat.ts';
+import { readOpenAiRequest } from '../../../functions/chat-stream/openai-request.ts';
 import { matchRoute } from '../../../functions/chat-stream/routes.ts';
 import { decodeCursor } from '../../../functions/core/conversations.ts';
 import { RequestRejected } from '../../../functions/core/errors.ts';
@@ -51,7 +52,9 @@ describe('request parsing, fuzzed (fast-check): any input is accepted or refused
   it('AI SDK bodies', () => {
     fc.assert(
       fc.property(jsonText, (body) =>
-        refusesCleanly(() => toTurnRequest(parseJsonBody(body, aiSdkRequestSchema), 8000)),
+        refusesCleanly(() =>
+          toTurnRequest(parseJsonBody(body, aiSdkRequestSchema), 8000, { allowed: ['m'], maxTokens: 100 }),
+        ),
       ),
       { numRuns: 500 },
     );
@@ -63,7 +66,12 @@ describe('request parsing, fuzzed (fast-check): any input is accepted or refused
         jsonText,
         fc.dictionary(fc.constantFrom('x-session-id', 'idempotency-key'), fc.string()),
         (body, headers) =>
-          refusesCleanly(() => toOpenAiTurn(parseJsonBody(body, openAiRequestSchema), headers, 8000, 'm')),
+          refusesCleanly(() =>
+            readOpenAiRequest(parseJsonBody(body, z.unknown()), headers, {
+              policy: { allowed: ['m'], maxTokens: 100 },
+              maxMessageChars: 8000,
+            }),
+          ),
       ),
       { numRuns: 500 },
     );

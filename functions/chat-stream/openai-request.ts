@@ -151,7 +151,7 @@ function textOf(content: unknown, field: string, allowed: ReadonlySet<string>): 
         throw refuse(
           'unsupported_parameter',
           `${at}.type`,
-          `Content parts of type ${JSON.stringify(part.type).slice(0, 40)} are not supported here; send text parts.`,
+          `${at}: parts of type ${JSON.stringify(part.type).slice(0, 40)} are not supported here (attachments are not accepted yet); send text parts.`,
         );
       }
       if (typeof part.text === 'string') return part.text;

@@ -23,9 +23,15 @@ import { TurnMetrics } from '../adapters/turn-metrics.ts';
 import { RedisUserLimits } from '../adapters/user-limits.ts';
 import { allowedModels } from '../contracts/models.ts';
 import { METRICS_NAMESPACE, SERVICE_NAMES } from '../contracts/observability.ts';
+import { ChatTurns } from '../core/chat-turn.ts';
 import { chatRequestSchema } from '../core/request.ts';
 import type { TurnDeps } from '../core/turn.ts';
 import { loadStreamConfig } from '../environment.ts';
+import type { RouteGroups } from './router.ts';
+import { accountRoutes } from './routes/account.ts';
+import { conversationRoutes } from './routes/conversations.ts';
+import { modelRoutes } from './routes/models.ts';
+import { turnRoutes } from './routes/turns.ts';
 
 /**
  * The stream function's composition root: configuration, clients and adapters, created once per
@@ -86,6 +92,7 @@ export function createStreamRuntime(env: NodeJS.ProcessEnv = process.env) {
       )
     : undefined;
 
+  const requestSchema = chatRequestSchema(config.MAX_MESSAGE_CHARS);
   const turnDeps: TurnDeps = {
     cache: redis
       ? new RedisContextCache(redis, {
@@ -174,35 +181,73 @@ export function createStreamRuntime(env: NodeJS.ProcessEnv = process.env) {
     () => metrics.countLimiterFallback(),
   );
 
+  const turns = new ChatTurns({
+    turn: turnDeps,
+    limits,
+    registry,
+    observer: metrics,
+    log: {
+      info: (message, attributes) => logger.info(message, attributes ?? {}),
+      ...turnDeps.log,
+    },
+  });
+  const archive = new DynamoConversationArchive(documents, config.TABLE_NAME);
+  const cache = turnDeps.cache;
+  /** The models a request may choose (the default first) and the deployment's answer-length cap. */
+  const modelPolicy = {
+    allowed: allowedModels(config.MODEL_ID, config.ALLOWED_MODEL_IDS),
+    maxTokens: config.MAX_TOKENS,
+  };
+  const routes: RouteGroups = {
+    turns: turnRoutes({
+      turns,
+      requestSchema,
+      /** JSON with at most MAX_MESSAGE_CHARS characters of up to 4 bytes each, plus the other fields. */
+      maxBodyBytes: config.MAX_MESSAGE_CHARS * 4 + 1024,
+      maxMessageChars: config.MAX_MESSAGE_CHARS,
+      paddingBytes: config.FLUSH_PADDING_BYTES,
+      modelPolicy,
+      ragByDefault: retriever !== undefined,
+    }),
+    conversations: conversationRoutes({
+      archive,
+      cachedHistory: async (userId, sessionId) =>
+        cache
+          ?.loadConversation(userId, sessionId, AbortSignal.timeout(config.CACHE_TIMEOUT_MS))
+          .then((cached) => cached.history)
+          .catch(() => undefined),
+      historyLimit: config.HISTORY_LIMIT,
+      forgetSession: async (userId, sessionId) => {
+        if (redis) await forgetKeys(redis, userId, sessionId);
+      },
+      forgetUser: async (userId) => {
+        if (redis) await forgetKeys(redis, userId, undefined);
+      },
+    }),
+    account: accountRoutes({
+      archive,
+      limits,
+      runningTurns: async (userId) => registry?.runningTurns(userId).catch(() => 0) ?? 0,
+      config: {
+        turnsPerMinute: config.LIMIT_TURNS_PER_MINUTE,
+        concurrentStreams: config.LIMIT_CONCURRENT_STREAMS,
+        tokensPerDay: config.LIMIT_TOKENS_PER_DAY,
+      },
+    }),
+    models: modelRoutes(modelPolicy.allowed),
+  };
+
   return {
     config,
     logger,
-    registry,
-    limits,
-    archive: new DynamoConversationArchive(documents, config.TABLE_NAME),
-    /** Cache and turn keys of a deleted session; stored data goes through the archive. */
-    forgetSession: async (userId: string, sessionId: string) => {
-      if (redis) await forgetKeys(redis, userId, sessionId);
-    },
-    forgetUser: async (userId: string) => {
-      if (redis) await forgetKeys(redis, userId, undefined);
-    },
-    metrics,
     auth,
+    /** The route groups, each with only what it needs. */
+    routes,
+    warm,
+    // The benchmark's comparison designs build their own handlers from these adapters.
     store,
     model,
     retriever,
-    turnDeps,
-    requestSchema: chatRequestSchema(config.MAX_MESSAGE_CHARS),
-    /** The models a request may choose (the default first) and the deployment's answer-length cap. */
-    modelPolicy: {
-      allowed: allowedModels(config.MODEL_ID, config.ALLOWED_MODEL_IDS),
-      maxTokens: config.MAX_TOKENS,
-    },
-    /** JSON with at most MAX_MESSAGE_CHARS characters of up to 4 bytes each, plus the other fields. */
-    maxBodyBytes: config.MAX_MESSAGE_CHARS * 4 + 1024,
-    warm,
+    requestSchema,
   };
 }
-
-export type StreamRuntime = ReturnType<typeof createStreamRuntime>;

@@ -120,9 +120,6 @@ export function modelCapabilities(modelId: string): ModelCapabilities {
   };
 }
 
-/** `true` when the model table has a row for `modelId`: what may join a deployment's allow-list. */
-export const isKnownModel = (modelId: string): boolean => entryOf(modelId) !== undefined;
-
 /** Who makes the model (`anthropic`, `amazon`, `meta`, …), from its id; `bedrock` when the id does not say. */
 export function modelProvider(modelId: string): string {
   const id = bareId(modelId)?.replace(PROFILE_PREFIX, '');

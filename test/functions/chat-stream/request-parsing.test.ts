@@ -1,25 +1,50 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import * as z from 'zod/mini';
-import { aiSdkRequestSchema, toTurnRequest } from '../../../functions/chat-stream/ai-sdk-stream.ts';
-import { HttpError, readJsonBody } from '../../../functions/chat-stream/http-edge.ts';
-import { readOpenAiRequest } from '../../../functions/chat-stream/openai-request.ts';
-import { matchRoute } from '../../../functions/chat-stream/routes.ts';
+import { rejectionResponse } from '../../../functions/chat-stream/http-errors.ts';
+import { readJsonBody } from '../../../functions/chat-stream/invocation.ts';
+import { createRouter } from '../../../functions/chat-stream/router.ts';
+import { aiSdkRequestSchema, toTurnRequest } from '../../../functions/chat-stream/wire/ai-sdk.ts';
+import { readOpenAiRequest } from '../../../functions/chat-stream/wire/openai-request.ts';
 import { decodeCursor } from '../../../functions/core/conversations.ts';
 import { RequestRejected } from '../../../functions/core/errors.ts';
 import { chatRequestSchema, parseJsonBody } from '../../../functions/core/request.ts';
 
-/** A parser may accept or refuse; refusing is a RequestRejected or a 4xx HttpError, never anything else. */
+const POLICY = { allowed: ['m'], maxTokens: 100 };
+
+/** A parser may accept or refuse; refusing is a RequestRejected answered with a 4xx, never anything else. */
 function refusesCleanly(parse: () => unknown): boolean {
   try {
     parse();
     return true;
   } catch (error) {
-    if (error instanceof RequestRejected) return true;
-    if (error instanceof HttpError) return error.status >= 400 && error.status < 500;
-    throw error;
+    if (!(error instanceof RequestRejected)) throw error;
+    const { statusCode } = rejectionResponse(error, 'api');
+    return statusCode >= 400 && statusCode < 500;
   }
 }
+
+const answer = async () => ({ statusCode: 200, headers: {}, body: '' });
+const matchRoute = createRouter({
+  turns: {
+    nativeTurn: answer,
+    aiSdkTurn: answer,
+    openAiTurn: answer,
+    resumeNative: answer,
+    resumeAiSdk: answer,
+    stop: answer,
+  },
+  conversations: {
+    listSessions: answer,
+    getSession: answer,
+    listMessages: answer,
+    renameSession: answer,
+    deleteSession: answer,
+    eraseUser: answer,
+  },
+  account: { usage: answer },
+  models: { listModels: answer, retrieveModel: answer },
+});
 
 const jsonText = fc.oneof(
   fc.json(),
@@ -52,9 +77,7 @@ describe('request parsing, fuzzed (fast-check): any input is accepted or refused
   it('AI SDK bodies', () => {
     fc.assert(
       fc.property(jsonText, (body) =>
-        refusesCleanly(() =>
-          toTurnRequest(parseJsonBody(body, aiSdkRequestSchema), 8000, { allowed: ['m'], maxTokens: 100 }),
-        ),
+        refusesCleanly(() => toTurnRequest(parseJsonBody(body, aiSdkRequestSchema), 8000, POLICY)),
       ),
       { numRuns: 500 },
     );
@@ -68,7 +91,7 @@ describe('request parsing, fuzzed (fast-check): any input is accepted or refused
         (body, headers) =>
           refusesCleanly(() =>
             readOpenAiRequest(parseJsonBody(body, z.unknown()), headers, {
-              policy: { allowed: ['m'], maxTokens: 100 },
+              policy: POLICY,
               maxMessageChars: 8000,
             }),
           ),

@@ -1,6 +1,6 @@
-import { modelCapabilities } from '../contracts/models.ts';
-import { RequestRejected } from '../core/errors.ts';
-import type { InferenceSettings } from '../core/ports.ts';
+import { modelCapabilities } from '../../contracts/models.ts';
+import { RequestRejected } from '../../core/errors.ts';
+import type { InferenceSettings } from '../../core/ports.ts';
 
 /** What one deployment lets a client choose: its allowed models (default first) and its answer-length cap. */
 export interface ModelPolicy {
@@ -11,7 +11,7 @@ export interface ModelPolicy {
 }
 
 /** OpenAI's own limit on stop sequences; Converse takes at least as many for every model in the table. */
-export const MAX_STOP_SEQUENCES = 4;
+const MAX_STOP_SEQUENCES = 4;
 const MAX_STOP_CHARS = 100;
 /** Converse's temperature range for every model in the table (OpenAI's goes to 2). */
 const MAX_TEMPERATURE = 1;
@@ -34,7 +34,7 @@ export function chooseModel(policy: ModelPolicy, requested: unknown, field: stri
 }
 
 /** The answer-length cap for a model: the deployment's, or the model's own when that is lower. */
-export const maxTokensFor = (policy: ModelPolicy, modelId: string): number =>
+const maxTokensFor = (policy: ModelPolicy, modelId: string): number =>
   Math.min(policy.maxTokens, modelCapabilities(modelId).maxOutputTokens ?? policy.maxTokens);
 
 /** The request's names for the generation settings (each route keeps its client's vocabulary). */
@@ -53,6 +53,50 @@ export interface RequestedSettings {
 }
 
 const isNumber = (value: unknown): value is number => typeof value === 'number' && Number.isFinite(value);
+const given = (value: unknown) => value !== undefined && value !== null;
+
+/** Above the cap is clamped to it: a budget, which the answer then ends on with `length`. */
+function maxTokensOf(value: unknown, field: string, cap: number): number {
+  if (!Number.isInteger(value) || (value as number) < 1) {
+    throw invalid('invalid_value', field, `${field} must be a positive integer.`);
+  }
+  return Math.min(value as number, cap);
+}
+
+function temperatureOf(value: unknown, field: string): number {
+  if (!isNumber(value) || value < 0 || value > MAX_TEMPERATURE) {
+    throw invalid(
+      'invalid_value',
+      field,
+      `${field} must be a number from 0 to ${MAX_TEMPERATURE} (the models here take no more).`,
+    );
+  }
+  return value;
+}
+
+/** `undefined` for 1: keeping every token is the same as no nucleus sampling, so nothing is sent. */
+function topPOf(value: unknown, field: string): number | undefined {
+  if (!isNumber(value) || value <= 0 || value > 1) {
+    throw invalid('invalid_value', field, `${field} must be a number above 0 and at most 1.`);
+  }
+  return value < 1 ? value : undefined;
+}
+
+function stopOf(value: unknown, field: string): string[] {
+  const list = typeof value === 'string' ? [value] : value;
+  const valid =
+    Array.isArray(list) &&
+    list.length <= MAX_STOP_SEQUENCES &&
+    list.every((s) => typeof s === 'string' && s.length > 0 && s.length <= MAX_STOP_CHARS);
+  if (!valid) {
+    throw invalid(
+      'invalid_value',
+      field,
+      `${field} must be a string or up to ${MAX_STOP_SEQUENCES} strings of 1 to ${MAX_STOP_CHARS} characters.`,
+    );
+  }
+  return list as string[];
+}
 
 /**
  * The client's generation settings within the chosen model's and the deployment's caps. An answer
@@ -65,54 +109,25 @@ export function inferenceSettings(
   requested: RequestedSettings,
   fields: SettingFields,
 ): InferenceSettings {
-  const settings: InferenceSettings = {};
   const { maxTokens, temperature, topP, stop } = requested;
-  if (maxTokens !== undefined && maxTokens !== null) {
-    if (!Number.isInteger(maxTokens) || (maxTokens as number) < 1) {
-      throw invalid('invalid_value', fields.maxTokens, `${fields.maxTokens} must be a positive integer.`);
-    }
-    settings.maxTokens = Math.min(maxTokens as number, maxTokensFor(policy, modelId));
-  }
-  if (temperature !== undefined && temperature !== null) {
-    if (!isNumber(temperature) || temperature < 0 || temperature > MAX_TEMPERATURE) {
-      throw invalid(
-        'invalid_value',
-        fields.temperature,
-        `${fields.temperature} must be a number from 0 to ${MAX_TEMPERATURE} (the models here take no more).`,
-      );
-    }
-    settings.temperature = temperature;
-  }
-  if (topP !== undefined && topP !== null) {
-    if (!isNumber(topP) || topP <= 0 || topP > 1) {
-      throw invalid('invalid_value', fields.topP, `${fields.topP} must be a number above 0 and at most 1.`);
-    }
-    // 1 keeps every token: the same as not sampling by nucleus at all, so it is not sent.
-    if (topP < 1) settings.topP = topP;
-  }
-  if (settings.topP !== undefined && settings.temperature !== undefined) {
-    if (modelCapabilities(modelId).samplingExclusive) {
+  const settings: InferenceSettings = {
+    ...(given(maxTokens)
+      ? { maxTokens: maxTokensOf(maxTokens, fields.maxTokens, maxTokensFor(policy, modelId)) }
+      : {}),
+    ...(given(temperature) ? { temperature: temperatureOf(temperature, fields.temperature) } : {}),
+  };
+  const nucleus = given(topP) ? topPOf(topP, fields.topP) : undefined;
+  if (nucleus !== undefined) {
+    if (settings.temperature !== undefined && modelCapabilities(modelId).samplingExclusive) {
       throw invalid(
         'unsupported_value',
         fields.topP,
         `${modelId} takes ${fields.temperature} or ${fields.topP}, not both.`,
       );
     }
+    settings.topP = nucleus;
   }
-  if (stop !== undefined && stop !== null) {
-    const list = typeof stop === 'string' ? [stop] : stop;
-    if (
-      !Array.isArray(list) ||
-      list.length > MAX_STOP_SEQUENCES ||
-      !list.every((s) => typeof s === 'string' && s.length > 0 && s.length <= MAX_STOP_CHARS)
-    ) {
-      throw invalid(
-        'invalid_value',
-        fields.stop,
-        `${fields.stop} must be a string or up to ${MAX_STOP_SEQUENCES} strings of 1 to ${MAX_STOP_CHARS} characters.`,
-      );
-    }
-    if (list.length > 0) settings.stopSequences = list;
-  }
+  const sequences = given(stop) ? stopOf(stop, fields.stop) : [];
+  if (sequences.length > 0) settings.stopSequences = sequences;
   return settings;
 }

@@ -1,10 +1,10 @@
-import { RequestRejected } from '../core/errors.ts';
-import { OPAQUE_ID } from '../core/messages.ts';
-import type { InferenceSettings } from '../core/ports.ts';
+import { RequestRejected } from '../../core/errors.ts';
+import { OPAQUE_ID } from '../../core/messages.ts';
+import type { InferenceSettings } from '../../core/ports.ts';
 import { chooseModel, inferenceSettings, type ModelPolicy } from './generation-options.ts';
 
 /** A turn of the client's transcript (stateless mode): what was said before the new question. */
-export interface TranscriptTurn {
+interface TranscriptTurn {
   role: 'user' | 'assistant';
   content: string;
 }
@@ -39,7 +39,7 @@ export interface OpenAiRequestLimits {
 }
 
 /** How many messages a stateless request may carry (the body's 1 MiB bounds their size). */
-export const MAX_TRANSCRIPT_MESSAGES = 200;
+const MAX_TRANSCRIPT_MESSAGES = 200;
 
 const refuse = (code: string, field: string, message: string) =>
   new RequestRejected('invalid', code, message, { field });
@@ -170,10 +170,16 @@ interface ReadMessage {
   content: string;
 }
 
-/** One message, checked field by field like the request: what it cannot honour is refused by name. */
-function readMessage(message: unknown, index: number): ReadMessage {
-  const at = `messages[${index}]`;
-  if (!isObject(message)) throw refuse('invalid_value', at, `${at} must be an object.`);
+/** Why a message field is refused; a message carries only its role and content (and an assistant's refusal). */
+const MESSAGE_FIELDS_REFUSED: Record<string, string> = {
+  tool_calls: 'tool calling is not supported',
+  function_call: 'tool calling is not supported',
+  tool_call_id: 'tool calling is not supported',
+  audio: 'audio is not supported',
+  name: 'participant names are not supported',
+};
+
+function roleOf(message: Json, at: string): 'system' | 'developer' | 'user' | 'assistant' {
   const { role } = message;
   if (role === 'tool' || role === 'function') {
     throw refuse(
@@ -185,19 +191,24 @@ function readMessage(message: unknown, index: number): ReadMessage {
   if (role !== 'system' && role !== 'developer' && role !== 'user' && role !== 'assistant') {
     throw refuse('invalid_value', `${at}.role`, `${at}.role must be system, developer, user or assistant.`);
   }
+  return role;
+}
+
+function checkMessageFields(message: Json, role: string, at: string) {
   for (const [field, value] of Object.entries(message)) {
-    if (field === 'role' || field === 'content' || value === null || value === undefined) continue;
-    if (role === 'assistant' && field === 'refusal') continue;
-    const why =
-      field === 'tool_calls' || field === 'function_call'
-        ? 'tool calling is not supported'
-        : field === 'audio'
-          ? 'audio is not supported'
-          : field === 'name'
-            ? 'participant names are not supported'
-            : 'unknown field';
+    const read = field === 'role' || field === 'content' || (role === 'assistant' && field === 'refusal');
+    if (read || value === null || value === undefined) continue;
+    const why = MESSAGE_FIELDS_REFUSED[field] ?? 'unknown field';
     throw refuse('unsupported_parameter', `${at}.${field}`, `${at}.${field}: ${why}.`);
   }
+}
+
+/** One message, checked field by field like the request: what it cannot honour is refused by name. */
+function readMessage(message: unknown, index: number): ReadMessage {
+  const at = `messages[${index}]`;
+  if (!isObject(message)) throw refuse('invalid_value', at, `${at} must be an object.`);
+  const role = roleOf(message, at);
+  checkMessageFields(message, role, at);
   if (role === 'assistant') {
     const refusal = typeof message.refusal === 'string' ? message.refusal : '';
     const content =
@@ -264,6 +275,88 @@ function readStreamOptions(body: Json): { stream: boolean; includeUsage: boolean
   return { stream: stream === true, includeUsage: options.include_usage === true };
 }
 
+const given = (value: unknown) => value !== undefined && value !== null;
+
+/** Stateful with a conversation id or `store: true`; stateless otherwise (the default). */
+function modeOf(store: unknown, sessionId: string | undefined): OpenAiTurnRequest['mode'] {
+  if (given(store) && typeof store !== 'boolean') {
+    throw refuse('invalid_value', 'store', 'store must be a boolean.');
+  }
+  if (store === false && sessionId !== undefined) {
+    throw refuse(
+      'invalid_value',
+      'store',
+      'store: false asks for a stateless call, but a conversation id (x-session-id) was sent.',
+    );
+  }
+  return sessionId !== undefined || store === true ? 'stateful' : 'stateless';
+}
+
+/** The messages, each checked; the last must be the user's question. */
+function readMessages(list: unknown, maxMessageChars: number, mode: OpenAiTurnRequest['mode']) {
+  if (!Array.isArray(list) || list.length === 0) {
+    throw refuse('invalid_value', 'messages', 'messages must be a non-empty array.');
+  }
+  if (list.length > MAX_TRANSCRIPT_MESSAGES) {
+    throw refuse(
+      'invalid_value',
+      'messages',
+      `messages may hold at most ${MAX_TRANSCRIPT_MESSAGES} messages.`,
+    );
+  }
+  const messages = list.map(readMessage);
+  const last = messages.at(-1);
+  if (last?.role !== 'user' || last.content.trim() === '' || last.content.length > maxMessageChars) {
+    throw refuse(
+      'invalid_value',
+      `messages[${messages.length - 1}]`,
+      `The last message must be a user message of 1 to ${maxMessageChars} characters.`,
+    );
+  }
+  const system = messages.findIndex((m) => m.role === 'system');
+  if (mode === 'stateful' && system >= 0) {
+    throw refuse(
+      'unsupported_parameter',
+      `messages[${system}].role`,
+      "A stored conversation follows the deployment's instructions: send system messages without x-session-id (stateless).",
+    );
+  }
+  const before = messages.slice(0, -1);
+  return {
+    question: last.content,
+    instructions: before.flatMap((m) => (m.role === 'system' ? [m.content] : [])),
+    transcript: before.flatMap((m) => (m.role === 'system' ? [] : [{ role: m.role, content: m.content }])),
+  };
+}
+
+/** `max_completion_tokens` is OpenAI's current name, `max_tokens` the older one: either, or both alike. */
+function readInference(body: Json, policy: ModelPolicy, model: string): InferenceSettings {
+  const { max_tokens: maxTokens, max_completion_tokens: maxCompletionTokens } = body;
+  if (given(maxTokens) && given(maxCompletionTokens) && maxTokens !== maxCompletionTokens) {
+    throw refuse(
+      'invalid_value',
+      'max_tokens',
+      'Send max_completion_tokens or max_tokens, not two different values.',
+    );
+  }
+  return inferenceSettings(
+    policy,
+    model,
+    {
+      maxTokens: maxCompletionTokens ?? maxTokens,
+      temperature: body.temperature,
+      topP: body.top_p,
+      stop: body.stop,
+    },
+    {
+      maxTokens: given(maxCompletionTokens) ? 'max_completion_tokens' : 'max_tokens',
+      temperature: 'temperature',
+      topP: 'top_p',
+      stop: 'stop',
+    },
+  );
+}
+
 /**
  * Reads a chat completion request field by field. The mode: a conversation id (`x-session-id` header or
  * `metadata.session_id`) or `store: true` makes it stateful; otherwise it is stateless, and
@@ -278,97 +371,20 @@ export function readOpenAiRequest(
   checkFields(body);
   const metadata = readMetadata(body.metadata);
   const sessionId = opaque(headers['x-session-id'] ?? metadata.sessionId, 'session_id');
-  const clientMessageId = opaque(headers['idempotency-key'] ?? metadata.messageId, 'message_id');
-  const { store } = body;
-  if (store !== undefined && store !== null && typeof store !== 'boolean') {
-    throw refuse('invalid_value', 'store', 'store must be a boolean.');
-  }
-  if (store === false && sessionId !== undefined) {
-    throw refuse(
-      'invalid_value',
-      'store',
-      'store: false asks for a stateless call, but a conversation id (x-session-id) was sent.',
-    );
-  }
-  const mode = sessionId !== undefined || store === true ? 'stateful' : 'stateless';
-
-  if (!Array.isArray(body.messages) || body.messages.length === 0) {
-    throw refuse('invalid_value', 'messages', 'messages must be a non-empty array.');
-  }
-  if (body.messages.length > MAX_TRANSCRIPT_MESSAGES) {
-    throw refuse(
-      'invalid_value',
-      'messages',
-      `messages may hold at most ${MAX_TRANSCRIPT_MESSAGES} messages.`,
-    );
-  }
-  const messages = body.messages.map(readMessage);
-  const last = messages.at(-1);
-  const lastIndex = messages.length - 1;
-  if (last?.role !== 'user' || last.content.trim() === '' || last.content.length > limits.maxMessageChars) {
-    throw refuse(
-      'invalid_value',
-      `messages[${lastIndex}]`,
-      `The last message must be a user message of 1 to ${limits.maxMessageChars} characters.`,
-    );
-  }
-  if (mode === 'stateful') {
-    const system = messages.findIndex((m) => m.role === 'system');
-    if (system >= 0) {
-      throw refuse(
-        'unsupported_parameter',
-        `messages[${system}].role`,
-        "A stored conversation follows the deployment's instructions: send system messages without x-session-id (stateless).",
-      );
-    }
-  }
+  const mode = modeOf(body.store, sessionId);
+  const { question, instructions, transcript } = readMessages(body.messages, limits.maxMessageChars, mode);
   const model = chooseModel(limits.policy, body.model, 'model');
-  if (
-    body.max_tokens !== undefined &&
-    body.max_tokens !== null &&
-    body.max_completion_tokens !== undefined &&
-    body.max_completion_tokens !== null &&
-    body.max_tokens !== body.max_completion_tokens
-  ) {
-    throw refuse(
-      'invalid_value',
-      'max_tokens',
-      'Send max_completion_tokens or max_tokens, not two different values.',
-    );
-  }
-  const inference = inferenceSettings(
-    limits.policy,
-    model,
-    {
-      maxTokens: body.max_completion_tokens ?? body.max_tokens,
-      temperature: body.temperature,
-      topP: body.top_p,
-      stop: body.stop,
-    },
-    {
-      maxTokens:
-        body.max_completion_tokens !== undefined && body.max_completion_tokens !== null
-          ? 'max_completion_tokens'
-          : 'max_tokens',
-      temperature: 'temperature',
-      topP: 'top_p',
-      stop: 'stop',
-    },
-  );
-  const before = messages.slice(0, -1);
+  const stateless = mode === 'stateless';
   return {
     mode,
     sessionId,
-    message: last.content,
-    instructions: mode === 'stateless' ? before.flatMap((m) => (m.role === 'system' ? [m.content] : [])) : [],
-    transcript:
-      mode === 'stateless'
-        ? before.flatMap((m) => (m.role === 'system' ? [] : [{ role: m.role, content: m.content }]))
-        : [],
-    clientMessageId,
+    message: question,
+    instructions: stateless ? instructions : [],
+    transcript: stateless ? transcript : [],
+    clientMessageId: opaque(headers['idempotency-key'] ?? metadata.messageId, 'message_id'),
     useRag: metadata.useRag,
     ...readStreamOptions(body),
     model,
-    inference,
+    inference: readInference(body, limits.policy, model),
   };
 }

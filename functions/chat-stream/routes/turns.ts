@@ -13,7 +13,7 @@ import {
   readJsonBody,
 } from '../invocation.ts';
 import { AiSdkSink, aiSdkRequestSchema, toTurnRequest, UI_MESSAGE_STREAM_HEADERS } from '../wire/ai-sdk.ts';
-import type { ModelPolicy } from '../wire/generation-options.ts';
+import { chooseModel, inferenceSettings, type ModelPolicy } from '../wire/generation-options.ts';
 import { NativeSseSink, SSE_HEADERS } from '../wire/native-sse.ts';
 import { OpenAiCompletionCollector, OpenAiStreamSink } from '../wire/openai.ts';
 import { readOpenAiRequest } from '../wire/openai-request.ts';
@@ -80,6 +80,18 @@ async function streamTurn(
 async function nativeTurn(deps: TurnRouteDeps, inv: Invocation): Promise<RouteResponse> {
   const request = parseJsonBody(readJsonBody(inv.event, deps.maxBodyBytes), deps.requestSchema);
   const clientMessageId = request.message_id ?? inv.event.headers?.['idempotency-key'];
+  const modelId = chooseModel(deps.modelPolicy, request.model, 'model');
+  const inference = inferenceSettings(
+    deps.modelPolicy,
+    modelId,
+    {
+      maxTokens: request.max_tokens,
+      temperature: request.temperature,
+      topP: request.top_p,
+      stop: request.stop,
+    },
+    { maxTokens: 'max_tokens', temperature: 'temperature', topP: 'top_p', stop: 'stop' },
+  );
   return streamTurn(
     deps,
     inv,
@@ -88,6 +100,7 @@ async function nativeTurn(deps: TurnRouteDeps, inv: Invocation): Promise<RouteRe
       message: request.message,
       clientMessageId: parseOpaqueId(clientMessageId, 'Idempotency-Key', 'idempotency-key'),
       useRag: request.use_rag,
+      model: { id: modelId, inference },
     },
     (out) => new NativeSseSink(out, deps.paddingBytes),
     SSE_HEADERS,

@@ -185,3 +185,43 @@ describe('AI SDK transport against /api/chat: model and call settings in the bod
     }
   });
 });
+
+describe('native SSE route: model and generation settings in the body', () => {
+  const post = async (body: Record<string, unknown>) =>
+    fetch(stack.url, {
+      method: 'POST',
+      headers: {
+        authorization: `Bearer ${await stack.issuer.mint(newUser())}`,
+        'content-type': 'application/json',
+      },
+      body: JSON.stringify({ message: 'What is a Roth IRA?', ...body }),
+    });
+
+  it('answers with the chosen model and stops at max_tokens', async () => {
+    const response = await post({ model: OTHER_MODEL, max_tokens: 4, temperature: 0.1 });
+    expect(response.status).toBe(200);
+    const events = (await response.text())
+      .split('\n')
+      .flatMap((line) => (line.startsWith('data: ') ? [JSON.parse(line.slice(6)) as { type: string }] : []));
+    expect(events.at(-1)).toMatchObject({
+      type: 'done',
+      stop_reason: 'max_tokens',
+      usage: { output_tokens: 4 },
+    });
+    expect(answerCalls().at(-1)).toMatchObject({
+      modelId: OTHER_MODEL,
+      body: { inferenceConfig: { maxTokens: 4, temperature: 0.1 } },
+    });
+  });
+
+  it('refuses a model not on the list and an unknown field by name', async () => {
+    for (const [body, field] of [
+      [{ model: 'gpt-4o' }, 'model'],
+      [{ frequency_penalty: 1 }, 'frequency_penalty'],
+    ] as const) {
+      const response = await post(body);
+      expect(response.status).toBe(400);
+      expect(await response.json()).toMatchObject({ error: { field } });
+    }
+  });
+});

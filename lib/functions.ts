@@ -8,6 +8,12 @@ import { Construct } from 'constructs';
 
 const ROOT = join(import.meta.dirname, '..');
 
+/** esbuild aliases of every bundle: `node:http` through CommonJS (why: lib/bundling/node-http.cjs). */
+const BUNDLE_ALIASES = {
+  http: join(ROOT, 'lib/bundling/node-http.cjs'),
+  'node:http': join(ROOT, 'lib/bundling/node-http.cjs'),
+};
+
 export interface ChatFunctionProps {
   entry: string;
   description: string;
@@ -18,8 +24,6 @@ export interface ChatFunctionProps {
   vpc?: { vpc: IVpc; subnets: SubnetSelection; securityGroup: ISecurityGroup };
   /** Undefined leaves the function on the account's unreserved pool. */
   reservedConcurrency?: number;
-  /** Packages the Lambda runtime provides and the bundle must not contain. */
-  externalModules?: string[];
 }
 
 /**
@@ -59,10 +63,14 @@ export class ChatFunction extends Construct {
         sourceMap: true,
         sourcesContent: false,
         metafile: true,
-        externalModules: props.externalModules ?? [],
+        // Everything bundled, the AWS SDK too: the versions the project pins, never the runtime's copy.
+        externalModules: [],
         mainFields: ['module', 'main'],
         // Some CommonJS dependencies call require(); ESM output needs it defined.
         banner: "import{createRequire as __cr}from'module';const require=__cr(import.meta.url);",
+        esbuildArgs: {
+          '--alias': Object.entries(BUNDLE_ALIASES).map(([name, path]) => `${name}=${path}`),
+        },
         forceDockerBundling: false,
       },
       ...(props.vpc

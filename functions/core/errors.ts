@@ -33,3 +33,15 @@ export class RequestRejected extends Error {
 /** A 400 `invalid_request` naming the field the caller must fix. */
 export const invalidField = (field: string, message: string) =>
   new RequestRejected('invalid', 'invalid_request', message, { field });
+
+export type ModelErrorCode = 'throttled' | 'model_error' | 'timeout';
+
+/** What a model adapter throws, already mapped from the provider's error types. */
+export class ModelError extends Error {
+  readonly code: ModelErrorCode;
+  constructor(code: ModelErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'ModelError';
+    this.code = code;
+  }
+}

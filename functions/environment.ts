@@ -32,6 +32,8 @@ export const StreamEnv = z.object({
   REDIS_CACHE_NAME: optionalText,
   AWS_REGION: optionalText,
   MODEL_ID: text(DEFAULTS.modelId),
+  /** Other models a request may choose (comma-separated model table ids); MODEL_ID is the default. */
+  ALLOWED_MODEL_IDS: optionalText,
   MAX_TOKENS: int(DEFAULTS.maxTokens, 1, 64_000),
   TEMPERATURE: z._default(z.coerce.number().check(z.gte(0), z.lte(1)), 0.3),
   GUARDRAIL_ID: optionalText,

@@ -16,6 +16,7 @@ import { RedisTurnRegistry } from '../adapters/redis-turns.ts';
 import { SqsMessageOutbox } from '../adapters/sqs-outbox.ts';
 import { TurnMetrics } from '../adapters/turn-metrics.ts';
 import { RedisUserLimits } from '../adapters/user-limits.ts';
+import { allowedModels } from '../contracts/models.ts';
 import { METRICS_NAMESPACE, SERVICE_NAMES } from '../contracts/observability.ts';
 import { ChatTurns } from '../core/chat-turn.ts';
 import { chatRequestSchema } from '../core/request.ts';
@@ -25,6 +26,7 @@ import { loadStreamConfig } from '../environment.ts';
 import type { RouteGroups } from './router.ts';
 import { accountRoutes } from './routes/account.ts';
 import { conversationRoutes } from './routes/conversations.ts';
+import { modelRoutes } from './routes/models.ts';
 import { turnRoutes } from './routes/turns.ts';
 
 /**
@@ -181,6 +183,11 @@ export function createStreamRuntime(env: NodeJS.ProcessEnv = process.env) {
   });
   const archive = new DynamoConversationArchive(documents, config.TABLE_NAME);
   const cache = turnDeps.cache;
+  /** The models a request may choose (the default first) and the deployment's answer-length cap. */
+  const modelPolicy = {
+    allowed: allowedModels(config.MODEL_ID, config.ALLOWED_MODEL_IDS),
+    maxTokens: config.MAX_TOKENS,
+  };
   const routes: RouteGroups = {
     turns: turnRoutes({
       turns,
@@ -189,7 +196,7 @@ export function createStreamRuntime(env: NodeJS.ProcessEnv = process.env) {
       maxBodyBytes: config.MAX_MESSAGE_CHARS * 4 + 1024,
       maxMessageChars: config.MAX_MESSAGE_CHARS,
       paddingBytes: config.FLUSH_PADDING_BYTES,
-      defaultModel: config.MODEL_ID,
+      modelPolicy,
       ragByDefault: retriever !== undefined,
     }),
     conversations: conversationRoutes({
@@ -221,6 +228,7 @@ export function createStreamRuntime(env: NodeJS.ProcessEnv = process.env) {
         tokensPerDay: config.LIMIT_TOKENS_PER_DAY,
       },
     }),
+    models: modelRoutes(modelPolicy.allowed),
   };
 
   return {

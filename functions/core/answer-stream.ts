@@ -2,7 +2,7 @@ import { startDeadline } from './deadline.ts';
 import { ModelError } from './errors.ts';
 import { estimateTokens } from './limits.ts';
 import type { Usage } from './messages.ts';
-import type { ChatModel, EventSink, ModelEvent, TurnLog } from './ports.ts';
+import type { ChatModel, EventSink, InferenceSettings, ModelEvent, TurnLog } from './ports.ts';
 import { type StopReason, type TurnErrorCode, type TurnEvent, toStopReason } from './turn-events.ts';
 
 /** The turn's side of the client: sends until the sink first refuses, then remembers the client left. */
@@ -47,6 +47,8 @@ export interface AnswerDeps {
 }
 
 export interface AnswerRequest {
+  /** The chosen model and the client's settings; the deployment's defaults when absent. */
+  model?: { id: string; inference: InferenceSettings } | undefined;
   system: string;
   messages: Array<{ role: 'user' | 'assistant'; content: string }>;
   metadata: Record<string, string>;
@@ -104,6 +106,8 @@ export async function streamAnswer(
   let cause: unknown;
   try {
     const events = deps.model.stream({
+      modelId: request.model?.id,
+      inference: request.model?.inference,
       system: request.system,
       messages: request.messages,
       signal: AbortSignal.any([cancel.signal, deadline.signal, stop]),

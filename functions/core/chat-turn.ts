@@ -38,6 +38,8 @@ export interface TurnRequest {
   startedAt: number;
   /** How long a retry may follow the turn it attaches to (what is left of the invocation). */
   replayBudgetMs: number;
+  model?: TurnInput['model'];
+  transcript?: TurnInput['transcript'];
 }
 
 /** An admitted turn: its session, and `deliver`, which writes it to a wire format and finishes it. */

@@ -73,7 +73,19 @@ export type ModelEvent =
       cacheWriteTokens?: number;
     };
 
+/** The client's generation settings, already within the chosen model's and the deployment's caps. */
+export interface InferenceSettings {
+  maxTokens?: number;
+  temperature?: number;
+  topP?: number;
+  stopSequences?: string[];
+}
+
 export interface ModelRequest {
+  /** The model to answer with (one of the deployment's allowed models); `undefined`: its default. */
+  modelId?: string | undefined;
+  /** What the client asked for; unset fields take the deployment's defaults. */
+  inference?: InferenceSettings | undefined;
   system: string;
   messages: Array<{ role: 'user' | 'assistant'; content: string }>;
   signal: AbortSignal;

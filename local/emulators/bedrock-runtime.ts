@@ -35,7 +35,7 @@ interface Block {
 interface ConverseBody {
   messages?: Array<{ role: string; content?: Block[] }>;
   system?: Block[];
-  inferenceConfig?: { maxTokens?: number };
+  inferenceConfig?: { maxTokens?: number; stopSequences?: string[] };
   performanceConfig?: { latency?: string };
 }
 
@@ -181,7 +181,11 @@ function plan(body: ConverseBody, cache: PromptCache, minTokens: number | undefi
         priorTurns: Math.floor((messages.length - 1) / 2),
       });
   const maxTokens = body.inferenceConfig?.maxTokens ?? 4096;
-  const all = toDeltas(answer);
+  // As a model does: the answer ends before the first stop sequence it would write, which is not sent.
+  const cut = Math.min(
+    ...(body.inferenceConfig?.stopSequences ?? []).map((stop) => answer.indexOf(stop)).filter((i) => i >= 0),
+  );
+  const all = toDeltas(Number.isFinite(cut) ? answer.slice(0, cut) : answer);
   const deltas = all.slice(0, maxTokens);
   const cached = minTokens === undefined ? undefined : cache.account(body, minTokens);
   const prompt = cached?.total ?? estimateTokens(system + messages.map((m) => textOf(m.content)).join(''));
@@ -197,7 +201,8 @@ function plan(body: ConverseBody, cache: PromptCache, minTokens: number | undefi
   };
   return {
     deltas,
-    stopReason: deltas.length < all.length ? 'max_tokens' : 'end_turn',
+    stopReason:
+      deltas.length < all.length ? 'max_tokens' : Number.isFinite(cut) ? 'stop_sequence' : 'end_turn',
     usage,
     /** Tokens the model must read itself: what was not found in the cache. */
     uncachedTokens: prompt - cacheReadInputTokens,

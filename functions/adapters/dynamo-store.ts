@@ -12,6 +12,7 @@ import {
   UpdateCommand,
 } from '@aws-sdk/lib-dynamodb';
 import { ACTIVITY_INDEX, TABLE_KEYS, TTL_ATTRIBUTE, tableKeys } from '../contracts/table.ts';
+import { turnStartOf } from '../core/conversations.ts';
 import type { ChatMessage, UserProfile } from '../core/messages.ts';
 import type { ConversationStore, MessageWriter, SaveResult } from '../core/ports.ts';
 
@@ -90,10 +91,16 @@ export class DynamoConversationStore implements ConversationStore, MessageWriter
    * Idempotent without transactions: the message item is put only if absent, and the session is
    * updated only if its last message id is older than this one (UUIDv7 ids sort by time, and a FIFO
    * group delivers a conversation in order). A redelivery therefore changes nothing and is a success.
-   * Deletion wins over a late message: the session's tombstone refuses the update, and the user's
-   * erasure marker is checked after the writes; either way the writes just made are taken back.
+   * Deletion wins over every message of a turn that started before it (the turn's start is in its ids):
+   * the erasure marker is checked before and after the writes, the session's tombstone refuses the
+   * update, and what was written meanwhile is taken back. A turn that started after a delete may use the
+   * id again: its first message turns the tombstone back into a session.
    */
   async save(message: ChatMessage): Promise<SaveResult> {
+    const turnStartedAt = new Date(turnStartOf(message)).toISOString();
+    if (await this.#erasedSince(message.userId, turnStartedAt)) {
+      return { outcome: 'discarded', firstAnswer: false };
+    }
     const expiresAt =
       this.#ttlDays > 0
         ? Math.floor(Date.parse(message.createdAt) / 1000) + this.#ttlDays * 86_400
@@ -122,6 +129,7 @@ export class DynamoConversationStore implements ConversationStore, MessageWriter
     const names: Record<string, string> = {
       '#apk': ACTIVITY_INDEX.partitionKey,
       '#ask': ACTIVITY_INDEX.sortKey,
+      '#ttl': TTL_ATTRIBUTE,
     };
     const values: Record<string, unknown> = {
       ':at': message.createdAt,
@@ -130,16 +138,20 @@ export class DynamoConversationStore implements ConversationStore, MessageWriter
       ':one': 1,
       ':apk': activity[ACTIVITY_INDEX.partitionKey],
       ':ask': activity[ACTIVITY_INDEX.sortKey],
+      ':started': turnStartedAt,
     };
     if (message.role === 'user') {
       set.push('title = if_not_exists(title, :title)', 'titleSource = if_not_exists(titleSource, :auto)');
       values[':title'] = provisionalTitle(message.content);
       values[':auto'] = 'auto';
     }
+    // A revived tombstone loses its deletion and, unless messages expire, its expiry.
+    const remove = ['deletedAt'];
     if (expiresAt) {
       set.push('#ttl = :ttl');
-      names['#ttl'] = TTL_ATTRIBUTE;
       values[':ttl'] = expiresAt;
+    } else {
+      remove.push('#ttl');
     }
     let session: Record<string, unknown> | undefined;
     try {
@@ -147,9 +159,9 @@ export class DynamoConversationStore implements ConversationStore, MessageWriter
         new UpdateCommand({
           TableName: this.#table,
           Key: tableKeys.session(message.userId, message.sessionId),
-          UpdateExpression: `SET ${set.join(', ')} ADD messageCount :one`,
+          UpdateExpression: `SET ${set.join(', ')} REMOVE ${remove.join(', ')} ADD messageCount :one`,
           ConditionExpression:
-            '(attribute_not_exists(lastMessageId) OR lastMessageId < :id) AND attribute_not_exists(deletedAt)',
+            '(attribute_not_exists(lastMessageId) OR lastMessageId < :id) AND (attribute_not_exists(deletedAt) OR deletedAt < :started)',
           ExpressionAttributeNames: names,
           ExpressionAttributeValues: values,
           ReturnValues: 'ALL_NEW',
@@ -159,15 +171,16 @@ export class DynamoConversationStore implements ConversationStore, MessageWriter
     } catch (error) {
       if ((error as { name?: string }).name !== 'ConditionalCheckFailedException') throw error;
     }
-    if (session === undefined && (await this.#sessionDeleted(message))) {
-      await this.#takeBack(message, false);
-      return { outcome: 'discarded', firstAnswer: false };
-    }
-    if (await this.#erasedAfter(message)) {
+    const sessionDeleted = session === undefined && (await this.#sessionDeletedSince(message, turnStartedAt));
+    if (sessionDeleted) await this.#takeBack(message, false);
+    // Billing is per answer, whichever write of its session won the ordering race, and survives the
+    // conversation's delete (no session id on it); only an erasure takes it back.
+    if (message.role === 'assistant' && message.usage) await this.#recordUsage(message);
+    if (await this.#erasedSince(message.userId, turnStartedAt)) {
       await this.#takeBack(message, true);
       return { outcome: 'discarded', firstAnswer: false };
     }
-    if (session && message.role === 'assistant' && message.usage) await this.#recordUsage(message);
+    if (sessionDeleted) return { outcome: 'discarded', firstAnswer: false };
     const firstAnswer =
       session !== undefined &&
       message.role === 'assistant' &&
@@ -195,7 +208,7 @@ export class DynamoConversationStore implements ConversationStore, MessageWriter
     }
   }
 
-  async #sessionDeleted(message: ChatMessage): Promise<boolean> {
+  async #sessionDeletedSince(message: ChatMessage, turnStartedAt: string): Promise<boolean> {
     const { Item } = await this.#db.send(
       new GetCommand({
         TableName: this.#table,
@@ -203,30 +216,35 @@ export class DynamoConversationStore implements ConversationStore, MessageWriter
         ConsistentRead: true,
       }),
     );
-    return Item?.deletedAt !== undefined;
+    return typeof Item?.deletedAt === 'string' && Item.deletedAt >= turnStartedAt;
   }
 
-  async #erasedAfter(message: ChatMessage): Promise<boolean> {
+  async #erasedSince(userId: string, turnStartedAt: string): Promise<boolean> {
     const { Item } = await this.#db.send(
-      new GetCommand({
-        TableName: this.#table,
-        Key: tableKeys.erasure(message.userId),
-        ConsistentRead: true,
-      }),
+      new GetCommand({ TableName: this.#table, Key: tableKeys.erasure(userId), ConsistentRead: true }),
     );
-    return typeof Item?.erasedAt === 'string' && Item.erasedAt >= message.createdAt;
+    return typeof Item?.erasedAt === 'string' && Item.erasedAt >= turnStartedAt;
   }
 
-  /** Removes what this delivery wrote under a deleted session or an erased user. */
-  async #takeBack(message: ChatMessage, withSession: boolean): Promise<void> {
+  /** Removes what this delivery wrote under a deleted session or, with its session and usage, an erased user. */
+  async #takeBack(message: ChatMessage, erased: boolean): Promise<void> {
     await this.#db.send(new DeleteCommand({ TableName: this.#table, Key: tableKeys.message(message) }));
-    if (withSession) {
+    if (erased) {
+      await this.#db.send(
+        new DeleteCommand({
+          TableName: this.#table,
+          Key: tableKeys.usage(message.userId, message.createdAt.slice(0, 10), message.messageId),
+        }),
+      );
       await this.#db
         .send(
           new DeleteCommand({
             TableName: this.#table,
             Key: tableKeys.session(message.userId, message.sessionId),
-            ConditionExpression: 'attribute_not_exists(deletedAt)',
+            // Not a session a turn after the erasure has written to since.
+            ConditionExpression:
+              'attribute_not_exists(deletedAt) AND (attribute_not_exists(lastMessageId) OR lastMessageId <= :id)',
+            ExpressionAttributeValues: { ':id': message.messageId },
           }),
         )
         .catch((error: { name?: string }) => {
@@ -242,7 +260,6 @@ export class DynamoConversationStore implements ConversationStore, MessageWriter
         TableName: this.#table,
         Item: {
           ...tableKeys.usage(message.userId, message.createdAt.slice(0, 10), message.messageId),
-          sessionId: message.sessionId,
           inputTokens: message.usage?.input_tokens ?? 0,
           outputTokens: message.usage?.output_tokens ?? 0,
           createdAt: message.createdAt,

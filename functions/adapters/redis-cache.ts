@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { Cluster, Redis } from 'ioredis';
+import { turnStartOf } from '../core/conversations.ts';
 import type { ChatMessage, Passage, UserProfile } from '../core/messages.ts';
 import type { CachedConversation, ContextCache } from '../core/ports.ts';
 
@@ -58,52 +59,189 @@ export function applyCredentials(client: RedisClient, username: string, password
   }
 }
 
-/** The `{userId}` hash tag keeps one user's keys in one slot, so profile + history is one round trip. */
+/**
+ * Every key of one user carries the `{user}` hash tag (the sub, URI-escaped), so all of them share one
+ * cluster slot: a script may touch several, and a user's delete never needs to look beyond that slot.
+ */
 export const userTag = (userId: string) => `{${encodeURIComponent(userId)}}`;
 export const profileKey = (userId: string) => `profile:${userTag(userId)}`;
 export const historyKey = (userId: string, sessionId: string) => `history:${userTag(userId)}:${sessionId}`;
 export const ragKey = (knowledgeBaseId: string, question: string) =>
   `rag:${knowledgeBaseId}:${createHash('sha256').update(question.toLowerCase().replace(/\s+/g, ' ').trim()).digest('hex')}`;
 
-/** Glob-escapes a key part for SCAN MATCH. */
-const literal = (text: string) => text.replace(/[*?[\]\\]/g, '\\$&');
+/**
+ * The key families a user's delete touches, and nothing else: the sessions that have Redis state (a set
+ * per user), and per session the keys whose names carry a turn or message id (a set per session, filled
+ * by whoever creates such a key). The limiter's keys (`limit-*`, `running:`) are in none of them.
+ */
+export const erasureKeys = {
+  /** Session ids of the user with keys in Redis. */
+  sessions: (userId: string) => `sessions:${userTag(userId)}`,
+  /** Full names of a session's keys named by a turn or message id (journal, stop flag, client message id). */
+  sessionKeys: (userId: string, sessionId: string) => `keys:${userTag(userId)}:${sessionId}`,
+  /** Set by `DELETE /me`: the epoch ms of the erasure; writes of anything older are refused. */
+  userMarker: (userId: string) => `forgotten:${userTag(userId)}`,
+  /** Set by `DELETE /sessions/{id}`: the same, for one session. */
+  sessionMarker: (userId: string, sessionId: string) => `forgotten:${userTag(userId)}:${sessionId}`,
+};
 
-/** Every key matching `pattern`, on every primary of a cluster (SCAN is per node). */
-async function scanKeys(redis: RedisClient, pattern: string): Promise<string[]> {
-  const nodes = redis instanceof Cluster ? redis.nodes('master') : [redis];
-  const found: string[] = [];
-  for (const node of nodes) {
-    let cursor = '0';
-    do {
-      const [next, keys] = await node.scan(cursor, 'MATCH', pattern, 'COUNT', 500);
-      found.push(...keys);
-      cursor = next;
-    } while (cursor !== '0');
-  }
-  return found;
+/**
+ * How long a delete's marker refuses late writes: longer than any invocation (Lambda stops one at 900 s),
+ * so no turn that started before the delete can write after the marker is gone.
+ */
+export const FORGET_MARKER_TTL_MS = 900_000;
+
+/** How long a delete leaves a running turn's stop flag: several journal flushes, then the flag goes too. */
+const STOP_FLAG_TTL_MS = 10_000;
+
+/**
+ * Lua: `forgotten(marker, since)` is true when a delete's marker refuses data from `since` (epoch ms of
+ * the turn that made it; '' when unknown, which any marker refuses). Prepended to every write script of
+ * a user's keys, so a turn that started before a delete cannot write after it, whatever its code path.
+ */
+export const FORGOTTEN_LUA = `
+local function forgotten(marker, since)
+  local at = redis.call('GET', marker)
+  if not at then return false end
+  return since == '' or tonumber(since) <= tonumber(at)
+end
+`;
+
+/** Lua: registers a session (and optionally its id-named keys) for the exact delete, TTLs kept long enough. */
+export const REGISTER_LUA = `
+local function register(sessions, sessionId, ttlMs, sessionKeys, ...)
+  redis.call('SADD', sessions, sessionId)
+  if redis.call('PTTL', sessions) < tonumber(ttlMs) then redis.call('PEXPIRE', sessions, ttlMs) end
+  if sessionKeys and select('#', ...) > 0 then
+    redis.call('SADD', sessionKeys, ...)
+    if redis.call('PTTL', sessionKeys) < tonumber(ttlMs) then redis.call('PEXPIRE', sessionKeys, ttlMs) end
+  end
+end
+`;
+
+// KEYS: history, user marker, session marker, sessions index. ARGV: since, ttl s, session id, entries...
+const STORE_HISTORY = `${FORGOTTEN_LUA}${REGISTER_LUA}
+if forgotten(KEYS[2], ARGV[1]) or forgotten(KEYS[3], ARGV[1]) then return 0 end
+redis.call('DEL', KEYS[1])
+redis.call('RPUSH', KEYS[1], unpack(ARGV, 4))
+redis.call('EXPIRE', KEYS[1], ARGV[2])
+register(KEYS[4], ARGV[3], tonumber(ARGV[2]) * 1000)
+return 1
+`;
+
+// KEYS: history, user marker, session marker. ARGV: since, ttl s, keep (entries), entries...
+// RPUSHX, LTRIM and EXPIRE do nothing on a missing key: an expired history is refilled from the table, never rebuilt partially.
+const APPEND_HISTORY = `${FORGOTTEN_LUA}
+if forgotten(KEYS[2], ARGV[1]) or forgotten(KEYS[3], ARGV[1]) then return 0 end
+if redis.call('RPUSHX', KEYS[1], unpack(ARGV, 4)) == 0 then return 0 end
+redis.call('LTRIM', KEYS[1], -tonumber(ARGV[3]), -1)
+redis.call('EXPIRE', KEYS[1], ARGV[2])
+return 1
+`;
+
+// KEYS: profile, user marker. ARGV: profile JSON, ttl s. A profile carries no time: any marker refuses it.
+const STORE_PROFILE = `${FORGOTTEN_LUA}
+if forgotten(KEYS[2], '') then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+return 1
+`;
+
+// KEYS: marker (or '' to set none), pointer, history, session keys. ARGV: now ms, marker ttl ms, stop key
+// prefix, stop flag ttl ms. A running turn gets its stop flag (the stop route's mechanism) and everything
+// else of the session goes, in one step no write can interleave with.
+const FORGET_SESSION = `
+if KEYS[1] ~= '' then redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) end
+local running = nil
+local pointer = redis.call('GET', KEYS[2])
+if pointer then
+  local turn = cjson.decode(pointer)
+  if turn.status == 'running' then running = turn.turnId end
+end
+local deleted = 0
+for _, key in ipairs(redis.call('SMEMBERS', KEYS[4])) do deleted = deleted + redis.call('DEL', key) end
+deleted = deleted + redis.call('DEL', KEYS[2], KEYS[3], KEYS[4])
+if running then redis.call('SET', ARGV[3] .. running, '1', 'PX', ARGV[4]) end
+return deleted
+`;
+
+/** Names of the turn registry's per-session keys the delete must know: its pointer and its stop flags. */
+export interface TurnKeyNames {
+  pointer: string;
+  stop(turnId: string): string;
 }
 
 /**
- * Deletes every key of one user (all carry the `{user}` hash tag), or of one of their sessions: the
- * cached history, the turn registry's pointer, events and ids. Deletes key by key, since a cluster
- * refuses multi-key commands across slots and a prefix may put them apart.
+ * Forgets one user's sessions, or the user, by exact keys only: never a SCAN or KEYS over the keyspace,
+ * and never a key of the limiter. The marker goes first and refuses every later write of older data.
  */
-export async function forgetKeys(
-  redis: RedisClient,
-  userId: string,
-  sessionId: string | undefined,
-  prefix = '',
-): Promise<number> {
-  const tag = literal(userTag(userId));
-  const patterns =
-    sessionId === undefined
-      ? [`${literal(prefix)}*${tag}*`]
-      : [`${literal(prefix)}*${tag}:${sessionId}`, `${literal(prefix)}*${tag}:${sessionId}:*`];
-  let deleted = 0;
-  for (const pattern of patterns) {
-    for (const key of await scanKeys(redis, pattern)) deleted += await redis.del(key);
+export class RedisForgetter {
+  readonly #redis: RedisClient;
+  readonly #prefix: string;
+  readonly #turnKeys: (userId: string, sessionId: string) => TurnKeyNames;
+
+  /** `turnKeys` names the registry's keys (its owner exports the builder); `prefix` as for the cache. */
+  constructor(
+    redis: RedisClient,
+    turnKeys: (userId: string, sessionId: string) => TurnKeyNames,
+    prefix = '',
+  ) {
+    this.#redis = redis;
+    this.#turnKeys = turnKeys;
+    this.#prefix = prefix;
   }
-  return deleted;
+
+  async forgetSession(userId: string, sessionId: string): Promise<number> {
+    const deleted = await this.#forget(
+      userId,
+      sessionId,
+      erasureKeys.sessionMarker(userId, sessionId),
+      Date.now(),
+    );
+    await this.#redis.srem(this.#prefix + erasureKeys.sessions(userId), sessionId);
+    return deleted;
+  }
+
+  async forgetUser(userId: string): Promise<number> {
+    const p = this.#prefix;
+    const now = Date.now();
+    const marked = await this.#redis
+      .multi()
+      .set(p + erasureKeys.userMarker(userId), String(now), 'PX', FORGET_MARKER_TTL_MS)
+      .del(p + profileKey(userId))
+      .smembers(p + erasureKeys.sessions(userId))
+      .exec();
+    const failed = marked?.find(([error]) => error);
+    if (!marked || failed) throw failed?.[0] ?? new Error('erasure marker not set');
+    const sessionIds = (marked[2]?.[1] as string[]) ?? [];
+    let deleted = Number(marked[1]?.[1] ?? 0);
+    for (const sessionId of sessionIds) deleted += await this.#forget(userId, sessionId, undefined, now);
+    // Only the sessions forgotten here: one a new turn registered meanwhile is after the erasure, and stays.
+    if (sessionIds.length > 0) await this.#redis.srem(p + erasureKeys.sessions(userId), ...sessionIds);
+    return deleted;
+  }
+
+  async #forget(userId: string, sessionId: string, marker: string | undefined, now: number): Promise<number> {
+    const p = this.#prefix;
+    const turn = this.#turnKeys(userId, sessionId);
+    return (await this.#redis.eval(
+      FORGET_SESSION,
+      4,
+      marker === undefined ? '' : p + marker,
+      p + turn.pointer,
+      p + historyKey(userId, sessionId),
+      p + erasureKeys.sessionKeys(userId, sessionId),
+      now,
+      FORGET_MARKER_TTL_MS,
+      p + turn.stop(''),
+      STOP_FLAG_TTL_MS,
+    )) as number;
+  }
+}
+
+/** The oldest turn start among messages, as epoch ms; '' when unknown (any marker refuses it). */
+function oldestTurnStart(messages: ChatMessage[]): string {
+  const starts = messages.map(turnStartOf);
+  return starts.length > 0 && starts.every(Number.isFinite) ? String(Math.min(...starts)) : '';
 }
 
 export class RedisContextCache implements ContextCache {
@@ -147,37 +285,48 @@ export class RedisContextCache implements ContextCache {
   }
 
   async storeProfile(profile: UserProfile): Promise<void> {
-    await this.#redis.set(
+    await this.#redis.eval(
+      STORE_PROFILE,
+      2,
       this.#prefix + profileKey(profile.userId),
+      this.#prefix + erasureKeys.userMarker(profile.userId),
       JSON.stringify(profile),
-      'EX',
       this.#options.profileTtlSeconds,
     );
   }
 
+  /** Refused (a no-op) when a delete of the user or session is newer than the messages' turn. */
   async storeHistory(userId: string, sessionId: string, messages: ChatMessage[]): Promise<void> {
-    const key = this.#prefix + historyKey(userId, sessionId);
-    await this.#redis
-      .multi()
-      .del(key)
-      .rpush(
-        key,
-        HISTORY_MARKER,
-        ...messages.slice(-this.#options.historyLimit).map((m) => JSON.stringify(m)),
-      )
-      .expire(key, this.#options.historyTtlSeconds)
-      .exec();
+    const p = this.#prefix;
+    await this.#redis.eval(
+      STORE_HISTORY,
+      4,
+      p + historyKey(userId, sessionId),
+      p + erasureKeys.userMarker(userId),
+      p + erasureKeys.sessionMarker(userId, sessionId),
+      p + erasureKeys.sessions(userId),
+      oldestTurnStart(messages),
+      this.#options.historyTtlSeconds,
+      sessionId,
+      HISTORY_MARKER,
+      ...messages.slice(-this.#options.historyLimit).map((m) => JSON.stringify(m)),
+    );
   }
 
   async appendHistory(userId: string, sessionId: string, messages: ChatMessage[]): Promise<void> {
-    const key = this.#prefix + historyKey(userId, sessionId);
-    // RPUSHX, LTRIM and EXPIRE all do nothing on a missing key: an expired history is refilled from the table, never rebuilt partially.
-    await this.#redis
-      .multi()
-      .rpushx(key, ...messages.map((m) => JSON.stringify(m)))
-      .ltrim(key, -(this.#options.historyLimit + 1), -1)
-      .expire(key, this.#options.historyTtlSeconds)
-      .exec();
+    if (messages.length === 0) return;
+    const p = this.#prefix;
+    await this.#redis.eval(
+      APPEND_HISTORY,
+      3,
+      p + historyKey(userId, sessionId),
+      p + erasureKeys.userMarker(userId),
+      p + erasureKeys.sessionMarker(userId, sessionId),
+      oldestTurnStart(messages),
+      this.#options.historyTtlSeconds,
+      this.#options.historyLimit + 1,
+      ...messages.map((m) => JSON.stringify(m)),
+    );
   }
 
   async loadPassages(

@@ -1,6 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
+import { uuidv7Time } from '../core/conversations.ts';
 import type { JournaledEvent, TurnClaim, TurnJournal, TurnRegistry, TurnReplay } from '../core/ports.ts';
-import { type RedisClient, userTag } from './redis-cache.ts';
+import { erasureKeys, FORGOTTEN_LUA, REGISTER_LUA, type RedisClient, userTag } from './redis-cache.ts';
 
 export interface RedisTurnOptions {
   /** How long a running turn holds its session if its environment dies without finishing it. */
@@ -41,7 +42,7 @@ export const turnKeys = (userId: string, sessionId: string) => {
 // tabs or a retry racing each other must see one winner, which no single Redis command gives for
 // several keys. The per-user cap rides on this script (exact, and no extra round trip); a sorted set
 // scored by expiry forgets turns whose environment died without finishing them.
-const CLAIM = `
+const CLAIM = `${REGISTER_LUA}
 if ARGV[2] ~= '' then
   local prior = redis.call('GET', KEYS[2])
   if prior then return {'duplicate', prior} end
@@ -61,6 +62,11 @@ redis.call('SET', KEYS[1], cjson.encode({turnId = ARGV[1], status = 'running'}),
 if ARGV[2] ~= '' then redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[4]) end
 redis.call('ZADD', KEYS[3], now + tonumber(ARGV[3]), ARGV[1])
 redis.call('PEXPIRE', KEYS[3], ARGV[3])
+if ARGV[2] ~= '' then
+  register(KEYS[4], ARGV[7], ARGV[4], KEYS[5], KEYS[2], ARGV[8], ARGV[9])
+else
+  register(KEYS[4], ARGV[7], ARGV[4], KEYS[5], ARGV[8], ARGV[9])
+end
 return {'claimed', ARGV[1]}
 `;
 
@@ -74,7 +80,17 @@ end
 return 1
 `;
 
+// The journal's append, refused (and the turn stopped) once the user or session was deleted after the turn began.
+const APPEND_EVENTS = `${FORGOTTEN_LUA}
+if forgotten(KEYS[2], ARGV[1]) or forgotten(KEYS[3], ARGV[1]) then return 0 end
+redis.call('RPUSH', KEYS[1], unpack(ARGV, 3))
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return 1
+`;
+
 interface JournalKeys {
+  userMarker: string;
+  sessionMarker: string;
   running: string;
   pointer: string;
   events: (turnId: string) => string;
@@ -99,6 +115,10 @@ export class RedisTurnRegistry implements TurnRegistry {
     const keys = turnKeys(userId, sessionId);
     const p = this.#prefix;
     return {
+      userMarker: p + erasureKeys.userMarker(userId),
+      sessionMarker: p + erasureKeys.sessionMarker(userId, sessionId),
+      sessions: p + erasureKeys.sessions(userId),
+      sessionKeys: p + erasureKeys.sessionKeys(userId, sessionId),
       running: p + keys.running,
       pointer: p + keys.pointer,
       clientMessage: (id: string) => p + keys.clientMessage(id),
@@ -116,16 +136,21 @@ export class RedisTurnRegistry implements TurnRegistry {
     const keys = this.#keys(userId, sessionId);
     const [kind, id] = (await this.#redis.eval(
       CLAIM,
-      3,
+      5,
       keys.pointer,
       keys.clientMessage(clientMessageId ?? ''),
       keys.running,
+      keys.sessions,
+      keys.sessionKeys,
       turnId,
       clientMessageId ?? '',
       this.#options.lockMs,
       this.#options.retainMs,
       Date.now(),
       this.#options.maxConcurrentPerUser,
+      sessionId,
+      keys.events(turnId),
+      keys.stop(turnId),
     )) as [TurnClaim['kind'], string];
     if (kind === 'busy' || kind === 'limited') return { kind };
     return { kind, turnId: id };
@@ -227,11 +252,23 @@ class RedisTurnJournal implements TurnJournal {
       this.#buffer = [];
       const eventsKey = this.#keys.events(this.#turnId);
       const pipeline = this.#redis.pipeline();
-      if (batch.length > 0) pipeline.rpush(eventsKey, ...batch).pexpire(eventsKey, this.#options.retainMs);
+      if (batch.length > 0) {
+        pipeline.eval(
+          APPEND_EVENTS,
+          3,
+          eventsKey,
+          this.#keys.userMarker,
+          this.#keys.sessionMarker,
+          String(uuidv7Time(this.#turnId) ?? ''),
+          this.#options.retainMs,
+          ...batch,
+        );
+      }
       pipeline.get(this.#keys.stop(this.#turnId));
       try {
         const results = await pipeline.exec();
-        if (results?.at(-1)?.[1] === '1') this.#stop.abort();
+        const refused = batch.length > 0 && results?.[0]?.[1] === 0;
+        if (refused || results?.at(-1)?.[1] === '1') this.#stop.abort();
       } catch {
         // Lost events only cost a resume its replay; the turn itself goes on.
       }

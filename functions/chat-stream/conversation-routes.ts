@@ -1,4 +1,5 @@
 import * as z from 'zod/mini';
+import { errorName } from '../core/background-writes.ts';
 import {
   type ConversationArchive,
   decodeCursor,
@@ -155,14 +156,50 @@ export async function renameSession(inv: Invocation, sessionId: string): Promise
   return json(200, sessionJson(session));
 }
 
-export async function deleteSession(inv: Invocation, sessionId: string): Promise<RouteResponse> {
-  await archiveOf(inv).deleteSession(inv.userId, sessionId);
-  await inv.runtime.forgetSession(inv.userId, sessionId);
+/**
+ * Redis first (its marker refuses every later cache and journal write of older turns, and stops a running
+ * one), then the table. A Redis failure does not stop the table's delete; the client is told to retry.
+ */
+async function forgetEverywhere(
+  inv: Invocation,
+  forgetCached: () => Promise<unknown>,
+  deleteStored: () => Promise<void>,
+): Promise<RouteResponse> {
+  const forget = () =>
+    forgetCached().then(
+      () => true,
+      (error: unknown) => {
+        inv.runtime.logger.warn('cache not cleared on delete', { error: errorName(error) });
+        return false;
+      },
+    );
+  const first = await forget();
+  await deleteStored();
+  if (!first && !(await forget())) {
+    throw new HttpError(
+      503,
+      'cache_unavailable',
+      'Deleted from storage, but the cache could not be cleared. Send the same request again.',
+      { headers: { 'retry-after': '5' } },
+    );
+  }
   return noContent();
 }
 
+export async function deleteSession(inv: Invocation, sessionId: string): Promise<RouteResponse> {
+  const { forgetter } = inv.runtime;
+  return forgetEverywhere(
+    inv,
+    async () => forgetter?.forgetSession(inv.userId, sessionId),
+    () => archiveOf(inv).deleteSession(inv.userId, sessionId),
+  );
+}
+
 export async function eraseUser(inv: Invocation): Promise<RouteResponse> {
-  await archiveOf(inv).eraseUser(inv.userId);
-  await inv.runtime.forgetUser(inv.userId);
-  return noContent();
+  const { forgetter } = inv.runtime;
+  return forgetEverywhere(
+    inv,
+    async () => forgetter?.forgetUser(inv.userId),
+    () => archiveOf(inv).eraseUser(inv.userId),
+  );
 }

@@ -14,10 +14,10 @@ import { KnowledgeBaseRetriever } from '../adapters/kb-retriever.ts';
 import {
   applyCredentials,
   createRedisClient,
-  forgetKeys,
   RedisContextCache,
+  RedisForgetter,
 } from '../adapters/redis-cache.ts';
-import { RedisTurnRegistry } from '../adapters/redis-turns.ts';
+import { RedisTurnRegistry, turnKeys } from '../adapters/redis-turns.ts';
 import { SqsMessageOutbox } from '../adapters/sqs-outbox.ts';
 import { TurnMetrics } from '../adapters/turn-metrics.ts';
 import { RedisUserLimits } from '../adapters/user-limits.ts';
@@ -179,13 +179,8 @@ export function createStreamRuntime(env: NodeJS.ProcessEnv = process.env) {
     registry,
     limits,
     archive: new DynamoConversationArchive(documents, config.TABLE_NAME),
-    /** Cache and turn keys of a deleted session; stored data goes through the archive. */
-    forgetSession: async (userId: string, sessionId: string) => {
-      if (redis) await forgetKeys(redis, userId, sessionId);
-    },
-    forgetUser: async (userId: string) => {
-      if (redis) await forgetKeys(redis, userId, undefined);
-    },
+    /** Cache and turn keys of a deleted session or erased user (exact keys, never a scan); stored data goes through the archive. */
+    forgetter: redis ? new RedisForgetter(redis, turnKeys) : undefined,
     metrics,
     auth,
     store,

@@ -92,15 +92,12 @@ export class DynamoConversationStore implements ConversationStore, MessageWriter
    * updated only if its last message id is older than this one (UUIDv7 ids sort by time, and a FIFO
    * group delivers a conversation in order). A redelivery therefore changes nothing and is a success.
    * Deletion wins over every message of a turn that started before it (the turn's start is in its ids):
-   * the erasure marker is checked before and after the writes, the session's tombstone refuses the
-   * update, and what was written meanwhile is taken back. A turn that started after a delete may use the
+   * the session's tombstone refuses the update, the erasure marker is checked after the writes, and
+   * what was written under either is taken back. A turn that started after a delete may use the
    * id again: its first message turns the tombstone back into a session.
    */
   async save(message: ChatMessage): Promise<SaveResult> {
     const turnStartedAt = new Date(turnStartOf(message)).toISOString();
-    if (await this.#erasedSince(message.userId, turnStartedAt)) {
-      return { outcome: 'discarded', firstAnswer: false };
-    }
     const expiresAt =
       this.#ttlDays > 0
         ? Math.floor(Date.parse(message.createdAt) / 1000) + this.#ttlDays * 86_400

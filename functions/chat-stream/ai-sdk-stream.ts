@@ -3,7 +3,7 @@ import * as z from 'zod/mini';
 import { RequestRejected } from '../core/errors.ts';
 import { opaqueId, type Source } from '../core/messages.ts';
 import type { TurnEvent } from '../core/turn-events.ts';
-import type { WireSink } from './wire-sink.ts';
+import { sseJson, type WireSink } from './wire-sink.ts';
 
 /** What the AI SDK's `DefaultChatTransport` reads (it ignores headers, but proxies and browsers do not). */
 export const UI_MESSAGE_STREAM_HEADERS = {
@@ -121,7 +121,7 @@ export class AiSdkSink implements WireSink {
   }
 
   #write(...chunks: object[]) {
-    const data = chunks.map((chunk) => `data: ${JSON.stringify(chunk)}\n\n`).join('');
+    const data = chunks.map((chunk) => `data: ${sseJson(chunk)}\n\n`).join('');
     this.#out.write(
       this.#beforeFirstToken && this.#padding > 0 ? `:${' '.repeat(this.#padding)}\n${data}` : data,
     );

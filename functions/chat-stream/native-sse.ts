@@ -1,6 +1,6 @@
 import type { Writable } from 'node:stream';
 import type { TurnEvent } from '../core/turn-events.ts';
-import type { WireSink } from './wire-sink.ts';
+import { sseJson, type WireSink } from './wire-sink.ts';
 
 export const SSE_HEADERS = {
   'content-type': 'text/event-stream; charset=utf-8',
@@ -18,7 +18,7 @@ const toWire = (event: TurnEvent) =>
  * size below which a Function URL may hold a write back.
  */
 export function encodeEvent(event: TurnEvent, id?: number, padding = 0): string {
-  const data = `${id === undefined ? '' : `id: ${id}\n`}data: ${JSON.stringify(toWire(event))}\n\n`;
+  const data = `${id === undefined ? '' : `id: ${id}\n`}data: ${sseJson(toWire(event))}\n\n`;
   return padding > 0 ? `:${' '.repeat(padding)}\n${data}` : data;
 }
 

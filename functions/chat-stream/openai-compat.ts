@@ -4,7 +4,7 @@ import { RequestRejected } from '../core/errors.ts';
 import { OPAQUE_ID, type Usage } from '../core/messages.ts';
 import type { TurnEvent } from '../core/turn-events.ts';
 import type { HttpError } from './http-edge.ts';
-import type { WireSink } from './wire-sink.ts';
+import { sseJson, type WireSink } from './wire-sink.ts';
 
 const content = z.union([
   z.string(),
@@ -14,7 +14,12 @@ const content = z.union([
 
 /** OpenAI Chat Completions, the subset a chat backend honours; unknown fields are accepted and ignored. */
 export const openAiRequestSchema = z.looseObject({
-  model: z.optional(z.string()),
+  // Echoed in every chunk: bounded, so a request cannot multiply itself into the response.
+  model: z.optional(
+    z
+      .string('model must be a string')
+      .check(z.regex(/^[\w.:/-]{1,256}$/, 'model must be at most 256 letters, digits and ._:/-')),
+  ),
   messages: z
     .array(z.looseObject({ role: z.string(), content: z.optional(content) }))
     .check(z.minLength(1, 'messages must not be empty')),
@@ -159,7 +164,7 @@ export class OpenAiStreamSink implements WireSink {
       choices,
       ...(this.#request.includeUsage ? { usage: usage ?? null } : {}),
     };
-    const data = `data: ${JSON.stringify(chunk)}\n\n`;
+    const data = `data: ${sseJson(chunk)}\n\n`;
     this.#out.write(
       this.#beforeFirstToken && this.#padding > 0 ? `:${' '.repeat(this.#padding)}\n${data}` : data,
     );

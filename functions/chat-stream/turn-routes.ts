@@ -169,9 +169,17 @@ export async function openAiTurn(inv: Invocation): Promise<RouteResponse> {
   const stream = response.body;
   if (typeof stream !== 'string') await new Promise((resolve) => stream.on('end', resolve).resume());
   const { statusCode, body: json } = collector.result();
+  // A failed answer is journaled under its idempotency key: the SDK's own retry would only replay it.
+  const retryHints =
+    statusCode >= 400
+      ? {
+          'x-should-retry': 'false',
+          ...(statusCode === 429 || statusCode >= 500 ? { 'retry-after': '5' } : {}),
+        }
+      : {};
   return {
     statusCode,
-    headers: { 'content-type': 'application/json', 'x-session-id': collector.sessionId },
+    headers: { 'content-type': 'application/json', 'x-session-id': collector.sessionId, ...retryHints },
     body: json,
   };
 }
@@ -218,7 +226,12 @@ export async function stopTurn(inv: Invocation, sessionId: string): Promise<Rout
       'Stopping needs the cache, which this deployment does not have.',
     );
   }
-  const stopping = await registry.requestStop(inv.userId, sessionId);
+  const stopping = await registry.requestStop(inv.userId, sessionId).catch((error: unknown) => {
+    inv.runtime.logger.warn('turn registry unavailable for stop', { error: errorName(error) });
+    throw new HttpError(503, 'stop_unavailable', 'The turn registry is unreachable. Try again shortly.', {
+      headers: { 'retry-after': '5' },
+    });
+  });
   if (!stopping) return { statusCode: 204, headers: {}, body: '' };
   return {
     statusCode: 202,

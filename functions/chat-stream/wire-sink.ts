@@ -1,6 +1,16 @@
 import type { EventSink, TurnJournal } from '../core/ports.ts';
 import type { TurnEvent } from '../core/turn-events.ts';
 
+/**
+ * JSON for an SSE `data:` line. JSON leaves U+2028, U+2029 and U+0085 raw, and line readers that split
+ * on every Unicode line break (not only the SSE spec's) would cut the event there: escape them.
+ */
+export const sseJson = (value: unknown) =>
+  JSON.stringify(value).replace(
+    /[\u2028\u2029\u0085]/g,
+    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`,
+  );
+
 /** A wire format at the edge: writes one turn event with its position in the turn (its SSE id). */
 export interface WireSink {
   send(event: TurnEvent, id: number): boolean;

@@ -1,7 +1,8 @@
 import { errorName } from '../core/background-writes.ts';
-import type { EventSink, TurnJournal } from '../core/ports.ts';
+import type { TurnJournal } from '../core/ports.ts';
 import type { TurnReport } from '../core/turn.ts';
 import type { StreamRuntime } from './stream-runtime.ts';
+import type { SavedBeforeDoneSink } from './wire-sink.ts';
 
 /**
  * After the turn: end the body, then wait for every background write, log the outcome and publish
@@ -11,7 +12,7 @@ import type { StreamRuntime } from './stream-runtime.ts';
 export async function finishTurn(
   runtime: StreamRuntime,
   turn: Promise<TurnReport>,
-  sink: EventSink,
+  sink: SavedBeforeDoneSink,
   journal: TurnJournal | undefined,
   endBody: () => void,
 ): Promise<void> {
@@ -25,6 +26,9 @@ export async function finishTurn(
     endBody();
     return;
   }
+  // `done` only once the messages are saved (queued or written): a lost turn ends with an error instead.
+  const background = await report.background;
+  sink.settle(background.failedSaves === 0);
   // Frees the session before the client sees the end, so its next message is never refused as busy.
   await journal?.finish();
   endBody();
@@ -34,7 +38,6 @@ export async function finishTurn(
       error: errorName(error),
     }),
   );
-  const background = await report.background;
   runtime.logger.info('turn finished', {
     outcome: report.outcome,
     errorCode: report.errorCode,

@@ -19,7 +19,7 @@ import {
 } from './openai-compat.ts';
 import type { StreamRuntime } from './stream-runtime.ts';
 import { finishTurn } from './turn-lifecycle.ts';
-import { NumberedSink, type WireSink } from './wire-sink.ts';
+import { NumberedSink, SavedBeforeDoneSink, type WireSink } from './wire-sink.ts';
 
 /** One invocation after routing and auth: who asks, and where to leave the work that must finish before returning. */
 export interface Invocation {
@@ -71,7 +71,7 @@ async function streamTurn(
     inv.afterResponse(replayInto(inv, admission.replay, -1, wire, body));
     return { statusCode: 200, headers: responseHeaders, body };
   }
-  const sink = new NumberedSink(wire, admission.journal);
+  const sink = new SavedBeforeDoneSink(new NumberedSink(wire, admission.journal));
   const turn = runTurn(
     runtime.turnDeps,
     {

@@ -38,3 +38,37 @@ export class NumberedSink implements EventSink {
     return this.#wire.send(event, id);
   }
 }
+
+/**
+ * Holds a turn's `done` until its messages are known to be saved: a turn the queue and the direct
+ * write both lost ends with an error the client can act on (send again), never with `done`.
+ */
+export class SavedBeforeDoneSink implements EventSink {
+  readonly #inner: EventSink;
+  #done: TurnEvent | undefined;
+
+  constructor(inner: EventSink) {
+    this.#inner = inner;
+  }
+
+  send(event: TurnEvent): boolean {
+    if (event.type !== 'done') return this.#inner.send(event);
+    this.#done = event;
+    return true;
+  }
+
+  /** Sends the held `done`, or in its place the error saying the answer was not saved. */
+  settle(saved: boolean): void {
+    if (!this.#done) return;
+    this.#inner.send(
+      saved
+        ? this.#done
+        : {
+            type: 'error',
+            code: 'internal',
+            message: 'The answer could not be saved. Send your message again.',
+          },
+    );
+    this.#done = undefined;
+  }
+}

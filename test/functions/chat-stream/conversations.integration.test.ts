@@ -56,7 +56,16 @@ const itemsOf = async (user: string) => {
   const { Items = [] } = await scanner.send(new ScanCommand({ TableName: stack.tableName }));
   return Items.filter((item) => String(item.pk).startsWith(`USER#${user}`));
 };
-const redisKeysOf = async (user: string) => inspect.keys(`*{${encodeURIComponent(user)}}*`);
+/** The user's keys apart from a delete's own marker (which must expire) and the limiter's, which a delete never touches. */
+const redisKeysOf = async (user: string) => {
+  const left: string[] = [];
+  for (const key of await inspect.keys(`*{${encodeURIComponent(user)}}*`)) {
+    if (/^(limit-|running:)/.test(key)) continue;
+    if (key.startsWith('forgotten:') && (await inspect.pttl(key)) > 0) continue;
+    left.push(key);
+  }
+  return left;
+};
 const drainQueue = async () => {
   const poller = stack.startPoller();
   try {

@@ -368,9 +368,13 @@ describe('no user-facing operation scans the keyspace', () => {
     const restore = slowModel(40);
     try {
       const running = await midAnswer(token, { message: 'Explain bonds', session_id: sessionId });
-      expect((await api(token, `/sessions/${sessionId}/stream`)).status).toBe(200);
+      const follower = await openStream(`${stack.url}/sessions/${sessionId}/stream`, {
+        method: 'GET',
+        token,
+      });
+      expect(follower.status).toBe(200);
       expect((await api(token, `/sessions/${sessionId}/stop`, { method: 'POST' })).status).toBe(202);
-      await running.stream.ended;
+      await Promise.all([running.stream.ended, follower.ended]);
     } finally {
       restore();
     }

@@ -378,6 +378,7 @@ describe('no user-facing operation scans the keyspace', () => {
     } finally {
       restore();
     }
+    await drainQueue();
     for (const [method, path, body] of [
       ['GET', '/sessions'],
       ['GET', `/sessions/${sessionId}`],

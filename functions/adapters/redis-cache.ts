@@ -146,11 +146,11 @@ redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
 return 1
 `;
 
-// KEYS: marker (or '' to set none), pointer, history, session keys. ARGV: now ms, marker ttl ms, stop key
+// KEYS: marker (the session's, or the user's with the erasure's own time), pointer, history, session keys. ARGV: now ms, marker ttl ms, stop key
 // prefix, stop flag ttl ms. A running turn gets its stop flag (the stop route's mechanism) and everything
 // else of the session goes, in one step no write can interleave with.
 const FORGET_SESSION = `
-if KEYS[1] ~= '' then redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 local running = nil
 local pointer = redis.call('GET', KEYS[2])
 if pointer then
@@ -214,19 +214,22 @@ export class RedisForgetter {
     if (!marked || failed) throw failed?.[0] ?? new Error('erasure marker not set');
     const sessionIds = (marked[2]?.[1] as string[]) ?? [];
     let deleted = Number(marked[1]?.[1] ?? 0);
-    for (const sessionId of sessionIds) deleted += await this.#forget(userId, sessionId, undefined, now);
+    for (const sessionId of sessionIds) {
+      deleted += await this.#forget(userId, sessionId, erasureKeys.userMarker(userId), now);
+    }
     // Only the sessions forgotten here: one a new turn registered meanwhile is after the erasure, and stays.
     if (sessionIds.length > 0) await this.#redis.srem(p + erasureKeys.sessions(userId), ...sessionIds);
     return deleted;
   }
 
-  async #forget(userId: string, sessionId: string, marker: string | undefined, now: number): Promise<number> {
+  /** `marker` is in the user's slot like every key here: a cluster refuses a script across slots. */
+  async #forget(userId: string, sessionId: string, marker: string, now: number): Promise<number> {
     const p = this.#prefix;
     const turn = this.#turnKeys(userId, sessionId);
     return (await this.#redis.eval(
       FORGET_SESSION,
       4,
-      marker === undefined ? '' : p + marker,
+      p + marker,
       p + turn.pointer,
       p + historyKey(userId, sessionId),
       p + erasureKeys.sessionKeys(userId, sessionId),

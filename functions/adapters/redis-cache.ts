@@ -89,7 +89,7 @@ export const erasureKeys = {
  * How long a delete's marker refuses late writes: longer than any invocation (Lambda stops one at 900 s),
  * so no turn that started before the delete can write after the marker is gone.
  */
-export const FORGET_MARKER_TTL_MS = 900_000;
+const FORGET_MARKER_TTL_MS = 900_000;
 
 /** How long a delete leaves a running turn's stop flag: several journal flushes, then the flag goes too. */
 const STOP_FLAG_TTL_MS = 10_000;

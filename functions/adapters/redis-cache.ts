@@ -129,13 +129,15 @@ register(KEYS[4], ARGV[3], tonumber(ARGV[2]) * 1000)
 return 1
 `;
 
-// KEYS: history, user marker, session marker. ARGV: since, ttl s, keep (entries), entries...
-// RPUSHX, LTRIM and EXPIRE do nothing on a missing key: an expired history is refilled from the table, never rebuilt partially.
-const APPEND_HISTORY = `${FORGOTTEN_LUA}
+// KEYS: history, user marker, session marker, sessions index. ARGV: since, ttl s, keep (entries), session id, entries...
+// Nothing happens on a missing key: an expired history is refilled from the table, never rebuilt partially.
+// The index lives as long as the history it lists.
+const APPEND_HISTORY = `${FORGOTTEN_LUA}${REGISTER_LUA}
 if forgotten(KEYS[2], ARGV[1]) or forgotten(KEYS[3], ARGV[1]) then return 0 end
-if redis.call('RPUSHX', KEYS[1], unpack(ARGV, 4)) == 0 then return 0 end
+if redis.call('RPUSHX', KEYS[1], unpack(ARGV, 5)) == 0 then return 0 end
 redis.call('LTRIM', KEYS[1], -tonumber(ARGV[3]), -1)
 redis.call('EXPIRE', KEYS[1], ARGV[2])
+register(KEYS[4], ARGV[4], tonumber(ARGV[2]) * 1000)
 return 1
 `;
 
@@ -214,9 +216,11 @@ export class RedisForgetter {
     if (!marked || failed) throw failed?.[0] ?? new Error('erasure marker not set');
     const sessionIds = (marked[2]?.[1] as string[]) ?? [];
     let deleted = Number(marked[1]?.[1] ?? 0);
-    for (const sessionId of sessionIds) {
-      deleted += await this.#forget(userId, sessionId, erasureKeys.userMarker(userId), now);
-    }
+    // One script per session, sent together (one connection pipelines them).
+    const counts = await Promise.all(
+      sessionIds.map((sessionId) => this.#forget(userId, sessionId, erasureKeys.userMarker(userId), now)),
+    );
+    deleted += counts.reduce((sum, n) => sum + n, 0);
     // Only the sessions forgotten here: one a new turn registered meanwhile is after the erasure, and stays.
     if (sessionIds.length > 0) await this.#redis.srem(p + erasureKeys.sessions(userId), ...sessionIds);
     return deleted;
@@ -321,13 +325,15 @@ export class RedisContextCache implements ContextCache {
     const p = this.#prefix;
     await this.#redis.eval(
       APPEND_HISTORY,
-      3,
+      4,
       p + historyKey(userId, sessionId),
       p + erasureKeys.userMarker(userId),
       p + erasureKeys.sessionMarker(userId, sessionId),
+      p + erasureKeys.sessions(userId),
       oldestTurnStart(messages),
       this.#options.historyTtlSeconds,
       this.#options.historyLimit + 1,
+      sessionId,
       ...messages.map((m) => JSON.stringify(m)),
     );
   }

@@ -161,7 +161,7 @@ describe('erasure and deletion race a running turn and queued messages', () => {
     expect(
       (await api(token, `/sessions/${after.events[0]?.data.session_id}/messages`)).json.messages,
     ).toHaveLength(2);
-  });
+  }, 120_000);
 
   it('DELETE /sessions/{id} during its first answer: not readable, not in the next prompt, nothing left', async () => {
     const user = newUser();
@@ -205,7 +205,7 @@ describe('erasure and deletion race a running turn and queued messages', () => {
     const kept = await api(token, `/sessions/${sessionId}/messages`);
     expect(kept.json.messages.map((m: { text: string }) => m.text)[0]).toBe('a fresh question');
     expect(kept.json.messages).toHaveLength(2);
-  });
+  }, 120_000);
 
   it('deleting an id never used does not block it for the user who uses it later', async () => {
     const user = newUser();
@@ -221,7 +221,7 @@ describe('erasure and deletion race a running turn and queued messages', () => {
     await new Promise((r) => setTimeout(r, 5));
     expect((await api(token, `/sessions/${id}`, { method: 'DELETE' })).status).toBe(204);
     expect((await store.save(before)).outcome).toBe('discarded');
-  });
+  }, 120_000);
 });
 
 function message(
@@ -394,5 +394,5 @@ describe('no user-facing operation scans the keyspace', () => {
     const after = await stats();
     expect(after.eval).toBeGreaterThan(0);
     expect({ scan: after.scan, keys: after.keys }).toEqual({ scan: 0, keys: 0 });
-  });
+  }, 120_000);
 });

@@ -55,6 +55,22 @@ module.exports = {
       to: { path: '^functions/', pathNot: '^functions/(core|contracts)/' },
     },
     {
+      name: 'edge-not-to-adapters',
+      comment:
+        'Routes and wire formats reach adapters only through the ports handed to them: the composition root (chat-stream/stream-runtime.ts) is the one edge module that names an adapter.',
+      severity: 'error',
+      from: { path: '^functions/chat-stream/(routes|wire)/' },
+      to: { path: '^functions/adapters/' },
+    },
+    {
+      name: 'wire-formats-stand-alone',
+      comment:
+        'A wire format maps turn events to its protocol: it imports the core, the contracts and the SSE writer, never a route, the router or the handler.',
+      severity: 'error',
+      from: { path: '^functions/chat-stream/wire/' },
+      to: { path: '^functions/chat-stream/', pathNot: '^functions/chat-stream/wire/' },
+    },
+    {
       name: 'contracts-import-nothing',
       comment:
         'functions/contracts/ is shared by runtime and infrastructure: it imports no module and no package.',

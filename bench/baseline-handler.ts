@@ -1,7 +1,7 @@
 import type { Context, LambdaFunctionURLEvent } from 'aws-lambda';
 import { v7 as uuidv7 } from 'uuid';
-import { encodeEvent, SSE_HEADERS } from '../functions/chat-stream/native-sse.ts';
 import { createStreamRuntime } from '../functions/chat-stream/stream-runtime.ts';
+import { encodeEvent, SSE_HEADERS } from '../functions/chat-stream/wire/native-sse.ts';
 import type { ChatMessage } from '../functions/core/messages.ts';
 import { buildSystemPrompt, toConverseMessages } from '../functions/core/prompt.ts';
 import { parseJsonBody } from '../functions/core/request.ts';

@@ -3,11 +3,28 @@ import {
   type ContentBlock,
   ConverseStreamCommand,
   type ConverseStreamCommandInput,
+  type ConverseStreamOutput,
   type Message,
   type SystemContentBlock,
 } from '@aws-sdk/client-bedrock-runtime';
 import { type ModelCapabilities, modelCapabilities } from '../contracts/models.ts';
 import { type ChatModel, ModelError, type ModelEvent, type ModelRequest } from '../core/ports.ts';
+
+/** One ConverseStream event as the port's event; events the turn does not use become `undefined`. */
+function toModelEvent(event: ConverseStreamOutput): ModelEvent | undefined {
+  const text = event.contentBlockDelta?.delta?.text;
+  if (text) return { type: 'text', text };
+  if (event.messageStop) return { type: 'stop', stopReason: event.messageStop.stopReason ?? 'end_turn' };
+  const usage = event.metadata?.usage;
+  if (!usage) return undefined;
+  return {
+    type: 'usage',
+    inputTokens: usage.inputTokens ?? 0,
+    outputTokens: usage.outputTokens ?? 0,
+    ...(usage.cacheReadInputTokens ? { cacheReadTokens: usage.cacheReadInputTokens } : {}),
+    ...(usage.cacheWriteInputTokens ? { cacheWriteTokens: usage.cacheWriteInputTokens } : {}),
+  };
+}
 
 export interface BedrockModelOptions {
   modelId: string;
@@ -128,20 +145,8 @@ export class BedrockChatModel implements ChatModel {
         abortSignal: request.signal,
       });
       for await (const event of response.stream ?? []) {
-        const text = event.contentBlockDelta?.delta?.text;
-        if (text) yield { type: 'text', text };
-        else if (event.messageStop)
-          yield { type: 'stop', stopReason: event.messageStop.stopReason ?? 'end_turn' };
-        else if (event.metadata?.usage) {
-          const usage = event.metadata.usage;
-          yield {
-            type: 'usage',
-            inputTokens: usage.inputTokens ?? 0,
-            outputTokens: usage.outputTokens ?? 0,
-            ...(usage.cacheReadInputTokens ? { cacheReadTokens: usage.cacheReadInputTokens } : {}),
-            ...(usage.cacheWriteInputTokens ? { cacheWriteTokens: usage.cacheWriteInputTokens } : {}),
-          };
-        }
+        const modelEvent = toModelEvent(event);
+        if (modelEvent) yield modelEvent;
       }
     } catch (error) {
       throw toModelError(error);

@@ -13,7 +13,13 @@ import {
   TTL_ATTRIBUTE,
   tableKeys,
 } from '../contracts/table.ts';
-import type { ConversationArchive, DailyUsage, SessionSummary } from '../core/conversations.ts';
+import {
+  type ConversationArchive,
+  type DailyUsage,
+  decodeCursor,
+  encodeCursor,
+  type SessionSummary,
+} from '../core/conversations.ts';
 import { RequestRejected } from '../core/errors.ts';
 import { toChatMessage } from './dynamo-store.ts';
 
@@ -47,8 +53,9 @@ export class DynamoConversationArchive implements ConversationArchive {
     this.#table = tableName;
   }
 
-  async listSessions(userId: string, limit: number, cursor: Record<string, string> | undefined) {
+  async listSessions(userId: string, limit: number, after: string | undefined) {
     const partition = tableKeys.userPartition(userId);
+    const cursor = decodeCursor(after, [PK, SK, ACTIVITY_INDEX.partitionKey, ACTIVITY_INDEX.sortKey]);
     if (cursor && (cursor[ACTIVITY_INDEX.partitionKey] !== partition || cursor[PK] !== partition)) {
       throw invalidCursor();
     }
@@ -69,7 +76,7 @@ export class DynamoConversationArchive implements ConversationArchive {
     });
     return {
       sessions: Items.map(toSummary),
-      next: LastEvaluatedKey as Record<string, string> | undefined,
+      next: LastEvaluatedKey ? encodeCursor(LastEvaluatedKey as Record<string, string>) : undefined,
     };
   }
 

@@ -114,6 +114,31 @@ export class DynamoConversationStore implements ConversationStore, MessageWriter
         ExpressionAttributeNames: { '#pk': PK },
       }),
     );
+    const session = await this.#updateSession(message, expiresAt, turnStartedAt);
+    const sessionDeleted = session === undefined && (await this.#sessionDeletedSince(message, turnStartedAt));
+    if (sessionDeleted) await this.#takeBack(message, false);
+    // Billing is per answer, whichever write of its session won the ordering race, and survives the
+    // conversation's delete (no session id on it); only an erasure takes it back.
+    if (message.role === 'assistant' && message.usage) await this.#recordUsage(message);
+    if (await this.#erasedSince(message.userId, turnStartedAt)) {
+      await this.#takeBack(message, true);
+      return { outcome: 'discarded', firstAnswer: false };
+    }
+    if (sessionDeleted) return { outcome: 'discarded', firstAnswer: false };
+    const firstAnswer =
+      session !== undefined &&
+      message.role === 'assistant' &&
+      session.titleSource === 'auto' &&
+      Number(session.messageCount) <= 2;
+    return { outcome: messagePut || session ? 'written' : 'duplicate', firstAnswer };
+  }
+
+  /** The session's update for a new message; `undefined` when its condition refused it (older id or deleted since). */
+  async #updateSession(
+    message: ChatMessage,
+    expiresAt: number | undefined,
+    turnStartedAt: string,
+  ): Promise<Record<string, unknown> | undefined> {
     const activity = tableKeys.activity(message.userId, message.createdAt, message.sessionId);
     const set = [
       'updatedAt = :at',
@@ -150,7 +175,6 @@ export class DynamoConversationStore implements ConversationStore, MessageWriter
     } else {
       remove.push('#ttl');
     }
-    let session: Record<string, unknown> | undefined;
     try {
       const { Attributes } = await this.#db.send(
         new UpdateCommand({
@@ -164,26 +188,11 @@ export class DynamoConversationStore implements ConversationStore, MessageWriter
           ReturnValues: 'ALL_NEW',
         }),
       );
-      session = Attributes;
+      return Attributes;
     } catch (error) {
       if ((error as { name?: string }).name !== 'ConditionalCheckFailedException') throw error;
+      return undefined;
     }
-    const sessionDeleted = session === undefined && (await this.#sessionDeletedSince(message, turnStartedAt));
-    if (sessionDeleted) await this.#takeBack(message, false);
-    // Billing is per answer, whichever write of its session won the ordering race, and survives the
-    // conversation's delete (no session id on it); only an erasure takes it back.
-    if (message.role === 'assistant' && message.usage) await this.#recordUsage(message);
-    if (await this.#erasedSince(message.userId, turnStartedAt)) {
-      await this.#takeBack(message, true);
-      return { outcome: 'discarded', firstAnswer: false };
-    }
-    if (sessionDeleted) return { outcome: 'discarded', firstAnswer: false };
-    const firstAnswer =
-      session !== undefined &&
-      message.role === 'assistant' &&
-      session.titleSource === 'auto' &&
-      Number(session.messageCount) <= 2;
-    return { outcome: messagePut || session ? 'written' : 'duplicate', firstAnswer };
   }
 
   /** A generated title, unless the user named the session meanwhile (or it was deleted). */

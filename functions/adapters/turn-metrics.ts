@@ -1,7 +1,6 @@
 import { type Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
 import { STREAM_METRICS } from '../contracts/observability.ts';
-import type { BackgroundReport } from '../core/background-writes.ts';
-import type { TurnReport } from '../core/turn.ts';
+import type { BackgroundReport, TurnReport } from '../core/turn-events.ts';
 
 /**
  * Publishes what the dashboard and alarms read, under the names in the shared contracts. Each call

@@ -2,13 +2,13 @@ import middy from '@middy/core';
 import { executionModeStreamifyResponse } from '@middy/core/StreamifyResponse';
 import type { Context, LambdaFunctionURLEvent } from 'aws-lambda';
 import { RequestRejected } from '../core/errors.ts';
-import { fromRejection, HttpError, jsonResponse } from './http-edge.ts';
-import { openAiErrorResponse } from './openai-compat.ts';
-import { matchRoute } from './routes.ts';
+import { rejectionResponse } from './http-errors.ts';
+import type { RouteResponse } from './invocation.ts';
+import { createRouter, errorsForPath } from './router.ts';
 import { createStreamRuntime } from './stream-runtime.ts';
-import type { RouteResponse } from './turn-routes.ts';
 
 const runtime = createStreamRuntime();
+const matchRoute = createRouter(runtime.routes);
 await runtime.warm();
 
 /** Work each invocation must finish after its response ended and before it returns (Lambda freezes after). */
@@ -22,7 +22,7 @@ async function route(event: LambdaFunctionURLEvent, context: Context): Promise<R
   const pending: Promise<void>[] = [];
   afterResponse.set(context, pending);
   return matched.handle(
-    { runtime, event, context, userId, startedAt, afterResponse: (work) => pending.push(work) },
+    { event, context, userId, startedAt, afterResponse: (work) => pending.push(work) },
     matched.id,
   );
 }
@@ -32,12 +32,10 @@ async function chatStream(event: LambdaFunctionURLEvent, context: Context) {
   try {
     return await route(event, context);
   } catch (error) {
-    const rejection = error instanceof RequestRejected ? fromRejection(error) : error;
-    if (!(rejection instanceof HttpError)) throw error;
-    runtime.logger.info('request rejected', { status: rejection.status, code: rejection.code });
-    return event.requestContext.http.path.startsWith('/v1/')
-      ? openAiErrorResponse(rejection)
-      : jsonResponse(rejection);
+    if (!(error instanceof RequestRejected)) throw error;
+    const response = rejectionResponse(error, errorsForPath(event.requestContext.http.path));
+    runtime.logger.info('request rejected', { status: response.statusCode, code: error.code });
+    return response;
   }
 }
 

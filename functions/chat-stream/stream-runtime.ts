@@ -22,9 +22,15 @@ import { SqsMessageOutbox } from '../adapters/sqs-outbox.ts';
 import { TurnMetrics } from '../adapters/turn-metrics.ts';
 import { RedisUserLimits } from '../adapters/user-limits.ts';
 import { METRICS_NAMESPACE, SERVICE_NAMES } from '../contracts/observability.ts';
+import { errorName } from '../core/background-writes.ts';
+import { ChatTurns } from '../core/chat-turn.ts';
 import { chatRequestSchema } from '../core/request.ts';
 import type { TurnDeps } from '../core/turn.ts';
 import { loadStreamConfig } from '../environment.ts';
+import type { RouteGroups } from './router.ts';
+import { accountRoutes } from './routes/account.ts';
+import { conversationRoutes } from './routes/conversations.ts';
+import { turnRoutes } from './routes/turns.ts';
 
 /**
  * The stream function's composition root: configuration, clients and adapters, created once per
@@ -85,6 +91,7 @@ export function createStreamRuntime(env: NodeJS.ProcessEnv = process.env) {
       )
     : undefined;
 
+  const requestSchema = chatRequestSchema(config.MAX_MESSAGE_CHARS);
   const turnDeps: TurnDeps = {
     cache: redis
       ? new RedisContextCache(redis, {
@@ -173,25 +180,73 @@ export function createStreamRuntime(env: NodeJS.ProcessEnv = process.env) {
     () => metrics.countLimiterFallback(),
   );
 
+  const turns = new ChatTurns({
+    turn: turnDeps,
+    limits,
+    registry,
+    observer: metrics,
+    log: {
+      info: (message, attributes) => logger.info(message, attributes ?? {}),
+      ...turnDeps.log,
+    },
+  });
+  const archive = new DynamoConversationArchive(documents, config.TABLE_NAME);
+  const cache = turnDeps.cache;
+  // A delete's Redis side: exact key families and a marker, never a scan; the route retries and answers 503.
+  const forgetter = redis ? new RedisForgetter(redis, turnKeys) : undefined;
+  const cacheNotCleared = (error: unknown): never => {
+    logger.warn('cache not cleared on delete', { error: errorName(error) });
+    throw error;
+  };
+  const routes: RouteGroups = {
+    turns: turnRoutes({
+      turns,
+      requestSchema,
+      /** JSON with at most MAX_MESSAGE_CHARS characters of up to 4 bytes each, plus the other fields. */
+      maxBodyBytes: config.MAX_MESSAGE_CHARS * 4 + 1024,
+      maxMessageChars: config.MAX_MESSAGE_CHARS,
+      paddingBytes: config.FLUSH_PADDING_BYTES,
+      defaultModel: config.MODEL_ID,
+      ragByDefault: retriever !== undefined,
+    }),
+    conversations: conversationRoutes({
+      archive,
+      cachedHistory: async (userId, sessionId) =>
+        cache
+          ?.loadConversation(userId, sessionId, AbortSignal.timeout(config.CACHE_TIMEOUT_MS))
+          .then((cached) => cached.history)
+          .catch(() => undefined),
+      historyLimit: config.HISTORY_LIMIT,
+      forgetSession: async (userId, sessionId) => {
+        await forgetter?.forgetSession(userId, sessionId).catch(cacheNotCleared);
+      },
+      forgetUser: async (userId) => {
+        await forgetter?.forgetUser(userId).catch(cacheNotCleared);
+      },
+    }),
+    account: accountRoutes({
+      archive,
+      limits,
+      runningTurns: async (userId) => registry?.runningTurns(userId).catch(() => 0) ?? 0,
+      config: {
+        turnsPerMinute: config.LIMIT_TURNS_PER_MINUTE,
+        concurrentStreams: config.LIMIT_CONCURRENT_STREAMS,
+        tokensPerDay: config.LIMIT_TOKENS_PER_DAY,
+      },
+    }),
+  };
+
   return {
     config,
     logger,
-    registry,
-    limits,
-    archive: new DynamoConversationArchive(documents, config.TABLE_NAME),
-    /** Cache and turn keys of a deleted session or erased user (exact keys, never a scan); stored data goes through the archive. */
-    forgetter: redis ? new RedisForgetter(redis, turnKeys) : undefined,
-    metrics,
     auth,
+    /** The route groups, each with only what it needs. */
+    routes,
+    warm,
+    // The benchmark's comparison designs build their own handlers from these adapters.
     store,
     model,
     retriever,
-    turnDeps,
-    requestSchema: chatRequestSchema(config.MAX_MESSAGE_CHARS),
-    /** JSON with at most MAX_MESSAGE_CHARS characters of up to 4 bytes each, plus the other fields. */
-    maxBodyBytes: config.MAX_MESSAGE_CHARS * 4 + 1024,
-    warm,
+    requestSchema,
   };
 }
-
-export type StreamRuntime = ReturnType<typeof createStreamRuntime>;

@@ -1,10 +1,6 @@
 import type { ChatMessage } from './messages.ts';
 import type { MessageOutbox, MessageWriter, TurnLog } from './ports.ts';
-
-export interface BackgroundReport {
-  saves: number;
-  failedSaves: number;
-}
+import type { BackgroundReport } from './turn-events.ts';
 
 export const errorName = (error: unknown) => (error instanceof Error ? error.name : typeof error);
 

@@ -20,13 +20,14 @@ export interface DailyUsage {
 
 /** What a person can do with their stored conversations; every call is scoped to the verified user. */
 export interface ConversationArchive {
+  /** `cursor` and `next` are opaque: only the archive knows what a position is made of. */
   listSessions(
     userId: string,
     limit: number,
-    cursor: Record<string, string> | undefined,
+    cursor: string | undefined,
   ): Promise<{
     sessions: SessionSummary[];
-    next: Record<string, string> | undefined;
+    next: string | undefined;
   }>;
   getSession(userId: string, sessionId: string): Promise<SessionSummary | undefined>;
   /** The newest `limit` messages before `beforeMessageId` (or the newest overall), oldest first. */

@@ -1,5 +1,5 @@
 import type { ChatMessage, Passage, UserProfile } from './messages.ts';
-import type { TurnEvent } from './turn-events.ts';
+import type { BackgroundReport, TurnEvent, TurnReport } from './turn-events.ts';
 
 /** `undefined` means "not cached" (a miss), never "empty". */
 export interface CachedConversation {
@@ -104,6 +104,22 @@ export interface TurnLog {
 /** Where a turn's events go (a wire format at the edge); `false` means the client can no longer be written to. */
 export interface EventSink {
   send(event: TurnEvent): boolean;
+}
+
+/**
+ * A wire format at the edge: writes one turn event with its position in the turn (its SSE `id`);
+ * `false` once the client can no longer be written to.
+ */
+export interface WireSink {
+  send(event: TurnEvent, id: number): boolean;
+  /** Ends the wire format (e.g. `data: [DONE]`) and the body; called once, after the turn's last event. */
+  end(): void;
+}
+
+/** Where refusals and finished turns are counted (CloudWatch metrics in AWS). */
+export interface TurnObserver {
+  countLimitRejection(): void;
+  publishTurn(report: TurnReport, background: BackgroundReport): void;
 }
 
 /** A turn's event as kept for replay: its position in the turn's stream is its SSE `id`. */

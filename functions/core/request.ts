@@ -1,6 +1,6 @@
 import * as z from 'zod/mini';
-import { RequestRejected } from './errors.ts';
-import { opaqueId } from './messages.ts';
+import { invalidField, RequestRejected } from './errors.ts';
+import { OPAQUE_ID, opaqueId } from './messages.ts';
 
 export function chatRequestSchema(maxMessageChars: number) {
   return z.strictObject({
@@ -34,4 +34,13 @@ export function parseJsonBody<T extends z.ZodMiniType>(body: string, schema: T):
     throw new RequestRejected('invalid', 'invalid_request', message, { field });
   }
   return result.data;
+}
+
+/**
+ * An opaque id from a header or a field the schema did not check (the one check besides `opaqueId` in
+ * schemas): `undefined` passes, anything not matching `OPAQUE_ID` is a 400 naming the field.
+ */
+export function parseOpaqueId(value: string | undefined, what: string, field = what): string | undefined {
+  if (value === undefined || OPAQUE_ID.test(value)) return value;
+  throw invalidField(field, `${what} must match [A-Za-z0-9_-]{1,128}`);
 }

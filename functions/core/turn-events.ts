@@ -1,7 +1,43 @@
 import type { Source, Usage } from './messages.ts';
 
 export type CacheState = 'hit' | 'miss' | 'skipped';
-export type TurnErrorCode = 'throttled' | 'model_error' | 'timeout' | 'internal' | 'nothing_to_regenerate';
+export type TurnErrorCode =
+  | 'throttled'
+  | 'model_error'
+  | 'timeout'
+  | 'internal'
+  | 'nothing_to_regenerate'
+  /** The answer streamed, but neither the queue nor the direct write saved its messages: send again. */
+  | 'not_saved';
+
+/**
+ * Why an answer ended: the model's own reasons, `stopped` when the user stopped it (what was said so far
+ * is kept, never shown as complete), `other` for a provider reason this service does not know.
+ */
+export type StopReason =
+  | 'end_turn'
+  | 'stop_sequence'
+  | 'max_tokens'
+  | 'guardrail_intervened'
+  | 'content_filtered'
+  | 'model_context_window_exceeded'
+  | 'stopped'
+  | 'other';
+
+const STOP_REASONS: ReadonlySet<string> = new Set<StopReason>([
+  'end_turn',
+  'stop_sequence',
+  'max_tokens',
+  'guardrail_intervened',
+  'content_filtered',
+  'model_context_window_exceeded',
+  'stopped',
+  'other',
+]);
+
+/** A provider's stop reason as one of ours. */
+export const toStopReason = (reason: string): StopReason =>
+  STOP_REASONS.has(reason) ? (reason as StopReason) : 'other';
 
 export interface TurnTimings {
   first_byte_ms: number;
@@ -33,9 +69,28 @@ export type TurnEvent =
   | {
       type: 'done';
       message_id: string;
-      stop_reason: string;
+      stop_reason: StopReason;
       usage: Usage;
       timings: TurnTimings;
       cache: TurnCacheStates;
     }
   | { type: 'error'; code: TurnErrorCode; message: string };
+
+export interface BackgroundReport {
+  saves: number;
+  failedSaves: number;
+}
+
+/** How a turn went, for the log line and the metrics published once it ended. */
+export interface TurnReport {
+  userId: string;
+  sessionId: string;
+  outcome: 'done' | 'error' | 'client_gone';
+  errorCode?: TurnErrorCode;
+  timings: TurnTimings;
+  cache: TurnCacheStates;
+  usage: Usage;
+  retrievalFailed: boolean;
+  /** Every write the turn started; awaited after the stream ended. */
+  background: Promise<BackgroundReport>;
+}

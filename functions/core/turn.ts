@@ -1,11 +1,10 @@
-import { type BackgroundReport, BackgroundWrites } from './background-writes.ts';
-import { type ContextSettings, type ContextSources, loadTurnContext } from './context.ts';
-import { startDeadline } from './deadline.ts';
-import type { ChatMessage, Passage, Source, Usage } from './messages.ts';
+import { type AnswerEnd, ClientChannel, type StreamedAnswer, streamAnswer } from './answer-stream.ts';
+import { BackgroundWrites } from './background-writes.ts';
+import { type ContextSettings, type ContextSources, loadTurnContext, type TurnContext } from './context.ts';
+import type { ChatMessage, Passage, Source } from './messages.ts';
 import type { ChatModel, EventSink, MessageOutbox, MessageWriter } from './ports.ts';
-import { ModelError } from './ports.ts';
 import { buildPrompt } from './prompt.ts';
-import type { TurnCacheStates, TurnErrorCode, TurnEvent, TurnTimings } from './turn-events.ts';
+import type { TurnCacheStates, TurnErrorCode, TurnEvent, TurnReport, TurnTimings } from './turn-events.ts';
 
 interface TurnSettings extends ContextSettings {
   modelTimeoutMs: number;
@@ -37,42 +36,17 @@ export interface TurnInput {
   stop?: AbortSignal | undefined;
 }
 
-/** The stop reason of an answer a user stopped; what was said so far is kept, never shown as complete. */
-const STOPPED = 'stopped';
-
-export interface TurnReport {
-  userId: string;
-  sessionId: string;
-  outcome: 'done' | 'error' | 'client_gone';
-  errorCode?: TurnErrorCode;
-  timings: TurnTimings;
-  cache: TurnCacheStates;
-  usage: Usage;
-  retrievalFailed: boolean;
-  /** Every write the turn started; the caller awaits it after the stream ended. */
-  background: Promise<BackgroundReport>;
-}
-
 const toSource = ({ text: _text, ...source }: Passage): Source => source;
 const round = (ms: number) => Math.round(ms * 100) / 100;
 
-const ERROR_MESSAGES: Record<TurnErrorCode, string> = {
+export const ERROR_MESSAGES: Record<TurnErrorCode, string> = {
   throttled: 'The model is busy right now. Please retry in a moment.',
   model_error: 'The model could not complete the answer.',
   timeout: 'The answer took too long and was stopped.',
   internal: 'Something went wrong while answering.',
   nothing_to_regenerate: 'This conversation has no question to answer again.',
+  not_saved: 'The answer could not be saved. Send your message again.',
 };
-
-class NothingToRegenerate extends Error {
-  override name = 'NothingToRegenerate';
-}
-
-function classify(error: unknown, timedOut: boolean): TurnErrorCode {
-  if (timedOut) return 'timeout';
-  if (error instanceof NothingToRegenerate) return 'nothing_to_regenerate';
-  return error instanceof ModelError ? error.code : 'internal';
-}
 
 /** The last question of the stored history, what came before it, and the answer a regeneration replaces. */
 function splitForRegenerate(history: ChatMessage[]) {
@@ -85,12 +59,7 @@ function splitForRegenerate(history: ChatMessage[]) {
     replaces: replaced?.messageId,
   };
 }
-
-/** The provider's error name and message (AWS error texts carry no user content); never the prompt. */
-function describeCause(error: unknown) {
-  const cause = error instanceof Error && error.cause instanceof Error ? error.cause : error;
-  return cause instanceof Error ? { name: cause.name, message: cause.message } : { name: typeof cause };
-}
+type Regeneration = ReturnType<typeof splitForRegenerate>;
 
 /**
  * One chat turn: `session_id` before any I/O, context loaded in parallel with per-leg deadlines,
@@ -99,175 +68,155 @@ function describeCause(error: unknown) {
  */
 export async function runTurn(deps: TurnDeps, input: TurnInput, sink: EventSink): Promise<TurnReport> {
   const elapsed = () => round(deps.now() - input.startedAt);
-  const { sessionId, isNewSession } = input;
-  let clientGone = false;
-  const send = (event: TurnEvent) => {
-    if (!clientGone && !sink.send(event)) clientGone = true;
-    return !clientGone;
-  };
+  const { userId, sessionId, isNewSession } = input;
+  const client = new ClientChannel(sink);
   // Both ids now, user first: UUIDv7 keeps them in order, and the client learns the answer's id at once.
   const userMessageId = deps.newId();
   const assistantMessageId = deps.newId();
-  send({ type: 'session_id', session_id: sessionId, message_id: assistantMessageId });
+  client.send({ type: 'session_id', session_id: sessionId, message_id: assistantMessageId });
   const firstByteMs = elapsed();
 
   const writes = new BackgroundWrites(deps.outbox, deps.writer, deps.log);
-  const userMessage: ChatMessage | undefined =
-    input.message === undefined
-      ? undefined
-      : {
-          messageId: userMessageId,
-          sessionId,
-          userId: input.userId,
-          ...(input.clientMessageId ? { clientMessageId: input.clientMessageId } : {}),
-          role: 'user',
-          content: input.message,
-          createdAt: deps.clock().toISOString(),
-        };
-  if (userMessage) writes.saveMessage(userMessage);
-
-  const { conversation, retrieved } = await loadTurnContext(deps, writes, {
-    userId: input.userId,
+  const question = input.message === undefined ? undefined : userMessage(deps, input, userMessageId);
+  if (question) writes.saveMessage(question);
+  const context = await loadTurnContext(deps, writes, {
+    userId,
     sessionId,
     isNewSession,
     currentMessageId: userMessageId,
     question: input.message,
     useRag: input.useRag,
   });
-  const regenerated = userMessage ? undefined : splitForRegenerate(conversation.history);
-  const cache: TurnCacheStates = {
-    profile: conversation.profileState,
-    history: conversation.historyState,
-    rag: retrieved.state,
-  };
+  const { conversation, retrieved } = context;
+  const regenerated = question ? undefined : splitForRegenerate(conversation.history);
+  const sources = retrieved.passages.map(toSource);
+  if (sources.length > 0) client.send({ type: 'sources', sources });
+
+  const answer = await answerQuestion(deps, input, context, regenerated, client);
   const timings: TurnTimings = {
     first_byte_ms: firstByteMs,
     context_ms: round(conversation.ms),
     rag_ms: round(retrieved.ms),
-    model_first_token_ms: 0,
-    model_latency_ms: 0,
+    model_first_token_ms:
+      answer.firstTokenAt === undefined ? 0 : round(answer.firstTokenAt - input.startedAt),
+    model_latency_ms:
+      answer.firstTokenAt === undefined ? 0 : round(answer.firstTokenAt - answer.modelStartedAt),
     total_ms: 0,
   };
-  const sources = retrieved.passages.map(toSource);
-  if (sources.length > 0) send({ type: 'sources', sources });
-
-  const cancel = new AbortController();
-  const deadline = startDeadline(deps.settings.modelTimeoutMs, 'model stream');
-  const stop = input.stop ?? new AbortController().signal;
-  const modelStartedAt = deps.now();
-  let answer = '';
-  let stopReason: string | undefined;
-  let usage: Usage = { input_tokens: 0, output_tokens: 0 };
-  let failure: TurnErrorCode | undefined;
-  const question = input.message ?? regenerated?.question;
-  let promptChars = 0;
-  try {
-    if (question === undefined) throw new NothingToRegenerate();
-    const { system, messages } = buildPrompt({
-      profile: conversation.profile,
-      passages: retrieved.passages,
-      history: regenerated?.before ?? conversation.history,
-      question,
-      historyLimit: deps.settings.historyLimit,
-    });
-    promptChars = system.length + messages.reduce((sum, m) => sum + m.content.length, 0);
-    const events = deps.model.stream({
-      system,
-      messages,
-      signal: AbortSignal.any([cancel.signal, deadline.signal, stop]),
-      metadata: { user_key: deps.userKey(input.userId), session_id: sessionId },
-    });
-    for await (const event of events) {
-      // Whatever the provider still delivers after a stop is not part of the answer.
-      if (stop.aborted) break;
-      if (event.type === 'text') {
-        if (answer === '') {
-          timings.model_first_token_ms = elapsed();
-          timings.model_latency_ms = round(deps.now() - modelStartedAt);
-        }
-        answer += event.text;
-        if (!send({ type: 'token', text: event.text })) {
-          cancel.abort();
-          break;
-        }
-      } else if (event.type === 'stop') {
-        stopReason = event.stopReason;
-      } else {
-        usage = {
-          input_tokens: event.inputTokens,
-          output_tokens: event.outputTokens,
-          ...(event.cacheReadTokens ? { cache_read_input_tokens: event.cacheReadTokens } : {}),
-          ...(event.cacheWriteTokens ? { cache_write_input_tokens: event.cacheWriteTokens } : {}),
-        };
-      }
-    }
-    if (stop.aborted) stopReason = STOPPED;
-    if (!clientGone && (deadline.expired || stopReason === undefined)) {
-      throw new ModelError(deadline.expired ? 'timeout' : 'model_error', 'The model stream ended early.');
-    }
-  } catch (error) {
-    if (stop.aborted && !deadline.expired) {
-      stopReason = STOPPED;
-    } else {
-      failure = classify(error, deadline.expired);
-      deps.log.error('turn failed after streaming started', { code: failure, cause: describeCause(error) });
-    }
-  } finally {
-    deadline.clear();
-  }
-
-  // A stopped stream never reaches the model's usage report: estimate it (about 4 characters a token)
-  // so that what a stop saves is still charged and visible.
-  if (stopReason === STOPPED && usage.input_tokens === 0 && usage.output_tokens === 0) {
-    usage = { input_tokens: Math.ceil(promptChars / 4), output_tokens: Math.ceil(answer.length / 4) };
-  }
-
-  // One finish path: what is remembered and saved depends only on how the model part ended.
-  const answered = failure === undefined && !clientGone;
-  const assistantMessage: ChatMessage | undefined = answered
-    ? {
-        messageId: assistantMessageId,
-        sessionId,
-        userId: input.userId,
-        role: 'assistant',
-        content: answer,
-        createdAt: deps.clock().toISOString(),
-        stopReason: stopReason ?? 'end_turn',
-        usage,
-        ...(sources.length > 0 ? { sources } : {}),
-        ...(regenerated?.replaces ? { replaces: regenerated.replaces } : {}),
-      }
-    : undefined;
-  rememberTurn(deps, writes, {
-    userId: input.userId,
-    sessionId,
-    isNewSession,
-    historyReady: conversation.historyReady,
-    messages: [userMessage, assistantMessage].filter((m) => m !== undefined),
-  });
-  if (assistantMessage) writes.saveMessage(assistantMessage);
+  const cache = {
+    profile: conversation.profileState,
+    history: conversation.historyState,
+    rag: retrieved.state,
+  };
+  const reply =
+    answer.end.kind === 'answered'
+      ? assistantMessage(deps, input, { id: assistantMessageId, answer, sources, regenerated })
+      : undefined;
+  const messages = [question, reply].filter((m) => m !== undefined);
+  rememberTurn(deps, writes, { ...input, historyReady: conversation.historyReady, messages });
+  if (reply) writes.saveMessage(reply);
   timings.total_ms = elapsed();
-  if (failure) send({ type: 'error', code: failure, message: ERROR_MESSAGES[failure] });
-  else if (assistantMessage)
-    send({
-      type: 'done',
-      message_id: assistantMessage.messageId,
-      stop_reason: assistantMessage.stopReason ?? 'end_turn',
-      usage,
-      timings,
-      cache,
-    });
+  client.send(finalEvent(answer, assistantMessageId, timings, cache));
   return {
-    userId: input.userId,
+    userId,
     sessionId,
-    outcome: failure ? 'error' : clientGone ? 'client_gone' : 'done',
-    ...(failure ? { errorCode: failure } : {}),
+    outcome: outcomeOf(answer.end),
+    ...(answer.end.kind === 'failed' ? { errorCode: answer.end.code } : {}),
     timings,
     cache,
-    usage,
+    usage: answer.usage,
     retrievalFailed: retrieved.failed,
     background: writes.settle(),
   };
+}
+
+const outcomeOf = (end: AnswerEnd): TurnReport['outcome'] =>
+  end.kind === 'failed' ? 'error' : end.kind === 'client_gone' ? 'client_gone' : 'done';
+
+/** The prompt from the context, then the model's answer; a regeneration with no stored question fails. */
+async function answerQuestion(
+  deps: TurnDeps,
+  input: TurnInput,
+  { conversation, retrieved }: TurnContext,
+  regenerated: Regeneration,
+  client: ClientChannel,
+): Promise<StreamedAnswer> {
+  const question = input.message ?? regenerated?.question;
+  if (question === undefined) {
+    deps.log.error('turn failed after streaming started', {
+      code: 'nothing_to_regenerate',
+      cause: { name: 'NothingToRegenerate', message: '' },
+    });
+    const end: AnswerEnd = { kind: 'failed', code: 'nothing_to_regenerate' };
+    return {
+      text: '',
+      usage: { input_tokens: 0, output_tokens: 0 },
+      end,
+      modelStartedAt: 0,
+      firstTokenAt: undefined,
+    };
+  }
+  const prompt = buildPrompt({
+    profile: conversation.profile,
+    passages: retrieved.passages,
+    history: regenerated?.before ?? conversation.history,
+    question,
+    historyLimit: deps.settings.historyLimit,
+  });
+  return streamAnswer(
+    deps,
+    {
+      ...prompt,
+      metadata: { user_key: deps.userKey(input.userId), session_id: input.sessionId },
+      stop: input.stop ?? new AbortController().signal,
+    },
+    client,
+  );
+}
+
+function userMessage(deps: TurnDeps, input: TurnInput, messageId: string): ChatMessage {
+  return {
+    messageId,
+    sessionId: input.sessionId,
+    userId: input.userId,
+    ...(input.clientMessageId ? { clientMessageId: input.clientMessageId } : {}),
+    role: 'user',
+    content: input.message ?? '',
+    createdAt: deps.clock().toISOString(),
+  };
+}
+
+function assistantMessage(
+  deps: TurnDeps,
+  input: TurnInput,
+  reply: { id: string; answer: StreamedAnswer; sources: Source[]; regenerated: Regeneration },
+): ChatMessage {
+  const { answer, sources, regenerated } = reply;
+  return {
+    messageId: reply.id,
+    sessionId: input.sessionId,
+    userId: input.userId,
+    role: 'assistant',
+    content: answer.text,
+    createdAt: deps.clock().toISOString(),
+    stopReason: answer.end.kind === 'answered' ? answer.end.stopReason : 'end_turn',
+    usage: answer.usage,
+    ...(sources.length > 0 ? { sources } : {}),
+    ...(regenerated?.replaces ? { replaces: regenerated.replaces } : {}),
+  };
+}
+
+/** `done` for an answer, `error` for a failure, nothing once the client is gone (it would not arrive). */
+function finalEvent(
+  answer: StreamedAnswer,
+  messageId: string,
+  timings: TurnTimings,
+  cache: TurnCacheStates,
+): TurnEvent {
+  const { end, usage } = answer;
+  if (end.kind === 'failed') return { type: 'error', code: end.code, message: ERROR_MESSAGES[end.code] };
+  const stopReason = end.kind === 'answered' ? end.stopReason : 'end_turn';
+  return { type: 'done', message_id: messageId, stop_reason: stopReason, usage, timings, cache };
 }
 
 /**

@@ -337,7 +337,7 @@ describe('silent loss', () => {
       expect(events.map((e) => e.type)).not.toContain('done');
       expect(events.at(-1)).toMatchObject({
         type: 'error',
-        code: 'internal',
+        code: 'not_saved',
         message: expect.stringMatching(/not be saved/),
       });
     } finally {

@@ -73,6 +73,16 @@ describe('import rules (dependency-cruiser)', () => {
         "import * as z from 'zod';\nimport type { Keys } from '../contracts/keys.ts';\nimport { turn } from './turn.ts';\nexport const fine = [z, turn] as unknown as Keys;\n",
       );
       write(
+        'functions/chat-stream/routes/turns.ts',
+        "import { cache } from '../../adapters/cache.ts';\nexport const turns = cache;\n",
+      );
+      write(
+        'functions/chat-stream/wire/native.ts',
+        "import { turns } from '../routes/turns.ts';\nimport { sse } from './sse.ts';\nexport const native = [turns, sse];\n",
+      );
+      // Allowed: a wire format uses the SSE writer beside it.
+      write('functions/chat-stream/wire/sse.ts', 'export const sse = 1;\n');
+      write(
         'functions/persist/handler.ts',
         "import { App } from 'aws-cdk-lib';\nimport { stack } from '../../lib/stack.ts';\nexport const handler = [App, stack];\n",
       );
@@ -96,11 +106,13 @@ describe('import rules (dependency-cruiser)', () => {
         'core-not-to-aws-or-http: functions/core/turn.ts -> node_modules/@types/aws-lambda/index.d.ts',
         'core-only-core-and-contracts: functions/core/turn.ts -> functions/adapters/cache.ts',
         'deploy-time-handlers-stand-alone: lib/custom-resources/probe.ts -> lib/stack.ts',
+        'edge-not-to-adapters: functions/chat-stream/routes/turns.ts -> functions/adapters/cache.ts',
         'functions-not-to-infra: functions/persist/handler.ts -> lib/stack.ts',
         'infra-not-to-local-or-bench: lib/stack.ts -> local/dev.ts',
         'lambda-code-not-to-dev-dep: functions/persist/handler.ts -> node_modules/aws-cdk-lib/index.js',
         'lambda-code-not-to-dev-dep: lib/custom-resources/probe.ts -> node_modules/aws-cdk-lib/index.js',
         'no-circular: local/b.ts -> local/dev.ts',
+        'wire-formats-stand-alone: functions/chat-stream/wire/native.ts -> functions/chat-stream/routes/turns.ts',
       ]);
     });
   });

@@ -122,7 +122,10 @@ function Workspace({ config, signer, account }: { config: PageConfig; signer: Si
     setSessions((list) =>
       list?.some((s) => s.id === id)
         ? list
-        : [{ id, title: null, created_at: now, updated_at: now, message_count: 1 }, ...(list ?? [])],
+        : [
+            { id, title: '', title_source: 'auto', created_at: now, updated_at: now, message_count: 1 },
+            ...(list ?? []),
+          ],
     );
   }, []);
 

@@ -1,5 +1,8 @@
 import type { UIMessage } from 'ai';
-import type { AnswerMetadata } from './types.ts';
+import type { AnswerMetadata, SessionPage, SessionSummary, UsageSummary } from './types.ts';
+
+export type { SessionSummary };
+export type Usage = UsageSummary;
 
 /** A refused or failed API call, with what the API said: `{"error":{"code","message",…}}`. */
 export class ApiError extends Error {
@@ -42,28 +45,6 @@ export function apiErrorFrom(status: number, body: string, retryAfterHeader?: st
   );
 }
 
-export interface SessionSummary {
-  id: string;
-  title: string | null;
-  created_at: string;
-  updated_at: string;
-  message_count: number;
-}
-
-interface LimitUse {
-  /** 0 means no limit. */
-  limit: number;
-  used: number;
-}
-
-export interface Usage {
-  day: string;
-  turns: number;
-  input_tokens: number;
-  output_tokens: number;
-  limits: { turns_per_minute: LimitUse; concurrent_streams: LimitUse; tokens_per_day: LimitUse };
-}
-
 export type ChatMessage = UIMessage<AnswerMetadata>;
 
 /** The JSON routes of the API (conversations, stop, usage); the turns themselves go through useChat. */
@@ -98,7 +79,7 @@ export class Api {
 
   /** Newest activity first. */
   async sessions(limit = 50): Promise<SessionSummary[]> {
-    const page = await this.#request<{ sessions: SessionSummary[] }>('GET', `/sessions?limit=${limit}`);
+    const page = await this.#request<SessionPage>('GET', `/sessions?limit=${limit}`);
     return page?.sessions ?? [];
   }
 

@@ -1,10 +1,7 @@
-/** What the API puts in an answer's metadata: `start` and `finish` chunks live, the stored form on reload. */
-export interface AnswerMetadata {
-  sessionId?: string;
-  stopReason?: string;
-  errorCode?: string;
-  createdAt?: string;
-  usage?: { input_tokens?: number; output_tokens?: number };
-  timings?: { first_byte_ms?: number; model_first_token_ms?: number; total_ms?: number };
-  cache?: { profile?: string; history?: string; rag?: string };
-}
+/** The API's types, from the one definition the stream function's routes are typed with. */
+export type {
+  AnswerMetadata,
+  SessionPage,
+  SessionSummary,
+  UsageSummary,
+} from '../../functions/contracts/api.ts';

@@ -2,7 +2,7 @@ import type { Metrics } from '@aws-lambda-powertools/metrics';
 import { describe, expect, it } from 'vitest';
 import { TurnMetrics } from '../../../functions/adapters/turn-metrics.ts';
 import { STREAM_METRICS } from '../../../functions/contracts/observability.ts';
-import type { TurnReport } from '../../../functions/core/turn.ts';
+import type { TurnReport } from '../../../functions/core/turn-events.ts';
 
 /** Records what would be published: name, value, and which flush it belonged to. */
 function recordingMetrics() {

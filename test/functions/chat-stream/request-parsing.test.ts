@@ -1,24 +1,46 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { aiSdkRequestSchema, toTurnRequest } from '../../../functions/chat-stream/ai-sdk-stream.ts';
-import { HttpError, readJsonBody } from '../../../functions/chat-stream/http-edge.ts';
-import { openAiRequestSchema, toOpenAiTurn } from '../../../functions/chat-stream/openai-compat.ts';
-import { matchRoute } from '../../../functions/chat-stream/routes.ts';
+import { rejectionResponse } from '../../../functions/chat-stream/http-errors.ts';
+import { readJsonBody } from '../../../functions/chat-stream/invocation.ts';
+import { createRouter } from '../../../functions/chat-stream/router.ts';
+import { aiSdkRequestSchema, toTurnRequest } from '../../../functions/chat-stream/wire/ai-sdk.ts';
+import { openAiRequestSchema, toOpenAiTurn } from '../../../functions/chat-stream/wire/openai.ts';
 import { decodeCursor } from '../../../functions/core/conversations.ts';
 import { RequestRejected } from '../../../functions/core/errors.ts';
 import { chatRequestSchema, parseJsonBody } from '../../../functions/core/request.ts';
 
-/** A parser may accept or refuse; refusing is a RequestRejected or a 4xx HttpError, never anything else. */
+/** A parser may accept or refuse; refusing is a RequestRejected answered with a 4xx, never anything else. */
 function refusesCleanly(parse: () => unknown): boolean {
   try {
     parse();
     return true;
   } catch (error) {
-    if (error instanceof RequestRejected) return true;
-    if (error instanceof HttpError) return error.status >= 400 && error.status < 500;
-    throw error;
+    if (!(error instanceof RequestRejected)) throw error;
+    const { statusCode } = rejectionResponse(error, 'api');
+    return statusCode >= 400 && statusCode < 500;
   }
 }
+
+const answer = async () => ({ statusCode: 200, headers: {}, body: '' });
+const matchRoute = createRouter({
+  turns: {
+    nativeTurn: answer,
+    aiSdkTurn: answer,
+    openAiTurn: answer,
+    resumeNative: answer,
+    resumeAiSdk: answer,
+    stop: answer,
+  },
+  conversations: {
+    listSessions: answer,
+    getSession: answer,
+    listMessages: answer,
+    renameSession: answer,
+    deleteSession: answer,
+    eraseUser: answer,
+  },
+  account: { usage: answer },
+});
 
 const jsonText = fc.oneof(
   fc.json(),

@@ -1,0 +1,196 @@
+import * as z from 'zod/mini';
+import type { SessionSummary as SessionJson, SessionPage, StoredMessage } from '../../contracts/api.ts';
+import {
+  type ConversationArchive,
+  decodeCursor,
+  encodeCursor,
+  type SessionSummary,
+  visibleMessages,
+} from '../../core/conversations.ts';
+import { dependencyUnavailable, invalidField, RequestRejected } from '../../core/errors.ts';
+import type { ChatMessage } from '../../core/messages.ts';
+import { parseJsonBody } from '../../core/request.ts';
+import { type Invocation, json, noContent, type RouteHandler, readJsonBody } from '../invocation.ts';
+import { sourcePart } from '../wire/ai-sdk.ts';
+
+/** What the conversation routes need: the archive, the cached history, and forgetting cached keys. */
+export interface ConversationRouteDeps {
+  archive: ConversationArchive;
+  /** The session's cached newest messages (at most `historyLimit`), or `undefined` on a miss or failure. */
+  cachedHistory(userId: string, sessionId: string): Promise<ChatMessage[] | undefined>;
+  historyLimit: number;
+  /**
+   * Cache and turn keys of a deleted session or an erased user, by exact keys (never a scan), leaving a
+   * marker that refuses older writes; stored data goes through the archive. Rejects when Redis is down.
+   */
+  forgetSession(userId: string, sessionId: string): Promise<void>;
+  forgetUser(userId: string): Promise<void>;
+}
+
+const MAX_TITLE_CHARS = 120;
+const renameSchema = z.strictObject({
+  title: z.string('title must be a string').check(
+    z.refine((t) => t.trim().length > 0, 'title must not be blank'),
+    z.maxLength(MAX_TITLE_CHARS, `title must be at most ${MAX_TITLE_CHARS} characters`),
+  ),
+});
+
+const notFound = () => new RequestRejected('not_found', 'not_found', 'No such conversation.');
+
+/** `limit` from the query string: 1..max, default `fallback`; anything else is a 400 naming it. */
+function limitFrom(inv: Invocation, fallback: number, max: number): number {
+  const raw = inv.event.queryStringParameters?.limit;
+  if (raw === undefined) return fallback;
+  if (!/^\d{1,4}$/.test(raw) || Number(raw) < 1 || Number(raw) > max) {
+    throw invalidField('limit', `limit must be a whole number from 1 to ${max}.`);
+  }
+  return Number(raw);
+}
+
+const sessionJson = (s: SessionSummary): SessionJson => ({
+  id: s.sessionId,
+  title: s.title,
+  title_source: s.titleSource,
+  created_at: s.createdAt,
+  updated_at: s.updatedAt,
+  message_count: s.messageCount,
+});
+
+const messageJson = (m: ChatMessage): StoredMessage => ({
+  id: m.messageId,
+  role: m.role,
+  text: m.content,
+  created_at: m.createdAt,
+  ...(m.clientMessageId ? { client_message_id: m.clientMessageId } : {}),
+  ...(m.sources ? { sources: m.sources } : {}),
+  ...(m.stopReason ? { stop_reason: m.stopReason } : {}),
+  ...(m.usage ? { usage: m.usage } : {}),
+});
+
+/** `UIMessage`s ready to be `useChat`'s initial messages: text and source parts, ids as the stream gave them. */
+function uiMessage(m: ChatMessage) {
+  // The same parts the stream gave, so a reopened answer looks as it did while it streamed.
+  const sources = (m.sources ?? []).map(sourcePart);
+  return {
+    id: m.role === 'user' ? (m.clientMessageId ?? m.messageId) : m.messageId,
+    role: m.role,
+    parts: [
+      ...(m.role === 'assistant' ? [{ type: 'step-start' }] : []),
+      ...sources,
+      { type: 'text', text: m.content },
+    ],
+    metadata: {
+      createdAt: m.createdAt,
+      ...(m.stopReason ? { stopReason: m.stopReason } : {}),
+      ...(m.usage ? { usage: m.usage } : {}),
+    },
+  };
+}
+
+/**
+ * Redis first (its marker refuses every later cache and journal write of older turns, and stops a running
+ * one), then the table. A Redis failure does not stop the table's delete; the client is told to retry.
+ */
+async function forgetEverywhere(forgetCached: () => Promise<void>, deleteStored: () => Promise<void>) {
+  const forget = () =>
+    forgetCached().then(
+      () => true,
+      () => false,
+    );
+  const first = await forget();
+  await deleteStored();
+  if (!first && !(await forget())) {
+    throw dependencyUnavailable(
+      'cache_unavailable',
+      'Deleted from storage, but the cache could not be cleared. Send the same request again.',
+    );
+  }
+  return noContent();
+}
+
+type MessagePage = { messages: ChatMessage[]; more: boolean };
+
+export function conversationRoutes(deps: ConversationRouteDeps) {
+  const { archive } = deps;
+
+  const listSessions: RouteHandler = async (inv) => {
+    const limit = limitFrom(inv, 20, 100);
+    const { sessions, next } = await archive.listSessions(
+      inv.userId,
+      limit,
+      inv.event.queryStringParameters?.cursor,
+    );
+    const page: SessionPage = { sessions: sessions.map(sessionJson), next_cursor: next ?? null };
+    return json(200, page);
+  };
+
+  const getSession: RouteHandler = async (inv, sessionId) => {
+    const session = await archive.getSession(inv.userId, sessionId);
+    if (!session) throw notFound();
+    return json(200, sessionJson(session));
+  };
+
+  /**
+   * The newest page from the cached history when it holds it (a turn just answered is there before the
+   * consumer stored it): the cache keeps the newest `historyLimit` messages, so a shorter list is the
+   * whole conversation.
+   */
+  async function newestFromCache(
+    inv: Invocation,
+    sessionId: string,
+    limit: number,
+  ): Promise<MessagePage | undefined> {
+    const history = await deps.cachedHistory(inv.userId, sessionId);
+    if (!history || history.length === 0) return undefined;
+    if (history.length < deps.historyLimit || history.length >= limit) {
+      return { messages: history.slice(-limit), more: history.length >= deps.historyLimit };
+    }
+    return undefined;
+  }
+
+  async function fromArchive(inv: Invocation, sessionId: string, limit: number, before: string | undefined) {
+    const page = await archive.listMessages(inv.userId, sessionId, limit, before);
+    if (page.messages.length === 0 && !before && !(await archive.getSession(inv.userId, sessionId))) {
+      throw notFound();
+    }
+    return page;
+  }
+
+  /** Newest first from the cache when it holds them, else from DynamoDB; older pages always from DynamoDB. */
+  const listMessages: RouteHandler = async (inv, sessionId) => {
+    const limit = limitFrom(inv, 50, 200);
+    const format = inv.event.queryStringParameters?.format;
+    if (format !== undefined && format !== 'ai-sdk')
+      throw invalidField('format', 'format must be ai-sdk when given.');
+    const before = decodeCursor(inv.event.queryStringParameters?.cursor, ['before'])?.before;
+    const page =
+      (before === undefined ? await newestFromCache(inv, sessionId, limit) : undefined) ??
+      (await fromArchive(inv, sessionId, limit, before));
+    const messages = visibleMessages(page.messages);
+    const oldest = page.messages[0]?.messageId;
+    const next_cursor = page.more && oldest ? encodeCursor({ before: oldest }) : null;
+    if (format === 'ai-sdk') return json(200, { messages: messages.map(uiMessage), next_cursor });
+    return json(200, { messages: messages.map(messageJson), next_cursor });
+  };
+
+  const renameSession: RouteHandler = async (inv, sessionId) => {
+    const { title } = parseJsonBody(readJsonBody(inv.event, 4096), renameSchema);
+    const session = await archive.renameSession(inv.userId, sessionId, title.trim());
+    if (!session) throw notFound();
+    return json(200, sessionJson(session));
+  };
+
+  const deleteSession: RouteHandler = async (inv, sessionId) =>
+    forgetEverywhere(
+      () => deps.forgetSession(inv.userId, sessionId),
+      () => archive.deleteSession(inv.userId, sessionId),
+    );
+
+  const eraseUser: RouteHandler = async (inv) =>
+    forgetEverywhere(
+      () => deps.forgetUser(inv.userId),
+      () => archive.eraseUser(inv.userId),
+    );
+
+  return { listSessions, getSession, listMessages, renameSession, deleteSession, eraseUser };
+}

@@ -1,0 +1,192 @@
+import type { Writable } from 'node:stream';
+import type { FinishReason, UIMessageChunk } from 'ai';
+import * as z from 'zod/mini';
+import type { AnswerMetadata } from '../../contracts/api.ts';
+import { invalidField } from '../../core/errors.ts';
+import { opaqueId, type Source } from '../../core/messages.ts';
+import type { WireSink } from '../../core/ports.ts';
+import { parseOpaqueId } from '../../core/request.ts';
+import type { StopReason, TurnEvent } from '../../core/turn-events.ts';
+import { SseWriter } from './sse-writer.ts';
+
+/** What the AI SDK's `DefaultChatTransport` reads (it ignores headers, but proxies and browsers do not). */
+export const UI_MESSAGE_STREAM_HEADERS = {
+  'content-type': 'text/event-stream; charset=utf-8',
+  'cache-control': 'no-cache',
+  'x-vercel-ai-ui-message-stream': 'v1',
+  'x-accel-buffering': 'no',
+} as const;
+
+const uiMessage = z.looseObject({
+  id: z.optional(z.string()),
+  role: z.enum(['user', 'assistant', 'system']),
+  parts: z.array(z.looseObject({ type: z.string(), text: z.optional(z.string()) })),
+});
+
+/**
+ * `useChat`'s request: the whole conversation (`messages`) or only the last message (`message`, via
+ * `prepareSendMessagesRequest`). Only the last user message is read: the stored history is the truth.
+ */
+export const aiSdkRequestSchema = z.looseObject({
+  id: opaqueId('id'),
+  messages: z.optional(z.array(uiMessage)),
+  message: z.optional(uiMessage),
+  trigger: z._default(z.enum(['submit-message', 'regenerate-message']), 'submit-message'),
+  messageId: z.optional(z.string()),
+  use_rag: z.optional(z.boolean('use_rag must be a boolean')),
+});
+
+export interface AiSdkTurnRequest {
+  sessionId: string;
+  /** `undefined` when regenerating the last answer. */
+  message: string | undefined;
+  clientMessageId: string | undefined;
+  useRag: boolean | undefined;
+}
+
+export function toTurnRequest(
+  body: z.infer<typeof aiSdkRequestSchema>,
+  maxMessageChars: number,
+): AiSdkTurnRequest {
+  const base = { sessionId: body.id, useRag: body.use_rag };
+  if (body.trigger === 'regenerate-message')
+    return { ...base, message: undefined, clientMessageId: undefined };
+  const last = body.message ?? body.messages?.at(-1);
+  if (last?.role !== 'user') throw invalidField('messages', 'The last message must be a user message.');
+  const text = last.parts
+    .flatMap((part) => (part.type === 'text' && part.text ? [part.text] : []))
+    .join('\n');
+  if (text.trim() === '' || text.length > maxMessageChars) {
+    throw invalidField('messages', `The message text must be 1 to ${maxMessageChars} characters.`);
+  }
+  return { ...base, message: text, clientMessageId: parseOpaqueId(last.id, 'message ids', 'messages') };
+}
+
+const FINISH_REASONS: Record<StopReason, FinishReason> = {
+  end_turn: 'stop',
+  stop_sequence: 'stop',
+  max_tokens: 'length',
+  guardrail_intervened: 'content-filter',
+  content_filtered: 'content-filter',
+  model_context_window_exceeded: 'length',
+  stopped: 'other',
+  other: 'other',
+};
+
+const MEDIA_TYPES: Record<string, string> = {
+  md: 'text/markdown',
+  txt: 'text/plain',
+  pdf: 'application/pdf',
+  html: 'text/html',
+  json: 'application/json',
+};
+
+type UiChunk = UIMessageChunk<AnswerMetadata>;
+type SourceChunk = Extract<UiChunk, { type: 'source-url' | 'source-document' }>;
+
+/** A retrieved source as the AI SDK's source part (a chunk while streaming, a part when read back). */
+export function sourcePart(source: Source): SourceChunk {
+  if (/^https?:\/\//i.test(source.uri)) {
+    return { type: 'source-url', sourceId: source.id, url: source.uri, title: source.title };
+  }
+  const filename = source.uri.split('/').pop() || source.id;
+  const extension = filename.split('.').pop()?.toLowerCase() ?? '';
+  return {
+    type: 'source-document',
+    sourceId: source.id,
+    mediaType: MEDIA_TYPES[extension] ?? 'application/octet-stream',
+    title: source.title,
+    filename,
+  };
+}
+
+/** What the mapper remembers between events: the session (for the finish metadata) and an open text part. */
+export interface UiStreamState {
+  sessionId: string;
+  textOpen: boolean;
+}
+
+export const UI_STREAM_START: UiStreamState = { sessionId: '', textOpen: false };
+
+const closeText = (state: UiStreamState): UiChunk[] =>
+  state.textOpen ? [{ type: 'text-end', id: 'text' }] : [];
+
+/**
+ * The AI SDK UI message stream v1: each turn event becomes the chunks `useChat` expects, in the order
+ * its parser requires (`text-start` before any `text-delta`, parts closed before `finish`).
+ */
+export function toUiMessageChunks(
+  event: TurnEvent,
+  state: UiStreamState,
+): { chunks: UiChunk[]; state: UiStreamState } {
+  switch (event.type) {
+    case 'session_id':
+      return {
+        chunks: [
+          { type: 'start', messageId: event.message_id, messageMetadata: { sessionId: event.session_id } },
+          { type: 'start-step' },
+        ],
+        state: { ...state, sessionId: event.session_id },
+      };
+    case 'sources':
+      return { chunks: event.sources.map(sourcePart), state };
+    case 'token':
+      return {
+        chunks: [
+          ...(state.textOpen ? [] : [{ type: 'text-start', id: 'text' } as const]),
+          { type: 'text-delta', id: 'text', delta: event.text },
+        ],
+        state: { ...state, textOpen: true },
+      };
+    case 'done': {
+      const { sessionId } = state;
+      const metadata = { sessionId, stopReason: event.stop_reason, usage: event.usage };
+      const chunks: UiChunk[] = [
+        ...closeText(state),
+        { type: 'finish-step' },
+        ...(event.stop_reason === 'stopped' ? [{ type: 'abort', reason: 'stopped' } as const] : []),
+        {
+          type: 'finish',
+          finishReason: FINISH_REASONS[event.stop_reason],
+          messageMetadata: { ...metadata, timings: event.timings, cache: event.cache },
+        },
+      ];
+      return { chunks, state: { ...state, textOpen: false } };
+    }
+    case 'error':
+      return {
+        chunks: [
+          ...closeText(state),
+          { type: 'error', errorText: event.message },
+          {
+            type: 'finish',
+            finishReason: 'error',
+            messageMetadata: { sessionId: state.sessionId, errorCode: event.code },
+          },
+        ],
+        state: { ...state, textOpen: false },
+      };
+  }
+}
+
+/** The UI message stream on SSE: no event ids (the AI SDK resumes by session), `[DONE]` at the end. */
+export class AiSdkSink implements WireSink {
+  readonly #sse: SseWriter;
+  #state = UI_STREAM_START;
+
+  constructor(out: Writable, paddingBytes: number) {
+    this.#sse = new SseWriter(out, paddingBytes);
+  }
+
+  send(event: TurnEvent): boolean {
+    const { chunks, state } = toUiMessageChunks(event, this.#state);
+    this.#state = state;
+    const open = this.#sse.write(chunks);
+    if (event.type === 'token') this.#sse.stopPadding();
+    return open;
+  }
+
+  end(): void {
+    this.#sse.end('[DONE]');
+  }
+}

@@ -1,0 +1,174 @@
+import { startDeadline } from './deadline.ts';
+import type { Usage } from './messages.ts';
+import { type ChatModel, type EventSink, ModelError, type ModelEvent, type TurnLog } from './ports.ts';
+import { type StopReason, type TurnErrorCode, type TurnEvent, toStopReason } from './turn-events.ts';
+
+/** The turn's side of the client: sends until the sink first refuses, then remembers the client left. */
+export class ClientChannel {
+  readonly #sink: EventSink;
+  #gone = false;
+
+  constructor(sink: EventSink) {
+    this.#sink = sink;
+  }
+
+  get gone(): boolean {
+    return this.#gone;
+  }
+
+  send(event: TurnEvent): boolean {
+    if (!this.#gone && !this.#sink.send(event)) this.#gone = true;
+    return !this.#gone;
+  }
+}
+
+/** How the model part of a turn ended; only an `answered` answer is remembered and saved. */
+export type AnswerEnd =
+  | { kind: 'answered'; stopReason: StopReason }
+  | { kind: 'failed'; code: TurnErrorCode }
+  | { kind: 'client_gone' };
+
+export interface StreamedAnswer {
+  text: string;
+  usage: Usage;
+  end: AnswerEnd;
+  /** Monotonic times of the model call and of its first token (`undefined` when none came). */
+  modelStartedAt: number;
+  firstTokenAt: number | undefined;
+}
+
+export interface AnswerDeps {
+  model: ChatModel;
+  log: TurnLog;
+  settings: { modelTimeoutMs: number };
+  now(): number;
+}
+
+export interface AnswerRequest {
+  system: string;
+  messages: Array<{ role: 'user' | 'assistant'; content: string }>;
+  metadata: Record<string, string>;
+  /** Aborts when someone asks this turn to stop: the answer so far is kept with stop reason `stopped`. */
+  stop: AbortSignal;
+}
+
+const NO_USAGE: Usage = { input_tokens: 0, output_tokens: 0 };
+
+const toUsage = (event: Extract<ModelEvent, { type: 'usage' }>): Usage => ({
+  input_tokens: event.inputTokens,
+  output_tokens: event.outputTokens,
+  ...(event.cacheReadTokens ? { cache_read_input_tokens: event.cacheReadTokens } : {}),
+  ...(event.cacheWriteTokens ? { cache_write_input_tokens: event.cacheWriteTokens } : {}),
+});
+
+function classify(error: unknown, timedOut: boolean): TurnErrorCode {
+  if (timedOut) return 'timeout';
+  return error instanceof ModelError ? error.code : 'internal';
+}
+
+/**
+ * The provider's error name and message (AWS error texts carry no user content); never the prompt.
+ * A stream that ended without a stop reason threw nothing: it is described as the model error it is.
+ */
+function describeCause(error: unknown) {
+  if (error === undefined) return { name: 'ModelError', message: 'The model stream ended early.' };
+  const cause = error instanceof Error && error.cause instanceof Error ? error.cause : error;
+  return cause instanceof Error ? { name: cause.name, message: cause.message } : { name: typeof cause };
+}
+
+/** What the model said, as it arrived; tracked apart from how the stream then ended. */
+class AnswerText {
+  text = '';
+  stopReason: StopReason | undefined;
+  usage: Usage = NO_USAGE;
+  firstTokenAt: number | undefined;
+}
+
+/**
+ * Streams the model's answer to the client under one deadline. Three things end it early: the user's
+ * stop (the text so far is kept), the client leaving (the model call is cancelled) and the deadline.
+ */
+export async function streamAnswer(
+  deps: AnswerDeps,
+  request: AnswerRequest,
+  client: ClientChannel,
+): Promise<StreamedAnswer> {
+  const cancel = new AbortController();
+  const deadline = startDeadline(deps.settings.modelTimeoutMs, 'model stream');
+  const { stop } = request;
+  const modelStartedAt = deps.now();
+  const answer = new AnswerText();
+  let end: AnswerEnd;
+  let cause: unknown;
+  try {
+    const events = deps.model.stream({
+      system: request.system,
+      messages: request.messages,
+      signal: AbortSignal.any([cancel.signal, deadline.signal, stop]),
+      metadata: request.metadata,
+    });
+    await forward(events, answer, { client, stop, cancel, now: deps.now });
+    end = endOf(answer, { clientGone: client.gone, stopped: stop.aborted, timedOut: deadline.expired });
+  } catch (error) {
+    cause = error;
+    end =
+      stop.aborted && !deadline.expired
+        ? { kind: 'answered', stopReason: 'stopped' }
+        : { kind: 'failed', code: classify(error, deadline.expired) };
+  } finally {
+    deadline.clear();
+  }
+  if (end.kind === 'failed') {
+    deps.log.error('turn failed after streaming started', { code: end.code, cause: describeCause(cause) });
+  }
+  return {
+    text: answer.text,
+    usage: stop.aborted ? stoppedUsage(answer, request) : answer.usage,
+    end,
+    modelStartedAt,
+    firstTokenAt: answer.firstTokenAt,
+  };
+}
+
+async function forward(
+  events: AsyncIterable<ModelEvent>,
+  answer: AnswerText,
+  run: { client: ClientChannel; stop: AbortSignal; cancel: AbortController; now: () => number },
+) {
+  for await (const event of events) {
+    // Whatever the provider still delivers after a stop is not part of the answer.
+    if (run.stop.aborted) break;
+    if (event.type === 'stop') answer.stopReason = toStopReason(event.stopReason);
+    else if (event.type === 'usage') answer.usage = toUsage(event);
+    else {
+      answer.firstTokenAt ??= run.now();
+      answer.text += event.text;
+      if (!run.client.send({ type: 'token', text: event.text })) {
+        run.cancel.abort();
+        break;
+      }
+    }
+  }
+}
+
+/** How a stream that did not throw ended; a stream with no stop reason was cut off by the provider. */
+function endOf(
+  answer: AnswerText,
+  state: { clientGone: boolean; stopped: boolean; timedOut: boolean },
+): AnswerEnd {
+  if (state.clientGone) return { kind: 'client_gone' };
+  if (state.timedOut) return { kind: 'failed', code: 'timeout' };
+  if (state.stopped) return { kind: 'answered', stopReason: 'stopped' };
+  if (answer.stopReason === undefined) return { kind: 'failed', code: 'model_error' };
+  return { kind: 'answered', stopReason: answer.stopReason };
+}
+
+/**
+ * A stopped stream never reaches the model's usage report: estimate it (about 4 characters a token)
+ * so that what a stop saves is still charged and visible.
+ */
+function stoppedUsage(answer: AnswerText, request: AnswerRequest): Usage {
+  if (answer.usage.input_tokens !== 0 || answer.usage.output_tokens !== 0) return answer.usage;
+  const promptChars = request.system.length + request.messages.reduce((sum, m) => sum + m.content.length, 0);
+  return { input_tokens: Math.ceil(promptChars / 4), output_tokens: Math.ceil(answer.text.length / 4) };
+}

@@ -8,7 +8,8 @@ import {
   type SystemContentBlock,
 } from '@aws-sdk/client-bedrock-runtime';
 import { type ModelCapabilities, modelCapabilities } from '../contracts/models.ts';
-import { type ChatModel, ModelError, type ModelEvent, type ModelRequest } from '../core/ports.ts';
+import { ModelError } from '../core/errors.ts';
+import type { ChatModel, ModelEvent, ModelRequest } from '../core/ports.ts';
 
 /** One ConverseStream event as the port's event; events the turn does not use become `undefined`. */
 function toModelEvent(event: ConverseStreamOutput): ModelEvent | undefined {

@@ -1,6 +1,7 @@
 import { startDeadline } from './deadline.ts';
+import { ModelError } from './errors.ts';
 import type { Usage } from './messages.ts';
-import { type ChatModel, type EventSink, ModelError, type ModelEvent, type TurnLog } from './ports.ts';
+import type { ChatModel, EventSink, ModelEvent, TurnLog } from './ports.ts';
 import { type StopReason, type TurnErrorCode, type TurnEvent, toStopReason } from './turn-events.ts';
 
 /** The turn's side of the client: sends until the sink first refuses, then remembers the client left. */

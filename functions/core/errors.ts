@@ -40,3 +40,15 @@ export const DEPENDENCY_RETRY_AFTER_SECONDS = 5;
 /** A 503 for a dependency that is down: the same request may be sent again after `retry-after`. */
 export const dependencyUnavailable = (code: string, message: string) =>
   new RequestRejected('unavailable', code, message, { retry_after_seconds: DEPENDENCY_RETRY_AFTER_SECONDS });
+
+export type ModelErrorCode = 'throttled' | 'model_error' | 'timeout';
+
+/** What a model adapter throws, already mapped from the provider's error types. */
+export class ModelError extends Error {
+  readonly code: ModelErrorCode;
+  constructor(code: ModelErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'ModelError';
+    this.code = code;
+  }
+}

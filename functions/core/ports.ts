@@ -80,18 +80,6 @@ export interface ModelRequest {
   metadata?: Record<string, string>;
 }
 
-export type ModelErrorCode = 'throttled' | 'model_error' | 'timeout';
-
-/** What a model adapter throws, already mapped from the provider's error types. */
-export class ModelError extends Error {
-  readonly code: ModelErrorCode;
-  constructor(code: ModelErrorCode, message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = 'ModelError';
-    this.code = code;
-  }
-}
-
 export interface ChatModel {
   stream(request: ModelRequest): AsyncIterable<ModelEvent>;
 }

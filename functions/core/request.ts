@@ -31,7 +31,7 @@ export function parseJsonBody<T extends z.ZodMiniType>(body: string, schema: T):
       issue?.path.join('.') || (issue?.code === 'unrecognized_keys' ? issue.keys.join(',') : 'body');
     const message =
       issue?.code === 'unrecognized_keys' ? `unknown field: ${field}` : (issue?.message ?? 'invalid request');
-    throw new RequestRejected('invalid', 'invalid_request', message, { field });
+    throw invalidField(field, message);
   }
   return result.data;
 }

@@ -1,6 +1,6 @@
 import { beforeEach, describe, expect, it } from 'vitest';
+import { ModelError } from '../../../functions/core/errors.ts';
 import type { ChatMessage } from '../../../functions/core/messages.ts';
-import { ModelError } from '../../../functions/core/ports.ts';
 import { runTurn, type TurnInput } from '../../../functions/core/turn.ts';
 import type { TurnEvent } from '../../../functions/core/turn-events.ts';
 import { deferred } from '../../support/deferred.ts';

@@ -4,10 +4,11 @@ import { join } from 'node:path';
 import type { BuildOptions } from 'esbuild';
 
 const ROOT = join(import.meta.dirname, '..');
+const NODE_HTTP = join(ROOT, 'lib/bundling/node-http.cjs');
 
 /**
  * The flags the stack's `ChatFunction` gives esbuild (lib/functions.ts: ESM, node24, minified, the AWS
- * SDK bundled, an external source map without the sources' text, the `require` banner).
+ * SDK bundled, an external source map without the sources' text, the `require` banner, the `node:http` alias of lib/functions.ts).
  */
 const STACK_FLAGS: BuildOptions = {
   bundle: true,
@@ -20,6 +21,7 @@ const STACK_FLAGS: BuildOptions = {
   mainFields: ['module', 'main'],
   banner: { js: "import{createRequire as __cr}from'module';const require=__cr(import.meta.url);" },
   outExtension: { '.js': '.mjs' },
+  alias: { http: NODE_HTTP, 'node:http': NODE_HTTP },
   logLevel: 'error',
 };
 

@@ -19,6 +19,8 @@ export interface ColdStart {
   bundles: Record<string, number>;
   streamInitMs: number[];
   streamInitMedianMs: number;
+  /** CPU time (user + system, every thread) of the same import + init: less moved by other work on the machine. */
+  streamInitCpuMedianMs: number;
   /** A fresh Node process doing nothing, spawn to exit (the part of a cold start that is not ours). */
   nodeStartMedianMs: number;
 }
@@ -63,22 +65,26 @@ export async function buildBundles(
   return how === 'cdk' ? buildWithCdk() : { 'chat-stream': esbuilt };
 }
 
-/** Per run: the time the script itself reports, or (`wall`) the whole process from spawn to exit. */
+/** Per run: the wall and CPU time the script itself reports, or (`wall`) the whole process from spawn to exit. */
 async function timeNode(
   args: string[],
   env: Record<string, string>,
   runs: number,
   wall = false,
-): Promise<number[]> {
-  const times: number[] = [];
+): Promise<{ ms: number[]; cpuMs: number[] }> {
+  const times = { ms: [] as number[], cpuMs: [] as number[] };
+  const round = (ms: number) => Math.round(ms * 100) / 100;
   for (let i = 0; i < runs; i++) {
     const started = performance.now();
     const { stdout } = await run(process.execPath, args, {
       env: { ...process.env, ...env, POWERTOOLS_LOG_LEVEL: 'SILENT' },
     });
     const line = stdout.trim().split('\n').at(-1) ?? '{}';
-    const ms = wall ? performance.now() - started : (JSON.parse(line) as { ms: number }).ms;
-    times.push(Math.round(ms * 100) / 100);
+    const reported = wall
+      ? { ms: performance.now() - started, cpuMs: 0 }
+      : (JSON.parse(line) as { ms: number; cpuMs: number });
+    times.ms.push(round(reported.ms));
+    times.cpuMs.push(round(reported.cpuMs));
   }
   return times;
 }
@@ -99,16 +105,17 @@ export async function measureColdStart(
   );
   const bundle = pathToFileURL(bundles['chat-stream'] ?? '').href;
   const timed = (body: string) =>
-    `const t0 = performance.now(); ${body} console.log(JSON.stringify({ ms: performance.now() - t0 })); process.exit(0);`;
+    `const t0 = performance.now(); const c0 = process.cpuUsage(); ${body} const c = process.cpuUsage(c0); console.log(JSON.stringify({ ms: performance.now() - t0, cpuMs: (c.user + c.system) / 1000 })); process.exit(0);`;
   const register = ['--import', join(ROOT, 'local/lambda-runtime/register.ts'), '--input-type=module', '-e'];
   const times = await timeNode([...register, timed(`await import(${JSON.stringify(bundle)});`)], env, runs);
   const node = await timeNode(['--input-type=module', '-e', ''], {}, Math.min(runs, 5), true);
   return {
     builtBy,
     bundles: sizes,
-    streamInitMs: times,
-    streamInitMedianMs: median(times),
-    nodeStartMedianMs: median(node),
+    streamInitMs: times.ms,
+    streamInitMedianMs: median(times.ms),
+    streamInitCpuMedianMs: median(times.cpuMs),
+    nodeStartMedianMs: median(node.ms),
   };
 }
 

@@ -29,12 +29,20 @@ export interface ModelStats {
   requests: number;
 }
 
-export async function runEmulators(options: { latencies: Latencies }): Promise<void> {
+export interface EmulatorOptions {
+  latencies: Latencies;
+  /**
+   * Run the consumer (the SQS event-source poller and the persist function) here. It is its own Lambda in
+   * AWS; here its dynalite writes share this process's one thread with the emulators, so only the
+   * persistence-lag part turns it on, and elsewhere messages wait in the queue (tested in npm test).
+   */
+  consumer?: boolean;
+}
+
+export async function runEmulators(options: EmulatorOptions): Promise<void> {
   let latencies = options.latencies;
   const stack = await startLocalStack({
-    // The consumer is its own Lambda in AWS; here its dynalite writes would share this process's one
-    // thread with the emulators, so it stays off and messages wait in the queue (tested in npm test).
-    poller: false,
+    poller: options.consumer ?? false,
     firstTokenDelayMs: latencies.modelFirstToken,
     perTokenDelayMs: latencies.perToken,
     retrieveDelayMs: latencies.retrieve,

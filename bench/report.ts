@@ -1,6 +1,8 @@
 import type { ColdPath, ColdStart } from './cold-start.ts';
 import type { ConcurrencyRow } from './concurrency.ts';
+import type { IdleFollowers } from './followers.ts';
 import type { LongConversationResult } from './long-conversation.ts';
+import type { PersistLag } from './persist-lag.ts';
 import type { Summary } from './stats.ts';
 
 export type DesignName =
@@ -152,7 +154,7 @@ export function coldTable(cold: ColdStart, path: ColdPath | undefined): string {
     .map(([k, v]) => `${k} ${(v / 1024).toFixed(1)} KiB`)
     .join(', ');
   const lines = [
-    `Bundles (built by ${cold.builtBy}): ${sizes}. Stream bundle import + init in a fresh process: median ${cold.streamInitMedianMs} ms over ${cold.streamInitMs.length} runs (for scale: starting and ending a Node process that does nothing takes ${cold.nodeStartMedianMs} ms).`,
+    `Bundles (built by ${cold.builtBy}): ${sizes}. Stream bundle import + init in a fresh process: median ${cold.streamInitMedianMs} ms over ${cold.streamInitMs.length} runs, ${cold.streamInitCpuMedianMs} ms of CPU (for scale: starting and ending a Node process that does nothing takes ${cold.nodeStartMedianMs} ms).`,
   ];
   if (path) {
     lines.push(
@@ -165,6 +167,18 @@ export function coldTable(cold: ColdStart, path: ColdPath | undefined): string {
     );
   }
   return lines.join('\n');
+}
+
+export function followersText(f: IdleFollowers): string {
+  const commands = Object.entries(f.byCommand)
+    .sort((a, b) => b[1] - a[1])
+    .map(([name, calls]) => `${name} ${calls}`)
+    .join(', ');
+  return `${f.followers} resume followers (\`GET /sessions/{id}/stream\`) of one running turn whose model has not answered yet, ${f.attached} of them answered 200 by the end; Redis INFO commandstats around a ${f.idleSeconds}-s idle window: ${f.commandsTurnAlone} commands with the turn alone, ${f.commandsWithFollowers} with the followers, so **${f.commandsPerFollowerPerSecond} commands per follower per second** (${commands || 'none'}).`;
+}
+
+export function persistText(p: PersistLag): string {
+  return `${p.conversations} new conversations (a new user's first turn each) at concurrency ${p.concurrency} into one environment, the local consumer (SQS event-source poller + persist function) draining the queue. Lag = from a turn's last byte at the client to its question and answer both readable in DynamoDB (a watcher scans the part's own table; a pass took at most ${p.pollRoundMaxMs} ms, the lag's resolution): **p50 / p99 ${pair(p.lagMs)} ms**, max ${p.lagMs.max} ms. Burst ${p.burstMs} ms; the last conversation stored ${p.drainAfterBurstMs} ms after it ended. Failed turns ${p.failedTurns}, conversations never stored ${p.missing}.`;
 }
 
 /** First byte p99, overhead beyond the bare model call and the added inter-token gap, by concurrency. */

@@ -64,8 +64,8 @@ export interface Emulators {
 }
 
 /** The emulated AWS services in a child process. */
-export async function spawnEmulators(latencies: Latencies): Promise<Emulators> {
-  const { child, ready } = await start<EmulatorReady>({ role: 'emulators', latencies });
+export async function spawnEmulators(latencies: Latencies, consumer = false): Promise<Emulators> {
+  const { child, ready } = await start<EmulatorReady>({ role: 'emulators', latencies, consumer });
   const key = await loadOrCreateSigningKey(join(STATE_DIR, 'dev-signing-key.json'));
   const ask = asker<EmulatorRequest>(child);
   return {

@@ -1,5 +1,5 @@
+import type { EmulatorOptions } from './emulator-process.ts';
 import type { EnvironmentOptions } from './environment-process.ts';
-import type { Latencies } from './profiles.ts';
 
 /**
  * The benchmark's child processes, one entry: `role: 'emulators'` runs the emulated AWS services,
@@ -7,7 +7,7 @@ import type { Latencies } from './profiles.ts';
  * modules, so an environment's CPU time and memory are the handler's.
  */
 const options = JSON.parse(process.argv[2] ?? '{}') as
-  | { role: 'emulators'; latencies: Latencies }
+  | ({ role: 'emulators' } & EmulatorOptions)
   | EnvironmentOptions;
 if (options.role === 'environment') {
   const { runEnvironment } = await import('./environment-process.ts');

@@ -8,6 +8,12 @@ import { Construct } from 'constructs';
 
 const ROOT = join(import.meta.dirname, '..');
 
+/** esbuild aliases of every bundle: `node:http` through CommonJS (why: lib/bundling/node-http.cjs). */
+const BUNDLE_ALIASES = {
+  http: join(ROOT, 'lib/bundling/node-http.cjs'),
+  'node:http': join(ROOT, 'lib/bundling/node-http.cjs'),
+};
+
 export interface ChatFunctionProps {
   entry: string;
   description: string;
@@ -63,6 +69,9 @@ export class ChatFunction extends Construct {
         mainFields: ['module', 'main'],
         // Some CommonJS dependencies call require(); ESM output needs it defined.
         banner: "import{createRequire as __cr}from'module';const require=__cr(import.meta.url);",
+        esbuildArgs: {
+          '--alias': Object.entries(BUNDLE_ALIASES).map(([name, path]) => `${name}=${path}`),
+        },
         forceDockerBundling: false,
       },
       ...(props.vpc

@@ -246,6 +246,39 @@ export class Observability extends Construct {
         'Per-user limits were checked in memory because Valkey did not answer, in 3 of 5 minutes: each execution environment enforces them alone, so a user spread over N environments gets up to N times a limit.',
       );
     }
+    // Cache sign-in and reachability (functions/adapters/redis-connection.ts): the runtime logs the cause
+    // once per environment and counts; ElastiCache counts refused IAM sign-ins on its side.
+    if (props.cacheThrottledCommands) {
+      const elastiCacheAuthFailures = new Metric({
+        namespace: props.cacheThrottledCommands.namespace,
+        metricName: 'AuthenticationFailures',
+        dimensionsMap: props.cacheThrottledCommands.dimensions as Record<string, string>,
+        statistic: 'Sum',
+        period: minutes(1),
+      });
+      alarm(
+        'CacheAuthFailures',
+        new MathExpression({
+          expression: 'FILL(runtime, 0) + FILL(service, 0)',
+          usingMetrics: {
+            runtime: stream(STREAM_METRICS.cacheAuthFailures, 'Sum'),
+            service: elastiCacheAuthFailures,
+          },
+          label: 'Cache sign-ins refused (function and ElastiCache AuthenticationFailures)',
+          period: minutes(1),
+        }),
+        0,
+        [2, 3],
+        'The cache refused the function\'s IAM token in 2 of 3 minutes (function CacheAuthFailures or ElastiCache AuthenticationFailures): the cache is unused, so turn control is off and per-user limits hold per environment only. Check the user group, elasticache:Connect and the function log line "cache unavailable".',
+      );
+      alarm(
+        'CacheUnavailable',
+        stream(STREAM_METRICS.cacheUnavailable, 'Sum'),
+        0,
+        [3, 5],
+        'Cache calls gave up because the cache was down (refused sign-in or no answer) in 3 of 5 minutes: turns answer from DynamoDB without turn control; the function log says why once per environment.',
+      );
+    }
     for (const [name, fn] of [
       ['Stream', props.streamFunction],
       ['Persist', props.persistFunction],

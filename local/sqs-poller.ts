@@ -5,6 +5,7 @@ import {
   type SQSClient,
 } from '@aws-sdk/client-sqs';
 import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
+import { QUEUE_SETTINGS } from '../functions/contracts/queue.ts';
 import { lambdaContext } from './lambda-runtime/context.ts';
 
 export type SqsHandler = (event: SQSEvent, context: Context) => Promise<SQSBatchResponse | undefined>;
@@ -18,12 +19,16 @@ export interface PollerOptions {
   region?: string;
   batchSize?: number;
   waitTimeSeconds?: number;
+  /** Batches in flight at most, as the event source's maximum concurrency (`QUEUE_SETTINGS.maxConcurrency`). */
+  maxConcurrency?: number;
 }
 
 interface PollerStats {
   invocations: number;
   succeeded: number;
   failed: number;
+  /** The most batches that were in flight at once. */
+  peakConcurrency: number;
 }
 
 export interface SqsPoller {
@@ -73,13 +78,24 @@ function toRecord(message: Message, queueArn: string, region: string): SQSRecord
  * The Lambda SQS event source, locally: long-polls, invokes the consumer with real SQS records,
  * deletes what succeeded and leaves `batchItemFailures` (or everything, if it throws) for redelivery
  * after the visibility timeout, where the queue's redrive policy moves them to the DLQ.
+ *
+ * It scales as Lambda's does for a FIFO queue: a receive that returns messages starts another receiver,
+ * up to `maxConcurrency` batches in flight, and a receiver that finds the queue empty stops (one always
+ * stays). Order within a message group holds because the queue hands out no message of a group while
+ * another of that group is in flight.
  */
 export function startSqsPoller(options: PollerOptions): SqsPoller {
   const { sqs, queueUrl, queueArn, handler, functionName = 'persist', region = 'us-east-1' } = options;
-  const stats: PollerStats = { invocations: 0, succeeded: 0, failed: 0 };
+  const maxConcurrency = Math.max(1, options.maxConcurrency ?? QUEUE_SETTINGS.maxConcurrency);
+  const stats: PollerStats = { invocations: 0, succeeded: 0, failed: 0, peakConcurrency: 0 };
   const abort = new AbortController();
+  const receivers = new Set<Promise<void>>();
+  /** Receivers that have not decided to stop (decided synchronously, so two idle ones never both stop). */
+  let live = 0;
+  let inFlight = 0;
 
-  const pollOnce = async () => {
+  /** One receive and, when it returned messages, one invocation; the number of messages received. */
+  const pollOnce = async (): Promise<number> => {
     const { Messages = [] } = await sqs.send(
       new ReceiveMessageCommand({
         QueueUrl: queueUrl,
@@ -90,9 +106,12 @@ export function startSqsPoller(options: PollerOptions): SqsPoller {
       }),
       { abortSignal: abort.signal },
     );
-    if (Messages.length === 0) return;
+    if (Messages.length === 0) return 0;
+    startReceiver();
     const records = Messages.map((m) => toRecord(m, queueArn, region));
     stats.invocations++;
+    inFlight++;
+    stats.peakConcurrency = Math.max(stats.peakConcurrency, inFlight);
     let failedIds: Set<string>;
     try {
       const response = await handler(
@@ -109,6 +128,8 @@ export function startSqsPoller(options: PollerOptions): SqsPoller {
         }),
       );
       failedIds = new Set(records.map((r) => r.messageId));
+    } finally {
+      inFlight--;
     }
     const done = records.filter((r) => !failedIds.has(r.messageId));
     stats.succeeded += done.length;
@@ -121,25 +142,38 @@ export function startSqsPoller(options: PollerOptions): SqsPoller {
         }),
       );
     }
+    return records.length;
   };
 
-  const loop = (async () => {
+  const receive = async () => {
     while (!abort.signal.aborted) {
       try {
-        await pollOnce();
+        const received = await pollOnce();
+        if (received === 0 && live > 1) {
+          live--;
+          return;
+        }
       } catch (error) {
-        if (abort.signal.aborted) break;
+        if (abort.signal.aborted) return;
         console.error(JSON.stringify({ level: 'ERROR', message: 'poll failed', error: String(error) }));
         await new Promise((r) => setTimeout(r, 500));
       }
     }
-  })();
+  };
 
+  function startReceiver() {
+    if (abort.signal.aborted || live >= maxConcurrency) return;
+    live++;
+    const receiver: Promise<void> = receive().finally(() => receivers.delete(receiver));
+    receivers.add(receiver);
+  }
+
+  startReceiver();
   return {
     stats,
     async stop() {
       abort.abort();
-      await loop;
+      while (receivers.size > 0) await Promise.all(receivers);
     },
   };
 }

@@ -7,6 +7,7 @@ import { SQSClient } from '@aws-sdk/client-sqs';
 import { DynamoDBDocumentClient, PutCommand } from '@aws-sdk/lib-dynamodb';
 import dynalite from 'dynalite';
 import { type FauxqsServer, startFauxqs } from 'fauxqs';
+import { SQS_REFUSED_CHARACTER } from '../functions/adapters/sqs-message-codec.ts';
 import { QUEUE_SETTINGS } from '../functions/contracts/queue.ts';
 import { tableDefinition, tableKeys } from '../functions/contracts/table.ts';
 import { LOCAL_REGION, localClientConfig } from './client-config.ts';
@@ -24,7 +25,7 @@ import {
   startFunctionUrl,
 } from './lambda-runtime/function-url.ts';
 import { installAwsLambdaGlobal } from './lambda-runtime/response-stream.ts';
-import { hasRedisServerBinary, type RedisProcess, redisAnswers, spawnRedisServer } from './redis-server.ts';
+import { hasRedisServerBinary, localCacheAt, type RedisProcess, spawnShapedCache } from './redis-server.ts';
 import { type SqsHandler, type SqsPoller, startSqsPoller } from './sqs-poller.ts';
 
 const ROOT = join(import.meta.dirname, '..');
@@ -38,8 +39,13 @@ export interface LocalStackOptions {
   ports?: Partial<
     Record<'functionUrl' | 'bedrockRuntime' | 'agentRuntime' | 'issuer' | 'dynamodb' | 'sqs', number>
   >;
-  /** A Redis URL, `null` for no cache, or undefined to find one (REDIS_URL, :6379, a spawned redis-server). */
+  /**
+   * A Redis URL (a cache `spawnShapedCache` started in this process is connected to as the deployed
+   * function connects), `null` for no cache, or undefined for REDIS_URL, else a shaped cache started here.
+   */
   redisUrl?: string | null;
+  /** A shaped cache's token lifetime for new connections (default 60 s, so renewal happens in every session). */
+  cacheTokenSeconds?: number;
   /** Function URL write hold (bytes); also turns the handler's flush padding on. */
   holdBelowBytes?: number;
   firstTokenDelayMs?: number;
@@ -76,6 +82,8 @@ export interface LocalStack {
   dlqUrl: string;
   redisUrl: string | undefined;
   redisNote: string;
+  /** The ElastiCache-shaped cache the stack connects to, when it is one this process started (its token authority). */
+  cache: RedisProcess | undefined;
   bedrock: BedrockRuntimeEmulator;
   knowledgeBase: AgentRuntimeEmulator;
   issuer: OidcIssuer;
@@ -92,20 +100,49 @@ export interface LocalStack {
 
 async function resolveRedis(
   requested: string | null | undefined,
-): Promise<{ url?: string; note: string; owned?: RedisProcess }> {
-  if (requested === null) return { note: 'no cache (disabled)' };
-  if (requested) return { url: requested, note: requested };
-  if (process.env.REDIS_URL)
-    return { url: process.env.REDIS_URL, note: `${process.env.REDIS_URL} (REDIS_URL)` };
-  if (await redisAnswers('127.0.0.1', 6379))
-    return { url: 'redis://127.0.0.1:6379', note: 'redis://127.0.0.1:6379' };
+  tokenSeconds: number,
+): Promise<{
+  url?: string;
+  env: Record<string, string>;
+  note: string;
+  shaped?: RedisProcess;
+  owned?: RedisProcess;
+}> {
+  if (requested === null) return { env: {}, note: 'no cache (disabled)' };
+  const brought = requested ?? process.env.REDIS_URL;
+  if (brought) {
+    const local = localCacheAt(brought);
+    if (local) return { url: brought, env: local.env, note: shapedNote(local), shaped: local };
+    // Someone's own Redis, as they configured it (standalone unless REDIS_CLUSTER=true; credentials in the URL).
+    return { url: brought, env: { REDIS_URL: brought }, note: `${redact(brought)} (REDIS_URL, as given)` };
+  }
   if (await hasRedisServerBinary()) {
-    const owned = await spawnRedisServer();
-    return { url: owned.url, note: `${owned.url} (redis-server started for this stack)`, owned };
+    const owned = await spawnShapedCache({ tokenSeconds });
+    return { url: owned.url, env: owned.env, note: shapedNote(owned), shaped: owned, owned };
   }
   return {
-    note: 'NO CACHE: no Redis found; every turn reads DynamoDB. Set REDIS_URL or install redis-server.',
+    env: {},
+    note: 'NO CACHE: redis-server is not installed and REDIS_URL is not set; every turn reads DynamoDB.',
   };
+}
+
+const redact = (url: string) => url.replace(/\/\/[^@/]*@/, '//***@');
+const shapedNote = (cache: RedisProcess) =>
+  `${cache.env.REDIS_URL} as ElastiCache Serverless serves it: cluster mode, default user off, user ${cache.env.REDIS_USER} signing in with IAM-style tokens (${cache.tokens?.url})`;
+
+/**
+ * fauxqs 2.4 checks message bodies with a regular expression lacking the `u` flag, so it refuses every
+ * character above U+FFFF (emoji) that SQS accepts. Its check gets SQS's rule (the one instance its modules share).
+ */
+export async function faithfulFauxqsCharacterRule(): Promise<void> {
+  const types = (await import(new URL('./sqs/sqsTypes.js', import.meta.resolve('fauxqs')).href)) as {
+    INVALID_MESSAGE_BODY_CHAR: RegExp;
+  };
+  // Once per process: several stacks may start in one (the benchmark's smoke test starts two).
+  if (Object.hasOwn(types.INVALID_MESSAGE_BODY_CHAR, 'test')) return;
+  Object.defineProperty(types.INVALID_MESSAGE_BODY_CHAR, 'test', {
+    value: (body: string) => SQS_REFUSED_CHARACTER.test(body),
+  });
 }
 
 async function startDynalite(port: number): Promise<{ url: string; server: Server }> {
@@ -124,8 +161,9 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
   const ports = options.ports ?? {};
   const holdBelowBytes = options.holdBelowBytes ?? 0;
   const wrap = options.wrapEndpoint ?? (async (_service, url) => url);
+  await faithfulFauxqsCharacterRule();
   const [redis, bedrock, knowledgeBase, signingKey, db, fauxqs] = await Promise.all([
-    resolveRedis(options.redisUrl),
+    resolveRedis(options.redisUrl, options.cacheTokenSeconds ?? 60),
     startBedrockRuntime({
       port: ports.bedrockRuntime ?? 0,
       firstTokenDelayMs: options.firstTokenDelayMs ?? 0,
@@ -187,7 +225,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     FLUSH_PADDING_BYTES: holdBelowBytes > 0 ? String(holdBelowBytes) : '0',
     POWERTOOLS_METRICS_DISABLED: 'true',
     POWERTOOLS_LOG_LEVEL: process.env.POWERTOOLS_LOG_LEVEL ?? 'WARN',
-    ...(redis.url ? { REDIS_URL: redis.url } : {}),
+    ...redis.env,
     ...options.env,
   };
   Object.assign(process.env, env);
@@ -224,7 +262,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     bedrockAgentRuntime: knowledgeBase.url,
     issuer: issuer.issuer,
     jwks: issuer.jwksUri,
-    redis: redis.url ?? 'none',
+    redis: redis.env.REDIS_URL ?? 'none',
   };
 
   return {
@@ -237,6 +275,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     dlqUrl,
     redisUrl: redis.url,
     redisNote: redis.note,
+    cache: redis.shaped,
     bedrock,
     knowledgeBase,
     issuer,

@@ -4,7 +4,7 @@ const INSTRUCTIONS =
   'Write a title of at most six words for the conversation below. Answer with the title only, ' +
   'no quotes and no final punctuation.';
 
-/** One small, non-streaming Converse call per new conversation, off the critical path (in the consumer). */
+/** One small, non-streaming Converse call per new conversation, once its batch is written (persist/titles.ts). */
 export class BedrockTitleWriter {
   readonly #client: BedrockRuntimeClient;
   readonly #modelId: string;

@@ -35,35 +35,63 @@ export interface IamAuthOptions {
   cacheName: string;
   user: string;
   region: string;
+  /**
+   * AWS_ENDPOINT_URL_ELASTICACHE: locally, the cache's token authority, which learns each signed token
+   * (and may give it a shorter life) the way ElastiCache checks it on AUTH. Unset in AWS.
+   */
+  endpoint?: string;
+}
+
+/** A password for the cache and when new connections stop accepting it (epoch ms). */
+export interface CacheToken {
+  password: string;
+  expiresAt: number;
 }
 
 /** IAM tokens live 15 minutes; a connection made with one lasts up to 12 hours (ElastiCache user guide). */
 const TOKEN_SECONDS = 900;
 
+type Credentials = ConstructorParameters<typeof SignatureV4>[0]['credentials'];
+
 /**
  * ElastiCache IAM authentication: the password is a SigV4-presigned `connect` request for the user
  * and the serverless cache, signed with the function's role credentials.
  */
-export function iamTokenSource({ cacheName, user, region }: IamAuthOptions): () => Promise<string> {
-  const signer = new SignatureV4({
-    service: 'elasticache',
-    region,
-    credentials: defaultProvider(),
-    sha256: Sha256,
-  });
+export async function signIamToken(
+  { cacheName, user, region }: IamAuthOptions,
+  credentials: Credentials,
+  signingDate = new Date(),
+): Promise<string> {
+  const signer = new SignatureV4({ service: 'elasticache', region, credentials, sha256: Sha256 });
+  const signed = await signer.presign(
+    {
+      method: 'GET',
+      protocol: 'http:',
+      hostname: cacheName,
+      path: '/',
+      query: { Action: 'connect', User: user, ResourceType: 'ServerlessCache' },
+      headers: { host: cacheName },
+    },
+    { expiresIn: TOKEN_SECONDS, signingDate },
+  );
+  const query = new URLSearchParams(signed.query as Record<string, string>).toString();
+  return `${cacheName}/?${query}`;
+}
+
+/** A fresh token on every call, signed locally (no network call in AWS). */
+export function iamTokenSource(options: IamAuthOptions): () => Promise<CacheToken> {
+  const credentials = defaultProvider();
   return async () => {
-    const signed = await signer.presign(
-      {
-        method: 'GET',
-        protocol: 'http:',
-        hostname: cacheName,
-        path: '/',
-        query: { Action: 'connect', User: user, ResourceType: 'ServerlessCache' },
-        headers: { host: cacheName },
-      },
-      { expiresIn: TOKEN_SECONDS },
-    );
-    const query = new URLSearchParams(signed.query as Record<string, string>).toString();
-    return `${cacheName}/?${query}`;
+    const signedAt = Date.now();
+    const password = await signIamToken(options, credentials, new Date(signedAt));
+    if (!options.endpoint) return { password, expiresAt: signedAt + TOKEN_SECONDS * 1000 };
+    const response = await fetch(options.endpoint, {
+      method: 'POST',
+      body: password,
+      signal: AbortSignal.timeout(2000),
+    });
+    if (!response.ok) throw new Error(`cache token authority answered ${response.status}`);
+    const { expiresAt } = (await response.json()) as { expiresAt: number };
+    return { password, expiresAt };
   };
 }

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { Cluster, Redis } from 'ioredis';
+import type { Cluster, Redis } from 'ioredis';
 import { turnStartOf } from '../core/conversations.ts';
 import type { ChatMessage, Passage, UserProfile } from '../core/messages.ts';
 import type { CachedConversation, ContextCache } from '../core/ports.ts';
@@ -15,49 +15,6 @@ export interface RedisCacheOptions {
 
 /** Marks a cached history as present even when the conversation has no messages yet. */
 const HISTORY_MARKER = '#';
-
-/**
- * One connection per execution environment. ElastiCache Serverless is cluster mode with TLS, so AWS
- * uses `Cluster`; a standalone server serves locally. The offline queue is off and commands time out
- * fast: a slow cache must turn into a fallback, never into a slow answer.
- */
-export function createRedisClient(url: string, cluster: boolean, commandTimeoutMs: number): RedisClient {
-  const common = {
-    enableOfflineQueue: false,
-    commandTimeout: commandTimeoutMs,
-    maxRetriesPerRequest: 1,
-    connectTimeout: 2000,
-    lazyConnect: true,
-  };
-  if (!cluster) return new Redis(url, common);
-  const parsed = new URL(url);
-  return new Cluster([{ host: parsed.hostname, port: Number(parsed.port || 6379) }], {
-    enableOfflineQueue: false,
-    lazyConnect: true,
-    // ElastiCache hands out node addresses its TLS certificate covers; skip the reverse lookup.
-    dnsLookup: (address, callback) => callback(null, address),
-    slotsRefreshTimeout: 2000,
-    redisOptions: {
-      ...common,
-      ...(parsed.protocol === 'rediss:' ? { tls: {} } : {}),
-      ...(parsed.username ? { username: decodeURIComponent(parsed.username) } : {}),
-      ...(parsed.password ? { password: decodeURIComponent(parsed.password) } : {}),
-    },
-  });
-}
-
-/**
- * Sets the credentials the client uses for its next connections (each cluster node connects with them):
- * an IAM token expires, so it is renewed before every reconnect could need it.
- */
-export function applyCredentials(client: RedisClient, username: string, password: string): void {
-  if (client instanceof Cluster) {
-    client.options.redisOptions = { ...client.options.redisOptions, username, password };
-  } else {
-    client.options.username = username;
-    client.options.password = password;
-  }
-}
 
 /**
  * Every key of one user carries the `{user}` hash tag (the sub, URI-escaped), so all of them share one

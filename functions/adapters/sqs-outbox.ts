@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { SendMessageCommand, type SQSClient } from '@aws-sdk/client-sqs';
 import type { ChatMessage } from '../core/messages.ts';
 import type { MessageOutbox } from '../core/ports.ts';
+import { encodeQueueBody } from './sqs-message-codec.ts';
 
 /** One FIFO group per conversation keeps its messages in order; ids over SQS's 128 chars are hashed. */
 export function messageGroupId(userId: string, sessionId: string): string {
@@ -25,7 +26,8 @@ export class SqsMessageOutbox implements MessageOutbox {
     await this.#sqs.send(
       new SendMessageCommand({
         QueueUrl: this.#queueUrl,
-        MessageBody: JSON.stringify(message),
+        // Escapes what SQS refuses (U+FFFE, U+FFFF), which a user may type: the send would fail otherwise.
+        MessageBody: encodeQueueBody(message),
         MessageGroupId: messageGroupId(message.userId, message.sessionId),
         MessageDeduplicationId: message.messageId,
       }),

@@ -62,6 +62,10 @@ export class TurnMetrics {
     this.#count(STREAM_METRICS.limiterFallbacks);
   }
 
+  countCacheEvent(event: 'unavailable' | 'authFailure'): void {
+    this.#count(event === 'unavailable' ? STREAM_METRICS.cacheUnavailable : STREAM_METRICS.cacheAuthFailures);
+  }
+
   #count(name: string): void {
     this.#metrics.addMetric(name, MetricUnit.Count, 1);
     this.#metrics.publishStoredMetrics();

@@ -8,15 +8,10 @@ import { v7 as uuidv7 } from 'uuid';
 import { BedrockChatModel } from '../adapters/bedrock-model.ts';
 import { DynamoConversationArchive } from '../adapters/dynamo-archive.ts';
 import { createDocumentClient, DynamoConversationStore } from '../adapters/dynamo-store.ts';
-import { iamTokenSource } from '../adapters/elasticache-iam.ts';
 import { JwtAuth } from '../adapters/jwt-auth.ts';
 import { KnowledgeBaseRetriever } from '../adapters/kb-retriever.ts';
-import {
-  applyCredentials,
-  createRedisClient,
-  RedisContextCache,
-  RedisForgetter,
-} from '../adapters/redis-cache.ts';
+import { RedisContextCache, RedisForgetter } from '../adapters/redis-cache.ts';
+import { connectCache } from '../adapters/redis-connection.ts';
 import { RedisTurnRegistry, turnKeys } from '../adapters/redis-turns.ts';
 import { SqsMessageOutbox } from '../adapters/sqs-outbox.ts';
 import { TurnMetrics } from '../adapters/turn-metrics.ts';
@@ -52,11 +47,8 @@ export function createStreamRuntime(env: NodeJS.ProcessEnv = process.env) {
       requestTimeout: config.AWS_REQUEST_TIMEOUT_MS,
     },
   };
-  const redis = config.REDIS_URL
-    ? createRedisClient(config.REDIS_URL, config.REDIS_CLUSTER, config.CACHE_TIMEOUT_MS)
-    : undefined;
-  // Without a listener ioredis prints every reconnect failure; each call already falls back on its own.
-  redis?.on('error', (error: Error) => logger.debug('redis connection error', { error: error.name }));
+  const cache = connectCache(config, env, { log: logger, count: (event) => metrics.countCacheEvent(event) });
+  const redis = cache?.client;
   const documents = createDocumentClient(timeouts);
   const store = new DynamoConversationStore(documents, config.TABLE_NAME, config.MESSAGE_TTL_DAYS);
   const auth = new JwtAuth({
@@ -127,34 +119,11 @@ export function createStreamRuntime(env: NodeJS.ProcessEnv = process.env) {
         .slice(0, 32),
   };
 
-  const iam =
-    config.REDIS_AUTH === 'iam' && config.REDIS_USER && config.REDIS_CACHE_NAME && config.AWS_REGION
-      ? {
-          user: config.REDIS_USER,
-          token: iamTokenSource({
-            cacheName: config.REDIS_CACHE_NAME,
-            user: config.REDIS_USER,
-            region: config.AWS_REGION,
-          }),
-        }
-      : undefined;
-  if (config.REDIS_AUTH === 'iam' && !iam)
-    logger.warn('REDIS_AUTH=iam needs REDIS_USER, REDIS_CACHE_NAME and AWS_REGION');
-  const signIn = async () => {
-    if (redis && iam) applyCredentials(redis, iam.user, await iam.token());
-  };
-  // A token lives 15 minutes: renew it well before, so any reconnect presents a valid one.
-  if (redis && iam) setInterval(() => signIn().catch(() => undefined), 10 * 60_000).unref();
-
   /** Connections and keys set up during init, which Lambda does not bill against the first answer. */
   const warm = () =>
     Promise.all([
-      redis &&
-        signIn()
-          .then(() => redis.connect())
-          .catch((error: unknown) =>
-            logger.warn('redis unavailable at init, answering from DynamoDB', { error: String(error) }),
-          ),
+      // A failure is logged once by the connection, which then refuses calls at once until a probe succeeds.
+      cache?.connect().catch(() => undefined),
       config.AUTH_JWKS
         ? undefined
         : auth
@@ -191,7 +160,7 @@ export function createStreamRuntime(env: NodeJS.ProcessEnv = process.env) {
     },
   });
   const archive = new DynamoConversationArchive(documents, config.TABLE_NAME);
-  const cache = turnDeps.cache;
+  const contextCache = turnDeps.cache;
   // A delete's Redis side: exact key families and a marker, never a scan; the route retries and answers 503.
   const forgetter = redis ? new RedisForgetter(redis, turnKeys) : undefined;
   const cacheNotCleared = (error: unknown): never => {
@@ -212,7 +181,7 @@ export function createStreamRuntime(env: NodeJS.ProcessEnv = process.env) {
     conversations: conversationRoutes({
       archive,
       cachedHistory: async (userId, sessionId) =>
-        cache
+        contextCache
           ?.loadConversation(userId, sessionId, AbortSignal.timeout(config.CACHE_TIMEOUT_MS))
           .then((cached) => cached.history)
           .catch(() => undefined),

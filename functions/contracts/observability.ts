@@ -29,6 +29,10 @@ export const STREAM_METRICS = {
   limitRejections: 'LimitRejections',
   /** A limit checked in one environment's memory because Redis did not answer. */
   limiterFallbacks: 'LimiterFallbacks',
+  /** A cache call given up because the cache is down (refused at once by the open circuit, or failed connecting). */
+  cacheUnavailable: 'CacheUnavailable',
+  /** The cache refused the function's credentials (a sign-in with an expired or wrong token, or a missing grant). */
+  cacheAuthFailures: 'CacheAuthFailures',
   cacheHit: (kind: 'profile' | 'history' | 'rag') => `${kind}CacheHit`,
   cacheMiss: (kind: 'profile' | 'history' | 'rag') => `${kind}CacheMiss`,
 } as const;

@@ -1,14 +1,13 @@
 import { processPartialResponse, SqsFifoPartialProcessorAsync } from '@aws-lambda-powertools/batch';
 import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
-import { BedrockRuntimeClient } from '@aws-sdk/client-bedrock-runtime';
 import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
-import { BedrockTitleWriter } from '../adapters/bedrock-titles.ts';
 import { createDocumentClient, DynamoConversationStore } from '../adapters/dynamo-store.ts';
+import { decodeQueueBody } from '../adapters/sqs-message-codec.ts';
 import { METRICS_NAMESPACE, PERSIST_METRICS, SERVICE_NAMES } from '../contracts/observability.ts';
-import { errorName } from '../core/background-writes.ts';
 import { type ChatMessage, ChatMessageSchema } from '../core/messages.ts';
 import { loadPersistConfig } from '../environment.ts';
+import { titleWriter } from './titles.ts';
 
 const config = loadPersistConfig();
 const logger = new Logger({ serviceName: SERVICE_NAMES.persist });
@@ -27,31 +26,7 @@ const store = new DynamoConversationStore(
   config.MESSAGE_TTL_DAYS,
 );
 
-const titles = config.TITLES
-  ? new BedrockTitleWriter(
-      new BedrockRuntimeClient({ requestHandler: { connectionTimeout: config.AWS_CONNECT_TIMEOUT_MS } }),
-      config.TITLE_MODEL_ID,
-      config.TITLE_MAX_TOKENS,
-    )
-  : undefined;
-
-/** The first words of the first question stay the title when the model call fails: a title is never worth a retry. */
-async function giveTitle(message: ChatMessage): Promise<void> {
-  if (!titles) return;
-  try {
-    const [question] = await store.getRecentMessages(message.userId, message.sessionId, 2);
-    const title = await titles.suggest(
-      question?.role === 'user' ? question.content : '',
-      message.content,
-      AbortSignal.timeout(config.TITLE_TIMEOUT_MS),
-    );
-    if (title) await store.setGeneratedTitle(message.userId, message.sessionId, title);
-  } catch (error) {
-    logger.warn('title not generated, keeping the first words', {
-      error: errorName(error),
-    });
-  }
-}
+const writeTitles = titleWriter(config, store, logger);
 
 /** A record that can never succeed; it is reported failed so it reaches the DLQ without retries hiding it. */
 class PoisonRecordError extends Error {
@@ -61,7 +36,7 @@ class PoisonRecordError extends Error {
 function parseRecord(record: SQSRecord) {
   let json: unknown;
   try {
-    json = JSON.parse(record.body);
+    json = decodeQueueBody(record.body);
   } catch {
     throw new PoisonRecordError('body is not JSON');
   }
@@ -77,6 +52,7 @@ function parseRecord(record: SQSRecord) {
 export async function handler(event: SQSEvent, context: Context): Promise<SQSBatchResponse> {
   logger.addContext(context);
   const counts = { persisted: 0, duplicates: 0, discarded: 0, failed: 0 };
+  const firstAnswers: ChatMessage[] = [];
   const recordHandler = async (record: SQSRecord) => {
     try {
       const message = parseRecord(record);
@@ -84,7 +60,7 @@ export async function handler(event: SQSEvent, context: Context): Promise<SQSBat
       if (outcome === 'written') counts.persisted++;
       else if (outcome === 'duplicate') counts.duplicates++;
       else counts.discarded++;
-      if (firstAnswer) await giveTitle(message);
+      if (firstAnswer) firstAnswers.push(message);
       return outcome;
     } catch (error) {
       counts.failed++;
@@ -103,6 +79,7 @@ export async function handler(event: SQSEvent, context: Context): Promise<SQSBat
     skipGroupOnError: true,
     throwOnFullBatchFailure: false,
   });
+  await writeTitles(firstAnswers);
   const skipped = response.batchItemFailures.length - counts.failed;
   logger.info('batch processed', { records: event.Records.length, ...counts, skipped });
   metrics.addMetric(PERSIST_METRICS.messagesPersisted, MetricUnit.Count, counts.persisted);

@@ -59,12 +59,14 @@ function toFunctionUrlEvent(
   now = new Date(),
 ): LambdaFunctionURLEvent {
   const url = new URL(req.url ?? '/', 'http://localhost');
+  // Payload format 2.0 combines duplicate headers with commas. Node's `headers` keeps only the first of
+  // some (Authorization among them): a second Authorization must reach the function as Lambda gives it.
   const headers: Record<string, string> = {};
-  for (const [name, value] of Object.entries(req.headers)) {
-    if (name === 'cookie' || value === undefined) continue;
-    headers[name.toLowerCase()] = Array.isArray(value) ? value.join(',') : value;
+  for (const [name, values] of Object.entries(req.headersDistinct)) {
+    if (name === 'cookie' || values === undefined) continue;
+    headers[name.toLowerCase()] = values.join(',');
   }
-  const cookies = req.headers.cookie?.split(/;\s*/).filter(Boolean);
+  const cookies = req.headersDistinct.cookie?.flatMap((line) => line.split(/;\s*/)).filter(Boolean);
   const queryStringParameters: Record<string, string> = {};
   for (const [key, value] of url.searchParams) {
     queryStringParameters[key] =

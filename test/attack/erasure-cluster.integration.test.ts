@@ -1,12 +1,8 @@
 import type { Cluster } from 'ioredis';
 import { v7 as uuidv7 } from 'uuid';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  createRedisClient,
-  erasureKeys,
-  RedisContextCache,
-  RedisForgetter,
-} from '../../functions/adapters/redis-cache.ts';
+import { erasureKeys, RedisContextCache, RedisForgetter } from '../../functions/adapters/redis-cache.ts';
+import { createRedisClient } from '../../functions/adapters/redis-connection.ts';
 import { RedisTurnRegistry, turnKeys } from '../../functions/adapters/redis-turns.ts';
 import type { ChatMessage } from '../../functions/core/messages.ts';
 import { type RedisProcess, spawnRedisServer } from '../../local/redis-server.ts';

@@ -7,7 +7,8 @@ import { describe, expect, it } from 'vitest';
 
 // Runs `npm run bench -- --quick --profile zero` once (its own processes: emulators, one per design) and
 // checks the report is complete: every part, every design, every target. Never timings: with nothing
-// injected (the zero profile) the run waits on no latency of its own, and --quick keeps each part tiny.
+// injected (the zero profile) the run waits on no latency of its own, and --quick keeps each part tiny; the
+// budget is a wait budget for a loaded machine, not a speed claim.
 describe('npm run bench -- --quick --profile zero', () => {
   it('prints the full report and writes the JSON and the charts', async () => {
     const out = mkdtempSync(join(tmpdir(), 'bench-'));
@@ -22,6 +23,8 @@ describe('npm run bench -- --quick --profile zero', () => {
       '## One execution environment under concurrent streams',
       '## Long conversation (prompt caching)',
       '## Cold start',
+      '## Idle resume followers',
+      '## Persistence lag',
       '## Targets',
     ])
       expect(stdout).toContain(heading);
@@ -42,6 +45,8 @@ describe('npm run bench -- --quick --profile zero', () => {
       };
       coldStart: { bundles: Record<string, number>; streamInitMs: number[] };
       coldPath: { runs: number; coldFirstByte: { p50: number } };
+      idleFollowers: { followers: number; attached: number; byCommand: Record<string, number> };
+      persistLag: { conversations: number; missing: number; failedTurns: number; lagMs: { n: number } };
       targets: Array<{ target: string; met: boolean; value: unknown }>;
       params: { profiles: Array<{ name: string; latencies: Record<string, number> }> };
     };
@@ -88,12 +93,23 @@ describe('npm run bench -- --quick --profile zero', () => {
     expect(report.coldStart.streamInitMs.length).toBe(1);
     expect(report.coldPath.runs).toBe(1);
     expect(Number.isFinite(report.coldPath.coldFirstByte.p50)).toBe(true);
+    // Every follower attached, and Redis counted the commands of the window.
+    expect(report.idleFollowers.attached).toBe(report.idleFollowers.followers);
+    expect(Object.keys(report.idleFollowers.byCommand).length).toBeGreaterThan(0);
+    // Every conversation of the burst reached DynamoDB through the local consumer.
+    expect(report.persistLag).toMatchObject({ missing: 0, failedTurns: 0 });
+    expect(report.persistLag.lagMs.n).toBe(report.persistLag.conversations);
     expect(report.targets.map((t) => t.target)).toEqual(
       expect.arrayContaining([
+        expect.stringContaining('beyond the bare model call p50'),
+        expect.stringContaining('first byte p99 at the Function URL'),
+        expect.stringContaining('sequential design ÷ ours'),
         expect.stringContaining('concurrent streams in one environment: first byte p99'),
         expect.stringContaining('added inter-token gap p99'),
         expect.stringContaining('CPU per turn'),
+        expect.stringContaining('Redis commands per follower per second'),
         'stream bundle import + init in a fresh process, median',
+        expect.stringContaining('persistence lag p99'),
       ]),
     );
     for (const target of report.targets) expect(target.value).toBeDefined();
@@ -102,5 +118,5 @@ describe('npm run bench -- --quick --profile zero', () => {
     // Titles are escaped: the hold scenario's title has a '<'.
     expect(svg).toContain('holds writes &lt; ');
     expect(readFileSync(join(out, 'latest-concurrency.svg'), 'utf8')).toContain('<polyline');
-  }, 120_000);
+  }, 300_000);
 });

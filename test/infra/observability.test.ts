@@ -112,7 +112,7 @@ describe('alarm topic', () => {
 
 describe('alarms', () => {
   it('notify the topic, each with a one-line reason for its threshold and period', () => {
-    expect(alarms.length).toBe(15);
+    expect(alarms.length).toBe(17);
     for (const [id, { Properties }] of alarms) {
       expect(JSON.stringify(Properties.AlarmActions), id).toContain('ObservabilityAlarms');
       expect(String(Properties.AlarmDescription).length, id).toBeGreaterThan(40);

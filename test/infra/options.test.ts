@@ -112,7 +112,7 @@ describe('chat:cache=off', () => {
     expect(JSON.stringify(cacheOff.template.toJSON())).not.toContain('AWSLambdaVPCAccessExecutionRole');
   });
 
-  it('keeps every alarm but the two that watch Valkey, and warns that chat:natGateway has nothing to act on', () => {
+  it('keeps every alarm but the four that watch Valkey, and warns that chat:natGateway has nothing to act on', () => {
     const names = alarmNames(cacheOff.template);
     expect(names).toHaveLength(13);
     expect(names).not.toContain('StreamingChat-ValkeyThrottled');

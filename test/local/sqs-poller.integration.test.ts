@@ -100,4 +100,61 @@ describe('SQS event-source poller (fauxqs)', () => {
     );
     expect(Attributes?.ApproximateNumberOfMessages).toBe('0');
   });
+
+  it('runs batches of different message groups at once, up to maxConcurrency, each group in order', async () => {
+    const queue = fauxqs.createQueue('poller-groups.fifo', {
+      attributes: { FifoQueue: 'true', VisibilityTimeout: '120' },
+    });
+    const url = `http://127.0.0.1:${fauxqs.port}/000000000000/poller-groups.fifo`;
+    const groups = Array.from({ length: 12 }, (_, g) => `group-${g}`);
+    for (const group of groups) {
+      for (let i = 0; i < 3; i++) {
+        await sqs.send(
+          new SendMessageCommand({
+            QueueUrl: url,
+            MessageBody: `${group}:${i}`,
+            MessageGroupId: group,
+            MessageDeduplicationId: `${group}:${i}`,
+          }),
+        );
+      }
+    }
+    const maxConcurrency = 4;
+    const handled: string[] = [];
+    let inFlight = 0;
+    let peak = 0;
+    const poller = startSqsPoller({
+      sqs,
+      queueUrl: url,
+      queueArn: queue.queueArn,
+      waitTimeSeconds: 1,
+      batchSize: 2,
+      maxConcurrency,
+      handler: async (event) => {
+        inFlight++;
+        peak = Math.max(peak, inFlight);
+        // Each batch stays open until the poller has had maxConcurrency batches open at once: a poller
+        // that runs one batch at a time never gets there, and each batch then waits out the budget.
+        await waitFor(async () => peak >= maxConcurrency, 20_000, 'concurrent batches').catch(
+          () => undefined,
+        );
+        handled.push(...event.Records.map((r) => r.body));
+        inFlight--;
+        return { batchItemFailures: [] };
+      },
+    });
+    try {
+      await waitFor(async () => handled.length === 36, 60_000, 'all 36 messages handled');
+    } finally {
+      await poller.stop();
+    }
+    expect(peak).toBe(maxConcurrency);
+    expect(poller.stats.peakConcurrency).toBe(maxConcurrency);
+    expect([...handled].sort()).toEqual(groups.flatMap((g) => [0, 1, 2].map((i) => `${g}:${i}`)).sort());
+    for (const group of groups) {
+      expect(handled.filter((body) => body.startsWith(`${group}:`))).toEqual(
+        [0, 1, 2].map((i) => `${group}:${i}`),
+      );
+    }
+  }, 120_000);
 });

@@ -1,15 +1,20 @@
-import { type RedisProcess, redisAnswers, spawnRedisServer } from '../../local/redis-server.ts';
+import { type RedisProcess, spawnRedisServer, spawnShapedCache } from '../../local/redis-server.ts';
 
 /**
- * A Redis for one test file, on a database of its own: REDIS_URL's server when set (CI points it at a
- * throwaway server that starts empty), else the machine's on :6379, else a throwaway one we start.
+ * A Redis for one test file. By default a cache of the file's own, shaped like ElastiCache Serverless
+ * (cluster mode, default user off, an ACL user signing in with short-lived tokens; `url` is an admin
+ * URL for inspection, and the local stack given it connects as the deployed function does). With
+ * REDIS_URL set (CI's second mode, or someone's own Redis), that server on a database of the file's own.
+ * `standalone`: a password-less single server of the file's own, for contracts that test that shape.
  */
-export async function testRedis(database: number): Promise<{ url: string; owned?: RedisProcess }> {
+export async function testRedis(
+  database: number,
+  shape: 'elasticache' | 'standalone' = 'elasticache',
+): Promise<{ url: string; owned?: RedisProcess }> {
   const configured = process.env.REDIS_URL;
   if (configured) return { url: onDatabase(configured, database) };
-  if (await redisAnswers('127.0.0.1', 6379)) return { url: `redis://127.0.0.1:6379/${database}` };
-  const owned = await spawnRedisServer();
-  return { url: onDatabase(owned.url, database), owned };
+  const owned = shape === 'standalone' ? await spawnRedisServer() : await spawnShapedCache();
+  return { url: owned.url, owned };
 }
 
 /** The same server and credentials, another logical database (the URL path). */

@@ -6,8 +6,8 @@ import { testRedis } from '../support/redis.ts';
 // CI proves the suite on a Redis that starts empty by pointing REDIS_URL at a throwaway server
 // (.ci/empty-redis-suite). That proof holds only if nothing reaches for the machine's :6379 on its own.
 const ROOT = join(import.meta.dirname, '..', '..');
-// The two take REDIS_URL first and fall back to :6379 only without it; this file names it to look for it.
-const ALLOWED = new Set(['test/support/redis.ts', 'local/stack.ts', 'test/tooling/redis-url.test.ts']);
+// This file names it to look for it.
+const ALLOWED = new Set(['test/tooling/redis-url.test.ts']);
 
 function sources(dir: string): string[] {
   return readdirSync(join(ROOT, dir), { recursive: true, encoding: 'utf8' })
@@ -25,7 +25,7 @@ describe('REDIS_URL reaches every test', () => {
     expect(await testRedis(6)).toEqual({ url: 'redis://:secret@127.0.0.1:1/6' });
   });
 
-  it('no test, local stack or benchmark file names :6379 itself, except the two that honour REDIS_URL', () => {
+  it("no test, local stack or benchmark file names :6379 (the machine's shared Redis)", () => {
     const offenders = [...sources('test'), ...sources('local'), ...sources('bench')]
       // The CDK stack tests speak of ElastiCache's port, not of a Redis they connect to.
       .filter((file) => !file.startsWith(join('test', 'infra')))

@@ -18,7 +18,7 @@ describe('ElastiCache IAM token', () => {
       cacheName: 'chat-cache',
       user: 'chat-stream-1a2b',
       region: 'eu-west-1',
-    })();
+    })().then((t) => t.password);
     expect(token.startsWith('chat-cache/?')).toBe(true);
     const query = new URLSearchParams(token.slice('chat-cache/?'.length));
     expect(Object.fromEntries(query)).toMatchObject({
@@ -38,9 +38,9 @@ describe('ElastiCache IAM token', () => {
 
   it('signs with the secret: another secret gives another signature for the same request', async () => {
     const options = { cacheName: 'c', user: 'u', region: 'us-east-1' };
-    const first = new URLSearchParams((await iamTokenSource(options)()).slice(4));
+    const first = new URLSearchParams((await iamTokenSource(options)()).password.slice(4));
     process.env.AWS_SECRET_ACCESS_KEY = 'another-secret';
-    const second = new URLSearchParams((await iamTokenSource(options)()).slice(4));
+    const second = new URLSearchParams((await iamTokenSource(options)()).password.slice(4));
     if (first.get('X-Amz-Date') === second.get('X-Amz-Date')) {
       expect(second.get('X-Amz-Signature')).not.toBe(first.get('X-Amz-Signature'));
     }

@@ -2,12 +2,12 @@ import { type Cluster, Redis } from 'ioredis';
 import { v7 as uuidv7 } from 'uuid';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
-  createRedisClient,
   historyKey,
   profileKey,
   type RedisClient,
   RedisContextCache,
 } from '../../../functions/adapters/redis-cache.ts';
+import { createRedisClient } from '../../../functions/adapters/redis-connection.ts';
 import type { ChatMessage } from '../../../functions/core/messages.ts';
 import { type RedisProcess, spawnRedisServer } from '../../../local/redis-server.ts';
 import { testRedis } from '../../support/redis.ts';
@@ -95,7 +95,7 @@ afterAll(async () => {
 
 // Real Redis: REDIS_URL or the machine's server (database 5, keys under a unique prefix), else one we start.
 contractTests('RedisContextCache on a standalone Redis', async () => {
-  const redis = await testRedis(5);
+  const redis = await testRedis(5, 'standalone');
   standalone = redis.owned;
   const client = createRedisClient(redis.url, false, 1000);
   await client.connect();

@@ -20,7 +20,8 @@ const tableAndTtl = {
   MESSAGE_TTL_DAYS: int(0, 0, 3650),
 };
 
-const StreamEnv = z.object({
+/** The stream function's environment: what the stack writes is parsed with this (test/infra/environment.test.ts). */
+export const StreamEnv = z.object({
   ...tableAndTtl,
   QUEUE_URL: z.url(),
   REDIS_URL: optionalText,
@@ -31,12 +32,14 @@ const StreamEnv = z.object({
   REDIS_CACHE_NAME: optionalText,
   AWS_REGION: optionalText,
   MODEL_ID: text(DEFAULTS.modelId),
+  /** Other models a request may choose (comma-separated model table ids); MODEL_ID is the default. */
+  ALLOWED_MODEL_IDS: optionalText,
   MAX_TOKENS: int(DEFAULTS.maxTokens, 1, 64_000),
   TEMPERATURE: z._default(z.coerce.number().check(z.gte(0), z.lte(1)), 0.3),
   GUARDRAIL_ID: optionalText,
-  GUARDRAIL_VERSION: text('DRAFT'),
+  GUARDRAIL_VERSION: text(DEFAULTS.guardrailVersion),
   /** `sync` checks each chunk before it is sent (safer, slower first token); `async` checks alongside. */
-  GUARDRAIL_STREAM_MODE: z._default(z.enum(['sync', 'async']), 'async'),
+  GUARDRAIL_STREAM_MODE: z._default(z.enum(['sync', 'async']), DEFAULTS.guardrailStreamMode),
   PROMPT_CACHING: flag(false),
   PERFORMANCE_LATENCY: z._default(z.enum(['standard', 'optimized']), 'standard'),
   BEDROCK_MAX_ATTEMPTS: int(2, 1, 10),
@@ -68,16 +71,17 @@ const StreamEnv = z.object({
   /** How long a client message id is remembered, so a retry replays its turn instead of answering twice. */
   TURN_RETAIN_SECONDS: int(3600, 60, 604_800),
   /** Per-user limits; 0 turns a limit off. */
-  LIMIT_TURNS_PER_MINUTE: int(10, 0, 10_000),
-  LIMIT_CONCURRENT_STREAMS: int(3, 0, 1000),
-  LIMIT_TOKENS_PER_DAY: int(200_000, 0, 1_000_000_000),
+  LIMIT_TURNS_PER_MINUTE: int(DEFAULTS.limitTurnsPerMinute, 0, 10_000),
+  LIMIT_CONCURRENT_STREAMS: int(DEFAULTS.limitConcurrentStreams, 0, 1000),
+  LIMIT_TOKENS_PER_DAY: int(DEFAULTS.limitTokensPerDay, 0, 1_000_000_000),
   PROFILE_CACHE_TTL_SECONDS: int(300, 1),
   HISTORY_CACHE_TTL_SECONDS: int(3600, 1),
   RAG_CACHE_TTL_SECONDS: int(3600, 1),
 });
 export type StreamConfig = z.infer<typeof StreamEnv>;
 
-const PersistEnv = z.object({
+/** The consumer's environment, checked against the stack the same way. */
+export const PersistEnv = z.object({
   ...tableAndTtl,
   /** Titles for new conversations: one small Converse call per session; `false` keeps the first words. */
   TITLES: flag(true),

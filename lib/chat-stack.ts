@@ -3,6 +3,7 @@ import {
   CfnOutput,
   CustomResource,
   Duration,
+  Fn,
   RemovalPolicy,
   Stack,
   type StackProps,
@@ -27,6 +28,7 @@ import { Cache } from './cache.ts';
 import type { ChatStackConfig } from './config.ts';
 import { Data } from './data.ts';
 import { deployTimeProvider } from './deploy-time.ts';
+import { ApiFrontDoor } from './front-door.ts';
 import { ChatFunction } from './functions.ts';
 import { ManagedInstances } from './managed-instances.ts';
 import { ModelAccess } from './model-access.ts';
@@ -92,8 +94,10 @@ export class ChatStack extends Stack {
     const { config } = props;
     const logRetention = config.logRetentionDays as RetentionDays;
     const removalPolicy = config.removalPolicy === 'destroy' ? RemovalPolicy.DESTROY : RemovalPolicy.RETAIN;
-    // A new value per synth: every deploy fetches the JWKS and probes the model again.
-    const deployNonce = config.deployNonce ?? new Date().toISOString();
+    // A new value per synth: every deploy probes the model and rewrites the page's CORS again, unless
+    // chat:deployNonce pins it (the escape hatch when Bedrock is having a bad day).
+    const synthTime = new Date().toISOString();
+    const deployNonce = config.deployNonce ?? synthTime;
     const model = this.checkedModel(config.modelId, 'chat:modelId');
     const titleModelId = config.titleModelId ?? config.modelId;
     const titleModel = config.titles
@@ -114,10 +118,10 @@ export class ChatStack extends Stack {
         })
       : undefined;
     if (!withCache) this.warnNetworkKeysUnused(config);
+    // Review M4: unpinned AZs may lack an endpoint service or ElastiCache Serverless and roll back.
     if (network && config.production && config.availabilityZones.length === 0)
-      Annotations.of(network).addWarningV2(
-        'chat:availabilityZones',
-        'chat:availabilityZones is not set: subnets go to the first two AZ names of the Region, which may lack an endpoint service or ElastiCache Serverless; pin AZ ids (README "Networking").',
+      Annotations.of(network).addError(
+        'chat:production=true needs chat:availabilityZones: without it subnets go to the first two AZ names of the Region, which may lack an endpoint service or ElastiCache Serverless; pin AZ ids such as use1-az1,use1-az2 (README "Networking").',
       );
     const data = new Data(this, 'Data', { deletionProtection: config.deletionProtection, removalPolicy });
     const queue = new MessageQueue(this, 'Messages');
@@ -128,8 +132,8 @@ export class ChatStack extends Stack {
       removalPolicy,
       deletionProtection: config.deletionProtection,
       logRetention,
-      deployNonce,
-      userPasswordAuth: webDir !== undefined,
+      // Never pinned: a deploy that re-sent the template's old AUTH_JWKS would undo the hourly refresh.
+      jwksNonce: synthTime,
     });
     const cache = network
       ? new Cache(this, 'Cache', {
@@ -140,9 +144,11 @@ export class ChatStack extends Stack {
           ecpuPerSecond: config.cacheEcpuPerSecond,
         })
       : undefined;
+    const guardrail = config.guardrailId ? this.guardrail(config) : undefined;
     const modelAccess = new ModelAccess(this, 'Model', {
       model,
       ...(titleModel && titleModel !== model ? { titleModel } : {}),
+      ...(guardrail ? { guardrail } : {}),
       productIds: config.modelProductIds,
       logRetention,
       deployNonce,
@@ -221,6 +227,12 @@ export class ChatStack extends Stack {
     });
     const stream = this.streamFunction.fn;
     const persist = this.persistFunction.fn;
+    const reserved = managed ? undefined : config.streamReservedConcurrency;
+    if (reserved !== undefined) {
+      // Fails in seconds, before the VPC, endpoints and cache exist, on an account without the headroom.
+      const headroom = this.concurrencyHeadroom(reserved, logRetention);
+      for (const first of [network, cache, stream]) first?.node.addDependency(headroom);
+    }
     // The probe is the first caller of each model: the functions exist only once it answered.
     stream.node.addDependency(modelAccess.probe);
     if (modelAccess.titleProbe) persist.node.addDependency(modelAccess.titleProbe);
@@ -251,10 +263,23 @@ export class ChatStack extends Stack {
       new PolicyStatement({ actions: ['sqs:SendMessage'], resources: [queue.queue.queueArn] }),
     );
     cache?.grantConnect(stream);
-    if (stream.role) modelAccess.grantInvoke(stream.role);
+    // ConverseStream is authorized as InvokeModelWithResponseStream; the stream function calls nothing else.
+    if (stream.role) modelAccess.grantInvoke(stream.role, ['bedrock:InvokeModelWithResponseStream']);
     // Titles are one Converse call: InvokeModel only, on the title model.
     if (titleModel) modelAccess.grantInvoke(persist.role as IRole, ['bedrock:InvokeModel'], titleModel);
-    if (config.guardrailId) this.grantGuardrail(stream, config);
+    if (guardrail) {
+      stream.addToRolePolicy(
+        new PolicyStatement({ actions: ['bedrock:ApplyGuardrail'], resources: guardrail.resources }),
+      );
+      for (const role of [stream.role, modelAccess.probeRole])
+        for (const resource of guardrail.resources.filter((r) => r.includes('*')))
+          if (role)
+            acknowledgeWildcardResource(
+              role,
+              resource,
+              'A cross-Region guardrail profile is authorized in whichever Region of its geography serves the request.',
+            );
+    }
     if (config.knowledgeBaseId) {
       stream.addToRolePolicy(
         new PolicyStatement({
@@ -268,31 +293,45 @@ export class ChatStack extends Stack {
     persist.addEventSource(
       new SqsEventSource(queue.queue, { batchSize: QUEUE_SETTINGS.batchSize, reportBatchItemFailures: true }),
     );
-    auth.scheduleRefresh(stream, config.jwksRefreshMinutes, { publishToLatestPublished: managed });
-
-    const url = stream.addFunctionUrl({
-      authType: FunctionUrlAuthType.NONE,
-      invokeMode: InvokeMode.RESPONSE_STREAM,
-      ...(config.allowedOrigins.length > 0 ? { cors: functionUrlCors(config.allowedOrigins) } : {}),
+    const jwksRefresh = auth.scheduleRefresh(stream, config.jwksRefreshMinutes, {
+      publishToLatestPublished: managed,
     });
 
-    if (webDir) {
-      const web = new Web(this, 'Web', {
-        assetDir: webDir,
-        config: {
-          apiUrl: url.url,
-          auth: {
-            mode: 'cognito',
-            region: this.region,
-            userPoolId: auth.userPool.userPoolId,
-            userPoolClientId: auth.client.userPoolClientId,
-          },
-        },
-        logRetention,
-      });
-      this.allowPageOrigin(url, [web.origin, ...config.allowedOrigins], logRetention, deployNonce);
-      new CfnOutput(this, 'WebUrl', { value: web.url });
-    }
+    // Behind API Gateway there is no Function URL at all: nothing may reach the function around the WAF.
+    const frontDoor =
+      config.frontDoor === 'apigateway'
+        ? new ApiFrontDoor(this, 'FrontDoor', {
+            streamFunction: stream,
+            timeout: Duration.seconds(config.streamTimeoutSeconds),
+            rateLimit: config.apiRateLimit,
+            burstLimit: config.apiBurstLimit,
+            requestsPerIpPer5Minutes: config.wafRequestsPerIpPer5Minutes,
+            logRetention,
+          })
+        : undefined;
+    const url = frontDoor
+      ? undefined
+      : stream.addFunctionUrl({
+          authType: FunctionUrlAuthType.NONE,
+          invokeMode: InvokeMode.RESPONSE_STREAM,
+          ...(config.allowedOrigins.length > 0 ? { cors: functionUrlCors(config.allowedOrigins) } : {}),
+        });
+    // No trailing slash (PageConfig.apiUrl); the Function URL ends in one.
+    const apiUrl = frontDoor?.url ?? `https://${Fn.select(2, Fn.split('/', url?.url ?? ''))}`;
+
+    const web = webDir
+      ? new Web(this, 'Web', {
+          assetDir: webDir,
+          apiUrl,
+          signInUrl: auth.signInUrl(),
+          auth: (origin) => auth.allowManagedLogin(origin, deployNonce),
+          logRetention,
+        })
+      : undefined;
+    const pageOrigins = [...(web ? [web.origin] : []), ...config.allowedOrigins];
+    if (frontDoor && pageOrigins.length > 0) frontDoor.allowOrigins(pageOrigins);
+    if (url && web) this.allowPageOrigin(url, pageOrigins, logRetention, deployNonce);
+    if (web) new CfnOutput(this, 'WebUrl', { value: web.url });
 
     new Observability(this, 'Observability', {
       streamFunction: stream,
@@ -300,12 +339,14 @@ export class ChatStack extends Stack {
       queue: queue.queue,
       deadLetterQueue: queue.deadLetterQueue,
       cacheThrottledCommands: cache?.metricThrottledCommands(),
+      ...(config.jwksRefreshMinutes > 0 ? { jwksRefreshFunction: jwksRefresh.fn } : {}),
       streamTimeoutSeconds: config.streamTimeoutSeconds,
       alarmEmail: config.alarmEmail,
       production: config.production,
     });
 
-    new CfnOutput(this, 'FunctionUrl', { value: url.url });
+    if (url) new CfnOutput(this, 'FunctionUrl', { value: url.url });
+    new CfnOutput(this, 'ApiUrl', { value: apiUrl });
     new CfnOutput(this, 'UserPoolId', { value: auth.userPool.userPoolId });
     new CfnOutput(this, 'UserPoolClientId', { value: auth.client.userPoolClientId });
     new CfnOutput(this, 'TableName', { value: data.table.tableName });
@@ -326,7 +367,6 @@ export class ChatStack extends Stack {
       timeout: Duration.seconds(60),
       logRetention,
       environment: {},
-      externalModules: ['@aws-sdk/client-lambda'],
     });
     writer.fn.addToRolePolicy(
       new PolicyStatement({
@@ -352,6 +392,34 @@ export class ChatStack extends Stack {
     });
     // After CloudFormation wrote the URL's own settings, never before.
     corsResource.node.addDependency(url);
+  }
+
+  /** The deploy-time check that the account can reserve `reserved` executions for the stream function. */
+  private concurrencyHeadroom(reserved: number, logRetention: RetentionDays): CustomResource {
+    const checker = new ChatFunction(this, 'ConcurrencyHeadroom', {
+      entry: 'lib/custom-resources/concurrency-headroom.ts',
+      description:
+        "Deploy time: checks the account's unreserved Lambda concurrency before reserving the stream function's",
+      memorySize: 256,
+      timeout: Duration.seconds(30),
+      logRetention,
+      environment: {},
+    });
+    checker.fn.addToRolePolicy(
+      new PolicyStatement({ actions: ['lambda:GetAccountSettings'], resources: ['*'] }),
+    );
+    if (checker.fn.role)
+      acknowledgeWildcardResource(
+        checker.fn.role,
+        '*',
+        'lambda:GetAccountSettings reads account-level quotas and has no resource type.',
+      );
+    return new CustomResource(this, 'ConcurrencyHeadroomCheck', {
+      serviceToken: deployTimeProvider(this, 'ConcurrencyHeadroomProvider', checker.fn, logRetention)
+        .serviceToken,
+      resourceType: 'Custom::ConcurrencyHeadroom',
+      properties: { ReservedConcurrency: reserved },
+    });
   }
 
   /** Without a VPC these keys do nothing: say so rather than ignore them silently. */
@@ -382,10 +450,11 @@ export class ChatStack extends Stack {
   }
 
   /**
-   * ApplyGuardrail on the guardrail; with a cross-Region guardrail profile also on that profile in
-   * every Region, since the profile ARN that is authorized follows where the request is routed.
+   * The guardrail every turn goes through, and what ApplyGuardrail must be allowed on: the guardrail and,
+   * with a cross-Region guardrail profile, that profile in every Region (the profile ARN that is
+   * authorized follows where the request is routed).
    */
-  private grantGuardrail(stream: ChatFunction['fn'], config: ChatStackConfig): void {
+  private guardrail(config: ChatStackConfig): { id: string; version: string; resources: string[] } {
     const id = config.guardrailId ?? '';
     const guardrail = id.startsWith('arn:')
       ? id
@@ -393,22 +462,11 @@ export class ChatStack extends Stack {
     const profile = config.guardrailProfileId
       ? `arn:${this.partition}:bedrock:*:${this.account}:guardrail-profile/${config.guardrailProfileId}`
       : undefined;
-    stream.addToRolePolicy(
-      new PolicyStatement({
-        actions: ['bedrock:ApplyGuardrail'],
-        resources: profile ? [guardrail, profile] : [guardrail],
-      }),
-    );
-    if (profile && stream.role)
-      acknowledgeWildcardResource(
-        stream.role,
-        profile,
-        'A cross-Region guardrail profile is authorized in whichever Region of its geography serves the request.',
-      );
     if (config.production && config.guardrailVersion === 'DRAFT')
       Annotations.of(this).addWarningV2(
         'chat:guardrailVersion',
         'chat:guardrailVersion is DRAFT: edits to the draft change production behaviour at once; pin a numbered version.',
       );
+    return { id, version: config.guardrailVersion, resources: profile ? [guardrail, profile] : [guardrail] };
   }
 }

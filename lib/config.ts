@@ -141,8 +141,10 @@ const schema = z
         error: (issue) => `must be a guardrail id or guardrail ARN (got ${show(issue.input)})`,
       })
       .optional(),
-    guardrailVersion: pattern(/^(DRAFT|[1-9]\d{0,7})$/, 'DRAFT or a version number').default('DRAFT'),
-    guardrailStreamMode: choice(['sync', 'async']).default('sync'),
+    guardrailVersion: pattern(/^(DRAFT|[1-9]\d{0,7})$/, 'DRAFT or a version number').default(
+      DEFAULTS.guardrailVersion,
+    ),
+    guardrailStreamMode: choice(['sync', 'async']).default(DEFAULTS.guardrailStreamMode),
     /** A cross-Region guardrail profile, e.g. us.guardrail.v1:0, when the guardrail uses one. */
     guardrailProfileId: pattern(
       /^[a-z]{2,}(-[a-z]+)?\.guardrail\.v\d+:\d+$/,
@@ -150,7 +152,8 @@ const schema = z
     ).optional(),
     cacheDataStorageGb: integer(1, 5000, ' GB').default(1),
     cacheEcpuPerSecond: integer(1000, 15_000_000, ' ECPU/s').default(5000),
-    jwksRefreshMinutes: integer(0, 1440, ' minutes').default(60),
+    // A rotation costs at most this long of 401s; a refresh is one small invocation (about 2,900 a month).
+    jwksRefreshMinutes: integer(0, 1440, ' minutes').default(15),
     /** Conversation titles: one small Converse call per new session, in the consumer. */
     titles: flag.default(true),
     /** The model that writes titles; unset = chat:modelId. */
@@ -163,9 +166,9 @@ const schema = z
         if ('error' in parsed) ctx.addIssue({ code: 'custom', message: parsed.error });
       }),
     /** Per-user limits, checked after auth and before any model call; 0 turns a limit off. */
-    limitTurnsPerMinute: integer(0, 10_000).default(10),
-    limitConcurrentStreams: integer(0, 1000).default(3),
-    limitTokensPerDay: integer(0, 1_000_000_000).default(200_000),
+    limitTurnsPerMinute: integer(0, 10_000).default(DEFAULTS.limitTurnsPerMinute),
+    limitConcurrentStreams: integer(0, 1000).default(DEFAULTS.limitConcurrentStreams),
+    limitTokensPerDay: integer(0, 1_000_000_000).default(DEFAULTS.limitTokensPerDay),
     /** `off`: no VPC, no endpoints, no Valkey; the functions read DynamoDB directly (dev and test stages). */
     cache: choice(['valkey', 'off']).default('valkey'),
     /** `managed-instances`: the stream function on Lambda Managed Instances (many streams per environment). */
@@ -176,6 +179,16 @@ const schema = z
     perEnvironmentMaxConcurrency: integer(1, 1600).default(16),
     /** Managed Instances: the capacity provider's vCPU ceiling, the cost cap that replaces reserved concurrency. */
     managedInstancesMaxVCpus: integer(12, 15_000, ' vCPUs').default(48),
+    /**
+     * What clients reach: the Function URL, or an API Gateway REST API in response-streaming mode with
+     * AWS WAF and throttling (the Function URL is then not created).
+     */
+    frontDoor: choice(['function-url', 'apigateway']).default('function-url'),
+    /** chat:frontDoor=apigateway: the stage's steady requests per second and burst, for all clients together. */
+    apiRateLimit: integer(1, 10_000, ' requests/s').default(50),
+    apiBurstLimit: integer(1, 5000, ' requests').default(100),
+    /** chat:frontDoor=apigateway: requests one IP may make in 5 minutes before AWS WAF blocks it. */
+    wafRequestsPerIpPer5Minutes: integer(10, 2_000_000_000, ' requests').default(1000),
     /** Host the chat page (web/dist) on S3 + CloudFront. */
     web: flag.default(false),
     /** The built page to host with chat:web=true, relative to the project root or absolute. */

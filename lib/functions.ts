@@ -24,8 +24,6 @@ export interface ChatFunctionProps {
   vpc?: { vpc: IVpc; subnets: SubnetSelection; securityGroup: ISecurityGroup };
   /** Undefined leaves the function on the account's unreserved pool. */
   reservedConcurrency?: number;
-  /** Packages the Lambda runtime provides and the bundle must not contain. */
-  externalModules?: string[];
 }
 
 /**
@@ -65,7 +63,8 @@ export class ChatFunction extends Construct {
         sourceMap: true,
         sourcesContent: false,
         metafile: true,
-        externalModules: props.externalModules ?? [],
+        // Everything bundled, the AWS SDK too: the versions the project pins, never the runtime's copy.
+        externalModules: [],
         mainFields: ['module', 'main'],
         // Some CommonJS dependencies call require(); ESM output needs it defined.
         banner: "import{createRequire as __cr}from'module';const require=__cr(import.meta.url);",

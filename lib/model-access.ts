@@ -13,12 +13,24 @@ export interface ModelAccessProps {
   titleModel?: ModelRef;
   /** Marketplace product ids of the model: narrows the first-use subscription grant when given. */
   productIds: string[];
+  /** The guardrail every turn goes through: the probe's Converse goes through it too. */
+  guardrail?: { id: string; version: string; resources: string[] };
   logRetention: RetentionDays;
   deployNonce: string;
 }
 
+/** Longest the probe waits for a PENDING Marketplace agreement; the handler gets two more minutes. */
+const AGREEMENT_BUDGET_MINUTES = 12;
+
 /** ConverseStream is authorized as InvokeModelWithResponseStream, Converse as InvokeModel. */
 const INVOKE_ACTIONS = ['bedrock:InvokeModel', 'bedrock:InvokeModelWithResponseStream'];
+
+const probeProperties = (model: ModelRef, nonce: string) => ({
+  ModelId: model.id,
+  // An application profile ARN does not name its model; every other form does.
+  ...('foundationModelId' in model ? { FoundationModelId: model.foundationModelId } : {}),
+  DeployNonce: nonce,
+});
 
 /**
  * Who may invoke the configured model, and a deploy-time probe that proves the model answers before
@@ -31,6 +43,8 @@ export class ModelAccess extends Construct {
   readonly probe: CustomResource;
   /** The probe of the title model, when it is another model than the chat model. */
   readonly titleProbe: CustomResource | undefined;
+  /** The probe function's role (the guardrail's grant is added by the stack, which knows it). */
+  readonly probeRole: IRole;
   private readonly model: ModelRef;
 
   constructor(scope: Construct, id: string, props: ModelAccessProps) {
@@ -38,20 +52,28 @@ export class ModelAccess extends Construct {
     this.model = props.model;
     const probe = new ChatFunction(this, 'Probe', {
       entry: 'lib/custom-resources/model-probe.ts',
-      description: 'Deploy time: invokes the configured Bedrock model once (Converse, one token)',
+      description:
+        'Deploy time: invokes the configured Bedrock model once (Converse, one token) and waits for its Marketplace agreement',
       memorySize: 256,
-      // Three Converse attempts of up to 30 s and two waits for IAM (10 s, 20 s) fit with room to spare.
-      timeout: Duration.seconds(180),
+      // Converse with its IAM waits (about 2 minutes at worst) plus the agreement budget; under the
+      // Provider framework's own 15-minute limit.
+      timeout: Duration.minutes(AGREEMENT_BUDGET_MINUTES + 2),
       logRetention: props.logRetention,
       environment: {},
     });
     const role = probe.fn.role as IRole;
+    this.probeRole = role;
     this.grantInvoke(role, ['bedrock:InvokeModel']);
     if (props.titleModel) this.grantInvoke(role, ['bedrock:InvokeModel'], props.titleModel);
-    // Bedrock's documented first-use subscription: Subscribe (optionally per product id) and ViewSubscriptions.
+    if (props.guardrail)
+      role.addToPrincipalPolicy(
+        new PolicyStatement({ actions: ['bedrock:ApplyGuardrail'], resources: props.guardrail.resources }),
+      );
+    // Bedrock's documented first-use prerequisites: Subscribe and Unsubscribe (optionally per product id)
+    // and ViewSubscriptions; GetFoundationModelAvailability reports when the agreement went through.
     role.addToPrincipalPolicy(
       new PolicyStatement({
-        actions: ['aws-marketplace:Subscribe'],
+        actions: ['aws-marketplace:Subscribe', 'aws-marketplace:Unsubscribe'],
         resources: ['*'],
         ...(props.productIds.length > 0
           ? { conditions: { 'ForAnyValue:StringEquals': { 'aws-marketplace:ProductId': props.productIds } } }
@@ -59,24 +81,33 @@ export class ModelAccess extends Construct {
       }),
     );
     role.addToPrincipalPolicy(
-      new PolicyStatement({ actions: ['aws-marketplace:ViewSubscriptions'], resources: ['*'] }),
+      new PolicyStatement({
+        actions: ['aws-marketplace:ViewSubscriptions', 'bedrock:GetFoundationModelAvailability'],
+        resources: ['*'],
+      }),
     );
     acknowledgeWildcardResource(
       role,
       '*',
-      'Marketplace subscription actions have no resource type (aws-marketplace:ProductId is the only narrowing, applied when chat:modelProductIds is set); only the deploy-time probe holds them.',
+      'Marketplace subscription actions and bedrock:GetFoundationModelAvailability have no resource type (aws-marketplace:ProductId is the only narrowing, applied when chat:modelProductIds is set); only the deploy-time probe holds them.',
     );
     const { serviceToken } = deployTimeProvider(this, 'ProbeProvider', probe.fn, props.logRetention);
     this.probe = new CustomResource(this, 'Invoke', {
       serviceToken,
       resourceType: 'Custom::ModelProbe',
-      properties: { ModelId: props.model.id, DeployNonce: props.deployNonce },
+      properties: {
+        ...probeProperties(props.model, props.deployNonce),
+        ...(props.guardrail
+          ? { GuardrailId: props.guardrail.id, GuardrailVersion: props.guardrail.version }
+          : {}),
+      },
     });
+    // Titles are written without the guardrail (a few words from the conversation's own first turn).
     this.titleProbe = props.titleModel
       ? new CustomResource(this, 'InvokeTitleModel', {
           serviceToken,
           resourceType: 'Custom::ModelProbe',
-          properties: { ModelId: props.titleModel.id, DeployNonce: props.deployNonce },
+          properties: probeProperties(props.titleModel, props.deployNonce),
         })
       : undefined;
   }

@@ -31,6 +31,8 @@ export interface ObservabilityProps {
   deadLetterQueue: IQueue;
   /** ElastiCache's count of throttled commands for the cache; undefined without a cache (chat:cache=off). */
   cacheThrottledCommands: Metric | undefined;
+  /** The scheduled JWKS refresh: when it fails, a key rotation turns into 401s for everyone. */
+  jwksRefreshFunction?: IFunction;
   streamTimeoutSeconds: number;
   alarmEmail: string | undefined;
   /** Without an alarm e-mail, production fails the synth; other stages get a warning. */
@@ -39,6 +41,17 @@ export interface ObservabilityProps {
 
 /** A TTFT far above any real one, standing in for "turns happened but no first token was measured". */
 export const NO_FIRST_TOKEN_MS = 100_000;
+
+/**
+ * The fewest events a minute before a rate alarm counts the minute: below it one user (a script retrying
+ * against a limit, a conversation that overflows the context window every turn) cannot page anyone.
+ */
+export const RATE_ALARM_FLOORS = {
+  /** Failing turns, failed retrievals, failed saves, function errors and throttles in a minute. */
+  events: 5,
+  /** Requests refused by a per-user limit in a minute: at 10 turns a minute, two users hammering at once. */
+  limitRejections: 20,
+} as const;
 
 const minutes = Duration.minutes;
 
@@ -73,14 +86,21 @@ export class Observability extends Construct {
         statistic,
         period: minutes(1),
       });
-    // `part` as a percentage of `total`, 0 when nothing happened (so no traffic is never an alarm).
-    // `key` names the expression's metrics: ids must be unique within a graph.
-    const rate = (key: string, label: string, part: IMetric, total: IMetric, period = minutes(1)) =>
+    // `part` as a percentage of `total`, 0 when nothing happened (so no traffic is never an alarm) and
+    // 0 below `floor` events (so one user never pages). `key` names the expression's metrics: ids must
+    // be unique within a graph.
+    const rate = (
+      key: string,
+      label: string,
+      part: IMetric,
+      total: IMetric,
+      floor: number = RATE_ALARM_FLOORS.events,
+    ) =>
       new MathExpression({
-        expression: `IF(${key}_total > 0, 100 * FILL(${key}_part, 0) / ${key}_total, 0)`,
+        expression: `IF(FILL(${key}_part, 0) >= ${floor}, IF(${key}_total > 0, 100 * FILL(${key}_part, 0) / ${key}_total, 0), 0)`,
         usingMetrics: { [`${key}_part`]: part, [`${key}_total`]: total },
         label,
-        period,
+        period: minutes(1),
       });
 
     const turns = stream(STREAM_METRICS.turns, 'Sum');
@@ -114,8 +134,7 @@ export class Observability extends Construct {
     // Refused requests never become turns: the share refused is rejections / (turns + rejections).
     const limitRejections = stream(STREAM_METRICS.limitRejections, 'Sum');
     const limitRejectionRate = new MathExpression({
-      expression:
-        'IF(FILL(accepted, 0) + FILL(refused, 0) > 0, 100 * FILL(refused, 0) / (FILL(accepted, 0) + FILL(refused, 0)), 0)',
+      expression: `IF(FILL(refused, 0) >= ${RATE_ALARM_FLOORS.limitRejections}, 100 * FILL(refused, 0) / (FILL(accepted, 0) + FILL(refused, 0)), 0)`,
       usingMetrics: { accepted: turns, refused: limitRejections },
       label: 'Chat requests refused by a per-user limit (%)',
       period: minutes(1),
@@ -131,8 +150,7 @@ export class Observability extends Construct {
       );
     const fnThrottleRate = (fn: IFunction) =>
       new MathExpression({
-        expression:
-          'IF(invocations + FILL(throttles, 0) > 0, 100 * FILL(throttles, 0) / (invocations + FILL(throttles, 0)), 0)',
+        expression: `IF(FILL(throttles, 0) >= ${RATE_ALARM_FLOORS.events}, 100 * FILL(throttles, 0) / (FILL(invocations, 0) + FILL(throttles, 0)), 0)`,
         usingMetrics: {
           throttles: fn.metricThrottles({ statistic: 'Sum', period: minutes(1) }),
           invocations: fn.metricInvocations({ statistic: 'Sum', period: minutes(1) }),
@@ -158,7 +176,9 @@ export class Observability extends Construct {
         treatMissingData: TreatMissingData.NOT_BREACHING,
         alarmDescription: description,
       });
+      // OK too: on-call learns that an incident resolved itself without opening the console.
       created.addAlarmAction(new SnsAction(this.topic));
+      created.addOkAction(new SnsAction(this.topic));
       this.alarms.push(created);
       return created;
     };
@@ -168,7 +188,7 @@ export class Observability extends Construct {
       turnErrorRate,
       10,
       [3, 5],
-      'More than 10 % of turns ended in an error event in 3 of 5 minutes: the model or a dependency is failing for many users (a model outage never shows in Lambda Errors, it comes after the 200).',
+      `More than 10 % of turns, and at least ${RATE_ALARM_FLOORS.events} a minute, ended in an error event in 3 of 5 minutes: the model or a dependency is failing for many users (a model outage never shows in Lambda Errors, it comes after the 200).`,
     );
     alarm(
       'RetrievalFailureRate',
@@ -227,7 +247,7 @@ export class Observability extends Construct {
       limitRejectionRate,
       20,
       [3, 5],
-      'More than 20 % of chat requests were refused with 429 by a per-user limit in 3 of 5 minutes: the limits are too low for real use, or a client or script keeps retrying; one user at a limit never pages.',
+      `More than 20 % of chat requests, and at least ${RATE_ALARM_FLOORS.limitRejections} a minute, were refused with 429 by a per-user limit in 3 of 5 minutes: the limits are too low for real use, or clients keep retrying; one user at a limit never pages.`,
     );
     if (props.cacheThrottledCommands) {
       alarm(
@@ -288,16 +308,24 @@ export class Observability extends Construct {
         fnErrorRate(fn),
         5,
         [3, 5],
-        `More than 5 % of ${name.toLowerCase()} function invocations failed in 3 of 5 minutes (crashes, timeouts; one failure never pages).`,
+        `More than 5 % of ${name.toLowerCase()} function invocations, and at least ${RATE_ALARM_FLOORS.events} a minute, failed in 3 of 5 minutes (crashes, timeouts; one failure never pages).`,
       );
       alarm(
         `${name}ThrottleRate`,
         fnThrottleRate(fn),
         1,
         [3, 5],
-        `More than 1 % of ${name.toLowerCase()} function invocations were throttled in 3 of 5 minutes: reserved or account concurrency is exhausted.`,
+        `More than 1 % of ${name.toLowerCase()} function invocations, and at least ${RATE_ALARM_FLOORS.events} a minute, were throttled in 3 of 5 minutes: reserved or account concurrency is exhausted.`,
       );
     }
+    if (props.jwksRefreshFunction)
+      alarm(
+        'JwksRefreshFailures',
+        props.jwksRefreshFunction.metricErrors({ statistic: 'Sum', period: minutes(15) }),
+        0,
+        [2, 2],
+        'The scheduled JWKS refresh failed twice in a row (after its retries): a Cognito key rotation now would reject every user with 401 until it works again (README "Key rotation").',
+      );
 
     const cacheWidgets = (['profile', 'history', 'rag'] as const).flatMap((kind) => [
       stream(STREAM_METRICS.cacheHit(kind), 'Sum', minutes(5)),
@@ -431,12 +459,20 @@ export class Observability extends Construct {
       pendingWindow: Duration.days(7),
       removalPolicy: RemovalPolicy.DESTROY,
     });
+    // The same confused-deputy conditions as the topic policy: only this stack's alarms, in this account.
+    const fromOurAlarms = {
+      StringEquals: { 'aws:SourceAccount': stack.account },
+      ArnLike: {
+        'aws:SourceArn': `arn:${stack.partition}:cloudwatch:${stack.region}:${stack.account}:alarm:${stack.stackName}-*`,
+      },
+    };
     key.addToResourcePolicy(
       new PolicyStatement({
         sid: 'CloudWatchAlarmsEncrypt',
         principals: [cloudwatch],
         actions: ['kms:Decrypt', 'kms:GenerateDataKey*'],
         resources: ['*'],
+        conditions: fromOurAlarms,
       }),
     );
     const topic = new Topic(this, 'Alarms', {
@@ -450,12 +486,7 @@ export class Observability extends Construct {
         principals: [cloudwatch],
         actions: ['sns:Publish'],
         resources: [topic.topicArn],
-        conditions: {
-          StringEquals: { 'aws:SourceAccount': stack.account },
-          ArnLike: {
-            'aws:SourceArn': `arn:${stack.partition}:cloudwatch:${stack.region}:${stack.account}:alarm:${stack.stackName}-*`,
-          },
-        },
+        conditions: fromOurAlarms,
       }),
     );
     if (props.alarmEmail) topic.addSubscription(new EmailSubscription(props.alarmEmail));

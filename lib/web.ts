@@ -16,6 +16,7 @@ import { LogGroup, type RetentionDays } from 'aws-cdk-lib/aws-logs';
 import { BlockPublicAccess, Bucket, BucketEncryption } from 'aws-cdk-lib/aws-s3';
 import { BucketDeployment, CacheControl, Source } from 'aws-cdk-lib/aws-s3-deployment';
 import { Construct } from 'constructs';
+import type { PageConfig } from '../functions/contracts/page-config.ts';
 import { nagResourceName } from './nag.ts';
 
 const ROOT = join(import.meta.dirname, '..');
@@ -29,28 +30,26 @@ export function webAssets(path: string): { dir: string } | { error: string } {
   };
 }
 
-/**
- * What the page reads from /config.json at start (the cognito form of `PageConfig` in web/src/config.ts):
- * where the API is and the user pool to sign in against, with USER_PASSWORD_AUTH.
- */
-interface WebRuntimeConfig {
-  /** The Function URL. */
-  apiUrl: string;
-  auth: { mode: 'cognito'; region: string; userPoolId: string; userPoolClientId: string };
-}
-
 export interface WebProps {
   /** The built page (a directory with index.html). */
   assetDir: string;
-  config: WebRuntimeConfig;
+  /** The API the page calls: its host is the CSP's connect-src. */
+  apiUrl: string;
+  /** Where the page fetches tokens (managed login's domain): connect-src too. */
+  signInUrl: string;
+  /**
+   * How the page signs in, written to /config.json with apiUrl. Known only once the distribution exists
+   * (the sign-in's redirect is the page's own origin), hence a function of it.
+   */
+  auth: (origin: string) => PageConfig['auth'];
   logRetention: RetentionDays;
 }
 
 /**
  * The chat page on S3 + CloudFront: a private bucket (all public access blocked, TLS enforced) that only
  * this distribution reads, through origin access control; HTTPS only (HTTP redirects); security headers
- * on every response; the built page and a runtime `config.json` deployed together, the cache
- * invalidated on every deploy.
+ * on every response; the built page and a runtime `config.json` deployed together, every object
+ * revalidated on each load (so no invalidation is needed).
  */
 export class Web extends Construct {
   readonly distribution: Distribution;
@@ -60,7 +59,6 @@ export class Web extends Construct {
 
   constructor(scope: Construct, id: string, props: WebProps) {
     super(scope, id);
-    const { region } = Stack.of(this);
     const bucket = new Bucket(this, 'Site', {
       blockPublicAccess: BlockPublicAccess.BLOCK_ALL,
       enforceSSL: true,
@@ -73,15 +71,15 @@ export class Web extends Construct {
       'The bucket holds only the public build of the chat page and is read only by CloudFront (origin access control); page loads carry no user data and the API calls that do are logged by the functions.';
     Validations.of(bucket).acknowledge({ id: 'AwsSolutions-S1', reason: noLogs });
 
-    // Only the API host (not any Function URL) and Cognito's sign-in API may be reached from the page.
-    const apiHost = Fn.select(2, Fn.split('/', props.config.apiUrl));
+    // Only the API host (not any Function URL) and the sign-in domain's token endpoints may be reached.
+    const hostOf = (url: string) => Fn.select(2, Fn.split('/', url));
     const csp = [
       "default-src 'self'",
       "script-src 'self'",
       "style-src 'self'",
       "img-src 'self' data:",
       "font-src 'self'",
-      `connect-src 'self' https://${apiHost} https://cognito-idp.${region}.amazonaws.com`,
+      `connect-src 'self' https://${hostOf(props.apiUrl)} https://${hostOf(props.signInUrl)}`,
       "object-src 'none'",
       "base-uri 'self'",
       "form-action 'self'",
@@ -145,13 +143,14 @@ export class Web extends Construct {
     );
     this.origin = `https://${this.distribution.distributionDomainName}`;
     this.url = `${this.origin}/`;
+    const config: PageConfig = { apiUrl: props.apiUrl, auth: props.auth(this.origin) };
 
     const deployment = new BucketDeployment(this, 'Deploy', {
-      sources: [Source.asset(props.assetDir), Source.jsonData('config.json', props.config)],
+      sources: [Source.asset(props.assetDir), Source.jsonData('config.json', config)],
       destinationBucket: bucket,
-      distribution: this.distribution,
-      distributionPaths: ['/*'],
-      // Revalidated on every load (an ETag makes that a 304): a deploy is visible at once, config included.
+      // No invalidation: every object is revalidated on every load (an ETag makes that a 304), so a
+      // deploy is visible at once, config included, and a deploy never waits on CloudFront's
+      // invalidation waiter, which times out now and then and leaves the stack to roll back.
       cacheControl: [CacheControl.noCache()],
       logGroup: new LogGroup(this, 'DeployLogs', {
         retention: props.logRetention,
@@ -163,18 +162,21 @@ export class Web extends Construct {
 
   /**
    * CDK's BucketDeployment runs one function of its own (a stack-level singleton, CDK's code and runtime
-   * choice) that copies the assets from CDK's staging bucket into the site bucket and invalidates the
-   * distribution; its grants are CDK's, scoped to those two buckets.
+   * choice) that copies the assets from CDK's staging bucket into the site bucket; its grants are CDK's,
+   * scoped to those two buckets.
    */
   private acknowledgeDeploymentFunction(deployment: BucketDeployment, siteObjects: string): void {
     const handler = deployment.handlerRole.node.scope;
     if (!handler) return;
     const stack = Stack.of(this);
     // CDK's staging bucket, as cdk-nag prints it: a pinned Region (chat:region) appears literally.
-    const [account, region] = [stack.account, stack.region].map((value, i) =>
-      Token.isUnresolved(value) ? (i === 0 ? '<AWS::AccountId>' : '<AWS::Region>') : value,
-    );
-    const staging = `arn:<AWS::Partition>:s3:::cdk-${DefaultStackSynthesizer.DEFAULT_QUALIFIER}-assets-${account}-${region}/*`;
+    // With a pinned Region, @aws-cdk/core:enablePartitionLiterals writes the partition literally too.
+    const [partition, account, region] = [
+      [stack.partition, '<AWS::Partition>'],
+      [stack.account, '<AWS::AccountId>'],
+      [stack.region, '<AWS::Region>'],
+    ].map(([value, placeholder]) => (Token.isUnresolved(value) ? placeholder : value));
+    const staging = `arn:${partition}:s3:::cdk-${DefaultStackSynthesizer.DEFAULT_QUALIFIER}-assets-${account}-${region}/*`;
     const copy =
       "CDK's BucketDeployment grant: read the page's asset from CDK's staging bucket and replace the objects of the site bucket (prefix actions such as GetObject*, DeleteObject* and List* cover the calls `aws s3 sync` makes).";
     Validations.of(handler).acknowledge(
@@ -189,11 +191,6 @@ export class Web extends Construct {
       })),
       { id: `AwsSolutions-IAM5[Resource::${staging}]`, reason: copy },
       { id: `AwsSolutions-IAM5[Resource::${nagResourceName(stack, siteObjects)}]`, reason: copy },
-      {
-        id: 'AwsSolutions-IAM5[Resource::*]',
-        reason:
-          "CDK's BucketDeployment grant to create and read the CloudFront invalidation after the copy; invalidations are requested per distribution id in the call.",
-      },
       {
         id: 'AwsSolutions-L1',
         reason:

@@ -1,23 +1,13 @@
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import type { Connect, Plugin } from 'vite';
+import type { PageConfig } from '../functions/contracts/page-config.ts';
 
 const VITE_CONFIG = join(import.meta.dirname, '..', 'web', 'vite.config.ts');
 
-/**
- * What the chat page reads from /config.json (web/src/config.ts parses it; a deployment writes the
- * cognito form beside the built page).
- */
-interface WebPageConfig {
-  apiUrl: string;
-  auth:
-    | { mode: 'dev'; users: Record<string, string> }
-    | { mode: 'cognito'; region: string; userPoolId: string; userPoolClientId: string };
-}
-
 export interface WebServerOptions {
   /** Asked on every load of /config.json, so dev tokens are minted fresh and never expire in an open tab. */
-  config: () => Promise<WebPageConfig>;
+  config: () => Promise<PageConfig>;
   port?: number;
   host?: string;
   /**

@@ -4,12 +4,13 @@ import {
   ConverseStreamCommand,
   type ConverseStreamCommandInput,
   type ConverseStreamOutput,
+  type InferenceConfiguration,
   type Message,
   type SystemContentBlock,
 } from '@aws-sdk/client-bedrock-runtime';
 import { type ModelCapabilities, modelCapabilities } from '../contracts/models.ts';
 import { ModelError } from '../core/errors.ts';
-import type { ChatModel, ModelEvent, ModelRequest } from '../core/ports.ts';
+import type { ChatModel, InferenceSettings, ModelEvent, ModelRequest } from '../core/ports.ts';
 
 /** One ConverseStream event as the port's event; events the turn does not use become `undefined`. */
 function toModelEvent(event: ConverseStreamOutput): ModelEvent | undefined {
@@ -28,7 +29,9 @@ function toModelEvent(event: ConverseStreamOutput): ModelEvent | undefined {
 }
 
 export interface BedrockModelOptions {
+  /** The deployment's default model; a request may name another of its allowed models. */
   modelId: string;
+  /** The answer length when a request does not ask for one (requests are already capped at the edge). */
   maxTokens: number;
   temperature: number;
   guardrail?: { id: string; version: string; mode: 'sync' | 'async' } | undefined;
@@ -81,25 +84,47 @@ export function cachePoints(
   };
 }
 
+/**
+ * Converse's `inferenceConfig`: the request's settings over the deployment's defaults. The default
+ * temperature is left out when the request sets `topP` on a model that refuses both at once.
+ */
+export function inferenceConfig(
+  settings: InferenceSettings | undefined,
+  defaults: { maxTokens: number; temperature: number },
+  capabilities: ModelCapabilities,
+): InferenceConfiguration {
+  const topP = settings?.topP;
+  const temperature =
+    settings?.temperature ??
+    (topP !== undefined && capabilities.samplingExclusive ? undefined : defaults.temperature);
+  return {
+    maxTokens: settings?.maxTokens ?? Math.min(defaults.maxTokens, capabilities.maxOutputTokens ?? Infinity),
+    ...(temperature !== undefined ? { temperature } : {}),
+    ...(topP !== undefined ? { topP } : {}),
+    ...(settings?.stopSequences?.length ? { stopSequences: settings.stopSequences } : {}),
+  };
+}
+
 export class BedrockChatModel implements ChatModel {
   readonly #client: BedrockRuntimeClient;
   readonly #options: BedrockModelOptions;
-  readonly #capabilities: ModelCapabilities;
   #region: Promise<string | undefined> | undefined;
 
   constructor(client: BedrockRuntimeClient, options: BedrockModelOptions) {
     this.#client = client;
     this.#options = options;
-    this.#capabilities = modelCapabilities(options.modelId);
   }
 
   /** The ConverseStream input for a request; `region` is where the client sends it (for latency-optimized). */
   buildInput(request: Omit<ModelRequest, 'signal'>, region?: string): ConverseStreamCommandInput {
-    const { modelId, maxTokens, temperature, guardrail, promptCaching, latency } = this.#options;
+    const { maxTokens, temperature, guardrail, promptCaching, latency } = this.#options;
+    // Caching, latency and limits follow the row of the model that answers, not the default's.
+    const modelId = request.modelId ?? this.#options.modelId;
+    const capabilities = modelCapabilities(modelId);
     const points = cachePoints(
       request.system,
       request.messages,
-      promptCaching ? this.#capabilities.promptCacheMinTokens : undefined,
+      promptCaching ? capabilities.promptCacheMinTokens : undefined,
     );
     const system: SystemContentBlock[] = [{ text: request.system }];
     if (points.afterSystem) system.push(CACHE_POINT);
@@ -111,12 +136,12 @@ export class BedrockChatModel implements ChatModel {
     const optimized =
       latency === 'optimized' &&
       region !== undefined &&
-      this.#capabilities.latencyOptimizedRegions.includes(region);
+      capabilities.latencyOptimizedRegions.includes(region);
     return {
       modelId,
       system,
       messages,
-      inferenceConfig: { maxTokens, temperature },
+      inferenceConfig: inferenceConfig(request.inference, { maxTokens, temperature }, capabilities),
       ...(guardrail
         ? {
             guardrailConfig: {

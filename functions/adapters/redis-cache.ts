@@ -3,6 +3,7 @@ import type { Cluster, Redis } from 'ioredis';
 import { turnStartOf } from '../core/conversations.ts';
 import type { ChatMessage, Passage, UserProfile } from '../core/messages.ts';
 import type { CachedConversation, ContextCache } from '../core/ports.ts';
+import { userSlotTag } from './admission-keys.ts';
 
 export type RedisClient = Redis | Cluster;
 
@@ -17,25 +18,24 @@ export interface RedisCacheOptions {
 const HISTORY_MARKER = '#';
 
 /**
- * Every key of one user carries the `{user}` hash tag (the sub, URI-escaped), so all of them share one
- * cluster slot: a script may touch several, and a user's delete never needs to look beyond that slot.
+ * Every key of one user carries the admission's `{u:<hash of the sub>}` hash tag, so all of them (cache,
+ * markers, turn data, limiter) share one cluster slot: a script may touch several, a marker check is in
+ * the slot of the write it guards, and the raw sub never appears in a key name.
  */
-export const userTag = (userId: string) => `{${encodeURIComponent(userId)}}`;
+const userTag = userSlotTag;
 export const profileKey = (userId: string) => `profile:${userTag(userId)}`;
 export const historyKey = (userId: string, sessionId: string) => `history:${userTag(userId)}:${sessionId}`;
 export const ragKey = (knowledgeBaseId: string, question: string) =>
   `rag:${knowledgeBaseId}:${createHash('sha256').update(question.toLowerCase().replace(/\s+/g, ' ').trim()).digest('hex')}`;
 
 /**
- * The key families a user's delete touches, and nothing else: the sessions that have Redis state (a set
- * per user), and per session the keys whose names carry a turn or message id (a set per session, filled
- * by whoever creates such a key). The limiter's keys (`limit-*`, `running:`) are in none of them.
+ * The cache's keys a user's delete touches: the sessions that have a cached history (a set per user),
+ * and the markers. The turn family (pointer, message ids, journals, stop flags) is the turn registry's,
+ * which forgets it by its own exact index; the limiter's keys (`adm:`) are in no family a delete names.
  */
 export const erasureKeys = {
-  /** Session ids of the user with keys in Redis. */
+  /** Session ids of the user with a cached history. */
   sessions: (userId: string) => `sessions:${userTag(userId)}`,
-  /** Full names of a session's keys named by a turn or message id (journal, stop flag, client message id). */
-  sessionKeys: (userId: string, sessionId: string) => `keys:${userTag(userId)}:${sessionId}`,
   /** Set by `DELETE /me`: the epoch ms of the erasure; writes of anything older are refused. */
   userMarker: (userId: string) => `forgotten:${userTag(userId)}`,
   /** Set by `DELETE /sessions/{id}`: the same, for one session. */
@@ -64,15 +64,11 @@ local function forgotten(marker, since)
 end
 `;
 
-/** Lua: registers a session (and optionally its id-named keys) for the exact delete, TTLs kept long enough. */
-export const REGISTER_LUA = `
-local function register(sessions, sessionId, ttlMs, sessionKeys, ...)
+/** Lua: registers a session with a cached history for the exact delete, the index living as long as it. */
+const REGISTER_LUA = `
+local function register(sessions, sessionId, ttlMs)
   redis.call('SADD', sessions, sessionId)
   if redis.call('PTTL', sessions) < tonumber(ttlMs) then redis.call('PEXPIRE', sessions, ttlMs) end
-  if sessionKeys and select('#', ...) > 0 then
-    redis.call('SADD', sessionKeys, ...)
-    if redis.call('PTTL', sessionKeys) < tonumber(ttlMs) then redis.call('PEXPIRE', sessionKeys, ttlMs) end
-  end
 end
 `;
 
@@ -105,59 +101,54 @@ redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
 return 1
 `;
 
-// KEYS: marker (the session's, or the user's with the erasure's own time), pointer, history, session keys. ARGV: now ms, marker ttl ms, stop key
-// prefix, stop flag ttl ms. A running turn gets its stop flag (the stop route's mechanism) and everything
-// else of the session goes, in one step no write can interleave with.
+// KEYS: marker (the session's, or the user's with the erasure's own time), user's sessions index, history,
+// and the turn pointer when there is a registry. ARGV: now ms, marker ttl ms, session id. The marker first, in the same step as the delete
+// of the history, so no write can land between them; returns the deleted count and a running turn's id.
 const FORGET_SESSION = `
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-local running = nil
-local pointer = redis.call('GET', KEYS[2])
+local running = ''
+local pointer = KEYS[4] and redis.call('GET', KEYS[4])
 if pointer then
   local turn = cjson.decode(pointer)
   if turn.status == 'running' then running = turn.turnId end
 end
-local deleted = 0
-for _, key in ipairs(redis.call('SMEMBERS', KEYS[4])) do deleted = deleted + redis.call('DEL', key) end
-deleted = deleted + redis.call('DEL', KEYS[2], KEYS[3], KEYS[4])
-if running then redis.call('SET', ARGV[3] .. running, '1', 'PX', ARGV[4]) end
-return deleted
+redis.call('SREM', KEYS[2], ARGV[3])
+return {redis.call('DEL', KEYS[3]), running}
 `;
 
-/** Names of the turn registry's per-session keys the delete must know: its pointer and its stop flags. */
-export interface TurnKeyNames {
-  pointer: string;
-  stop(turnId: string): string;
+/** What a delete needs of the turn registry: its key names, and its exact forget of the turn family. */
+export interface TurnFamily {
+  /** The session's lock pointer (to find a running turn) and a turn's stop flag. */
+  keys(userId: string, sessionId: string): { pointer: string; stop(turnId: string): string };
+  /** The set of the user's sessions with turn data. */
+  sessions(userId: string): string;
+  /** Deletes the turn data of one session, or of every session of the user; never a limiter key. */
+  forget(userId: string, sessionId?: string): Promise<number>;
 }
 
 /**
  * Forgets one user's sessions, or the user, by exact keys only: never a SCAN or KEYS over the keyspace,
- * and never a key of the limiter. The marker goes first and refuses every later write of older data.
+ * and never a key of the limiter. The marker goes first and refuses every later write of older data; a
+ * running turn gets its stop flag after the registry's forget, which would otherwise take it too.
  */
 export class RedisForgetter {
   readonly #redis: RedisClient;
   readonly #prefix: string;
-  readonly #turnKeys: (userId: string, sessionId: string) => TurnKeyNames;
+  readonly #turns: TurnFamily | undefined;
 
-  /** `turnKeys` names the registry's keys (its owner exports the builder); `prefix` as for the cache. */
-  constructor(
-    redis: RedisClient,
-    turnKeys: (userId: string, sessionId: string) => TurnKeyNames,
-    prefix = '',
-  ) {
+  /** `turns` is the turn registry's part (none without one); `prefix` as for the cache. */
+  constructor(redis: RedisClient, turns: TurnFamily | undefined, prefix = '') {
     this.#redis = redis;
-    this.#turnKeys = turnKeys;
+    this.#turns = turns;
     this.#prefix = prefix;
   }
 
   async forgetSession(userId: string, sessionId: string): Promise<number> {
-    const deleted = await this.#forget(
-      userId,
-      sessionId,
-      erasureKeys.sessionMarker(userId, sessionId),
-      Date.now(),
-    );
-    await this.#redis.srem(this.#prefix + erasureKeys.sessions(userId), sessionId);
-    return deleted;
+    const marker = erasureKeys.sessionMarker(userId, sessionId);
+    const [deleted, running] = await this.#forgetCached(userId, sessionId, marker, Date.now());
+    const turnKeys = (await this.#turns?.forget(userId, sessionId)) ?? 0;
+    await this.#stop(userId, [[sessionId, running]]);
+    return deleted + turnKeys;
   }
 
   async forgetUser(userId: string): Promise<number> {
@@ -168,37 +159,62 @@ export class RedisForgetter {
       .set(p + erasureKeys.userMarker(userId), String(now), 'PX', FORGET_MARKER_TTL_MS)
       .del(p + profileKey(userId))
       .smembers(p + erasureKeys.sessions(userId))
+      .smembers(p + (this.#turns?.sessions(userId) ?? erasureKeys.sessions(userId)))
       .exec();
     const failed = marked?.find(([error]) => error);
     if (!marked || failed) throw failed?.[0] ?? new Error('erasure marker not set');
-    const sessionIds = (marked[2]?.[1] as string[]) ?? [];
-    let deleted = Number(marked[1]?.[1] ?? 0);
+    const sessionIds = [
+      ...new Set([marked[2]?.[1], marked[3]?.[1]].flatMap((ids) => (ids as string[]) ?? [])),
+    ];
     // One script per session, sent together (one connection pipelines them).
-    const counts = await Promise.all(
-      sessionIds.map((sessionId) => this.#forget(userId, sessionId, erasureKeys.userMarker(userId), now)),
+    const forgotten = await Promise.all(
+      sessionIds.map((sessionId) =>
+        this.#forgetCached(userId, sessionId, erasureKeys.userMarker(userId), now),
+      ),
     );
-    deleted += counts.reduce((sum, n) => sum + n, 0);
-    // Only the sessions forgotten here: one a new turn registered meanwhile is after the erasure, and stays.
-    if (sessionIds.length > 0) await this.#redis.srem(p + erasureKeys.sessions(userId), ...sessionIds);
-    return deleted;
+    const turnKeys = (await this.#turns?.forget(userId)) ?? 0;
+    await this.#stop(
+      userId,
+      forgotten.map(([, running], index) => [sessionIds[index] ?? '', running]),
+    );
+    return Number(marked[1]?.[1] ?? 0) + forgotten.reduce((sum, [n]) => sum + n, 0) + turnKeys;
   }
 
   /** `marker` is in the user's slot like every key here: a cluster refuses a script across slots. */
-  async #forget(userId: string, sessionId: string, marker: string, now: number): Promise<number> {
+  async #forgetCached(
+    userId: string,
+    sessionId: string,
+    marker: string,
+    now: number,
+  ): Promise<[number, string]> {
     const p = this.#prefix;
-    const turn = this.#turnKeys(userId, sessionId);
+    const pointer = this.#turns?.keys(userId, sessionId).pointer;
+    const keys = [p + marker, p + erasureKeys.sessions(userId), p + historyKey(userId, sessionId)];
+    if (pointer) keys.push(p + pointer);
     return (await this.#redis.eval(
       FORGET_SESSION,
-      4,
-      p + marker,
-      p + turn.pointer,
-      p + historyKey(userId, sessionId),
-      p + erasureKeys.sessionKeys(userId, sessionId),
+      keys.length,
+      ...keys,
       now,
       FORGET_MARKER_TTL_MS,
-      p + turn.stop(''),
-      STOP_FLAG_TTL_MS,
-    )) as number;
+      sessionId,
+    )) as [number, string];
+  }
+
+  /** Tells each running turn to stop (the stop route's flag); the marker already refuses its writes. */
+  async #stop(userId: string, running: [sessionId: string, turnId: string][]): Promise<void> {
+    const stops = running.filter(([, turnId]) => turnId !== '');
+    if (!this.#turns || stops.length === 0) return;
+    const pipeline = this.#redis.pipeline();
+    for (const [sessionId, turnId] of stops) {
+      pipeline.set(
+        this.#prefix + this.#turns.keys(userId, sessionId).stop(turnId),
+        '1',
+        'PX',
+        STOP_FLAG_TTL_MS,
+      );
+    }
+    await pipeline.exec();
   }
 }
 

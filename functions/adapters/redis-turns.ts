@@ -1,7 +1,20 @@
-import { setTimeout as sleep } from 'node:timers/promises';
+import { createHash } from 'node:crypto';
+import { Cluster, Command, type Redis } from 'ioredis';
 import { uuidv7Time } from '../core/conversations.ts';
-import type { JournaledEvent, TurnClaim, TurnJournal, TurnRegistry, TurnReplay } from '../core/ports.ts';
-import { erasureKeys, FORGOTTEN_LUA, REGISTER_LUA, type RedisClient, userTag } from './redis-cache.ts';
+import type { LimitName } from '../core/limits.ts';
+import {
+  AdmissionUncertain,
+  type JournaledEvent,
+  type TurnClaim,
+  type TurnFollow,
+  type TurnJournal,
+  type TurnRegistry,
+  type TurnReplay,
+} from '../core/ports.ts';
+import { admissionKeys, turnIndexKeys, turnKeys } from './admission-keys.ts';
+import { erasureKeys, FORGOTTEN_LUA, type RedisClient } from './redis-cache.ts';
+
+export { turnKeys } from './admission-keys.ts';
 
 export interface RedisTurnOptions {
   /** How long a running turn holds its session if its environment dies without finishing it. */
@@ -12,10 +25,21 @@ export interface RedisTurnOptions {
   retainMs: number;
   /** How often a running turn writes its buffered events and checks for a stop. */
   flushMs: number;
-  /** How often a resumed stream looks for new events. */
-  pollMs: number;
-  /** Turns one user may run at once across sessions; 0 turns the cap off. */
+  /** How long one blocking read of a follower waits before it checks that the turn is still alive. */
+  followBlockMs: number;
+  /** Turns and followers one user may have open at once across sessions; 0 turns the cap off. */
   maxConcurrentPerUser: number;
+  /** Turns one user may start per minute; 0 turns the limit off. */
+  turnsPerMinute: number;
+  /** Tokens one user may use per UTC day; 0 turns the limit off. */
+  tokensPerDay: number;
+  /**
+   * The client's deadline for the admission script (its command timeout). A claim that reaches Redis
+   * later than this does nothing, and a claim whose reply came too late is released by its token.
+   */
+  admitTimeoutMs: number;
+  /** How long a claim holds the session before the turn's first flush extends it to `lockMs`. */
+  leaseMs: number;
 }
 
 interface TurnPointer {
@@ -23,26 +47,21 @@ interface TurnPointer {
   status: 'running' | 'finished';
 }
 
-/** Same `{user}` hash tag as the context cache: a user's turn keys share one slot, so scripts may touch several. */
-/** The user's running turns, across sessions (the per-user stream cap). */
-const runningKey = (userId: string) => `running:${userTag(userId)}`;
-
-export const turnKeys = (userId: string, sessionId: string) => {
-  const base = `${userTag(userId)}:${sessionId}`;
-  return {
-    running: runningKey(userId),
-    pointer: `turn:${base}`,
-    clientMessage: (clientMessageId: string) => `msgid:${base}:${clientMessageId}`,
-    events: (turnId: string) => `events:${base}:${turnId}`,
-    stop: (turnId: string) => `stop:${base}:${turnId}`,
-  };
+const utcDay = (nowMs: number) => new Date(nowMs).toISOString().slice(0, 10);
+const secondsToMidnight = (nowMs: number) => {
+  const now = new Date(nowMs);
+  const midnight = Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), now.getUTCDate() + 1);
+  return Math.max(1, Math.ceil((midnight - nowMs) / 1000));
 };
 
-// Atomic check-and-claim across the pointer, the client message id and the user's running turns: two
-// tabs or a retry racing each other must see one winner, which no single Redis command gives for
-// several keys. The per-user cap rides on this script (exact, and no extra round trip); a sorted set
-// scored by expiry forgets turns whose environment died without finishing them.
-const CLAIM = `${REGISTER_LUA}
+// One round trip decides a turn: idempotency, the session lock, the day's tokens, the stream cap and
+// the minute's turns, in that order, and only an admitted turn consumes anything. The claim carries a
+// deadline (the client's timeout): arriving later, it changes nothing, so a slow reply leaves no ghost.
+// KEYS: pointer, msgid, streams, turns/minute, tokens today, session index, user's sessions index.
+const ADMIT = `
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+if now > tonumber(ARGV[3]) then return {'late', ''} end
 if ARGV[2] ~= '' then
   local prior = redis.call('GET', KEYS[2])
   if prior then return {'duplicate', prior} end
@@ -52,22 +71,71 @@ if current then
   local turn = cjson.decode(current)
   if turn.status == 'running' then return {'busy', turn.turnId} end
 end
-local now = tonumber(ARGV[5])
+local tokensPerDay = tonumber(ARGV[8])
+if tokensPerDay > 0 and tonumber(redis.call('GET', KEYS[5]) or '0') >= tokensPerDay then
+  return {'limited', 'tokens_per_day', ARGV[10]}
+end
 local cap = tonumber(ARGV[6])
 if cap > 0 then
   redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now)
-  if redis.call('ZCARD', KEYS[3]) >= cap then return {'limited', ''} end
+  if redis.call('ZCARD', KEYS[3]) >= cap then return {'limited', 'concurrent_streams', '5'} end
 end
-redis.call('SET', KEYS[1], cjson.encode({turnId = ARGV[1], status = 'running'}), 'PX', ARGV[3])
-if ARGV[2] ~= '' then redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[4]) end
-redis.call('ZADD', KEYS[3], now + tonumber(ARGV[3]), ARGV[1])
-redis.call('PEXPIRE', KEYS[3], ARGV[3])
+local perMinute = tonumber(ARGV[7])
+if perMinute > 0 then
+  if tonumber(redis.call('GET', KEYS[4]) or '0') >= perMinute then
+    local wait = redis.call('PTTL', KEYS[4])
+    return {'limited', 'turns_per_minute', tostring(math.max(1, math.ceil(wait / 1000)))}
+  end
+  if redis.call('INCR', KEYS[4]) == 1 then redis.call('PEXPIRE', KEYS[4], 60000) end
+end
+local lease = tonumber(ARGV[4])
+redis.call('SET', KEYS[1], cjson.encode({turnId = ARGV[1], status = 'running'}), 'PX', lease)
 if ARGV[2] ~= '' then
-  register(KEYS[4], ARGV[7], ARGV[4], KEYS[5], KEYS[2], ARGV[8], ARGV[9])
-else
-  register(KEYS[4], ARGV[7], ARGV[4], KEYS[5], ARGV[8], ARGV[9])
+  redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[5])
+  redis.call('SADD', KEYS[6], KEYS[2])
 end
+redis.call('SADD', KEYS[6], ARGV[9] .. ARGV[1], ARGV[11] .. ARGV[1])
+redis.call('PEXPIRE', KEYS[6], ARGV[5])
+redis.call('SADD', KEYS[7], ARGV[12])
+redis.call('PEXPIRE', KEYS[7], ARGV[5])
+redis.call('ZADD', KEYS[3], now + lease, ARGV[1])
+redis.call('PEXPIRE', KEYS[3], math.max(lease, redis.call('PTTL', KEYS[3])))
 return {'claimed', ARGV[1]}
+`;
+
+// Undoes a claim by its token, if it ran at all: sent on the same connection right after an admission
+// that timed out in the client, so it runs after it. Gives back the minute's turn it took.
+const RELEASE = `
+local current = redis.call('GET', KEYS[1])
+if current and cjson.decode(current).turnId == ARGV[1] then
+  redis.call('DEL', KEYS[1])
+  if redis.call('GET', KEYS[4]) then redis.call('DECR', KEYS[4]) end
+end
+if ARGV[2] ~= '' and redis.call('GET', KEYS[2]) == ARGV[1] then redis.call('DEL', KEYS[2]) end
+redis.call('ZREM', KEYS[3], ARGV[1])
+return 1
+`;
+
+// A follower (resume, or a retry attached to its turn) takes a stream slot like a turn does.
+// KEYS: pointer, events, streams. ARGV: turn id, follower id, hold ms, cap, live-only.
+const FOLLOW = `
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local current = redis.call('GET', KEYS[1])
+local live = false
+if current then
+  local turn = cjson.decode(current)
+  live = turn.turnId == ARGV[1] and turn.status == 'running'
+end
+if not live and redis.call('EXISTS', KEYS[2]) == 0 then return {'none'} end
+local cap = tonumber(ARGV[4])
+if cap > 0 then
+  redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now)
+  if redis.call('ZCARD', KEYS[3]) >= cap then return {'limited'} end
+end
+redis.call('ZADD', KEYS[3], now + tonumber(ARGV[3]), ARGV[2])
+redis.call('PEXPIRE', KEYS[3], math.max(tonumber(ARGV[3]), redis.call('PTTL', KEYS[3])))
+return {'follow'}
 `;
 
 // Marks the turn finished only if it still owns the pointer (a lock that expired may have a new owner).
@@ -80,53 +148,163 @@ end
 return 1
 `;
 
-// The journal's append, refused (and the turn stopped) once the user or session was deleted after the turn began.
-const APPEND_EVENTS = `${FORGOTTEN_LUA}
-if forgotten(KEYS[2], ARGV[1]) or forgotten(KEYS[3], ARGV[1]) then return 0 end
-redis.call('RPUSH', KEYS[1], unpack(ARGV, 3))
-redis.call('PEXPIRE', KEYS[1], ARGV[2])
+// The first flush of a running turn: its claim was a short lease, now the turn is known to be alive.
+const EXTEND = `
+local current = redis.call('GET', KEYS[1])
+if current and cjson.decode(current).turnId == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  redis.call('ZADD', KEYS[2], 'XX', ARGV[3], ARGV[1])
+  redis.call('PEXPIRE', KEYS[2], math.max(tonumber(ARGV[2]), redis.call('PTTL', KEYS[2])))
+end
 return 1
 `;
 
-interface JournalKeys {
-  userMarker: string;
-  sessionMarker: string;
-  running: string;
-  pointer: string;
-  events: (turnId: string) => string;
-  stop: (turnId: string) => string;
+// Deletes exactly the turn data of the given sessions, as named by their indexes; never an `adm:` key.
+// KEYS: the user's sessions index, then each session's index and pointer. ARGV: the session, or '' for all.
+const FORGET = `
+local deleted = 0
+for i = 2, #KEYS, 2 do
+  for _, key in ipairs(redis.call('SMEMBERS', KEYS[i])) do deleted = deleted + redis.call('DEL', key) end
+  deleted = deleted + redis.call('DEL', KEYS[i], KEYS[i + 1])
+end
+if ARGV[1] == '' then redis.call('DEL', KEYS[1]) else redis.call('SREM', KEYS[1], ARGV[1]) end
+return deleted
+`;
+
+type ScriptCall = (...keysAndArgs: (string | number)[]) => Promise<unknown>;
+
+/**
+ * A script sent once and then called by its SHA (ioredis falls back to EVAL after a NOSCRIPT), so each
+ * admission carries its keys and arguments, not two kilobytes of Lua (ElastiCache bills by bytes too).
+ */
+export function definedScript(
+  redis: RedisClient,
+  name: string,
+  lua: string,
+  numberOfKeys: number,
+): ScriptCall {
+  const commands = redis as unknown as Record<string, ScriptCall | undefined>;
+  if (!commands[name]) redis.defineCommand(name, { lua, numberOfKeys });
+  const call = commands[name] as ScriptCall;
+  return (...keysAndArgs) => call.apply(redis, keysAndArgs);
+}
+
+const ADMIT_SHA = createHash('sha1').update(ADMIT).digest('hex');
+const NUMBER_OF_ADMIT_KEYS = 7;
+
+/**
+ * The admission script with a timeout of its own, by SHA (EVAL once after a NOSCRIPT): the client's command timeout is the cache's (short,
+ * for reads that have a fallback), while a claim may wait longer, since its deadline travels with it.
+ * A command whose timer is already set keeps it (ioredis arms the client's only on an unset one).
+ */
+async function admitWithTimeout(
+  redis: RedisClient,
+  timeoutMs: number,
+  keysAndArgs: (string | number)[],
+): Promise<unknown> {
+  const send = (name: 'evalsha' | 'eval', script: string) => {
+    const command = new Command(name, [script, NUMBER_OF_ADMIT_KEYS, ...keysAndArgs], {
+      replyEncoding: 'utf8',
+    });
+    command.setTimeout(timeoutMs);
+    redis.sendCommand(command);
+    return command.promise;
+  };
+  try {
+    return await send('evalsha', ADMIT_SHA);
+  } catch (error) {
+    if (!(error instanceof Error && error.message.startsWith('NOSCRIPT'))) throw error;
+    return send('eval', ADMIT);
+  }
 }
 
 const isLast = (event: JournaledEvent) => event.event.type === 'done' || event.event.type === 'error';
+
+/** A journal batch's stream id: `0-<last event id + 1>`, so a read after `0-<n + 1>` starts after event n. */
+const streamId = (eventId: number) => `0-${eventId + 1}`;
+
+type StreamReply = [string, [string, string[]][]][] | null;
+
+/** Blocking reads hold their connection, so each runs on a connection of its own, kept for reuse. */
+class BlockingConnections {
+  readonly #redis: RedisClient;
+  readonly #idle: RedisClient[] = [];
+
+  constructor(redis: RedisClient) {
+    this.#redis = redis;
+  }
+
+  take(): RedisClient {
+    const idle = this.#idle.pop();
+    if (idle) return idle;
+    // No command timeout: the read's own BLOCK bounds it, which the client's short timeout would cut.
+    const connection =
+      this.#redis instanceof Cluster
+        ? this.#redis.duplicate([], {
+            enableOfflineQueue: true,
+            redisOptions: {
+              ...this.#redis.options.redisOptions,
+              commandTimeout: undefined,
+              enableOfflineQueue: true,
+            },
+          })
+        : (this.#redis as Redis).duplicate({ commandTimeout: undefined, enableOfflineQueue: true });
+    connection.on('error', () => undefined);
+    return connection;
+  }
+
+  give(connection: RedisClient, healthy: boolean): void {
+    if (healthy) this.#idle.push(connection);
+    else connection.disconnect();
+  }
+
+  close(): void {
+    for (const connection of this.#idle.splice(0)) connection.disconnect();
+  }
+}
+
+/** Every key the registry touches for one session, under the test prefix. */
+function registryKeys(prefix: string, userId: string, sessionId: string) {
+  const keys = turnKeys(userId, sessionId);
+  const limits = admissionKeys(userId);
+  return {
+    streams: prefix + limits.streams,
+    turnsThisMinute: prefix + limits.turnsThisMinute,
+    tokensOn: (day: string) => prefix + limits.tokensOn(day),
+    pointer: prefix + keys.pointer,
+    clientMessage: (id: string) => prefix + keys.clientMessage(id),
+    events: (id: string) => prefix + keys.events(id),
+    stop: (id: string) => prefix + keys.stop(id),
+    index: prefix + keys.index,
+    sessions: prefix + turnIndexKeys(userId).sessions,
+    userMarker: prefix + erasureKeys.userMarker(userId),
+    sessionMarker: prefix + erasureKeys.sessionMarker(userId, sessionId),
+  };
+}
+type RegistryKeys = ReturnType<typeof registryKeys>;
 
 export class RedisTurnRegistry implements TurnRegistry {
   readonly #redis: RedisClient;
   readonly #options: RedisTurnOptions;
   readonly #prefix: string;
+  readonly #blocking: BlockingConnections;
 
   /** `prefix` namespaces every key (tests share one server). */
   constructor(redis: RedisClient, options: RedisTurnOptions, prefix = '') {
     this.#redis = redis;
     this.#options = options;
     this.#prefix = prefix;
+    this.#blocking = new BlockingConnections(redis);
   }
 
-  #keys(userId: string, sessionId: string) {
-    const keys = turnKeys(userId, sessionId);
-    const p = this.#prefix;
-    return {
-      userMarker: p + erasureKeys.userMarker(userId),
-      sessionMarker: p + erasureKeys.sessionMarker(userId, sessionId),
-      sessions: p + erasureKeys.sessions(userId),
-      sessionKeys: p + erasureKeys.sessionKeys(userId, sessionId),
-      running: p + keys.running,
-      pointer: p + keys.pointer,
-      clientMessage: (id: string) => p + keys.clientMessage(id),
-      events: (id: string) => p + keys.events(id),
-      stop: (id: string) => p + keys.stop(id),
-    };
+  #keys(userId: string, sessionId: string): RegistryKeys {
+    return registryKeys(this.#prefix, userId, sessionId);
   }
 
+  /**
+   * Admits a turn in one round trip. A reply later than `admitTimeoutMs` throws `AdmissionUncertain`
+   * after sending a release for this turn id: whatever the claim did, if it ran, is undone.
+   */
   async claim(
     userId: string,
     sessionId: string,
@@ -134,26 +312,53 @@ export class RedisTurnRegistry implements TurnRegistry {
     turnId: string,
   ): Promise<TurnClaim> {
     const keys = this.#keys(userId, sessionId);
-    const [kind, id] = (await this.#redis.eval(
-      CLAIM,
-      5,
-      keys.pointer,
-      keys.clientMessage(clientMessageId ?? ''),
-      keys.running,
-      keys.sessions,
-      keys.sessionKeys,
-      turnId,
-      clientMessageId ?? '',
-      this.#options.lockMs,
-      this.#options.retainMs,
-      Date.now(),
-      this.#options.maxConcurrentPerUser,
-      sessionId,
-      keys.events(turnId),
-      keys.stop(turnId),
-    )) as [TurnClaim['kind'], string];
-    if (kind === 'busy' || kind === 'limited') return { kind };
-    return { kind, turnId: id };
+    const o = this.#options;
+    const now = Date.now();
+    const messageKey = keys.clientMessage(clientMessageId ?? '');
+    let reply: string[];
+    try {
+      reply = (await admitWithTimeout(this.#redis, o.admitTimeoutMs, [
+        keys.pointer,
+        messageKey,
+        keys.streams,
+        keys.turnsThisMinute,
+        keys.tokensOn(utcDay(now)),
+        keys.index,
+        keys.sessions,
+        turnId,
+        clientMessageId ?? '',
+        now + o.admitTimeoutMs,
+        o.leaseMs,
+        o.retainMs,
+        o.maxConcurrentPerUser,
+        o.turnsPerMinute,
+        o.tokensPerDay,
+        keys.events(''),
+        secondsToMidnight(now),
+        keys.stop(''),
+        sessionId,
+      ])) as string[];
+    } catch (error) {
+      if (!timedOut(error)) throw error;
+      this.#release(keys, turnId, messageKey);
+      throw new AdmissionUncertain('the admission script did not answer in time', { cause: error });
+    }
+    const [kind, detail, retryAfter] = reply;
+    if (kind === 'late') {
+      this.#release(keys, turnId, messageKey);
+      throw new AdmissionUncertain('the admission script ran after the client deadline');
+    }
+    if (kind === 'busy') return { kind };
+    if (kind === 'limited') {
+      return { kind, limit: detail as LimitName, retryAfterSeconds: Number(retryAfter) };
+    }
+    return { kind: kind as 'claimed' | 'duplicate', turnId: detail ?? turnId };
+  }
+
+  #release(keys: RegistryKeys, turnId: string, messageKey: string): void {
+    this.#redis
+      .eval(RELEASE, 4, keys.pointer, messageKey, keys.streams, keys.turnsThisMinute, turnId, messageKey)
+      .catch(() => undefined);
   }
 
   journal(userId: string, sessionId: string, turnId: string): TurnJournal {
@@ -161,7 +366,7 @@ export class RedisTurnRegistry implements TurnRegistry {
   }
 
   async runningTurns(userId: string): Promise<number> {
-    const key = this.#prefix + runningKey(userId);
+    const key = this.#prefix + admissionKeys(userId).streams;
     await this.#redis.zremrangebyscore(key, '-inf', Date.now());
     return this.#redis.zcard(key);
   }
@@ -174,36 +379,106 @@ export class RedisTurnRegistry implements TurnRegistry {
     return true;
   }
 
+  /** A replay without a stream slot (tests and tools); routes use `follow`, which counts against the cap. */
   async replay(userId: string, sessionId: string, turnId?: string): Promise<TurnReplay | undefined> {
     const keys = this.#keys(userId, sessionId);
     const pointer = await this.#pointer(keys.pointer);
     const id = turnId ?? pointer?.turnId;
     if (!id) return undefined;
-    const eventsKey = keys.events(id);
     const live = pointer?.turnId === id && pointer.status === 'running';
-    if (!live && (await this.#redis.exists(eventsKey)) === 0) return undefined;
+    if (!live && (await this.#redis.exists(keys.events(id))) === 0) return undefined;
+    return this.#replayOf(keys, id, undefined);
+  }
+
+  async follow(
+    userId: string,
+    sessionId: string,
+    followerId: string,
+    options: { turnId?: string; holdMs: number },
+  ): Promise<TurnFollow> {
+    const keys = this.#keys(userId, sessionId);
+    const id = options.turnId ?? (await this.#pointer(keys.pointer))?.turnId;
+    if (!id) return { kind: 'none' };
+    const [kind] = (await this.#redis.eval(
+      FOLLOW,
+      3,
+      keys.pointer,
+      keys.events(id),
+      keys.streams,
+      id,
+      followerId,
+      options.holdMs,
+      this.#options.maxConcurrentPerUser,
+    )) as [string];
+    if (kind === 'none') return { kind };
+    if (kind === 'limited') return { kind, retryAfterSeconds: 5 };
+    const release = () => this.#redis.zrem(keys.streams, followerId).then(() => undefined);
+    return { kind: 'follow', replay: this.#replayOf(keys, id, release) };
+  }
+
+  /**
+   * Deletes the turn data (pointers, message ids, journals, stop flags) of one session, or of every
+   * session of the user, by the exact names the claims recorded. Limiter keys are never touched.
+   */
+  async forget(userId: string, sessionId?: string): Promise<number> {
+    const user = this.#prefix + turnIndexKeys(userId).sessions;
+    const sessions = sessionId === undefined ? await this.#redis.smembers(user) : [sessionId];
+    const perSession = sessions.flatMap((s) => {
+      const keys = registryKeys(this.#prefix, userId, s);
+      return [keys.index, keys.pointer];
+    });
+    return (await this.#redis.eval(
+      FORGET,
+      perSession.length + 1,
+      user,
+      ...perSession,
+      sessionId ?? '',
+    )) as number;
+  }
+
+  /** Stops the connections of blocking reads (tests, and the local stack's shutdown). */
+  close(): void {
+    this.#blocking.close();
+  }
+
+  #replayOf(keys: RegistryKeys, turnId: string, release: (() => Promise<void>) | undefined): TurnReplay {
     const redis = this.#redis;
-    const { pollMs } = this.#options;
+    const blocking = this.#blocking;
+    const { followBlockMs } = this.#options;
+    const eventsKey = keys.events(turnId);
     const stillRunning = async () => {
       const now = await this.#pointer(keys.pointer);
-      return now?.turnId === id && now.status === 'running';
+      return now?.turnId === turnId && now.status === 'running';
     };
     return {
-      turnId: id,
+      turnId,
       async *events(afterId: number, signal: AbortSignal) {
-        let next = afterId + 1;
-        while (!signal.aborted) {
-          const running = await stillRunning();
-          const batch = await redis.lrange(eventsKey, next, -1);
-          for (const raw of batch) {
-            const entry = JSON.parse(raw) as JournaledEvent;
-            next = entry.id + 1;
-            yield entry;
-            if (isLast(entry)) return;
+        let cursor = afterId;
+        const read = async () => (await redis.xread('STREAMS', eventsKey, streamId(cursor))) as StreamReply;
+        // After an empty read of a turn no longer running, one last read catches events written just
+        // before it finished.
+        const nextRead = async (empty: boolean) =>
+          empty && !(await stillRunning())
+            ? { reply: await read(), final: true }
+            : {
+                reply: await blockingRead(blocking, eventsKey, streamId(cursor), followBlockMs, signal),
+                final: false,
+              };
+        try {
+          // Catch up without blocking, then wait on a blocking read that returns as soon as a batch lands.
+          let reply = await read();
+          let final = false;
+          while (!signal.aborted) {
+            for (const entry of entriesAfter(reply, cursor)) {
+              cursor = entry.id;
+              yield entry;
+              if (isLast(entry)) return;
+            }
+            if (final) return;
+            ({ reply, final } = await nextRead(reply === null));
           }
-          // Checked before reading, so events written just before the turn finished are not missed.
-          if (!running) return;
-          await sleep(pollMs, undefined, { signal }).catch(() => undefined);
+        } finally {
+          await release?.().catch(() => undefined);
         }
       },
     };
@@ -215,9 +490,70 @@ export class RedisTurnRegistry implements TurnRegistry {
   }
 }
 
+/** The journaled events of a stream read that come after `afterId`, in order and each once. */
+function entriesAfter(reply: StreamReply, afterId: number): JournaledEvent[] {
+  const batches = (reply ?? []).flatMap(([, entries]) => entries.map(([, fields]) => fields[1] ?? '[]'));
+  let last = afterId;
+  return batches
+    .flatMap((batch) => JSON.parse(batch) as JournaledEvent[])
+    .filter((entry) => {
+      if (entry.id <= last) return false;
+      last = entry.id;
+      return true;
+    });
+}
+
+/** One `XREAD BLOCK`; an abort drops its connection, since a blocked connection cannot be interrupted. */
+async function blockingRead(
+  connections: BlockingConnections,
+  key: string,
+  after: string,
+  blockMs: number,
+  signal: AbortSignal,
+): Promise<StreamReply> {
+  const connection = connections.take();
+  let healthy = true;
+  const onAbort = () => {
+    healthy = false;
+    connection.disconnect();
+  };
+  signal.addEventListener('abort', onAbort, { once: true });
+  try {
+    return (await connection.xread('BLOCK', blockMs, 'STREAMS', key, after)) as StreamReply;
+  } catch (error) {
+    healthy = false;
+    if (signal.aborted) return null;
+    throw error;
+  } finally {
+    signal.removeEventListener('abort', onAbort);
+    connections.give(connection, healthy && !signal.aborted);
+  }
+}
+
+const timedOut = (error: unknown) => error instanceof Error && error.message === 'Command timed out';
+
+// The journal's append, refused once the user or session was deleted after the turn began (the turn
+// is then stopped). KEYS: events, user marker, session marker. ARGV: turn start ms, retain ms, entry id, batch.
+const APPEND_EVENTS = `${FORGOTTEN_LUA}
+if forgotten(KEYS[2], ARGV[1]) or forgotten(KEYS[3], ARGV[1]) then return 0 end
+redis.call('XADD', KEYS[1], ARGV[3], 'e', ARGV[4])
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return 1
+`;
+
+interface JournalKeys {
+  userMarker: string;
+  sessionMarker: string;
+  streams: string;
+  pointer: string;
+  events: (turnId: string) => string;
+  stop: (turnId: string) => string;
+}
+
 /**
- * Buffers a turn's events and writes them in one pipeline per tick, together with the stop check, so
- * the token path only pushes to an array and a stop reaches the turn within one tick.
+ * Buffers a turn's events and writes them as one stream entry per tick (`XADD` with the batch's last
+ * event id), together with the stop check, so the token path only pushes to an array, followers wake
+ * on the write, and a stop reaches the turn within one tick.
  */
 class RedisTurnJournal implements TurnJournal {
   readonly #redis: RedisClient;
@@ -226,7 +562,8 @@ class RedisTurnJournal implements TurnJournal {
   readonly #options: RedisTurnOptions;
   readonly #stop = new AbortController();
   readonly #timer: NodeJS.Timeout;
-  #buffer: string[] = [];
+  #buffer: JournaledEvent[] = [];
+  #extended = false;
   #flushing: Promise<void> = Promise.resolve();
 
   constructor(redis: RedisClient, keys: JournalKeys, turnId: string, options: RedisTurnOptions) {
@@ -243,7 +580,7 @@ class RedisTurnJournal implements TurnJournal {
   }
 
   append(entry: JournaledEvent): void {
-    this.#buffer.push(JSON.stringify(entry));
+    this.#buffer.push(entry);
   }
 
   #flush(): Promise<void> {
@@ -252,7 +589,8 @@ class RedisTurnJournal implements TurnJournal {
       this.#buffer = [];
       const eventsKey = this.#keys.events(this.#turnId);
       const pipeline = this.#redis.pipeline();
-      if (batch.length > 0) {
+      const last = batch.at(-1);
+      if (last) {
         pipeline.eval(
           APPEND_EVENTS,
           3,
@@ -261,13 +599,26 @@ class RedisTurnJournal implements TurnJournal {
           this.#keys.sessionMarker,
           String(uuidv7Time(this.#turnId) ?? ''),
           this.#options.retainMs,
-          ...batch,
+          streamId(last.id),
+          JSON.stringify(batch),
+        );
+      }
+      if (!this.#extended) {
+        pipeline.eval(
+          EXTEND,
+          2,
+          this.#keys.pointer,
+          this.#keys.streams,
+          this.#turnId,
+          this.#options.lockMs,
+          Date.now() + this.#options.lockMs,
         );
       }
       pipeline.get(this.#keys.stop(this.#turnId));
       try {
         const results = await pipeline.exec();
-        const refused = batch.length > 0 && results?.[0]?.[1] === 0;
+        if (results?.every(([error]) => !error)) this.#extended = true;
+        const refused = last !== undefined && results?.[0]?.[1] === 0;
         if (refused || results?.at(-1)?.[1] === '1') this.#stop.abort();
       } catch {
         // Lost events only cost a resume its replay; the turn itself goes on.
@@ -279,8 +630,11 @@ class RedisTurnJournal implements TurnJournal {
   async finish(): Promise<void> {
     clearInterval(this.#timer);
     await this.#flush();
-    await this.#redis
-      .eval(FINISH, 2, this.#keys.pointer, this.#keys.running, this.#turnId, this.#options.resumableMs)
-      .catch(() => undefined);
+    await definedScript(this.#redis, 'turnFinish', FINISH, 2)(
+      this.#keys.pointer,
+      this.#keys.streams,
+      this.#turnId,
+      this.#options.resumableMs,
+    ).catch(() => undefined);
   }
 }

@@ -50,8 +50,13 @@ export function rejectionResponse(rejection: RequestRejected, shape: 'api' | 'op
   const type = OPENAI_TYPES[rejection.kind] ?? 'invalid_request_error';
   return {
     statusCode,
-    // The SDK retries 409 and 429 on its own; a turn conflict needs the caller's decision instead.
-    headers: { 'content-type': 'application/json', 'x-should-retry': 'false', ...headersOf(rejection) },
+    // The SDKs obey `x-should-retry`: a limit clears after `retry-after`, so they may back off and retry
+    // on their own; a turn conflict (409) needs the caller's decision, and so does any other refusal.
+    headers: {
+      'content-type': 'application/json',
+      'x-should-retry': rejection.kind === 'limited' ? 'true' : 'false',
+      ...headersOf(rejection),
+    },
     body: JSON.stringify(
       openAiError(rejection.code, rejection.message, type, typeof field === 'string' ? field : null),
     ),

@@ -4,6 +4,7 @@ import { OPAQUE_ID } from '../core/messages.ts';
 import type { RouteHandler } from './invocation.ts';
 import type { accountRoutes } from './routes/account.ts';
 import type { conversationRoutes } from './routes/conversations.ts';
+import type { modelRoutes } from './routes/models.ts';
 import type { turnRoutes } from './routes/turns.ts';
 
 type Method = 'GET' | 'POST' | 'PATCH' | 'DELETE';
@@ -19,6 +20,7 @@ export interface RouteGroups {
   turns: ReturnType<typeof turnRoutes>;
   conversations: ReturnType<typeof conversationRoutes>;
   account: ReturnType<typeof accountRoutes>;
+  models: ReturnType<typeof modelRoutes>;
 }
 
 /** A path of the API table as a pattern; `{id}` captures an opaque id. */
@@ -26,7 +28,7 @@ const pattern = (path: string) =>
   new RegExp(`^${path.replace('{id}', `(${OPAQUE_ID.source.slice(1, -1)})`).replaceAll('/', '\\/')}$`);
 
 /** Every route the stream function answers on its one Function URL. */
-function routeTable({ turns, conversations, account }: RouteGroups): Route[] {
+function routeTable({ turns, conversations, account, models }: RouteGroups): Route[] {
   const api = (method: Method, path: string, handle: RouteHandler): Route => ({
     method,
     path: pattern(path),
@@ -48,6 +50,9 @@ function routeTable({ turns, conversations, account }: RouteGroups): Route[] {
     api('GET', API_PATHS.sessionMessages, conversations.listMessages),
     api('GET', API_PATHS.usage, account.usage),
     api('DELETE', API_PATHS.me, conversations.eraseUser),
+    api('GET', API_PATHS.models, models.listModels),
+    // A model id is not an opaque id: it holds `.`, `:` and, percent-encoded, `/`.
+    { method: 'GET', path: /^\/v1\/models\/([^/?#]{1,2048})$/, handle: models.retrieveModel },
   ];
 }
 

@@ -5,6 +5,7 @@ import { BedrockAgentRuntimeClient } from '@aws-sdk/client-bedrock-agent-runtime
 import { BedrockRuntimeClient } from '@aws-sdk/client-bedrock-runtime';
 import { SQSClient } from '@aws-sdk/client-sqs';
 import { v7 as uuidv7 } from 'uuid';
+import { turnIndexKeys } from '../adapters/admission-keys.ts';
 import { BedrockChatModel } from '../adapters/bedrock-model.ts';
 import { DynamoConversationArchive } from '../adapters/dynamo-archive.ts';
 import { createDocumentClient, DynamoConversationStore } from '../adapters/dynamo-store.ts';
@@ -16,15 +17,18 @@ import { RedisTurnRegistry, turnKeys } from '../adapters/redis-turns.ts';
 import { SqsMessageOutbox } from '../adapters/sqs-outbox.ts';
 import { TurnMetrics } from '../adapters/turn-metrics.ts';
 import { RedisUserLimits } from '../adapters/user-limits.ts';
+import { allowedModels } from '../contracts/models.ts';
 import { METRICS_NAMESPACE, SERVICE_NAMES } from '../contracts/observability.ts';
 import { errorName } from '../core/background-writes.ts';
 import { ChatTurns } from '../core/chat-turn.ts';
 import { chatRequestSchema } from '../core/request.ts';
 import type { TurnDeps } from '../core/turn.ts';
+import { TurnAdmission } from '../core/turn-admission.ts';
 import { loadStreamConfig } from '../environment.ts';
 import type { RouteGroups } from './router.ts';
 import { accountRoutes } from './routes/account.ts';
 import { conversationRoutes } from './routes/conversations.ts';
+import { modelRoutes } from './routes/models.ts';
 import { turnRoutes } from './routes/turns.ts';
 
 /**
@@ -47,8 +51,11 @@ export function createStreamRuntime(env: NodeJS.ProcessEnv = process.env) {
       requestTimeout: config.AWS_REQUEST_TIMEOUT_MS,
     },
   };
-  const cache = connectCache(config, env, { log: logger, count: (event) => metrics.countCacheEvent(event) });
-  const redis = cache?.client;
+  const cacheConnection = connectCache(config, env, {
+    log: logger,
+    count: (event) => metrics.countCacheEvent(event),
+  });
+  const redis = cacheConnection?.client;
   const documents = createDocumentClient(timeouts);
   const store = new DynamoConversationStore(documents, config.TABLE_NAME, config.MESSAGE_TTL_DAYS);
   const auth = new JwtAuth({
@@ -123,7 +130,7 @@ export function createStreamRuntime(env: NodeJS.ProcessEnv = process.env) {
   const warm = () =>
     Promise.all([
       // A failure is logged once by the connection, which then refuses calls at once until a probe succeeds.
-      cache?.connect().catch(() => undefined),
+      cacheConnection?.connect().catch(() => undefined),
       config.AUTH_JWKS
         ? undefined
         : auth
@@ -139,8 +146,13 @@ export function createStreamRuntime(env: NodeJS.ProcessEnv = process.env) {
           resumableMs: config.TURN_RESUMABLE_SECONDS * 1000,
           retainMs: config.TURN_RETAIN_SECONDS * 1000,
           flushMs: config.TURN_FLUSH_MS,
-          pollMs: config.TURN_FLUSH_MS,
+          followBlockMs: 10_000,
           maxConcurrentPerUser: config.LIMIT_CONCURRENT_STREAMS,
+          turnsPerMinute: config.LIMIT_TURNS_PER_MINUTE,
+          tokensPerDay: config.LIMIT_TOKENS_PER_DAY,
+          // Longer than a cache read's: a late claim is undone by its deadline and token, not run without a lock.
+          admitTimeoutMs: Math.max(config.CACHE_TIMEOUT_MS, 1000),
+          leaseMs: 10_000,
         })
       : undefined;
   const limits = new RedisUserLimits(
@@ -148,10 +160,22 @@ export function createStreamRuntime(env: NodeJS.ProcessEnv = process.env) {
     { turnsPerMinute: config.LIMIT_TURNS_PER_MINUTE, tokensPerDay: config.LIMIT_TOKENS_PER_DAY },
     () => metrics.countLimiterFallback(),
   );
+  const admission = new TurnAdmission({
+    registry,
+    limits,
+    log: turnDeps.log,
+    newId: turnDeps.newId,
+    settings: {
+      maxConcurrentPerUser: config.LIMIT_CONCURRENT_STREAMS,
+      followHoldMs: config.MODEL_TIMEOUT_MS + 15_000,
+      recentMessageIds: 10_000,
+    },
+  });
 
   const turns = new ChatTurns({
     turn: turnDeps,
     limits,
+    admission,
     registry,
     observer: metrics,
     log: {
@@ -161,11 +185,26 @@ export function createStreamRuntime(env: NodeJS.ProcessEnv = process.env) {
   });
   const archive = new DynamoConversationArchive(documents, config.TABLE_NAME);
   const contextCache = turnDeps.cache;
-  // A delete's Redis side: exact key families and a marker, never a scan; the route retries and answers 503.
-  const forgetter = redis ? new RedisForgetter(redis, turnKeys) : undefined;
+  // A delete's Redis side: the cache's keys and a marker, then the registry's exact forget of the turn
+  // family; never a scan, never a limiter key. The route retries once and answers 503.
+  const forgetter = redis
+    ? new RedisForgetter(
+        redis,
+        registry && {
+          keys: turnKeys,
+          sessions: (userId) => turnIndexKeys(userId).sessions,
+          forget: (userId, sessionId) => registry.forget(userId, sessionId),
+        },
+      )
+    : undefined;
   const cacheNotCleared = (error: unknown): never => {
     logger.warn('cache not cleared on delete', { error: errorName(error) });
     throw error;
+  };
+  /** The models a request may choose (the default first) and the deployment's answer-length cap. */
+  const modelPolicy = {
+    allowed: allowedModels(config.MODEL_ID, config.ALLOWED_MODEL_IDS),
+    maxTokens: config.MAX_TOKENS,
   };
   const routes: RouteGroups = {
     turns: turnRoutes({
@@ -175,11 +214,12 @@ export function createStreamRuntime(env: NodeJS.ProcessEnv = process.env) {
       maxBodyBytes: config.MAX_MESSAGE_CHARS * 4 + 1024,
       maxMessageChars: config.MAX_MESSAGE_CHARS,
       paddingBytes: config.FLUSH_PADDING_BYTES,
-      defaultModel: config.MODEL_ID,
+      modelPolicy,
       ragByDefault: retriever !== undefined,
     }),
     conversations: conversationRoutes({
       archive,
+      limits,
       cachedHistory: async (userId, sessionId) =>
         contextCache
           ?.loadConversation(userId, sessionId, AbortSignal.timeout(config.CACHE_TIMEOUT_MS))
@@ -203,6 +243,7 @@ export function createStreamRuntime(env: NodeJS.ProcessEnv = process.env) {
         tokensPerDay: config.LIMIT_TOKENS_PER_DAY,
       },
     }),
+    models: modelRoutes(modelPolicy.allowed),
   };
 
   return {

@@ -14,6 +14,8 @@ export const API_PATHS = {
   aiSdkStop: '/api/chat/{id}/stop',
   /** OpenAI Chat Completions, streamed or not. */
   openAiTurn: '/v1/chat/completions',
+  /** OpenAI's model list (`GET /v1/models/{model}` retrieves one). */
+  models: '/v1/models',
   sessions: '/sessions',
   session: '/sessions/{id}',
   sessionMessages: '/sessions/{id}/messages',

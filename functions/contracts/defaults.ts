@@ -20,6 +20,16 @@ export const DEFAULTS = {
   /** Connection and request timeouts of the AWS SDK clients the stream function uses off the model call. */
   awsConnectTimeoutMs: 1000,
   awsRequestTimeoutMs: 3000,
+  guardrailVersion: 'DRAFT',
+  /**
+   * `sync` checks each chunk before it is sent: nothing the guardrail blocks ever reaches the user, at
+   * the price of a later first token. `async` sends first and checks alongside, an explicit choice.
+   */
+  guardrailStreamMode: 'sync' as 'sync' | 'async',
+  /** Per-user limits, checked after auth and before any model call; 0 turns a limit off. */
+  limitTurnsPerMinute: 10,
+  limitConcurrentStreams: 3,
+  limitTokensPerDay: 200_000,
 } as const;
 
 /** The model call must end before the function's own timeout, leaving time to save what was said. */

@@ -1,7 +1,8 @@
 import { startDeadline } from './deadline.ts';
 import { ModelError } from './errors.ts';
+import { estimateTokens } from './limits.ts';
 import type { Usage } from './messages.ts';
-import type { ChatModel, EventSink, ModelEvent, TurnLog } from './ports.ts';
+import type { ChatModel, EventSink, InferenceSettings, ModelEvent, TurnLog } from './ports.ts';
 import { type StopReason, type TurnErrorCode, type TurnEvent, toStopReason } from './turn-events.ts';
 
 /** The turn's side of the client: sends until the sink first refuses, then remembers the client left. */
@@ -46,6 +47,8 @@ export interface AnswerDeps {
 }
 
 export interface AnswerRequest {
+  /** The chosen model and the client's settings; the deployment's defaults when absent. */
+  model?: { id: string; inference: InferenceSettings } | undefined;
   system: string;
   messages: Array<{ role: 'user' | 'assistant'; content: string }>;
   metadata: Record<string, string>;
@@ -103,6 +106,8 @@ export async function streamAnswer(
   let cause: unknown;
   try {
     const events = deps.model.stream({
+      modelId: request.model?.id,
+      inference: request.model?.inference,
       system: request.system,
       messages: request.messages,
       signal: AbortSignal.any([cancel.signal, deadline.signal, stop]),
@@ -124,7 +129,7 @@ export async function streamAnswer(
   }
   return {
     text: answer.text,
-    usage: stop.aborted ? stoppedUsage(answer, request) : answer.usage,
+    usage: cutShort(end, stop.aborted) ? estimatedUsage(answer, request) : answer.usage,
     end,
     modelStartedAt,
     firstTokenAt: answer.firstTokenAt,
@@ -164,12 +169,19 @@ function endOf(
   return { kind: 'answered', stopReason: answer.stopReason };
 }
 
+/** A stopped, abandoned or failed stream; a throttled request was never processed, so it costs nothing. */
+const cutShort = (end: AnswerEnd, stopped: boolean) =>
+  stopped || end.kind === 'client_gone' || (end.kind === 'failed' && end.code !== 'throttled');
+
 /**
- * A stopped stream never reaches the model's usage report: estimate it (about 4 characters a token)
- * so that what a stop saves is still charged and visible.
+ * A stream cut short never reaches the model's usage report: estimate it by characters (not UTF-16
+ * length or spaces, which undercount non-Latin text), so that no stopped, abandoned or failed turn is free.
  */
-function stoppedUsage(answer: AnswerText, request: AnswerRequest): Usage {
+function estimatedUsage(answer: AnswerText, request: AnswerRequest): Usage {
   if (answer.usage.input_tokens !== 0 || answer.usage.output_tokens !== 0) return answer.usage;
-  const promptChars = request.system.length + request.messages.reduce((sum, m) => sum + m.content.length, 0);
-  return { input_tokens: Math.ceil(promptChars / 4), output_tokens: Math.ceil(answer.text.length / 4) };
+  const prompt = [request.system, ...request.messages.map((m) => m.content)];
+  return {
+    input_tokens: prompt.reduce((sum, text) => sum + estimateTokens(text), 0),
+    output_tokens: estimateTokens(answer.text),
+  };
 }

@@ -1,6 +1,6 @@
 import { errorName } from './background-writes.ts';
 import { dependencyUnavailable, RequestRejected } from './errors.ts';
-import { limitReached, type UserLimits } from './limits.ts';
+import { checkRoute, type UserLimits } from './limits.ts';
 import type {
   EventSink,
   TurnJournal,
@@ -11,14 +11,17 @@ import type {
   WireSink,
 } from './ports.ts';
 import { ERROR_MESSAGES, runTurn, type TurnDeps, type TurnInput } from './turn.ts';
-import { admitTurn } from './turn-admission.ts';
+import type { TurnAdmission } from './turn-admission.ts';
 import type { BackgroundReport, TurnEvent, TurnReport } from './turn-events.ts';
 
 export interface ChatTurnDeps {
   turn: TurnDeps;
+  /** Charges tokens and limits the costly routes (resume, stop). */
   limits: UserLimits;
-  /** Locks, replay and stop; `undefined` without a cache (turns still run, unlocked). */
-  registry: TurnRegistry | undefined;
+  /** Per-user limits, the stream cap, the session lock and idempotency in one round trip; resume's slot. */
+  admission: Pick<TurnAdmission, 'admit' | 'follow'>;
+  /** Stop; `undefined` without a cache (turns still run, with this environment's admission). */
+  registry: Pick<TurnRegistry, 'requestStop'> | undefined;
   observer: TurnObserver;
   log: TurnLog & { info(message: string, attributes?: Record<string, unknown>): void };
 }
@@ -35,6 +38,8 @@ export interface TurnRequest {
   startedAt: number;
   /** How long a retry may follow the turn it attaches to (what is left of the invocation). */
   replayBudgetMs: number;
+  model?: TurnInput['model'];
+  transcript?: TurnInput['transcript'];
 }
 
 /** An admitted turn: its session, and `deliver`, which writes it to a wire format and finishes it. */
@@ -111,16 +116,17 @@ export class ChatTurns {
     this.#deps = deps;
   }
 
-  /** Refuses with `RequestRejected` (limit, busy, already answered); otherwise the turn is ready to deliver. */
+  /**
+   * Refuses with `RequestRejected` (limit, busy, already answered, or `unavailable` when the registry
+   * answered the claim too late); otherwise the turn is ready to deliver.
+   */
   async start(request: TurnRequest): Promise<StartedTurn> {
-    const { registry, log, turn } = this.#deps;
-    // The one admission call site: per-user limits, then the session lock and idempotency.
-    const allowance = await this.#deps.limits.check(request.userId);
-    if (!allowance.allowed) {
-      this.#deps.observer.countLimitRejection();
-      throw limitReached(allowance.limit, allowance.retryAfterSeconds);
-    }
-    const admission = await admitTurn(registry, log, request, turn.newId);
+    // The one admission call site: per-user limits, stream cap, session lock and idempotency together.
+    const admission = await this.#deps.admission.admit(request).catch((error: unknown) => {
+      if (error instanceof RequestRejected && error.kind === 'limited')
+        this.#deps.observer.countLimitRejection();
+      throw error;
+    });
     if (admission.kind === 'attach') {
       const { replay } = admission;
       return {
@@ -144,16 +150,16 @@ export class ChatTurns {
     afterId: number,
     budgetMs: number,
   ): Promise<{ deliver(wire: WireSink): Promise<void> } | undefined> {
-    const replay = await this.#deps.registry?.replay(userId, sessionId).catch((error: unknown) => {
-      this.#deps.log.warn('turn registry unavailable for resume', { error: errorName(error) });
-      return undefined;
-    });
+    await checkRoute(this.#deps.limits, userId, 'resume');
+    // A follower takes one of the user's stream slots until the turn's events end.
+    const replay = await this.#deps.admission.follow(userId, sessionId);
     if (!replay) return undefined;
     return { deliver: (wire) => this.#follow(replay, afterId, wire, budgetMs) };
   }
 
   /** `true` when a running turn was asked to stop, `false` when none was running. */
   async stop(userId: string, sessionId: string): Promise<boolean> {
+    await checkRoute(this.#deps.limits, userId, 'stop');
     const { registry } = this.#deps;
     if (!registry) {
       throw new RequestRejected(

@@ -25,6 +25,8 @@ export interface ContextRequest {
   userId: string;
   sessionId: string;
   isNewSession: boolean;
+  /** A stateless turn: the client sent the conversation, so no profile or history is read. */
+  stateless?: boolean;
   /** This turn's user message, which the consumer may already have stored. */
   currentMessageId: string;
   /** `undefined` when regenerating: the question is then the last user message of the stored history. */
@@ -55,6 +57,15 @@ export interface TurnContext {
   retrieved: RetrievedContext;
 }
 
+const NO_CONVERSATION: ConversationContext = {
+  profile: undefined,
+  history: [],
+  profileState: 'skipped',
+  historyState: 'skipped',
+  historyReady: Promise.resolve(false),
+  ms: 0,
+};
+
 /** Profile, history and passages, loaded in parallel; each leg has its deadline and falls back on its own. */
 export async function loadTurnContext(
   sources: ContextSources,
@@ -64,7 +75,7 @@ export async function loadTurnContext(
   const { question } = request;
   if (question !== undefined) {
     const [conversation, retrieved] = await Promise.all([
-      loadConversation(sources, writes, request),
+      request.stateless ? NO_CONVERSATION : loadConversation(sources, writes, request),
       loadPassages(sources, writes, { ...request, question }),
     ]);
     return { conversation, retrieved };

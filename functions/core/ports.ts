@@ -1,3 +1,4 @@
+import type { LimitName } from './limits.ts';
 import type { ChatMessage, Passage, UserProfile } from './messages.ts';
 import type { BackgroundReport, TurnEvent, TurnReport } from './turn-events.ts';
 
@@ -72,7 +73,19 @@ export type ModelEvent =
       cacheWriteTokens?: number;
     };
 
+/** The client's generation settings, already within the chosen model's and the deployment's caps. */
+export interface InferenceSettings {
+  maxTokens?: number;
+  temperature?: number;
+  topP?: number;
+  stopSequences?: string[];
+}
+
 export interface ModelRequest {
+  /** The model to answer with (one of the deployment's allowed models); `undefined`: its default. */
+  modelId?: string | undefined;
+  /** What the client asked for; unset fields take the deployment's defaults. */
+  inference?: InferenceSettings | undefined;
   system: string;
   messages: Array<{ role: 'user' | 'assistant'; content: string }>;
   signal: AbortSignal;
@@ -123,8 +136,24 @@ export type TurnClaim =
   | { kind: 'duplicate'; turnId: string }
   /** Another turn is running on this session. */
   | { kind: 'busy' }
-  /** The user already runs as many turns as they may at once. */
-  | { kind: 'limited' };
+  /** A per-user limit (turns per minute, tokens per day, open streams) refused it; nothing was consumed. */
+  | { kind: 'limited'; limit: LimitName; retryAfterSeconds: number };
+
+export type TurnFollow =
+  /** A stream slot is held for this follower until its events end. */
+  | { kind: 'follow'; replay: TurnReplay }
+  /** Nothing running or replayable on that session. */
+  | { kind: 'none' }
+  /** The user already has as many streams (turns and followers) open as they may. */
+  | { kind: 'limited'; retryAfterSeconds: number };
+
+/**
+ * The registry did not answer the claim in time. The claim, if it ran at all, was released by its
+ * turn id, so the caller must neither run the turn nor assume a lock: it answers 503.
+ */
+export class AdmissionUncertain extends Error {
+  override name = 'AdmissionUncertain';
+}
 
 /** The running turn's side of the registry: its events in batches, and whether a stop was asked for. */
 export interface TurnJournal {
@@ -142,7 +171,8 @@ export interface TurnReplay {
 }
 
 /**
- * One turn at a time per session, idempotent by client message id, with a replayable event log and a
+ * Admission in one round trip (per-user limits, stream cap, session lock, idempotency), then
+ * one turn at a time per session, idempotent by client message id, with a replayable event log and a
  * stop that reaches the turn wherever it runs. Shared by every execution environment (Redis in AWS).
  */
 export interface TurnRegistry {
@@ -159,4 +189,14 @@ export interface TurnRegistry {
   requestStop(userId: string, sessionId: string): Promise<boolean>;
   /** The running or just-finished turn of the session (or the given one), if it can still be replayed. */
   replay(userId: string, sessionId: string, turnId?: string): Promise<TurnReplay | undefined>;
+  /**
+   * Like `replay`, but the follower takes one of the user's stream slots (the same cap as turns) for
+   * at most `holdMs`, given back when its events end.
+   */
+  follow(
+    userId: string,
+    sessionId: string,
+    followerId: string,
+    options: { turnId?: string; holdMs: number },
+  ): Promise<TurnFollow>;
 }

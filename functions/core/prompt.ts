@@ -27,16 +27,20 @@ export function buildSystemPrompt(profile: UserProfile | undefined, passages: Pa
   return parts.join('\n\n');
 }
 
+/** A turn of the history: a stored message, or one of a stateless client's turns (no ids). */
+type PromptTurn = Pick<ChatMessage, 'role' | 'content'> &
+  Partial<Pick<ChatMessage, 'messageId' | 'replaces' | 'stopReason'>>;
+
 /**
  * Makes stored history valid for the Converse API before the new user message is appended: it must
  * start with a user turn and roles must alternate, so leading assistant turns are dropped and runs
  * of one role (a turn whose answer failed) are merged.
  */
-export function toConverseMessages(history: ChatMessage[], message: string): ModelRequest['messages'] {
+export function toConverseMessages(history: PromptTurn[], message: string): ModelRequest['messages'] {
   const turns: ModelRequest['messages'] = [];
   // A regenerated answer replaces the earlier one: only the latest is part of the conversation.
   const replaced = new Set(history.flatMap((m) => (m.replaces ? [m.replaces] : [])));
-  const said = history.filter((m) => !replaced.has(m.messageId));
+  const said = history.filter((m) => m.messageId === undefined || !replaced.has(m.messageId));
   for (const entry of [...said, { role: 'user' as const, content: message }]) {
     if (entry.content.trim() === '') continue;
     // What a guardrail blocked is never fed back to the model as if it had been said.
@@ -107,5 +111,28 @@ export function buildPrompt(input: PromptInput): Pick<ModelRequest, 'system' | '
       stableHistory(input.history, input.historyLimit),
       userTurn(input.passages, input.question),
     ),
+  };
+}
+
+export interface TranscriptPromptInput {
+  /** The client's system and developer messages. */
+  instructions: string[];
+  /** The client's turns before the question, oldest first. */
+  turns: Array<{ role: 'user' | 'assistant'; content: string }>;
+  passages: Passage[];
+  question: string;
+}
+
+/**
+ * A stateless turn's prompt: the deployment's instructions stay first (the client's cannot remove them),
+ * the client's own instructions follow, then the client's turns and the question with its passages.
+ */
+export function buildTranscriptPrompt(
+  input: TranscriptPromptInput,
+): Pick<ModelRequest, 'system' | 'messages'> {
+  const instructions = input.instructions.filter((text) => text.trim() !== '');
+  return {
+    system: [buildSystemPrompt(undefined, []), ...instructions].join('\n\n'),
+    messages: toConverseMessages(input.turns, userTurn(input.passages, input.question)),
   };
 }

@@ -13,6 +13,13 @@ export function chatRequestSchema(maxMessageChars: number) {
     /** The client's id for this message: a retry with the same id never makes a second turn. */
     message_id: z.optional(opaqueId('message_id')),
     use_rag: z.optional(z.boolean('use_rag must be a boolean')),
+    /** One of the deployment's models (`GET /v1/models`); its default when absent. */
+    model: z.optional(z.string('model must be a string')),
+    /** Generation settings, checked against the chosen model's caps at the edge. */
+    max_tokens: z.optional(z.unknown()),
+    temperature: z.optional(z.unknown()),
+    top_p: z.optional(z.unknown()),
+    stop: z.optional(z.unknown()),
   });
 }
 

@@ -2,8 +2,8 @@ import { type AnswerEnd, ClientChannel, type StreamedAnswer, streamAnswer } from
 import { BackgroundWrites } from './background-writes.ts';
 import { type ContextSettings, type ContextSources, loadTurnContext, type TurnContext } from './context.ts';
 import type { ChatMessage, Passage, Source } from './messages.ts';
-import type { ChatModel, EventSink, MessageOutbox, MessageWriter } from './ports.ts';
-import { buildPrompt } from './prompt.ts';
+import type { ChatModel, EventSink, InferenceSettings, MessageOutbox, MessageWriter } from './ports.ts';
+import { buildPrompt, buildTranscriptPrompt } from './prompt.ts';
 import type { TurnCacheStates, TurnErrorCode, TurnEvent, TurnReport, TurnTimings } from './turn-events.ts';
 
 interface TurnSettings extends ContextSettings {
@@ -34,6 +34,15 @@ export interface TurnInput {
   startedAt: number;
   /** Aborts when someone asks this turn to stop: the answer so far is kept with stop reason `stopped`. */
   stop?: AbortSignal | undefined;
+  /** The model that answers (one the deployment allows) and the client's settings for it. */
+  model?: { id: string; inference: InferenceSettings } | undefined;
+  /**
+   * Stateless: the client's instructions and earlier turns are the conversation. Nothing of the session
+   * is read or stored; the question is `message`.
+   */
+  transcript?:
+    | { instructions: string[]; turns: Array<{ role: 'user' | 'assistant'; content: string }> }
+    | undefined;
 }
 
 const toSource = ({ text: _text, ...source }: Passage): Source => source;
@@ -78,8 +87,10 @@ export async function runTurn(deps: TurnDeps, input: TurnInput, sink: EventSink)
 
   const writes = new BackgroundWrites(deps.outbox, deps.writer, deps.log);
   const question = input.message === undefined ? undefined : userMessage(deps, input, userMessageId);
-  if (question) writes.saveMessage(question);
+  const stateless = input.transcript !== undefined;
+  if (question && !stateless) writes.saveMessage(question);
   const context = await loadTurnContext(deps, writes, {
+    stateless,
     userId,
     sessionId,
     isNewSession,
@@ -113,8 +124,10 @@ export async function runTurn(deps: TurnDeps, input: TurnInput, sink: EventSink)
       ? assistantMessage(deps, input, { id: assistantMessageId, answer, sources, regenerated })
       : undefined;
   const messages = [question, reply].filter((m) => m !== undefined);
-  rememberTurn(deps, writes, { ...input, historyReady: conversation.historyReady, messages });
-  if (reply) writes.saveMessage(reply);
+  if (!stateless) {
+    rememberTurn(deps, writes, { ...input, historyReady: conversation.historyReady, messages });
+    if (reply) writes.saveMessage(reply);
+  }
   timings.total_ms = elapsed();
   client.send(finalEvent(answer, assistantMessageId, timings, cache));
   return {
@@ -156,17 +169,20 @@ async function answerQuestion(
       firstTokenAt: undefined,
     };
   }
-  const prompt = buildPrompt({
-    profile: conversation.profile,
-    passages: retrieved.passages,
-    history: regenerated?.before ?? conversation.history,
-    question,
-    historyLimit: deps.settings.historyLimit,
-  });
+  const prompt = input.transcript
+    ? buildTranscriptPrompt({ ...input.transcript, passages: retrieved.passages, question })
+    : buildPrompt({
+        profile: conversation.profile,
+        passages: retrieved.passages,
+        history: regenerated?.before ?? conversation.history,
+        question,
+        historyLimit: deps.settings.historyLimit,
+      });
   return streamAnswer(
     deps,
     {
       ...prompt,
+      model: input.model,
       metadata: { user_key: deps.userKey(input.userId), session_id: input.sessionId },
       stop: input.stop ?? new AbortController().signal,
     },

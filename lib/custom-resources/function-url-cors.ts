@@ -1,4 +1,4 @@
-import { createRequire } from 'node:module';
+import { LambdaClient, UpdateFunctionUrlConfigCommand } from '@aws-sdk/client-lambda';
 import type { CloudFormationCustomResourceEvent } from 'aws-lambda';
 import type { ProviderResponse } from './jwks-fetch.ts';
 
@@ -58,20 +58,14 @@ export function createFunctionUrlCorsHandler(api: () => FunctionUrlApi) {
   };
 }
 
-interface LambdaSdk {
-  LambdaClient: new (config: object) => { send(command: unknown): Promise<unknown> };
-  UpdateFunctionUrlConfigCommand: new (input: object) => unknown;
-}
-
-/** The Lambda client of the runtime's own AWS SDK, loaded lazily so tests never touch it. */
-function runtimeLambdaApi(): FunctionUrlApi {
-  const sdk = createRequire(import.meta.url)('@aws-sdk/client-lambda') as LambdaSdk;
-  const client = new sdk.LambdaClient({ maxAttempts: 5 });
+/** The Lambda client, bundled at the version the project pins. */
+function lambdaApi(): FunctionUrlApi {
+  const client = new LambdaClient({ maxAttempts: 5 });
   return {
     async setCors(functionName, cors) {
-      await client.send(new sdk.UpdateFunctionUrlConfigCommand({ FunctionName: functionName, Cors: cors }));
+      await client.send(new UpdateFunctionUrlConfigCommand({ FunctionName: functionName, Cors: cors }));
     },
   };
 }
 
-export const handler = createFunctionUrlCorsHandler(runtimeLambdaApi);
+export const handler = createFunctionUrlCorsHandler(lambdaApi);

@@ -1,4 +1,9 @@
-import { createRequire } from 'node:module';
+import {
+  GetFunctionConfigurationCommand,
+  LambdaClient,
+  PublishVersionCommand,
+  UpdateFunctionConfigurationCommand,
+} from '@aws-sdk/client-lambda';
 import { type FetchJwksOptions, fetchJwks, type Jwks } from './jwks-fetch.ts';
 
 /**
@@ -74,33 +79,23 @@ export function createJwksRefreshHandler(deps: {
   };
 }
 
-interface LambdaSdk {
-  LambdaClient: new (config: object) => { send(command: unknown): Promise<Record<string, unknown>> };
-  GetFunctionConfigurationCommand: new (input: object) => unknown;
-  UpdateFunctionConfigurationCommand: new (input: object) => unknown;
-  PublishVersionCommand: new (input: object) => unknown;
-}
-
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /**
- * The Lambda client of the runtime's own AWS SDK (every nodejs runtime ships v3): this ops-only
- * function needs a few calls, not a dependency of the project. Loaded lazily so tests never touch it.
+ * The Lambda client bundled at the version the project pins, not the runtime's copy: a runtime SDK too
+ * old to know `PublishTo` would publish a numbered version that Managed Instances never run.
  */
-function runtimeLambdaApi(): FunctionConfigApi {
-  const sdk = createRequire(import.meta.url)('@aws-sdk/client-lambda') as LambdaSdk;
-  const client = new sdk.LambdaClient({ maxAttempts: 3 });
+function lambdaApi(): FunctionConfigApi {
+  const client = new LambdaClient({ maxAttempts: 3 });
   return {
     async read(functionName) {
-      const answer = await client.send(
-        new sdk.GetFunctionConfigurationCommand({ FunctionName: functionName }),
-      );
+      const answer = await client.send(new GetFunctionConfigurationCommand({ FunctionName: functionName }));
       const environment = answer.Environment as { Variables?: Record<string, string> } | undefined;
       return { variables: environment?.Variables ?? {}, revisionId: answer.RevisionId as string | undefined };
     },
     async write(functionName, variables, revisionId) {
       await client.send(
-        new sdk.UpdateFunctionConfigurationCommand({
+        new UpdateFunctionConfigurationCommand({
           FunctionName: functionName,
           Environment: { Variables: variables },
           RevisionId: revisionId,
@@ -110,23 +105,21 @@ function runtimeLambdaApi(): FunctionConfigApi {
     async publish(functionName) {
       // A publish while the update is still in progress is refused (ResourceConflictException).
       for (let attempt = 0; attempt < 60; attempt++) {
-        const state = await client.send(
-          new sdk.GetFunctionConfigurationCommand({ FunctionName: functionName }),
-        );
+        const state = await client.send(new GetFunctionConfigurationCommand({ FunctionName: functionName }));
         if (state.LastUpdateStatus === 'Failed')
           throw new Error(`the update of ${functionName} failed: ${String(state.LastUpdateStatusReason)}`);
         if (state.LastUpdateStatus !== 'InProgress') break;
         await sleep(1000);
       }
       await client.send(
-        new sdk.PublishVersionCommand({ FunctionName: functionName, PublishTo: 'LATEST_PUBLISHED' }),
+        new PublishVersionCommand({ FunctionName: functionName, PublishTo: 'LATEST_PUBLISHED' }),
       );
     },
   };
 }
 
 export const handler = createJwksRefreshHandler({
-  api: runtimeLambdaApi,
+  api: lambdaApi,
   jwksUrl: process.env.JWKS_URL ?? '',
   functionName: process.env.TARGET_FUNCTION_NAME ?? '',
   publishToLatestPublished: process.env.PUBLISH_TO_LATEST_PUBLISHED === 'true',

@@ -48,6 +48,43 @@ async function loadChunks(directory: string): Promise<Chunk[]> {
   return chunks;
 }
 
+/**
+ * Words that carry no topic: a real knowledge base's embeddings ignore them, so must the local ranking
+ * (without this list "What is an HSA?" ranks by "what" and "is").
+ */
+const STOPWORDS = new Set(
+  (
+    'a about above after again against all am an and any are as at be because been before being below ' +
+    'between both but by can could did do does doing down during each few for from further had has have ' +
+    'having he her here hers how i if in into is it its itself just me more most my myself no nor not now ' +
+    'of off on once only or other our ours out over own same she should so some such than that the their ' +
+    'theirs them then there these they this those through to too under until up very was we were what ' +
+    'when where which while who whom why will with would you your yours work works ' +
+    // What a question asks the model to do, not what it is about.
+    'tell explain show give compare table list example code compute calculate write'
+  ).split(' '),
+);
+
+/** Lower-case words, stopwords out; a term that is only stopwords leaves nothing to match. */
+const processTerm = (term: string) => {
+  const word = term.toLowerCase();
+  return word === '' || STOPWORDS.has(word) ? null : word;
+};
+
+/**
+ * BM25 is unbounded; Bedrock's relevance is in [0, 1] and absolute (a weak match scores low even when it is
+ * the best there is). `score / (score + HALF)` gives 0.5 at HALF; times the share of the question's words
+ * the passage holds, so a passage that shares one common word with a long question scores low.
+ */
+const HALF_RELEVANCE_SCORE = 4;
+/** The score of a chunk that shares no word with the question. */
+const FAR_SCORE = 0.05;
+const relevance = (score: number, matched: number, asked: number) =>
+  Number(((score / (score + HALF_RELEVANCE_SCORE)) * (asked ? Math.min(1, matched / asked) : 0)).toFixed(4));
+const tokenize = MiniSearch.getDefault('tokenize') as (text: string) => string[];
+const topicWords = (text: string) =>
+  new Set(tokenize(text).flatMap((term) => (term ? (processTerm(term) ?? []) : []))).size;
+
 /** Bedrock Agent Runtime on localhost: `Retrieve` ranked by BM25 over the local knowledge base. */
 export async function startAgentRuntime(options: KnowledgeBaseOptions): Promise<AgentRuntimeEmulator> {
   const knowledgeBaseId = options.knowledgeBaseId ?? 'LOCALKB001';
@@ -55,7 +92,9 @@ export async function startAgentRuntime(options: KnowledgeBaseOptions): Promise<
   const index = new MiniSearch<Chunk>({
     fields: ['title', 'text'],
     storeFields: ['title', 'text', 'uri'],
-    searchOptions: { boost: { title: 2 }, fuzzy: 0.15, prefix: true },
+    processTerm,
+    // Whole words only (a prefix or fuzzy match lets "IRA" find "irate"), typos forgiven in long words.
+    searchOptions: { boost: { title: 2 }, fuzzy: (term) => (term.length > 5 ? 0.2 : false), prefix: false },
   });
   index.addAll(chunks);
   const settings = { retrieveDelayMs: options.retrieveDelayMs ?? 0 };
@@ -91,13 +130,26 @@ export async function startAgentRuntime(options: KnowledgeBaseOptions): Promise<
       return;
     }
     const limit = body.retrievalConfiguration?.vectorSearchConfiguration?.numberOfResults ?? 5;
-    const hits = index.search(text).slice(0, limit);
-    const top = hits[0]?.score ?? 1;
+    const asked = topicWords(text);
+    const hits = index
+      .search(text)
+      .map((hit) => Object.assign(hit, { relevance: relevance(hit.score, hit.queryTerms.length, asked) }))
+      .sort((a, b) => b.relevance - a.relevance)
+      .slice(0, limit);
+    // Vector search always returns its k nearest chunks, however far: the rest come at a low score (what
+    // a relevance floor is for), so prompts carry as many passages as in AWS.
+    const taken = new Set(hits.map((hit) => hit.id));
+    for (const chunk of chunks) {
+      if (hits.length >= limit) break;
+      if (taken.has(chunk.id)) continue;
+      hits.push(
+        Object.assign({ ...chunk, terms: [], queryTerms: [], score: 0, match: {} }, { relevance: FAR_SCORE }),
+      );
+    }
     const retrievalResults = hits.map((hit) => ({
       content: { type: 'TEXT', text: hit.text as string },
       location: { type: 'S3', s3Location: { uri: hit.uri as string } },
-      // Bedrock scores are relevance in [0, 1]; BM25 is unbounded, so scale by the best hit.
-      score: Number(((hit.score / top) * 0.9).toFixed(4)),
+      score: hit.relevance,
       metadata: {
         'x-amz-bedrock-kb-source-uri': hit.uri as string,
         'x-amz-bedrock-kb-chunk-id': String(hit.id),

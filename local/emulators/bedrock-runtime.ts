@@ -35,7 +35,7 @@ interface Block {
 interface ConverseBody {
   messages?: Array<{ role: string; content?: Block[] }>;
   system?: Block[];
-  inferenceConfig?: { maxTokens?: number };
+  inferenceConfig?: { maxTokens?: number; stopSequences?: string[] };
   performanceConfig?: { latency?: string };
 }
 
@@ -67,6 +67,11 @@ export interface BedrockRuntimeEmulator extends ListeningServer {
   firstTokenDelaysMs: number[];
   /** Makes the next request(s) fail: throttling before any token, or an exception frame mid-stream. */
   failNext(fault: ModelFault, times?: number): void;
+  /**
+   * Holds every stream after its first `afterTokens` tokens until the returned release is called, so a
+   * test can act in the middle of an answer (reload, stop) without racing the model's pace.
+   */
+  hold(afterTokens: number): () => void;
 }
 
 const encoder = new TextEncoder();
@@ -176,7 +181,11 @@ function plan(body: ConverseBody, cache: PromptCache, minTokens: number | undefi
         priorTurns: Math.floor((messages.length - 1) / 2),
       });
   const maxTokens = body.inferenceConfig?.maxTokens ?? 4096;
-  const all = toDeltas(answer);
+  // As a model does: the answer ends before the first stop sequence it would write, which is not sent.
+  const cut = Math.min(
+    ...(body.inferenceConfig?.stopSequences ?? []).map((stop) => answer.indexOf(stop)).filter((i) => i >= 0),
+  );
+  const all = toDeltas(Number.isFinite(cut) ? answer.slice(0, cut) : answer);
   const deltas = all.slice(0, maxTokens);
   const cached = minTokens === undefined ? undefined : cache.account(body, minTokens);
   const prompt = cached?.total ?? estimateTokens(system + messages.map((m) => textOf(m.content)).join(''));
@@ -192,7 +201,8 @@ function plan(body: ConverseBody, cache: PromptCache, minTokens: number | undefi
   };
   return {
     deltas,
-    stopReason: deltas.length < all.length ? 'max_tokens' : 'end_turn',
+    stopReason:
+      deltas.length < all.length ? 'max_tokens' : Number.isFinite(cut) ? 'stop_sequence' : 'end_turn',
     usage,
     /** Tokens the model must read itself: what was not found in the cache. */
     uncachedTokens: prompt - cacheReadInputTokens,
@@ -228,6 +238,7 @@ export async function startBedrockRuntime(
   const usageLog: ModelUsage[] = [];
   const firstTokenDelaysMs: number[] = [];
   const cache = new PromptCache();
+  let held: { afterTokens: number; released: Promise<void> } | undefined;
   const keep = <T>(list: T[], item: T, max: number) => {
     list.push(item);
     if (list.length > max) list.splice(0, list.length - max);
@@ -312,6 +323,7 @@ export async function startBedrockRuntime(
     let lastWrite = 0;
     for (const [index, text] of deltas.entries()) {
       if (index > 0 && settings.perTokenDelayMs > 0) await sleep(settings.perTokenDelayMs);
+      if (held && index >= held.afterTokens) await held.released;
       if (fault === 'midstream' && index === Math.min(3, deltas.length - 1)) {
         writeFrame(res, exceptionFrame('modelStreamErrorException', 'The model stopped unexpectedly.'));
         res.end();
@@ -343,6 +355,15 @@ export async function startBedrockRuntime(
     firstTokenDelaysMs,
     failNext(fault, times = 1) {
       for (let i = 0; i < times; i++) faults.push(fault);
+    },
+    hold(afterTokens) {
+      const { promise: released, resolve: release } = Promise.withResolvers<void>();
+      const gate = { afterTokens, released };
+      held = gate;
+      return () => {
+        if (held === gate) held = undefined;
+        release();
+      };
     },
   };
 }

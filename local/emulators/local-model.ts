@@ -1,6 +1,8 @@
 /**
  * The local stand-in for a foundation model: it answers from the passages it was given, so a RAG
- * answer is visibly grounded, and otherwise says it has no source. Deterministic, no weights.
+ * answer is visibly grounded, and otherwise says it has no source. It writes Markdown as a chat model
+ * does (a list, bold, a table or a code block when asked), so the page renders real shapes locally.
+ * Deterministic, no weights.
  */
 const STOPWORDS = new Set(
   'a an and are as at be by can do does for from how i in is it me my of on or should that the this to was what when where which who why will with you your'.split(
@@ -17,6 +19,68 @@ export interface ModelInput {
   priorTurns: number;
 }
 
+/** A question that asks for a comparison gets a table, as a real model would write one. */
+const WANTS_TABLE = /\b(table|compare|comparison|versus|vs\.?)\b/i;
+/** A question that asks for code gets a fenced code block. */
+const WANTS_CODE = /\b(code|script|snippet|function|program|python|javascript|typescript|formula)\b/i;
+const WANTS_JAVASCRIPT = /\b(javascript|typescript|js|ts|node)\b/i;
+
+const PYTHON_EXAMPLE = [
+  '```python',
+  'def compound_interest(principal, annual_rate, years, per_year=12):',
+  '    """Balance after `years`, interest compounded `per_year` times a year."""',
+  '    return principal * (1 + annual_rate / per_year) ** (per_year * years)',
+  '',
+  'print(round(compound_interest(10_000, 0.05, 10), 2))  # 16470.09',
+  '```',
+].join('\n');
+
+const JAVASCRIPT_EXAMPLE = [
+  '```javascript',
+  '// Balance after `years`, interest compounded `perYear` times a year.',
+  'function compoundInterest(principal, annualRate, years, perYear = 12) {',
+  '  return principal * (1 + annualRate / perYear) ** (perYear * years);',
+  '}',
+  '',
+  'console.log(compoundInterest(10_000, 0.05, 10).toFixed(2)); // "16470.09"',
+  '```',
+].join('\n');
+
+/** Bolds the longest run of asked words in a sentence, as a model stresses the term it was asked about. */
+function stressAsked(sentence: string, asked: Set<string>): string {
+  const words = [...sentence.matchAll(/[A-Za-z0-9][A-Za-z0-9'’-]*/g)];
+  let best: { from: number; to: number } | undefined;
+  let runStart = -1;
+  for (let i = 0; i <= words.length; i++) {
+    const word = words[i]?.[0].toLowerCase();
+    const hit = word !== undefined && word.length > 1 && !STOPWORDS.has(word) && asked.has(word);
+    if (hit && runStart === -1) runStart = i;
+    if (!hit && runStart !== -1) {
+      if (!best || i - runStart > best.to - best.from) best = { from: runStart, to: i };
+      runStart = -1;
+    }
+  }
+  if (!best) return sentence;
+  const first = words[best.from];
+  const last = words[best.to - 1];
+  if (!first || !last) return sentence;
+  const from = first.index;
+  const to = last.index + last[0].length;
+  return `${sentence.slice(0, from)}**${sentence.slice(from, to)}**${sentence.slice(to)}`;
+}
+
+/** The question as a quote inside the answer: one line, without Markdown of its own. */
+const quoted = (question: string) =>
+  question
+    .replace(/[`*_#|>[\]~]/g, '')
+    .replace(/\s+/g, ' ')
+    .trim()
+    .slice(0, 80);
+
+/**
+ * The answer, in Markdown as a chat model writes it: a lead sentence, the grounded points as a list
+ * with the asked term in bold, and a table or a code block when the question asks for one.
+ */
 export function composeAnswer({ system, question, priorTurns }: ModelInput): string {
   const asked = new Set(wordsOf(question));
   const sentences = system
@@ -35,11 +99,27 @@ export function composeAnswer({ system, question, priorTurns }: ModelInput): str
     .slice(0, 3)
     .sort((a, b) => a.index - b.index);
   const opening = priorTurns > 0 ? 'Building on what we discussed, ' : '';
+  const blocks: string[] = [];
   if (ranked.length === 0) {
-    return `${opening}I have no source on "${question.slice(0, 80)}", so take this as general guidance: start from your goals, keep costs low, and check the details with a qualified adviser.`;
+    blocks.push(
+      `${opening}I have no source on "${quoted(question)}", so take this as general guidance:`,
+      '- Start from your goals.\n- Keep costs low.\n- Check the details with a qualified adviser.',
+    );
+  } else {
+    const lead = opening ? `${opening}here` : 'Here';
+    blocks.push(`${lead} is what the sources say.`);
+    blocks.push(ranked.map((r) => `- ${stressAsked(r.sentence, asked)}`).join('\n'));
   }
-  const lead = opening ? `${opening}here` : 'Here';
-  return `${lead} is what the sources say. ${ranked.map((r) => r.sentence).join(' ')}`;
+  if (WANTS_TABLE.test(question)) {
+    const rows = (ranked.length ? ranked.map((r) => r.sentence) : ['No source covers this question.']).map(
+      (sentence, index) => `| ${index + 1} | ${sentence.replace(/\|/g, '/')} |`,
+    );
+    blocks.push(['| # | Key point |', '| --- | --- |', ...rows].join('\n'));
+  }
+  if (WANTS_CODE.test(question)) {
+    blocks.push(WANTS_JAVASCRIPT.test(question) ? JAVASCRIPT_EXAMPLE : PYTHON_EXAMPLE);
+  }
+  return blocks.join('\n\n');
 }
 
 /**

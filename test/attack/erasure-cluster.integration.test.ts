@@ -1,6 +1,8 @@
+import { createHash } from 'node:crypto';
 import type { Cluster } from 'ioredis';
 import { v7 as uuidv7 } from 'uuid';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { turnIndexKeys } from '../../functions/adapters/admission-keys.ts';
 import { erasureKeys, RedisContextCache, RedisForgetter } from '../../functions/adapters/redis-cache.ts';
 import { createRedisClient } from '../../functions/adapters/redis-connection.ts';
 import { RedisTurnRegistry, turnKeys } from '../../functions/adapters/redis-turns.ts';
@@ -30,9 +32,21 @@ const options = {
   resumableMs: 60_000,
   retainMs: 3_600_000,
   flushMs: 20,
-  pollMs: 20,
+  followBlockMs: 200,
   maxConcurrentPerUser: 3,
+  turnsPerMinute: 0,
+  tokensPerDay: 0,
+  admitTimeoutMs: 2000,
+  leaseMs: 30_000,
 };
+/** The admission's slot tag of a user: every key of the user carries it, and never the raw sub. */
+const tagOf = (userId: string) =>
+  `{u:${createHash('sha256').update(userId).digest('base64url').slice(0, 22)}}`;
+const turnFamily = (registry: RedisTurnRegistry) => ({
+  keys: turnKeys,
+  sessions: (userId: string) => turnIndexKeys(userId).sessions,
+  forget: (userId: string, sessionId?: string) => registry.forget(userId, sessionId),
+});
 const cacheOptions = {
   historyLimit: 20,
   profileTtlSeconds: 600,
@@ -53,17 +67,16 @@ const message = (
     content,
     createdAt: new Date().toISOString(),
   }) as ChatMessage;
-const keysOf = async (userId: string) => {
-  const tag = `{${encodeURIComponent(userId)}}`;
-  return (await client.keys(`*${tag}*`)).filter((k) => !k.startsWith('running:')).sort();
-};
+/** The user's keys apart from the limiter's (`adm:`), which no delete names. */
+const keysOf = async (userId: string) =>
+  (await client.keys(`*${tagOf(userId)}*`)).filter((k) => !k.startsWith('adm:')).sort();
 
 describe('erasure on a Redis Cluster', () => {
   it('forgets a user by exact keys in one slot, refuses the running turn’s later writes and stops it', async () => {
     const user = `u-${uuidv7()}`;
     const cache = new RedisContextCache(client, cacheOptions);
     const registry = new RedisTurnRegistry(client, options);
-    const forgetter = new RedisForgetter(client, turnKeys);
+    const forgetter = new RedisForgetter(client, turnFamily(registry));
     const [done, running] = [`s-${uuidv7()}`, `s-${uuidv7()}`];
     await cache.storeProfile({ userId: user, name: 'Mia' });
     const earlier = [
@@ -114,19 +127,20 @@ describe('erasure on a Redis Cluster', () => {
   it('forgets one session without touching the user’s other sessions or the limiter', async () => {
     const user = `u-${uuidv7()}`;
     const cache = new RedisContextCache(client, cacheOptions);
-    const forgetter = new RedisForgetter(client, turnKeys);
     const registry = new RedisTurnRegistry(client, options);
+    const forgetter = new RedisForgetter(client, turnFamily(registry));
     const [kept, gone] = [`s-${uuidv7()}`, '2026-12-04'];
     for (const s of [kept, gone]) {
       await cache.storeHistory(user, s, [message(user, s, 'user', `q ${s}`)]);
       const claim = await registry.claim(user, s, `m-${s}`, uuidv7());
       await registry.journal(user, s, claim.kind === 'claimed' ? claim.turnId : '').finish();
     }
-    const limiter = `limit-tokens:{${encodeURIComponent(user)}}:${gone}`;
+    // The limiter's day counter, whose name ends like the session deleted here.
+    const limiter = `adm:${tagOf(user)}:tokens:${gone}`;
     await client.set(limiter, '900');
     await new Promise((r) => setTimeout(r, 3));
     await forgetter.forgetSession(user, gone);
-    const left = await client.keys(`*{${encodeURIComponent(user)}}*`);
+    const left = await client.keys(`*${tagOf(user)}*`);
     expect(left.filter((k) => k.includes(gone)).sort()).toEqual(
       [erasureKeys.sessionMarker(user, gone), limiter].sort(),
     );
@@ -137,5 +151,5 @@ describe('erasure on a Redis Cluster', () => {
 
 /** Stop flags the erasure set for turns still running (they expire within seconds). */
 async function stopFlags(user: string) {
-  return (await client.keys(`stop:{${encodeURIComponent(user)}}*`)).sort();
+  return (await client.keys(`stop:${tagOf(user)}*`)).sort();
 }

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { DynamoDBDocumentClient, ScanCommand } from '@aws-sdk/lib-dynamodb';
 import { Redis } from 'ioredis';
 import { v7 as uuidv7 } from 'uuid';
@@ -72,10 +73,12 @@ const itemsOf = async (user: string) => {
   } while (start);
   return items.filter((item) => String(item.pk).startsWith(`USER#${user}`));
 };
-/** Every Redis key naming the user (KEYS is fine in a test, never in a route). */
-const redisKeysOf = (user: string) => inspect.keys(`*{${encodeURIComponent(user)}}*`);
+/** The admission's slot tag of a user: every key of the user carries it, and never the raw sub. */
+const tagOf = (user: string) => `{u:${createHash('sha256').update(user).digest('base64url').slice(0, 22)}}`;
+/** Every Redis key of the user (KEYS is fine in a test, never in a route). */
+const redisKeysOf = (user: string) => inspect.keys(`*${tagOf(user)}*`);
 /** The limiter's families, which a user's delete must never touch (agreed by prefix with the admission design). */
-const LIMITER = /^(limit-|running:)/;
+const LIMITER = /^adm:/;
 /** What a delete may leave: its marker, with an expiry. Everything else of the user or session is a finding. */
 async function leftovers(user: string, sessionId?: string) {
   const keys = (await redisKeysOf(user)).filter((k) => !LIMITER.test(k));
@@ -144,7 +147,7 @@ describe('erasure and deletion race a running turn and queued messages', () => {
       await drainQueue();
       expect((await itemsOf(user)).map((i) => i.sk)).toEqual(['ERASED']);
       await waitFor(async () => (await leftovers(user)).length === 0 || undefined, 20_000, 'no keys left');
-      expect(await inspect.pttl(`forgotten:{${user}}`)).toBeGreaterThan(0);
+      expect(await inspect.pttl(`forgotten:${tagOf(user)}`)).toBeGreaterThan(0);
       expect((await api(token, '/sessions')).json.sessions).toEqual([]);
       for (const sessionId of [earlierSession, onNew.sessionId]) {
         expect((await api(token, `/sessions/${sessionId}/messages`)).status).toBe(404);
@@ -297,7 +300,7 @@ describe('limits survive every delete a user can send', () => {
       else sessions.push(String(response.events[0]?.data.session_id));
     }
     expect(refused?.json).toMatchObject({ error: { limit: 'tokens_per_day' } });
-    const limiterKeys = (await redisKeysOf(user)).filter((k) => LIMITER.test(k) && !k.startsWith('running:'));
+    const limiterKeys = (await redisKeysOf(user)).filter((k) => LIMITER.test(k) && !k.endsWith(':streams'));
     expect(limiterKeys.length).toBeGreaterThanOrEqual(2);
     const before = await api(token, '/me/usage');
 

@@ -17,6 +17,7 @@ import {
 import { DEFAULT_CONFIG } from '../../lib/config.ts';
 import {
   auditAcknowledgements,
+  nagReportFindings,
   type Resource,
   resourcesOf,
   type Synthesized,
@@ -35,10 +36,17 @@ const fnByDescription = (text: string, from: Template = template) =>
   resources('AWS::Lambda::Function', from).find((f) =>
     String(f.Properties.Description).includes(text),
   ) as Resource;
+const fnId = (text: string, from: Template = template) =>
+  resourcesOf(from, 'AWS::Lambda::Function').find(([, f]) =>
+    String(f.Properties.Description).includes(text),
+  )?.[0] ?? '';
 const envOf = (fn: Resource) =>
   (fn.Properties.Environment as { Variables: Record<string, unknown> }).Variables;
-// CDK's Provider framework functions (its code, its runtime choice); every other function is ours.
-const isFramework = (fn: Resource) => fn.Properties.Handler === 'framework.onEvent';
+// CDK's own functions (its code, its runtime choice): the Provider framework's and the custom resource
+// that strips the VPC's default security group (@aws-cdk/aws-ec2:restrictDefaultSecurityGroup); every
+// other function is ours.
+const isFramework = (fn: Resource) =>
+  ['framework.onEvent', '__entrypoint__.handler'].includes(String(fn.Properties.Handler));
 // A pinned production stage: Region, AZ ids, guardrail, cache limits, product ids, alarm e-mail.
 const PINNED = {
   production: true,
@@ -125,6 +133,14 @@ describe('network', () => {
       expect.stringContaining('Fn::GetAZs'),
       expect.stringContaining('Fn::GetAZs'),
     ]);
+  });
+
+  it('refuses chat:production=true without pinned AZs (the first two AZ names may lack an endpoint service or the cache)', () => {
+    const unpinned = synth({ production: true, alarmEmail: 'oncall@example.com' });
+    expect(unpinned.messages('error')).toEqual([
+      { path: 'StreamingChat/Network', text: expect.stringContaining('needs chat:availabilityZones') },
+    ]);
+    expect(pinned.messages('error')).toEqual([]);
   });
 
   it('takes AZ names too, when the stack has a Region', () => {
@@ -294,11 +310,11 @@ describe('queue', () => {
 });
 
 describe('functions', () => {
-  it('are nodejs24.x on arm64 with bundled ESM code (all but the two Provider framework functions, which are CDK code)', () => {
+  it("are nodejs24.x on arm64 with bundled ESM code (all but CDK's own: two Provider framework functions and the default-SG stripper)", () => {
     const functions = resources('AWS::Lambda::Function');
     const ours = functions.filter((f) => !isFramework(f));
-    expect(ours).toHaveLength(5);
-    expect(functions.filter(isFramework)).toHaveLength(2);
+    expect(ours).toHaveLength(6);
+    expect(functions.filter(isFramework)).toHaveLength(4);
     for (const fn of ours) {
       expect(fn.Properties).toMatchObject({
         Runtime: 'nodejs24.x',
@@ -388,6 +404,25 @@ describe('functions', () => {
     expect(fnByDescription('Persists chat').Properties.ReservedConcurrentExecutions).toBeUndefined();
   });
 
+  it("checks the account's unreserved concurrency at deploy time, before the VPC, the cache and the function", () => {
+    const [[checkId, check]] = resourcesOf(template, 'Custom::ConcurrencyHeadroom') as [[string, Resource]];
+    expect(check.Properties.ReservedConcurrency).toBe(100);
+    const [[, pinnedCheck]] = resourcesOf(pinned.template, 'Custom::ConcurrencyHeadroom') as [
+      [string, Resource],
+    ];
+    expect(pinnedCheck.Properties.ReservedConcurrency).toBe(250);
+    for (const type of ['AWS::EC2::VPC', 'AWS::ElastiCache::ServerlessCache'])
+      for (const [id, resource] of resourcesOf(template, type))
+        expect(resource.DependsOn ?? [], id).toContain(checkId);
+    expect(template.toJSON().Resources[fnId('Streams chat')].DependsOn).toContain(checkId);
+    // The checker reads account settings and nothing else (the Provider framework only invokes it).
+    expect(statementsOf(template, 'ConcurrencyHeadroomFunction').flatMap((s) => s.actions)).toEqual([
+      'lambda:GetAccountSettings',
+    ]);
+    // Nothing reserved, nothing to check.
+    expect(resourcesOf(dev.template, 'Custom::ConcurrencyHeadroom')).toEqual([]);
+  });
+
   it('maps stack traces back to the TypeScript with source maps', () => {
     for (const fn of resources('AWS::Lambda::Function').filter((f) => !isFramework(f))) {
       expect(envOf(fn).NODE_OPTIONS).toBe('--enable-source-maps');
@@ -460,11 +495,16 @@ describe('auth', () => {
     });
   });
 
-  it('fetches the JWKS again on every deploy (a per-deploy nonce) and every hour between deploys', () => {
+  it('fetches the JWKS again on every deploy, even under a pinned chat:deployNonce, and every 15 minutes between deploys (review N11)', () => {
     const [[, jwks]] = resourcesOf(template, 'Custom::Jwks') as [[string, Resource]];
-    expect(jwks.Properties.DeployNonce).toBe(TEST_NONCE);
+    // The synths pin chat:deployNonce (the probe's); the JWKS nonce is the time of the synth all the same,
+    // so a pinned deploy never re-sends the template's old AUTH_JWKS over keys the refresh wrote.
+    expect(jwks.Properties.DeployNonce).not.toBe(TEST_NONCE);
+    expect(Date.now() - Date.parse(String(jwks.Properties.DeployNonce))).toBeLessThan(10 * 60_000);
+    const [[, probe]] = resourcesOf(template, 'Custom::ModelProbe') as [[string, Resource]];
+    expect(probe.Properties.DeployNonce).toBe(TEST_NONCE);
     const [[, schedule]] = resourcesOf(template, 'AWS::Events::Rule') as [[string, Resource]];
-    expect(schedule.Properties.ScheduleExpression).toBe('rate(1 hour)');
+    expect(schedule.Properties.ScheduleExpression).toBe('rate(15 minutes)');
     const [[refreshId]] = resourcesOf(template, 'AWS::Lambda::Function').filter(([id]) =>
       id.startsWith('AuthJwksRefresh'),
     ) as [[string, Resource]];
@@ -473,7 +513,7 @@ describe('auth', () => {
     expect(resourcesOf(dev.template, 'AWS::Events::Rule')).toEqual([]);
   });
 
-  it('lets the refresh function read and rewrite only the stream function configuration, with the runtime SDK', () => {
+  it('lets the refresh function read and rewrite only the stream function configuration, with the pinned Lambda client bundled', () => {
     const refresh = statementsOf(template, 'AuthJwksRefresh');
     expect(refresh).toHaveLength(1);
     expect(refresh[0]?.actions).toEqual([
@@ -492,9 +532,10 @@ describe('auth', () => {
       join(main.outdir, fn.Metadata?.['aws:asset:path'] ?? '', 'index.mjs'),
       'utf8',
     );
-    // The Lambda client comes from the runtime's SDK: named in the bundle, not bundled into it.
-    expect(bundle).toContain('@aws-sdk/client-lambda');
-    expect(bundle.length).toBeLessThan(50_000);
+    // The Lambda client is bundled at the pinned version, not imported from the runtime's copy (one too
+    // old to know PublishTo would publish a numbered version Managed Instances never run).
+    expect(bundle).not.toMatch(/from\s*["']@aws-sdk\/client-lambda["']/);
+    expect(bundle).toContain('LATEST_PUBLISHED');
   });
 });
 
@@ -575,7 +616,7 @@ describe('least-privilege IAM', () => {
     const bedrock = persist.filter((s) => s.actions.some((a) => a.startsWith('bedrock:')));
     // Same model as the chat by default, so the same resources as the stream role's, InvokeModel only.
     const streamInvoke = statementsOf(template, 'ChatStream').filter((s) =>
-      s.actions.includes('bedrock:InvokeModel'),
+      s.actions.includes('bedrock:InvokeModelWithResponseStream'),
     );
     expect(bedrock.map((s) => s.actions)).toEqual(bedrock.map(() => ['bedrock:InvokeModel']));
     expect(bedrock.map((s) => s.Resource)).toEqual(streamInvoke.map((s) => s.Resource));
@@ -636,12 +677,34 @@ describe('least-privilege IAM', () => {
       ).not.toContain('aws-marketplace');
     const probe = statementsOf(pinned.template, 'ModelProbe');
     expect(probe.find((s) => s.actions.includes('aws-marketplace:Subscribe'))).toMatchObject({
+      actions: ['aws-marketplace:Subscribe', 'aws-marketplace:Unsubscribe'],
       Resource: '*',
       Condition: { 'ForAnyValue:StringEquals': { 'aws-marketplace:ProductId': ['prod-abc123xyz'] } },
+    });
+    expect(probe.find((s) => s.actions.includes('aws-marketplace:ViewSubscriptions'))).toMatchObject({
+      actions: ['aws-marketplace:ViewSubscriptions', 'bedrock:GetFoundationModelAvailability'],
+      Resource: '*',
     });
     expect(
       probe.find((s) => s.actions.includes('aws-marketplace:ViewSubscriptions'))?.Condition,
     ).toBeUndefined();
+  });
+
+  it('probes through the guardrail the turns use, with ApplyGuardrail on the same resources as the stream role', () => {
+    const [[, probe]] = resourcesOf(pinned.template, 'Custom::ModelProbe').filter(([id]) =>
+      id.startsWith('ModelInvoke'),
+    ) as [[string, Resource]];
+    expect(probe.Properties).toMatchObject({ GuardrailId: 'gr1abc2def3', GuardrailVersion: '3' });
+    const guardrailOf = (role: string) =>
+      statementsOf(pinned.template, role).find((s) => s.actions.includes('bedrock:ApplyGuardrail'))?.Resource;
+    expect(guardrailOf('ModelProbe')).toBeDefined();
+    expect(guardrailOf('ModelProbe')).toEqual(guardrailOf('ChatStream'));
+    expect(JSON.stringify(guardrailOf('ModelProbe'))).toContain('guardrail-profile/eu.guardrail.v1:0');
+    // The title probe goes without: titles do not pass the guardrail.
+    const [[, title]] = resourcesOf(pinned.template, 'Custom::ModelProbe').filter(([id]) =>
+      id.startsWith('ModelInvokeTitle'),
+    ) as [[string, Resource]];
+    expect(title.Properties.GuardrailId).toBeUndefined();
   });
 });
 
@@ -695,15 +758,7 @@ describe('cdk-nag AwsSolutions', () => {
 
   it('reports zero unacknowledged findings', () => {
     for (const [name, result] of configurations) {
-      const report = JSON.parse(readFileSync(join(result.outdir, 'validation-report.json'), 'utf8')) as {
-        pluginReports: Array<{
-          pluginName: string;
-          violations: Array<{ ruleName: string; violatingResources: Array<{ constructPath: string }> }>;
-        }>;
-      };
-      const findings = report.pluginReports.flatMap((p) =>
-        p.violations.flatMap((v) => v.violatingResources.map((c) => `${v.ruleName} at ${c.constructPath}`)),
-      );
+      const findings = nagReportFindings(result);
       expect(findings, name).toEqual([]);
       expect(result.failure, name).toBeUndefined();
     }

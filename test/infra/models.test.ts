@@ -129,7 +129,7 @@ describe('model grants and checks on the synthesized stack', () => {
   it('geography profile: the profile in the stack Region, and its model in any Region only through that profile', () => {
     const [profile, models] = invoke('geography', 'ChatStream');
     expect(invoke('geography', 'ChatStream')).toHaveLength(2);
-    expect(profile?.actions.sort()).toEqual(['bedrock:InvokeModel', 'bedrock:InvokeModelWithResponseStream']);
+    expect(profile?.actions).toEqual(['bedrock:InvokeModelWithResponseStream']);
     expect(profile?.resource).toContain(
       ':bedrock:",{"Ref":"AWS::Region"},":",{"Ref":"AWS::AccountId"},":inference-profile/us.',
     );
@@ -161,7 +161,7 @@ describe('model grants and checks on the synthesized stack', () => {
     expect(models?.resource).toContain('foundation-model/*');
   });
 
-  it('gives the probe role InvokeModel (Converse) on the same resources, and the stream role ConverseStream too', () => {
+  it('gives the probe role InvokeModel (Converse) and the stream role only InvokeModelWithResponseStream (ConverseStream), on the same resources', () => {
     for (const form of ['geography', 'global', 'foundation', 'application']) {
       const probe = invoke(form, 'ModelProbe');
       const stream = invoke(form, 'ChatStream');
@@ -170,6 +170,8 @@ describe('model grants and checks on the synthesized stack', () => {
         form,
       ).toEqual(stream.map((s) => s.Resource));
       for (const s of probe) expect(s.actions, form).toEqual(['bedrock:InvokeModel']);
+      // The stream function only streams: no InvokeModel (review N14).
+      for (const s of stream) expect(s.actions, form).toEqual(['bedrock:InvokeModelWithResponseStream']);
     }
   });
 
@@ -182,6 +184,8 @@ describe('model grants and checks on the synthesized stack', () => {
       const [probeId, probe] = Object.entries(probes)[0] as [string, { Properties: Record<string, unknown> }];
       expect(probe.Properties.ModelId, form).toBe(FORMS[form]?.[0]);
       expect(probe.Properties.DeployNonce, form).toBeDefined();
+      // The model whose Marketplace agreement the probe waits for; an application profile names none.
+      expect(probe.Properties.FoundationModelId, form).toBe(form === 'application' ? undefined : HAIKU);
       template.hasResource('AWS::Lambda::Function', {
         Properties: Match.objectLike({ Description: Match.stringLikeRegexp('Streams chat') }),
         DependsOn: Match.arrayWith([probeId]),

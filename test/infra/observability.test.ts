@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -7,7 +7,7 @@ import {
   SERVICE_NAMES,
   STREAM_METRICS,
 } from '../../functions/contracts/observability.ts';
-import { NO_FIRST_TOKEN_MS } from '../../lib/observability.ts';
+import { NO_FIRST_TOKEN_MS, RATE_ALARM_FLOORS } from '../../lib/observability.ts';
 import { type Resource, resourcesOf, type Statement, type Synthesized, synth } from './synth.ts';
 
 // What the handlers publish, by service: the only names an alarm or a graph may read in our namespace.
@@ -38,6 +38,24 @@ const alarm = (name: string) => {
 };
 const expressionOf = (name: string) =>
   metricsOf({ Properties: alarm(name) } as Resource).find((m) => m.Expression);
+/**
+ * Evaluates an alarm's metric-math expression for one datapoint, `values` by metric name (a missing
+ * metric is CloudWatch's "no data"). IF, FILL, comparisons and arithmetic read the same in JavaScript.
+ */
+const evaluate = (name: string, values: Record<string, number | undefined>) => {
+  const metrics = metricsOf({ Properties: alarm(name) } as Resource);
+  const ids = metrics.filter((m) => m.MetricStat).map((m) => m.Id);
+  const args = metrics
+    .filter((m) => m.MetricStat)
+    .map((m) => values[m.MetricStat?.Metric.MetricName ?? ''] ?? Number.NaN);
+  const body = `return ${String(expressionOf(name)?.Expression)}`;
+  const fn = new Function('IF', 'FILL', ...ids, body) as (...a: unknown[]) => number;
+  return fn(
+    (condition: boolean, then: number, otherwise: number) => (condition ? then : otherwise),
+    (value: number, fill: number) => (Number.isNaN(value) ? fill : value),
+    ...args,
+  );
+};
 const namesIn = (name: string) =>
   metricsOf({ Properties: alarm(name) } as Resource).flatMap((m) =>
     m.MetricStat ? [m.MetricStat.Metric.MetricName] : [],
@@ -58,14 +76,19 @@ describe('alarm topic', () => {
     expect(topic.Properties.KmsMasterKeyId).toEqual({ 'Fn::GetAtt': [keyId, 'Arn'] });
     expect(JSON.stringify(withEmail.template.toJSON())).not.toContain('alias/aws/sns');
     const statements = (key.Properties.KeyPolicy as { Statement: Statement[] }).Statement;
-    expect(statements).toContainEqual(
-      expect.objectContaining({
-        Effect: 'Allow',
-        Principal: { Service: 'cloudwatch.amazonaws.com' },
-        Action: ['kms:Decrypt', 'kms:GenerateDataKey*'],
-        Resource: '*',
-      }),
-    );
+    const encrypt = statements.find((s) => s.Sid === 'CloudWatchAlarmsEncrypt');
+    expect(encrypt).toMatchObject({
+      Effect: 'Allow',
+      Principal: { Service: 'cloudwatch.amazonaws.com' },
+      Action: ['kms:Decrypt', 'kms:GenerateDataKey*'],
+      Resource: '*',
+      // Confused deputy: CloudWatch may use the key only for this account's alarms of this stack.
+      Condition: {
+        StringEquals: { 'aws:SourceAccount': { Ref: 'AWS::AccountId' } },
+        ArnLike: { 'aws:SourceArn': expect.anything() },
+      },
+    });
+    expect(JSON.stringify(encrypt?.Condition?.ArnLike)).toMatch(/:cloudwatch:.*:alarm:StreamingChat-\*/);
   });
 
   it("has a policy that lets CloudWatch publish, only for this account's alarms of this stack, beside the TLS deny", () => {
@@ -101,20 +124,19 @@ describe('alarm topic', () => {
       { path: 'StreamingChat/Observability', text: expect.stringContaining('-c chat:alarmEmail=') },
     ]);
     expect(noEmail.messages('error')).toEqual([]);
-    expect(production.messages('error')).toEqual([
-      {
-        path: 'StreamingChat/Observability',
-        text: expect.stringContaining('chat:production=true needs chat:alarmEmail'),
-      },
-    ]);
+    expect(production.messages('error')).toContainEqual({
+      path: 'StreamingChat/Observability',
+      text: expect.stringContaining('chat:production=true needs chat:alarmEmail'),
+    });
   });
 });
 
 describe('alarms', () => {
-  it('notify the topic, each with a one-line reason for its threshold and period', () => {
-    expect(alarms.length).toBe(17);
+  it('notify the topic when they fire and when they resolve, each with a one-line reason for its threshold and period', () => {
+    expect(alarms.length).toBe(18);
     for (const [id, { Properties }] of alarms) {
       expect(JSON.stringify(Properties.AlarmActions), id).toContain('ObservabilityAlarms');
+      expect(Properties.OKActions, id).toEqual(Properties.AlarmActions);
       expect(String(Properties.AlarmDescription).length, id).toBeGreaterThan(40);
       expect(String(Properties.AlarmName), id).toMatch(/^StreamingChat-/);
     }
@@ -152,9 +174,38 @@ describe('alarms', () => {
       EvaluationPeriods: 5,
     });
     expect(namesIn('TurnErrorRate').sort()).toEqual([STREAM_METRICS.turnErrors, STREAM_METRICS.turns]);
-    expect(expressionOf('TurnErrorRate')?.Expression).toMatch(
-      /^IF\(\w+ > 0, 100 \* FILL\(\w+, 0\) \/ \w+, 0\)$/,
-    );
+    const turnErrorRate = (turnErrors: number | undefined, turns: number | undefined) =>
+      evaluate('TurnErrorRate', {
+        [STREAM_METRICS.turnErrors]: turnErrors,
+        [STREAM_METRICS.turns]: turns,
+      });
+    // One user whose conversation overflows the context window: every turn fails, 4 a minute, alone.
+    expect(turnErrorRate(4, 4)).toBe(0);
+    expect(turnErrorRate(RATE_ALARM_FLOORS.events, 50)).toBe(10);
+    expect(turnErrorRate(20, 100)).toBe(20);
+    expect(turnErrorRate(undefined, 100)).toBe(0);
+    expect(turnErrorRate(undefined, undefined)).toBe(0);
+  });
+
+  it('never let one user page through a rate: every rate alarm has an absolute floor of events a minute', () => {
+    const floors: Array<[string, Record<string, number>, Record<string, number>]> = [
+      [
+        'RetrievalFailureRate',
+        { [STREAM_METRICS.retrievalFailures]: 4, [STREAM_METRICS.turns]: 4 },
+        { [STREAM_METRICS.retrievalFailures]: 5, [STREAM_METRICS.turns]: 10 },
+      ],
+      [
+        'FailedSaveRate',
+        { [STREAM_METRICS.failedBackgroundSaves]: 4, [STREAM_METRICS.backgroundSaves]: 4 },
+        { [STREAM_METRICS.failedBackgroundSaves]: 5, [STREAM_METRICS.backgroundSaves]: 10 },
+      ],
+      ['StreamErrorRate', { Errors: 4, Invocations: 4 }, { Errors: 5, Invocations: 10 }],
+      ['PersistThrottleRate', { Throttles: 4, Invocations: 0 }, { Throttles: 5, Invocations: 5 }],
+    ];
+    for (const [name, oneUser, many] of floors) {
+      expect(evaluate(name, oneUser), name).toBe(0);
+      expect(evaluate(name, many), name).toBe(50);
+    }
   });
 
   it('alarm on the retrieval failure rate and the failed background save rate, never on single events', () => {
@@ -235,12 +286,28 @@ describe('alarms', () => {
       STREAM_METRICS.limitRejections,
       STREAM_METRICS.turns,
     ]);
-    const metrics = metricsOf({ Properties: alarm('LimitRejectionRate') } as Resource);
-    const id = (name: string) => metrics.find((m) => m.MetricStat?.Metric.MetricName === name)?.Id;
-    const [turns, refused] = [id(STREAM_METRICS.turns), id(STREAM_METRICS.limitRejections)];
-    expect(expressionOf('LimitRejectionRate')?.Expression).toBe(
-      `IF(FILL(${turns}, 0) + FILL(${refused}, 0) > 0, 100 * FILL(${refused}, 0) / (FILL(${turns}, 0) + FILL(${refused}, 0)), 0)`,
-    );
+    const refusedShare = (refused: number | undefined, turns: number | undefined) =>
+      evaluate('LimitRejectionRate', {
+        [STREAM_METRICS.limitRejections]: refused,
+        [STREAM_METRICS.turns]: turns,
+      });
+    // The review's case: one script retrying at night, 15 requests a minute against a limit of 10.
+    expect(refusedShare(5, 10)).toBe(0);
+    expect(refusedShare(RATE_ALARM_FLOORS.limitRejections - 1, undefined)).toBe(0);
+    expect(refusedShare(RATE_ALARM_FLOORS.limitRejections, 80)).toBe(20);
+    expect(refusedShare(30, undefined)).toBe(100);
+    expect(refusedShare(undefined, 100)).toBe(0);
+  });
+
+  it('alarm when the scheduled JWKS refresh keeps failing', () => {
+    expect(alarm('JwksRefreshFailures')).toMatchObject({
+      MetricName: 'Errors',
+      Namespace: 'AWS/Lambda',
+      Threshold: 0,
+      DatapointsToAlarm: 2,
+      EvaluationPeriods: 2,
+    });
+    expect(JSON.stringify(alarm('JwksRefreshFailures').Dimensions)).toContain('AuthJwksRefreshFunction');
   });
 
   it('alarm when per-user limits fall back to memory because Valkey did not answer, in 3 of 5 minutes', () => {
@@ -265,7 +332,10 @@ describe('alarms', () => {
         EvaluationPeriods: 5,
       });
     }
-    expect(alarms.filter(([, a]) => a.Properties.MetricName === 'Errors')).toEqual([]);
+    // Raw error counts are alarmed only for the scheduled JWKS refresh, which has no traffic to divide by.
+    expect(alarms.filter(([, a]) => a.Properties.MetricName === 'Errors').map(([id]) => id)).toEqual([
+      expect.stringMatching(/^ObservabilityJwksRefreshFailures/),
+    ]);
     const singleDatapoint = alarms.filter(([, a]) => a.Properties.EvaluationPeriods === 1).map(([id]) => id);
     expect(singleDatapoint).toEqual([expect.stringMatching(/^ObservabilityDlqNotEmpty/)]);
   });
@@ -278,8 +348,14 @@ describe('alarms', () => {
     });
   });
 
-  it('are each explained in the README alarm table', () => {
-    const readme = readFileSync(join(import.meta.dirname, '../../README.md'), 'utf8');
+  it('are each explained in the alarm table (README or a docs/ page)', () => {
+    const root = join(import.meta.dirname, '../..');
+    const docs = existsSync(join(root, 'docs'))
+      ? readdirSync(join(root, 'docs')).filter((f) => f.endsWith('.md'))
+      : [];
+    const readme = ['README.md', ...docs.map((f) => join('docs', f))]
+      .map((f) => readFileSync(join(root, f), 'utf8'))
+      .join('\n');
     for (const [, { Properties }] of alarms) {
       const name = String(Properties.AlarmName).replace(/^StreamingChat-/, '');
       expect(readme, name).toContain(`| \`${name}\` |`);

@@ -4,15 +4,21 @@ import { join } from 'node:path';
 import { Match, type Template } from 'aws-cdk-lib/assertions';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { CORS_SETTINGS } from '../../functions/contracts/cors.ts';
+import type { PageConfig } from '../../functions/contracts/page-config.ts';
 import {
   auditAcknowledgements,
+  deployed,
+  FUNCTION_URL_HOST,
   nagReportFindings,
+  pageConfigOf,
   type Resource,
+  resolveIntrinsics,
   resourcesOf,
   type Statement,
   type Synthesized,
   statementsOf,
   synth,
+  TEST_NONCE,
 } from './synth.ts';
 
 // The three deploy options (issues 13 and 14), each synthesized once with cdk-nag, as `cdk synth -c …` would.
@@ -114,7 +120,7 @@ describe('chat:cache=off', () => {
 
   it('keeps every alarm but the four that watch Valkey, and warns that chat:natGateway has nothing to act on', () => {
     const names = alarmNames(cacheOff.template);
-    expect(names).toHaveLength(13);
+    expect(names).toHaveLength(14);
     expect(names).not.toContain('StreamingChat-ValkeyThrottled');
     expect(names).not.toContain('StreamingChat-LimiterFallbacks');
     expect(names).toContain('StreamingChat-LimitRejectionRate');
@@ -179,10 +185,11 @@ describe('chat:compute=managed-instances', () => {
   it('publishes refreshed JWKS keys to $LATEST.PUBLISHED, which the unqualified Function URL runs', () => {
     const refresh = statementsOf(managed.template, 'AuthJwksRefresh');
     expect(refresh).toHaveLength(1);
+    // @aws-cdk/aws-iam:minimizePolicies sorts the actions.
     expect(refresh[0]?.actions).toEqual([
       'lambda:GetFunctionConfiguration',
-      'lambda:UpdateFunctionConfiguration',
       'lambda:PublishVersion',
+      'lambda:UpdateFunctionConfiguration',
     ]);
     expect(refresh[0]?.Resource).toEqual({
       'Fn::GetAtt': [expect.stringMatching(/^ChatStreamFunction/), 'Arn'],
@@ -275,78 +282,123 @@ describe('chat:web=true', () => {
       FrameOptions: { FrameOption: 'DENY', Override: true },
       ReferrerPolicy: { ReferrerPolicy: 'strict-origin-when-cross-origin', Override: true },
     });
-    const csp = JSON.stringify(
+    const csp = resolveIntrinsics(
       (headers.ContentSecurityPolicy as { ContentSecurityPolicy: unknown }).ContentSecurityPolicy,
+      deployed(web.template),
     );
-    const [urlId] = onlyId(web.template, 'AWS::Lambda::Url');
     for (const directive of [
       "default-src 'self'",
       "script-src 'self'",
       "frame-ancestors 'none'",
       "object-src 'none'",
-      "connect-src 'self' https://",
+      "form-action 'self'",
     ])
       expect(csp).toContain(directive);
-    // connect-src: the host of this stack's Function URL and Cognito's regional API, nothing else.
+    // connect-src: the host of this stack's API and its managed login domain (token, revoke), nothing else.
     expect(csp).toContain(
-      `{"Fn::Select":[2,{"Fn::Split":["/",{"Fn::GetAtt":["${urlId}","FunctionUrl"]}]}]}," https://cognito-idp.",{"Ref":"AWS::Region"},".amazonaws.com; object-src`,
+      `connect-src 'self' https://${FUNCTION_URL_HOST} https://streamingchat-123456789012.auth.us-east-1.amazoncognito.com;`,
     );
     expect(csp).not.toContain('unsafe-inline');
     expect(csp).not.toContain('*');
   });
 
-  it('deploys the page and a config.json with the Function URL, the region, the user pool and its client, then invalidates', () => {
+  it('deploys the page and a config.json (PageConfig): the API without a trailing slash and managed login with code + PKCE', () => {
     const [, deployment] = onlyId(web.template, 'Custom::CDKBucketDeployment');
     const [bucketId] = onlyId(web.template, 'AWS::S3::Bucket');
-    const [distributionId] = onlyId(web.template, 'AWS::CloudFront::Distribution');
     expect(deployment.Properties).toMatchObject({
       DestinationBucketName: { Ref: bucketId },
-      DistributionId: { Ref: distributionId },
-      DistributionPaths: ['/*'],
       Prune: true,
       SystemMetadata: { 'cache-control': 'no-cache' },
     });
+    // Never a CloudFront invalidation: its waiter times out now and then and rolls the stack back;
+    // every object is revalidated on each load instead (review N5).
+    expect(deployment.Properties.DistributionId).toBeUndefined();
+    expect(deployment.Properties.DistributionPaths).toBeUndefined();
+    expect(JSON.stringify(web.template.toJSON())).not.toContain('cloudfront:CreateInvalidation');
+    const [, clientResource] = onlyId(web.template, 'AWS::Cognito::UserPoolClient');
+    expect(clientResource).toBeDefined();
+    const config = pageConfigOf(web);
+    const base = 'https://streamingchat-123456789012.auth.us-east-1.amazoncognito.com';
+    expect(config).toEqual({
+      apiUrl: `https://${FUNCTION_URL_HOST}`,
+      auth: {
+        mode: 'oauth',
+        clientId: '<WebClientId>',
+        authorizeEndpoint: `${base}/oauth2/authorize`,
+        tokenEndpoint: `${base}/oauth2/token`,
+        revokeEndpoint: `${base}/oauth2/revoke`,
+        logoutEndpoint: `${base}/logout`,
+        scopes: ['openid', 'email', 'profile'],
+      },
+    } satisfies PageConfig);
+    // The other source is the built page, index.html included.
     const keys = deployment.Properties.SourceObjectKeys as string[];
-    expect(keys).toHaveLength(2);
     const markers = deployment.Properties.SourceMarkers as Array<Record<string, unknown>>;
     const configAt = markers.findIndex((m) => Object.keys(m).length > 0);
-    const file = readFileSync(
-      join(web.outdir, `asset.${String(keys[configAt]).replace(/\.zip$/, '')}`, 'config.json'),
-      'utf8',
-    );
-    const config = JSON.parse(file) as { apiUrl: string; auth: Record<string, string> };
-    const marker = (value: string) => markers[configAt]?.[value] ?? value;
-    const [urlId] = onlyId(web.template, 'AWS::Lambda::Url');
-    const [poolId] = onlyId(web.template, 'AWS::Cognito::UserPool');
-    const [clientId] = onlyId(web.template, 'AWS::Cognito::UserPoolClient');
-    // The cognito form of PageConfig in web/src/config.ts.
-    expect({
-      apiUrl: marker(config.apiUrl),
-      auth: Object.fromEntries(Object.entries(config.auth).map(([key, value]) => [key, marker(value)])),
-    }).toEqual({
-      apiUrl: { 'Fn::GetAtt': [urlId, 'FunctionUrl'] },
-      auth: {
-        mode: 'cognito',
-        region: { Ref: 'AWS::Region' },
-        userPoolId: { Ref: poolId },
-        userPoolClientId: { Ref: clientId },
-      },
-    });
-    // The other source is the built page, index.html included.
     const pageKey = String(keys[1 - configAt]).replace(/\.zip$/, '');
     expect(readFileSync(join(web.outdir, `asset.${pageKey}`, 'index.html'), 'utf8')).toContain('<title>chat');
   });
 
-  it('lets the page sign in with USER_PASSWORD_AUTH on the existing client, with no OAuth grant', () => {
-    const [, client] = onlyId(web.template, 'AWS::Cognito::UserPoolClient');
+  it('signs the page in through managed login: code grant only, no secret, the page origin as callback and sign-out URL, refresh tokens revocable and short', () => {
+    const [clientId, client] = onlyId(web.template, 'AWS::Cognito::UserPoolClient');
+    const known = deployed(web.template);
+    expect(client.Properties).toMatchObject({
+      GenerateSecret: false,
+      EnableTokenRevocation: true,
+      RefreshTokenValidity: 720,
+      TokenValidityUnits: expect.objectContaining({ RefreshToken: 'minutes' }),
+    });
+    // The code grant is opened by a custom resource once the distribution exists (the stream function
+    // names the client, the CSP names the function's URL: a client naming the distribution is a cycle).
+    const [settingsId, settings] = onlyId(web.template, 'Custom::PageSignIn');
+    expect(settings.Properties).toMatchObject({
+      ClientId: { Ref: clientId },
+      AllowedOAuthFlows: ['code'],
+      AllowedOAuthScopes: ['openid', 'email', 'profile'],
+      DeployNonce: TEST_NONCE,
+    });
+    expect(settings.DependsOn).toContain(clientId);
+    for (const urls of [settings.Properties.CallbackURLs, settings.Properties.LogoutURLs])
+      expect((urls as unknown[]).map((url) => resolveIntrinsics(url, known))).toEqual([
+        'https://d111111abcdef8.cloudfront.net/',
+      ]);
+    expect(statementsOf(web.template, 'AuthPageSignInFunction')).toEqual([
+      expect.objectContaining({
+        actions: ['cognito-idp:DescribeUserPoolClient', 'cognito-idp:UpdateUserPoolClient'],
+        Resource: { 'Fn::GetAtt': [expect.stringMatching(/^AuthUserPool/), 'Arn'] },
+      }),
+    ]);
+    expect(settingsId).toMatch(/^AuthPageSignInSettings/);
+    // The page no longer posts passwords: no USER_PASSWORD_AUTH, and no implicit grant.
     expect([...(client.Properties.ExplicitAuthFlows as string[])].sort()).toEqual([
       'ALLOW_ADMIN_USER_PASSWORD_AUTH',
       'ALLOW_REFRESH_TOKEN_AUTH',
-      'ALLOW_USER_PASSWORD_AUTH',
       'ALLOW_USER_SRP_AUTH',
     ]);
+    const [domainId, domain] = onlyId(web.template, 'AWS::Cognito::UserPoolDomain');
+    expect(domain.Properties).toMatchObject({ ManagedLoginVersion: 2 });
+    expect(resolveIntrinsics(domain.Properties.Domain, known)).toBe('streamingchat-123456789012');
+    const [, branding] = onlyId(web.template, 'AWS::Cognito::ManagedLoginBranding');
+    expect(branding).toMatchObject({
+      Properties: { UseCognitoProvidedValues: true, ClientId: { Ref: expect.stringMatching(/WebClient/) } },
+      DependsOn: [domainId],
+    });
+    // TOTP as an optional second factor, and password reset by e-mail: managed login offers both.
+    const [, pool] = onlyId(web.template, 'AWS::Cognito::UserPool');
+    expect(pool.Properties).toMatchObject({
+      MfaConfiguration: 'OPTIONAL',
+      EnabledMfas: ['SOFTWARE_TOKEN_MFA'],
+      AccountRecoverySetting: { RecoveryMechanisms: [{ Name: 'verified_email', Priority: 1 }] },
+    });
+  });
+
+  it('keeps the app client closed to OAuth without the page', () => {
+    const [, client] = onlyId(cacheOff.template, 'AWS::Cognito::UserPoolClient');
     expect(client.Properties.AllowedOAuthFlows).toBeUndefined();
-    expect(client.Properties.GenerateSecret).toBe(false);
+    expect(client.Properties.CallbackURLs).toBeUndefined();
+    expect(resourcesOf(cacheOff.template, 'Custom::PageSignIn')).toEqual([]);
+    expect(client.Properties).toMatchObject({ EnableTokenRevocation: true, RefreshTokenValidity: 720 });
+    expect(resourcesOf(cacheOff.template, 'AWS::Cognito::UserPoolDomain')).toEqual([]);
   });
 
   it("allows the page's CloudFront origin in the Function URL's CORS (contract settings), written after the URL by a custom resource that may do nothing else", () => {
@@ -387,7 +439,8 @@ describe('chat:web=true', () => {
     expect(missingPage.messages('error')).toEqual([
       { path: 'StreamingChat', text: expect.stringContaining('run `npm run build:web` first') },
     ]);
-    expect(resourcesOf(missingPage.template, 'AWS::CloudFront::Distribution')).toEqual([]);
+    // Validation fails the synth itself (@aws-cdk/core:annotationsInValidationReport): nothing is deployable.
+    expect(String(missingPage.failure)).toContain('run `npm run build:web` first');
   });
 });
 

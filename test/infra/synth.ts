@@ -5,8 +5,20 @@ import { App, type Stack, Validations } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import type { IConstruct } from 'constructs';
+import type { PageConfig } from '../../functions/contracts/page-config.ts';
 import { ChatStack } from '../../lib/chat-stack.ts';
 import { parseConfig } from '../../lib/config.ts';
+
+/** The CDK feature flags cdk.json pins (every key that is not a chat: setting): tests synthesize with them as a deploy does. */
+const FEATURE_FLAGS: Record<string, unknown> = Object.fromEntries(
+  Object.entries(
+    (
+      JSON.parse(readFileSync(join(import.meta.dirname, '..', '..', 'cdk.json'), 'utf8')) as {
+        context: Record<string, unknown>;
+      }
+    ).context,
+  ).filter(([key]) => !key.startsWith('chat:')),
+);
 
 /** A fixed nonce keeps templates comparable; production synths take the time of the synth. */
 export const TEST_NONCE = '2026-11-27T12:00:00.000Z';
@@ -36,6 +48,7 @@ export function synth(context: Record<string, unknown> = {}, options: SynthOptio
   const app = new App({
     outdir,
     context: {
+      ...FEATURE_FLAGS,
       'aws:cdk:enable-asset-metadata': true,
       ...(options.bundle ? {} : { 'aws:cdk:bundling-stacks': [] }),
     },
@@ -51,12 +64,17 @@ export function synth(context: Record<string, unknown> = {}, options: SynthOptio
   } catch (error) {
     failure = error;
   }
+  let template: Template | undefined;
   return {
     app,
     stack,
     outdir,
     failure,
-    template: Template.fromStack(stack),
+    // Read on demand: a synth that failed validation (an error annotation) throws again here.
+    get template() {
+      template ??= Template.fromStack(stack);
+      return template;
+    },
     messages: (level) => messagesOf(stack, level),
   };
 }
@@ -158,12 +176,99 @@ export function auditAcknowledgements(stack: Stack) {
 
 /** cdk-nag's findings in a synth's validation report (what fails `cdk synth`), as "rule at path". */
 export function nagReportFindings(result: Synthesized): string[] {
+  type Offender = { constructPath: string };
+  // Report schema 55 (with @aws-cdk/core:annotationsInValidationReport) names them violatingConstructs.
   const report = JSON.parse(readFileSync(join(result.outdir, 'validation-report.json'), 'utf8')) as {
     pluginReports: Array<{
-      violations: Array<{ ruleName: string; violatingResources: Array<{ constructPath: string }> }>;
+      pluginName: string;
+      violations: Array<{
+        ruleName: string;
+        violatingResources?: Offender[];
+        violatingConstructs?: Offender[];
+      }>;
     }>;
   };
-  return report.pluginReports.flatMap((p) =>
-    p.violations.flatMap((v) => v.violatingResources.map((c) => `${v.ruleName} at ${c.constructPath}`)),
+  return report.pluginReports
+    .filter((p) => p.pluginName === 'AwsSolutions')
+    .flatMap((p) =>
+      p.violations.flatMap((v) =>
+        [...(v.violatingResources ?? []), ...(v.violatingConstructs ?? [])].map(
+          (c) => `${v.ruleName} at ${c.constructPath}`,
+        ),
+      ),
+    );
+}
+
+/**
+ * A CloudFormation value as the deployed string, for the intrinsics the stack writes (Ref, GetAtt, Join,
+ * Select, Split); `known` gives a deployed value per `Ref` name or `Id.Attribute`, anything else reads
+ * `<name>`.
+ */
+export function resolveIntrinsics(value: unknown, known: Record<string, string> = {}): string {
+  const list = (v: unknown): string[] => {
+    const node = v as Record<string, unknown>;
+    if (Array.isArray(v)) return v.map((item) => resolveIntrinsics(item, known));
+    if (node && 'Fn::Split' in node) {
+      const [separator, text] = node['Fn::Split'] as [string, unknown];
+      return resolveIntrinsics(text, known).split(separator);
+    }
+    throw new Error(`not a list: ${JSON.stringify(v)}`);
+  };
+  if (typeof value === 'string' || typeof value === 'number') return String(value);
+  const node = value as Record<string, unknown>;
+  if ('Ref' in node) return known[String(node.Ref)] ?? `<${String(node.Ref)}>`;
+  if ('Fn::GetAtt' in node) {
+    const name = (node['Fn::GetAtt'] as string[]).join('.');
+    return known[name] ?? `<${name}>`;
+  }
+  if ('Fn::Join' in node) {
+    const [separator, parts] = node['Fn::Join'] as [string, unknown[]];
+    return parts.map((part) => resolveIntrinsics(part, known)).join(separator);
+  }
+  if ('Fn::Select' in node) {
+    const [index, from] = node['Fn::Select'] as [number, unknown];
+    return list(from)[index] ?? '';
+  }
+  throw new Error(`unresolved intrinsic: ${JSON.stringify(value)}`);
+}
+
+export const FUNCTION_URL_HOST = 'abc123.lambda-url.us-east-1.on.aws';
+
+/** Deployed values for the tokens the page's settings are made of, as an account in us-east-1 would give them. */
+export function deployed(from: Template): Record<string, string> {
+  const known: Record<string, string> = {
+    'AWS::AccountId': '123456789012',
+    'AWS::Region': 'us-east-1',
+    'AWS::Partition': 'aws',
+  };
+  for (const [id] of resourcesOf(from, 'AWS::Lambda::Url'))
+    known[`${id}.FunctionUrl`] = `https://${FUNCTION_URL_HOST}/`;
+  for (const [id] of resourcesOf(from, 'AWS::CloudFront::Distribution'))
+    known[`${id}.DomainName`] = 'd111111abcdef8.cloudfront.net';
+  for (const [id, domain] of resourcesOf(from, 'AWS::Cognito::UserPoolDomain'))
+    known[id] = resolveIntrinsics(domain.Properties.Domain, known);
+  for (const [id] of resourcesOf(from, 'AWS::Cognito::UserPoolClient')) known[id] = '<WebClientId>';
+  for (const [id] of resourcesOf(from, 'AWS::ApiGateway::RestApi')) known[id] = 'api123';
+  for (const [id, stage] of resourcesOf(from, 'AWS::ApiGateway::Stage'))
+    known[id] = String(stage.Properties.StageName);
+  known['AWS::URLSuffix'] = 'amazonaws.com';
+  return known;
+}
+
+/** The config.json the page reads, its tokens resolved as `deployed` says. */
+export function pageConfigOf(result: Synthesized): PageConfig {
+  const [[, deployment]] = resourcesOf(result.template, 'Custom::CDKBucketDeployment') as [
+    [string, Resource],
+  ];
+  const keys = deployment.Properties.SourceObjectKeys as string[];
+  const markers = deployment.Properties.SourceMarkers as Array<Record<string, unknown>>;
+  const configAt = markers.findIndex((m) => Object.keys(m).length > 0);
+  let text = readFileSync(
+    join(result.outdir, `asset.${String(keys[configAt]).replace(/\.zip$/, '')}`, 'config.json'),
+    'utf8',
   );
+  const known = deployed(result.template);
+  for (const [marker, value] of Object.entries(markers[configAt] ?? {}))
+    text = text.split(marker).join(resolveIntrinsics(value, known));
+  return JSON.parse(text) as PageConfig;
 }

@@ -1,10 +1,11 @@
 import { generateId } from 'ai';
 import { type ReactNode, useCallback, useEffect, useMemo, useRef, useState } from 'react';
 import { Api, type ChatMessage, type SessionSummary, type Usage } from './api.ts';
-import { CognitoAuth, devSigner, type Signer } from './auth.ts';
+import { devSigner, OAuthClient, type Signer } from './auth.ts';
 import { ChatView } from './Chat.tsx';
 import type { PageConfig } from './config.ts';
 import { describeProblem } from './errors.ts';
+import { conversationJson, conversationMarkdown, download, fileNameOf } from './exports.ts';
 import { Sessions } from './Sessions.tsx';
 import { SignIn } from './SignIn.tsx';
 import { UsageView } from './Usage.tsx';
@@ -119,6 +120,8 @@ function Workspace({ config, signer, account }: { config: PageConfig; signer: Si
   const started = useCallback(() => {
     const now = new Date().toISOString();
     const id = chatIdRef.current;
+    // It has something to load now: coming back to it must read it (and reattach to its answer).
+    fresh.current.delete(id);
     setSessions((list) =>
       list?.some((s) => s.id === id)
         ? list
@@ -136,6 +139,49 @@ function Workspace({ config, signer, account }: { config: PageConfig; signer: Si
     setDrawerOpen(false);
   };
 
+  // The phone drawer: Escape closes it (before anything else hears the key), focus moves into it.
+  const sidebar = useRef<HTMLElement>(null);
+  useEffect(() => {
+    if (!drawerOpen) return;
+    sidebar.current?.querySelector<HTMLElement>('.new-chat')?.focus();
+    const onKey = (event: KeyboardEvent) => {
+      if (event.key !== 'Escape') return;
+      event.preventDefault();
+      setDrawerOpen(false);
+      document.querySelector<HTMLElement>('.top .menu')?.focus();
+    };
+    window.addEventListener('keydown', onKey, true);
+    return () => window.removeEventListener('keydown', onKey, true);
+  }, [drawerOpen]);
+
+  const exportConversation = async (session: SessionSummary, format: 'markdown' | 'json') => {
+    const messages = await api.allMessages(session.id);
+    const title = session.title?.trim() || 'Conversation';
+    if (format === 'markdown') {
+      download(fileNameOf(title, 'md'), 'text/markdown', conversationMarkdown(title, messages));
+    } else {
+      download(
+        fileNameOf(title, 'json'),
+        'application/json',
+        conversationJson({ id: session.id, title }, messages),
+      );
+    }
+  };
+
+  const [erasing, setErasing] = useState<'idle' | 'confirm' | 'busy' | 'failed'>('idle');
+  const erase = async () => {
+    setErasing('busy');
+    try {
+      await api.eraseMe();
+      setSessions([]);
+      setErasing('idle');
+      newChat();
+      void refreshUsage();
+    } catch {
+      setErasing('failed');
+    }
+  };
+
   return (
     <div className={`app${drawerOpen ? ' drawer-open' : ''}`}>
       <header className="top">
@@ -149,10 +195,20 @@ function Workspace({ config, signer, account }: { config: PageConfig; signer: Si
           Conversations
         </button>
         <h1>Streaming chat</h1>
+        <ThemeToggle />
         <div className="account">{account}</div>
       </header>
       <div className="body">
-        <nav id="sidebar" className="sidebar" aria-label="Conversations">
+        {drawerOpen ? (
+          <button
+            type="button"
+            className="backdrop"
+            tabIndex={-1}
+            aria-label="Close the conversation list"
+            onClick={() => setDrawerOpen(false)}
+          />
+        ) : null}
+        <nav id="sidebar" className="sidebar" aria-label="Conversations" ref={sidebar}>
           <button type="button" className="new-chat" onClick={newChat}>
             New chat
           </button>
@@ -164,24 +220,53 @@ function Workspace({ config, signer, account }: { config: PageConfig; signer: Si
               </button>
             </p>
           ) : null}
-          <Sessions
-            sessions={sessions}
-            currentId={chatId}
-            onOpen={(id) => {
-              setChatId(id);
-              setDrawerOpen(false);
-            }}
-            onRename={async (id, title) => {
-              await api.rename(id, title);
-              setSessions((list) => list?.map((s) => (s.id === id ? { ...s, title } : s)));
-            }}
-            onDelete={async (id) => {
-              await api.remove(id);
-              setSessions((list) => list?.filter((s) => s.id !== id));
-              if (id === chatIdRef.current) newChat();
-            }}
-          />
+          <div className="session-scroll">
+            <Sessions
+              sessions={sessions}
+              currentId={chatId}
+              onOpen={(id) => {
+                setChatId(id);
+                setDrawerOpen(false);
+              }}
+              onRename={async (id, title) => {
+                await api.rename(id, title);
+                setSessions((list) => list?.map((s) => (s.id === id ? { ...s, title } : s)));
+              }}
+              onDelete={async (id) => {
+                await api.remove(id);
+                setSessions((list) => list?.filter((s) => s.id !== id));
+                if (id === chatIdRef.current) newChat();
+              }}
+              onExport={exportConversation}
+            />
+          </div>
           <UsageView usage={usage} />
+          <section className="erase" aria-label="Your data">
+            {erasing === 'idle' ? (
+              <button type="button" className="link danger-link" onClick={() => setErasing('confirm')}>
+                Erase my data…
+              </button>
+            ) : (
+              <div className="erase-confirm">
+                <p>
+                  {erasing === 'failed'
+                    ? 'The data could not be erased. Try again.'
+                    : 'Erase all your conversations and usage? This cannot be undone.'}
+                </p>
+                <button
+                  type="button"
+                  className="danger"
+                  disabled={erasing === 'busy'}
+                  onClick={() => void erase()}
+                >
+                  {erasing === 'busy' ? 'Erasing…' : 'Erase everything'}
+                </button>{' '}
+                <button type="button" onClick={() => setErasing('idle')}>
+                  Cancel
+                </button>
+              </div>
+            )}
+          </section>
         </nav>
         <main className="main">
           {opened === undefined || opened.id !== chatId ? (
@@ -208,6 +293,38 @@ function Workspace({ config, signer, account }: { config: PageConfig; signer: Si
         </main>
       </div>
     </div>
+  );
+}
+
+const THEME_KEY = 'chat.theme';
+type Theme = 'light' | 'dark';
+
+/** The kept choice, applied on <html> (CSS reads data-theme); none: the OS decides. */
+export function applyKeptTheme(): void {
+  const kept = localStorage.getItem(THEME_KEY);
+  if (kept === 'light' || kept === 'dark') document.documentElement.dataset.theme = kept;
+}
+
+const shownTheme = (): Theme =>
+  (document.documentElement.dataset.theme as Theme | undefined) ??
+  (window.matchMedia('(prefers-color-scheme: dark)').matches ? 'dark' : 'light');
+
+function ThemeToggle() {
+  const [theme, setTheme] = useState<Theme>(shownTheme);
+  return (
+    <button
+      type="button"
+      className="theme"
+      aria-pressed={theme === 'dark'}
+      onClick={() => {
+        const next: Theme = theme === 'dark' ? 'light' : 'dark';
+        document.documentElement.dataset.theme = next;
+        localStorage.setItem(THEME_KEY, next);
+        setTheme(next);
+      }}
+    >
+      <span aria-hidden="true">◐</span> <span className="theme-label">Dark mode</span>
+    </button>
   );
 }
 
@@ -242,24 +359,38 @@ function DevApp({ config, users }: { config: PageConfig; users: Record<string, s
   return <Workspace key={user} config={config} signer={signer} account={account} />;
 }
 
-function CognitoApp({ config, auth }: { config: PageConfig; auth: CognitoAuth }) {
+function OAuthApp({ config, auth }: { config: PageConfig; auth: OAuthClient }) {
   const [signer, setSigner] = useState<Signer | undefined>(() => auth.restore());
+  const [problem, setProblem] = useState<string | undefined>();
+  const [completing, setCompleting] = useState(() => /[?&](code|error)=/.test(window.location.search));
   useEffect(() => {
     auth.onSignedOut = () => setSigner(undefined);
   }, [auth]);
-  if (!signer) return <SignIn auth={auth} onSignedIn={setSigner} />;
+  // Back from the managed login with `?code=…&state=…`: exchange it, then drop it from the address.
+  useEffect(() => {
+    if (!completing) return;
+    const search = window.location.search;
+    const clean = (hash: string) =>
+      window.history.replaceState(null, '', `${window.location.pathname}${hash}`);
+    auth.completeSignIn(search).then(
+      (result) => {
+        clean(result?.returnTo ?? '');
+        if (result) setSigner(result.signer);
+        setCompleting(false);
+      },
+      (failure: unknown) => {
+        clean('');
+        setProblem(failure instanceof Error ? failure.message : String(failure));
+        setCompleting(false);
+      },
+    );
+  }, [auth, completing]);
+  if (completing) return <p className="muted loading">Signing in…</p>;
+  if (!signer) return <SignIn auth={auth} problem={problem} />;
   const account = (
     <span className="signed-in">
       <span>{signer.user}</span>{' '}
-      <button
-        type="button"
-        className="link"
-        onClick={() => {
-          auth.signOut();
-          showInAddress(undefined);
-          setSigner(undefined);
-        }}
-      >
+      <button type="button" className="link" onClick={() => void auth.signOut()}>
         Sign out
       </button>
     </span>
@@ -269,7 +400,7 @@ function CognitoApp({ config, auth }: { config: PageConfig; auth: CognitoAuth })
 
 export function App({ config }: { config: PageConfig }) {
   const auth = config.auth;
-  const cognito = useMemo(() => (auth.mode === 'cognito' ? new CognitoAuth(auth) : undefined), [auth]);
+  const oauth = useMemo(() => (auth.mode === 'oauth' ? new OAuthClient(auth) : undefined), [auth]);
   if (auth.mode === 'dev') return <DevApp config={config} users={auth.users} />;
-  return cognito ? <CognitoApp config={config} auth={cognito} /> : null;
+  return oauth ? <OAuthApp config={config} auth={oauth} /> : null;
 }

@@ -1,6 +1,7 @@
 import { Chat, useChat } from '@ai-sdk/react';
 import { DefaultChatTransport } from 'ai';
 import { type KeyboardEvent, useEffect, useId, useMemo, useRef, useState } from 'react';
+import { DEFAULTS } from '../../functions/contracts/defaults.ts';
 import type { Api, ChatMessage } from './api.ts';
 import type { Signer } from './auth.ts';
 import { describeProblem, formatWait, isNetworkFailure } from './errors.ts';
@@ -20,6 +21,18 @@ interface ChatViewProps {
 }
 
 const RAG_KEY = 'chat.useRag';
+/** How often a streaming answer re-renders at most (ms). */
+const UI_THROTTLE_MS = 50;
+/** The API's default limit (MAX_MESSAGE_CHARS); a deployment with another one still answers 400, and the draft stays. */
+const MAX_CHARS = DEFAULTS.maxMessageChars;
+const count = new Intl.NumberFormat();
+/** Shown on an empty conversation: one click asks. */
+const SUGGESTIONS = [
+  'What is an HSA?',
+  'Compare a Roth IRA and a traditional IRA in a table',
+  'Show me code to compute compound interest',
+  'How big should an emergency fund be?',
+];
 /** Waits `ms`, or less when the browser comes back online or `signal` aborts. */
 const sleep = (ms: number, signal: AbortSignal) =>
   new Promise<void>((resolve) => {
@@ -100,7 +113,9 @@ export function ChatView({ id, initialMessages, resume, api, signer, onSettled, 
         },
       }),
   );
-  const { messages, status, error } = useChat<ChatMessage>({ chat, resume });
+  // At most one render per animation-frame-ish tick however fast tokens come (100 tokens/s and more): the
+  // text is batched, the page never falls behind the stream.
+  const { messages, status, error } = useChat<ChatMessage>({ chat, resume, throttle: UI_THROTTLE_MS });
   useEffect(() => () => void chat.stop(), [chat]);
 
   const [draft, setDraft] = useState('');
@@ -166,12 +181,43 @@ export function ChatView({ id, initialMessages, resume, api, signer, onSettled, 
     });
   }, [networkDown, chat, api]);
 
-  const send = () => {
-    const text = draft.trim();
-    if (!text || busy) return;
+  const input = useRef<HTMLTextAreaElement>(null);
+  // The composer has the focus on load (on a phone, the keyboard waits for a tap).
+  useEffect(() => {
+    if (window.matchMedia('(pointer: fine)').matches) input.current?.focus();
+  }, []);
+
+  /** What was last sent, given back to the composer if the API refuses it (a 4xx other than a limit). */
+  const sent = useRef('');
+  const send = (text = draft.trim()) => {
+    if (!text || busy || text.length > MAX_CHARS) return;
+    sent.current = text;
     setDraft('');
     if (chat.messages.length === 0) onStarted();
     void chat.sendMessage({ text });
+  };
+
+  // A refused question was never stored: take it out of the log and give it back to the composer.
+  useEffect(() => {
+    const text = sent.current;
+    if (problem?.kind !== 'refused' || !text) return;
+    sent.current = '';
+    const question = chat.messages.at(-1);
+    if (question?.role === 'user' && textOf(question) === text) chat.messages = chat.messages.slice(0, -1);
+    setDraft((current) => current || text);
+    input.current?.focus();
+  }, [problem, chat]);
+
+  /** Try again: the same question under its own id when it has no answer yet, else a new answer. */
+  const retry = () => {
+    if (chat.messages.at(-1)?.role === 'user') void sendAgain(chat);
+    else void chat.regenerate();
+  };
+
+  /** A 409: the answer is being written elsewhere (another tab): follow it, else ask again. */
+  const follow = async () => {
+    await chat.resumeStream();
+    if (chat.messages.at(-1)?.role === 'user' && !failed(chat)) await sendAgain(chat);
   };
 
   const onKeyDown = (event: KeyboardEvent<HTMLTextAreaElement>) => {
@@ -204,7 +250,24 @@ export function ChatView({ id, initialMessages, resume, api, signer, onSettled, 
     }
   };
 
+  // Escape stops the answer being written (unless something else, like the phone drawer, took it).
+  const stopRef = useRef(stop);
+  stopRef.current = stop;
+  const busyRef = useRef(busy);
+  busyRef.current = busy;
+  useEffect(() => {
+    const onKey = (event: globalThis.KeyboardEvent) => {
+      if (event.key !== 'Escape' || event.defaultPrevented || !busyRef.current) return;
+      event.preventDefault();
+      void stopRef.current();
+    };
+    document.addEventListener('keydown', onKey);
+    return () => document.removeEventListener('keydown', onKey);
+  }, []);
+
   const lastAnswer = messages.at(-1)?.role === 'assistant' ? messages.at(-1) : undefined;
+  const regenerate = useMemo(() => () => void chat.regenerate(), [chat]);
+  const tooLong = draft.length > MAX_CHARS;
   const announce = busy ? 'Writing the answer…' : problem ? '' : lastAnswer ? 'Answer complete.' : '';
 
   return (
@@ -221,16 +284,25 @@ export function ChatView({ id, initialMessages, resume, api, signer, onSettled, 
         }}
       >
         {messages.length === 0 ? (
-          <p className="empty">Ask about budgeting, saving, retirement accounts, credit or taxes.</p>
+          <div className="empty">
+            <p>Ask about budgeting, saving, retirement accounts, credit or taxes.</p>
+            <ul className="suggestions" aria-label="Suggested questions">
+              {SUGGESTIONS.map((suggestion) => (
+                <li key={suggestion}>
+                  <button type="button" onClick={() => send(suggestion)} disabled={busy || reconnecting}>
+                    {suggestion}
+                  </button>
+                </li>
+              ))}
+            </ul>
+          </div>
         ) : null}
         {messages.map((message, index) => (
           <MessageView
             key={message.id}
             message={message}
             streaming={busy && index === messages.length - 1 && message.role === 'assistant'}
-            onRegenerate={
-              !busy && !reconnecting && message === lastAnswer ? () => void chat.regenerate() : undefined
-            }
+            onRegenerate={!busy && !reconnecting && message === lastAnswer ? regenerate : undefined}
           />
         ))}
       </div>
@@ -241,6 +313,7 @@ export function ChatView({ id, initialMessages, resume, api, signer, onSettled, 
         <div className={`problem ${problem?.kind ?? 'network'}`} role="alert">
           <p>
             {reconnecting ? 'The connection was lost. Retrying when it is back…' : problem?.message}
+            {!reconnecting && problem?.kind === 'refused' ? ' Your message is back in the box below.' : null}
             {problem?.retryAt !== undefined && !reconnecting
               ? waitMs > 0
                 ? ` You can send again in ${formatWait(waitMs)}.`
@@ -252,9 +325,15 @@ export function ChatView({ id, initialMessages, resume, api, signer, onSettled, 
               Send again
             </button>
           ) : null}
-          {!reconnecting && (problem?.kind === 'busy' || problem?.kind === 'other') ? (
-            <button type="button" onClick={() => void chat.regenerate()}>
+          {!reconnecting &&
+          (problem?.kind === 'busy' || problem?.kind === 'other' || problem?.kind === 'auth') ? (
+            <button type="button" onClick={retry}>
               Try again
+            </button>
+          ) : null}
+          {!reconnecting && problem?.kind === 'conflict' ? (
+            <button type="button" onClick={() => void follow()}>
+              Follow that answer
             </button>
           ) : null}
         </div>
@@ -271,15 +350,17 @@ export function ChatView({ id, initialMessages, resume, api, signer, onSettled, 
         </label>
         <textarea
           id={inputId}
+          ref={input}
           value={draft}
           rows={2}
           placeholder="Ask a question (Enter sends, Shift+Enter for a new line)"
           onChange={(event) => setDraft(event.target.value)}
           onKeyDown={onKeyDown}
-          aria-describedby={`${inputId}-hint`}
+          aria-describedby={`${inputId}-hint ${inputId}-count`}
+          aria-invalid={tooLong}
         />
         <span id={`${inputId}-hint`} className="visually-hidden">
-          Enter sends, Shift+Enter starts a new line.
+          Enter sends, Shift+Enter starts a new line, Escape stops an answer.
         </span>
         <div className="controls">
           <label className="switch" htmlFor={ragId}>
@@ -296,12 +377,23 @@ export function ChatView({ id, initialMessages, resume, api, signer, onSettled, 
             />
             Knowledge base
           </label>
+          <span
+            id={`${inputId}-count`}
+            className={`counter${tooLong ? ' over' : ''}`}
+            aria-live={tooLong ? 'polite' : 'off'}
+          >
+            {tooLong
+              ? `${count.format(draft.length - MAX_CHARS)} characters too long (${count.format(draft.length)} of ${count.format(MAX_CHARS)})`
+              : draft.length > MAX_CHARS * 0.8
+                ? `${count.format(draft.length)} of ${count.format(MAX_CHARS)} characters`
+                : ''}
+          </span>
           {busy ? (
             <button type="button" className="stop" onClick={() => void stop()} disabled={stopping}>
               {stopping ? 'Stopping…' : 'Stop'}
             </button>
           ) : (
-            <button type="submit" className="send" disabled={!draft.trim() || reconnecting}>
+            <button type="submit" className="send" disabled={!draft.trim() || tooLong || reconnecting}>
               Send
             </button>
           )}

@@ -1,10 +1,27 @@
+import { lazy, memo, Suspense } from 'react';
 import type { ChatMessage } from './api.ts';
+import { CopyButton } from './CopyButton.tsx';
+
+/**
+ * The Markdown renderer (react-markdown, GFM, sanitizer, highlighter: about 300 kB) is a chunk of its own,
+ * fetched while the page starts, so the first paint does not wait for it; until it is there an answer
+ * shows as plain text.
+ */
+const loadMarkdown = () => import('./Markdown.tsx');
+const Markdown = lazy(loadMarkdown);
+export const preloadMarkdown = () => void loadMarkdown();
 
 const ms = (value: number | undefined) =>
   value === undefined ? '–' : value < 10 ? `${value.toFixed(1)} ms` : `${Math.round(value)} ms`;
 
 export const textOf = (message: ChatMessage): string =>
   message.parts.flatMap((part) => (part.type === 'text' ? [part.text] : [])).join('');
+
+/**
+ * Passages the retriever scored under this are not shown as sources. Read from a part's
+ * `providerMetadata.knowledgeBase.score` when the API sends one (Bedrock's relevance, 0 to 1).
+ */
+const RELEVANCE_FLOOR = 0.4;
 
 interface Citation {
   id: string;
@@ -13,11 +30,19 @@ interface Citation {
   url: string | undefined;
 }
 
+const scoreOf = (part: { providerMetadata?: unknown }): number | undefined => {
+  const score = (part.providerMetadata as { knowledgeBase?: { score?: unknown } } | undefined)?.knowledgeBase
+    ?.score;
+  return typeof score === 'number' ? score : undefined;
+};
+
 function citationsOf(message: ChatMessage): Citation[] {
   const seen = new Set<string>();
   const out: Citation[] = [];
   for (const part of message.parts) {
     if (part.type !== 'source-url' && part.type !== 'source-document') continue;
+    const score = scoreOf(part);
+    if (score !== undefined && score < RELEVANCE_FLOOR) continue;
     // Several passages of one document are one citation.
     const key = part.type === 'source-url' ? part.url : `${part.title}\u0000${part.filename ?? ''}`;
     if (seen.has(key)) continue;
@@ -31,7 +56,7 @@ function citationsOf(message: ChatMessage): Citation[] {
   return out;
 }
 
-/** First byte, first token and cache states from the answer's finish metadata; usage when stored. */
+/** First byte, first token, cache states and usage: for the curious, behind "Details". */
 function AnswerFacts({ message }: { message: ChatMessage }) {
   const meta = message.metadata;
   if (!meta) return null;
@@ -49,11 +74,21 @@ function AnswerFacts({ message }: { message: ChatMessage }) {
   if (meta.usage?.output_tokens !== undefined) {
     facts.push(`${meta.usage.input_tokens ?? 0} in / ${meta.usage.output_tokens} out tokens`);
   }
-  if (meta.stopReason === 'stopped') facts.push('stopped');
-  else if (meta.stopReason === 'max_tokens') facts.push('cut at the length limit');
   if (facts.length === 0) return null;
-  return <p className="facts">{facts.join(' · ')}</p>;
+  return (
+    <details className="facts">
+      <summary>Details</summary>
+      <p>{facts.join(' · ')}</p>
+    </details>
+  );
 }
+
+/** How the answer ended, when not on its own: said on the answer itself. */
+const ENDINGS: Record<string, string> = {
+  stopped: 'Stopped',
+  max_tokens: 'Cut at the length limit',
+  content_filtered: 'Withheld by the content filter',
+};
 
 interface MessageProps {
   message: ChatMessage;
@@ -62,10 +97,12 @@ interface MessageProps {
   onRegenerate?: (() => void) | undefined;
 }
 
-export function MessageView({ message, streaming, onRegenerate }: MessageProps) {
+/** Memoized: while an answer streams, the messages before it are not rendered again. */
+export const MessageView = memo(function MessageView({ message, streaming, onRegenerate }: MessageProps) {
   const text = textOf(message);
   const citations = message.role === 'assistant' ? citationsOf(message) : [];
   const mine = message.role === 'user';
+  const ending = !mine && !streaming ? ENDINGS[message.metadata?.stopReason ?? ''] : undefined;
   return (
     <article
       className={`message ${mine ? 'mine' : 'answer'}`}
@@ -74,8 +111,17 @@ export function MessageView({ message, streaming, onRegenerate }: MessageProps) 
     >
       <h3 className="visually-hidden">{mine ? 'You' : 'Assistant'}</h3>
       <div className="bubble">
-        {text ? <p className="text">{text}</p> : streaming ? <p className="text pending">Thinking…</p> : null}
+        {mine ? (
+          <p className="text plain">{text}</p>
+        ) : text ? (
+          <Suspense fallback={<p className="text plain">{text}</p>}>
+            <Markdown text={text} streaming={streaming} />
+          </Suspense>
+        ) : streaming ? (
+          <p className="text pending">Thinking…</p>
+        ) : null}
         {streaming && text ? <span className="cursor" aria-hidden="true" /> : null}
+        {ending ? <p className="ending">{ending}</p> : null}
       </div>
       {citations.length > 0 ? (
         <section className="sources" aria-label="Sources">
@@ -96,12 +142,17 @@ export function MessageView({ message, streaming, onRegenerate }: MessageProps) 
           </ol>
         </section>
       ) : null}
-      {!mine && !streaming ? <AnswerFacts message={message} /> : null}
-      {onRegenerate ? (
-        <button type="button" className="link" onClick={onRegenerate}>
-          Regenerate
-        </button>
+      {!mine && !streaming && (text || onRegenerate) ? (
+        <div className="answer-actions">
+          {text ? <CopyButton label="answer" text={() => text} /> : null}
+          {onRegenerate ? (
+            <button type="button" className="link" onClick={onRegenerate}>
+              Regenerate
+            </button>
+          ) : null}
+          <AnswerFacts message={message} />
+        </div>
       ) : null}
     </article>
   );
-}
+});

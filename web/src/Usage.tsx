@@ -1,4 +1,5 @@
 import type { Usage } from './api.ts';
+import { plural } from './plural.ts';
 
 const number = new Intl.NumberFormat();
 
@@ -37,8 +38,7 @@ export function UsageView({ usage }: { usage: Usage | undefined }) {
     <section className="usage" aria-label="Usage today">
       <h2>Today</h2>
       <p>
-        {number.format(usage.turns)} messages · {number.format(usage.input_tokens + usage.output_tokens)}{' '}
-        tokens
+        {plural(usage.turns, 'message')} · {plural(usage.input_tokens + usage.output_tokens, 'token')}
       </p>
       <ul>
         <Limit label="Messages this minute" {...limits.turns_per_minute} />

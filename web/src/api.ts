@@ -47,6 +47,17 @@ export function apiErrorFrom(status: number, body: string, retryAfterHeader?: st
 
 export type ChatMessage = UIMessage<AnswerMetadata>;
 
+/** A stored message as GET /sessions/{id}/messages lists it (the native form, for exports). */
+export interface StoredMessage {
+  id: string;
+  role: 'user' | 'assistant';
+  text: string;
+  created_at: string;
+  stop_reason?: string;
+  sources?: Array<{ id: string; title: string; uri: string; score: number; excerpt: string }>;
+  usage?: { input_tokens: number; output_tokens: number };
+}
+
 /** The JSON routes of the API (conversations, stop, usage); the turns themselves go through useChat. */
 export class Api {
   readonly baseUrl: string;
@@ -97,6 +108,27 @@ export class Api {
       if (error instanceof ApiError && error.status === 404) return undefined;
       throw error;
     }
+  }
+
+  /** The whole conversation, oldest first, page after page (for an export). */
+  async allMessages(sessionId: string): Promise<StoredMessage[]> {
+    const pages: StoredMessage[][] = [];
+    let cursor: string | null = null;
+    do {
+      const query: string = cursor ? `&cursor=${encodeURIComponent(cursor)}` : '';
+      const page: { messages: StoredMessage[]; next_cursor: string | null } | undefined = await this.#request(
+        'GET',
+        `/sessions/${encodeURIComponent(sessionId)}/messages?limit=200${query}`,
+      );
+      pages.unshift(page?.messages ?? []);
+      cursor = page?.next_cursor ?? null;
+    } while (cursor && pages.length < 100);
+    return pages.flat();
+  }
+
+  /** Erases everything the service keeps about the signed-in person (DELETE /me). */
+  async eraseMe(): Promise<void> {
+    await this.#request('DELETE', '/me');
   }
 
   async rename(sessionId: string, title: string): Promise<void> {

@@ -1,24 +1,22 @@
+import type { PageAuthConfig, PageConfig } from '../../functions/contracts/page-config.ts';
+
 /**
  * The page's runtime configuration, read from /config.json at start (never built in, so one build serves
- * every stage). Locally `npm run dev` serves it with a dev token per local user; a deployment (`-c
- * chat:web=true`) writes it beside the built page with the Cognito user pool to sign in against.
+ * every stage). Its shape is functions/contracts/page-config.ts: `npm run dev` serves the dev form (a
+ * token per local user) or the oauth form against the local OIDC emulator; a deployment writes the oauth
+ * form for the user pool's managed login.
  */
-export type AuthConfig =
-  | { mode: 'dev'; users: Record<string, string> }
-  | { mode: 'cognito'; region: string; userPoolId: string; userPoolClientId: string };
-
-export interface PageConfig {
-  /** The Function URL (or its custom domain), without a trailing slash. */
-  apiUrl: string;
-  auth: AuthConfig;
-}
+export type { PageConfig };
+export type OAuthConfig = Extract<PageAuthConfig, { mode: 'oauth' }>;
 
 const SHAPE =
-  '{"apiUrl": string, "auth": {"mode":"dev","users":{"<name>":"<token>"}} | {"mode":"cognito","region":string,"userPoolId":string,"userPoolClientId":string}}';
+  '{"apiUrl": string, "auth": {"mode":"dev","users":{"<name>":"<token>"}} | {"mode":"oauth","clientId":string,"authorizeEndpoint":url,"tokenEndpoint":url,"revokeEndpoint":url,"logoutEndpoint":url,"scopes":string[]}}';
 
 const isRecord = (value: unknown): value is Record<string, unknown> =>
   typeof value === 'object' && value !== null && !Array.isArray(value);
 const isText = (value: unknown): value is string => typeof value === 'string' && value.trim() !== '';
+const isUrl = (value: unknown): value is string => isText(value) && /^https?:\/\/[^/\s]+/.test(value);
+const ENDPOINTS = ['authorizeEndpoint', 'tokenEndpoint', 'revokeEndpoint', 'logoutEndpoint'] as const;
 
 /** Checks the shape and says what is wrong, so a bad deployment shows a sentence, not a blank page. */
 export function parseConfig(raw: unknown): PageConfig {
@@ -40,14 +38,29 @@ export function parseConfig(raw: unknown): PageConfig {
     }
     return { apiUrl: base, auth: { mode: 'dev', users: tokens } };
   }
-  if (auth.mode === 'cognito') {
-    const { region, userPoolId, userPoolClientId } = auth;
-    if (!isText(region) || !isText(userPoolId) || !isText(userPoolClientId)) {
-      return fail('auth needs region, userPoolId and userPoolClientId');
+  if (auth.mode === 'oauth') {
+    if (!isText(auth.clientId)) return fail('auth.clientId must be the app client id');
+    for (const name of ENDPOINTS) {
+      if (!isUrl(auth[name])) return fail(`auth.${name} must be an http(s) URL`);
     }
-    return { apiUrl: base, auth: { mode: 'cognito', region, userPoolId, userPoolClientId } };
+    const scopes = auth.scopes;
+    if (!Array.isArray(scopes) || !scopes.every(isText) || !scopes.includes('openid')) {
+      return fail('auth.scopes must be a list of scopes with "openid"');
+    }
+    return {
+      apiUrl: base,
+      auth: {
+        mode: 'oauth',
+        clientId: auth.clientId,
+        authorizeEndpoint: auth.authorizeEndpoint as string,
+        tokenEndpoint: auth.tokenEndpoint as string,
+        revokeEndpoint: auth.revokeEndpoint as string,
+        logoutEndpoint: auth.logoutEndpoint as string,
+        scopes: [...scopes],
+      },
+    };
   }
-  return fail('auth.mode must be "dev" or "cognito"');
+  return fail('auth.mode must be "dev" or "oauth"');
 }
 
 export async function loadConfig(url = '/config.json'): Promise<PageConfig> {

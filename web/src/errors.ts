@@ -1,7 +1,8 @@
 import { ApiError, apiErrorFrom } from './api.ts';
 
 export type Problem = {
-  kind: 'limit' | 'busy' | 'network' | 'auth' | 'conflict' | 'other';
+  /** `refused`: the API will refuse the same request again (a 4xx that is not a limit or a conflict). */
+  kind: 'limit' | 'busy' | 'network' | 'auth' | 'conflict' | 'refused' | 'other';
   /** One sentence a person understands. */
   message: string;
   /** Epoch ms before which a retry will be refused again (429). */
@@ -53,10 +54,11 @@ export function describeProblem(error: unknown, now = Date.now()): Problem {
         message: 'An answer is still being written in this conversation (perhaps in another tab).',
       };
     }
-    if (api.status >= 500) {
+    if (api.status >= 500 || api.status === 0) {
       return { kind: 'other', message: 'The server had a problem. Try again in a moment.' };
     }
-    return { kind: 'other', message: api.message };
+    if (api.status === 408) return { kind: 'other', message: api.message };
+    return { kind: 'refused', message: api.message };
   }
   // An `error` chunk in the stream: the server's own sentence (throttled, model_error, timeout, internal).
   const text = error instanceof Error ? error.message : String(error);

@@ -1,8 +1,11 @@
 import { createRoot } from 'react-dom/client';
-import { App } from './App.tsx';
+import { App, applyKeptTheme } from './App.tsx';
 import { loadConfig } from './config.ts';
+import { preloadMarkdown } from './Message.tsx';
 import './styles.css';
 
+applyKeptTheme();
+preloadMarkdown();
 const element = document.getElementById('root');
 if (!element) throw new Error('index.html has no #root');
 const root = createRoot(element);

@@ -8,14 +8,17 @@ import {
   visibleMessages,
 } from '../../core/conversations.ts';
 import { dependencyUnavailable, invalidField, RequestRejected } from '../../core/errors.ts';
+import { checkRoute, type UserLimits } from '../../core/limits.ts';
 import type { ChatMessage } from '../../core/messages.ts';
 import { parseJsonBody } from '../../core/request.ts';
 import { type Invocation, json, noContent, type RouteHandler, readJsonBody } from '../invocation.ts';
 import { sourcePart } from '../wire/ai-sdk.ts';
 
-/** What the conversation routes need: the archive, the cached history, and forgetting cached keys. */
+/** What the conversation routes need: the archive, the cached history, forgetting cached keys, route limits. */
 export interface ConversationRouteDeps {
   archive: ConversationArchive;
+  /** Per-user budgets of the costly routes (list, delete, erase). */
+  limits: Pick<UserLimits, 'checkRoute'>;
   /** The session's cached newest messages (at most `historyLimit`), or `undefined` on a miss or failure. */
   cachedHistory(userId: string, sessionId: string): Promise<ChatMessage[] | undefined>;
   historyLimit: number;
@@ -114,6 +117,7 @@ export function conversationRoutes(deps: ConversationRouteDeps) {
   const { archive } = deps;
 
   const listSessions: RouteHandler = async (inv) => {
+    await checkRoute(deps.limits, inv.userId, 'list');
     const limit = limitFrom(inv, 20, 100);
     const { sessions, next } = await archive.listSessions(
       inv.userId,
@@ -180,17 +184,21 @@ export function conversationRoutes(deps: ConversationRouteDeps) {
     return json(200, sessionJson(session));
   };
 
-  const deleteSession: RouteHandler = async (inv, sessionId) =>
-    forgetEverywhere(
+  const deleteSession: RouteHandler = async (inv, sessionId) => {
+    await checkRoute(deps.limits, inv.userId, 'delete');
+    return forgetEverywhere(
       () => deps.forgetSession(inv.userId, sessionId),
       () => archive.deleteSession(inv.userId, sessionId),
     );
+  };
 
-  const eraseUser: RouteHandler = async (inv) =>
-    forgetEverywhere(
+  const eraseUser: RouteHandler = async (inv) => {
+    await checkRoute(deps.limits, inv.userId, 'erase');
+    return forgetEverywhere(
       () => deps.forgetUser(inv.userId),
       () => archive.eraseUser(inv.userId),
     );
+  };
 
   return { listSessions, getSession, listMessages, renameSession, deleteSession, eraseUser };
 }

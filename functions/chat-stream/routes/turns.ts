@@ -1,5 +1,6 @@
 import { PassThrough } from 'node:stream';
-import type { ChatTurns } from '../../core/chat-turn.ts';
+import * as z from 'zod/mini';
+import type { ChatTurns, TurnRequest } from '../../core/chat-turn.ts';
 import { invalidField } from '../../core/errors.ts';
 import type { WireSink } from '../../core/ports.ts';
 import { type chatRequestSchema, parseJsonBody, parseOpaqueId } from '../../core/request.ts';
@@ -13,13 +14,10 @@ import {
   readJsonBody,
 } from '../invocation.ts';
 import { AiSdkSink, aiSdkRequestSchema, toTurnRequest, UI_MESSAGE_STREAM_HEADERS } from '../wire/ai-sdk.ts';
+import { chooseModel, inferenceSettings, type ModelPolicy } from '../wire/generation-options.ts';
 import { NativeSseSink, SSE_HEADERS } from '../wire/native-sse.ts';
-import {
-  OpenAiCompletionCollector,
-  OpenAiStreamSink,
-  openAiRequestSchema,
-  toOpenAiTurn,
-} from '../wire/openai.ts';
+import { OpenAiCompletionCollector, OpenAiStreamSink } from '../wire/openai.ts';
+import { readOpenAiRequest } from '../wire/openai-request.ts';
 
 /** What the turn routes need: the use case, and how big and in which format requests may be. */
 export interface TurnRouteDeps {
@@ -28,7 +26,8 @@ export interface TurnRouteDeps {
   maxBodyBytes: number;
   maxMessageChars: number;
   paddingBytes: number;
-  defaultModel: string;
+  /** The models a request may choose (the default first) and the deployment's answer-length cap. */
+  modelPolicy: ModelPolicy;
   /** Whether a request that does not say retrieves passages (a knowledge base is configured). */
   ragByDefault: boolean;
 }
@@ -41,14 +40,21 @@ interface TurnRequestBody {
   message: string | undefined;
   clientMessageId: string | undefined;
   useRag: boolean | undefined;
+  model?: TurnRequest['model'];
+  transcript?: TurnRequest['transcript'];
 }
 
 /** What is left of the invocation for following a turn, keeping two seconds to end the response. */
 const replayBudget = (inv: Invocation) => Math.max(1000, inv.context.getRemainingTimeInMillis() - 2000);
 
-const streamed = (body: PassThrough, headers: Record<string, string>, sessionId: string): RouteResponse => ({
+/** A stateless turn has no `sessionId` to name: its session is only its lock, never a conversation. */
+const streamed = (
+  body: PassThrough,
+  headers: Record<string, string>,
+  sessionId: string | undefined,
+): RouteResponse => ({
   statusCode: 200,
-  headers: { ...headers, 'x-session-id': sessionId },
+  headers: sessionId === undefined ? headers : { ...headers, 'x-session-id': sessionId },
   body,
 });
 
@@ -69,12 +75,24 @@ async function streamTurn(
   });
   const body = new PassThrough();
   inv.afterResponse(turn.deliver(wireFor(body)));
-  return streamed(body, headers, turn.sessionId);
+  return streamed(body, headers, request.transcript ? undefined : turn.sessionId);
 }
 
 async function nativeTurn(deps: TurnRouteDeps, inv: Invocation): Promise<RouteResponse> {
   const request = parseJsonBody(readJsonBody(inv.event, deps.maxBodyBytes), deps.requestSchema);
   const clientMessageId = request.message_id ?? inv.event.headers?.['idempotency-key'];
+  const modelId = chooseModel(deps.modelPolicy, request.model, 'model');
+  const inference = inferenceSettings(
+    deps.modelPolicy,
+    modelId,
+    {
+      maxTokens: request.max_tokens,
+      temperature: request.temperature,
+      topP: request.top_p,
+      stop: request.stop,
+    },
+    { maxTokens: 'max_tokens', temperature: 'temperature', topP: 'top_p', stop: 'stop' },
+  );
   return streamTurn(
     deps,
     inv,
@@ -83,6 +101,7 @@ async function nativeTurn(deps: TurnRouteDeps, inv: Invocation): Promise<RouteRe
       message: request.message,
       clientMessageId: parseOpaqueId(clientMessageId, 'Idempotency-Key', 'idempotency-key'),
       useRag: request.use_rag,
+      model: { id: modelId, inference },
     },
     (out) => new NativeSseSink(out, deps.paddingBytes),
     SSE_HEADERS,
@@ -91,28 +110,40 @@ async function nativeTurn(deps: TurnRouteDeps, inv: Invocation): Promise<RouteRe
 
 async function aiSdkTurn(deps: TurnRouteDeps, inv: Invocation): Promise<RouteResponse> {
   const body = parseJsonBody(readJsonBody(inv.event, CONVERSATION_BODY_BYTES), aiSdkRequestSchema);
-  const request = toTurnRequest(body, deps.maxMessageChars);
+  const request = toTurnRequest(body, deps.maxMessageChars, deps.modelPolicy);
   const wireFor = (out: PassThrough) => new AiSdkSink(out, deps.paddingBytes);
   return streamTurn(deps, inv, request, wireFor, UI_MESSAGE_STREAM_HEADERS);
 }
 
 async function openAiTurn(deps: TurnRouteDeps, inv: Invocation): Promise<RouteResponse> {
-  const body = parseJsonBody(readJsonBody(inv.event, CONVERSATION_BODY_BYTES), openAiRequestSchema);
-  const request = toOpenAiTurn(body, inv.event.headers ?? {}, deps.maxMessageChars, deps.defaultModel);
+  const body = parseJsonBody(readJsonBody(inv.event, CONVERSATION_BODY_BYTES), z.unknown());
+  const request = readOpenAiRequest(body, inv.event.headers ?? {}, {
+    policy: deps.modelPolicy,
+    maxMessageChars: deps.maxMessageChars,
+  });
+  const stateful = request.mode === 'stateful';
+  const turn: TurnRequestBody = {
+    sessionId: request.sessionId,
+    message: request.message,
+    clientMessageId: request.clientMessageId,
+    useRag: request.useRag,
+    model: { id: request.model, inference: request.inference },
+    transcript: stateful ? undefined : { instructions: request.instructions, turns: request.transcript },
+  };
   if (request.stream) {
     const wireFor = (out: PassThrough) => new OpenAiStreamSink(out, request, deps.paddingBytes);
-    return streamTurn(deps, inv, request, wireFor, SSE_HEADERS);
+    return streamTurn(deps, inv, turn, wireFor, SSE_HEADERS);
   }
   // Not streamed: the whole answer is collected, then sent as one JSON completion with its own status.
   const collector = new OpenAiCompletionCollector(request);
-  await streamTurn(deps, inv, request, () => collector, {});
+  await streamTurn(deps, inv, turn, () => collector, {});
   await collector.ended;
   const { statusCode, body: completion } = collector.result();
   return {
     statusCode,
     headers: {
       'content-type': 'application/json',
-      'x-session-id': collector.sessionId,
+      ...(stateful ? { 'x-session-id': collector.sessionId } : {}),
       ...failedAnswerHeaders(statusCode),
     },
     body: completion,

@@ -2,11 +2,12 @@ import type { Writable } from 'node:stream';
 import type { FinishReason, UIMessageChunk } from 'ai';
 import * as z from 'zod/mini';
 import type { AnswerMetadata } from '../../contracts/api.ts';
-import { invalidField } from '../../core/errors.ts';
+import { invalidField, RequestRejected } from '../../core/errors.ts';
 import { opaqueId, type Source } from '../../core/messages.ts';
-import type { WireSink } from '../../core/ports.ts';
+import type { InferenceSettings, WireSink } from '../../core/ports.ts';
 import { parseOpaqueId } from '../../core/request.ts';
 import type { StopReason, TurnEvent } from '../../core/turn-events.ts';
+import { chooseModel, inferenceSettings, type ModelPolicy } from './generation-options.ts';
 import { SseWriter } from './sse-writer.ts';
 
 /** What the AI SDK's `DefaultChatTransport` reads (it ignores headers, but proxies and browsers do not). */
@@ -26,14 +27,21 @@ const uiMessage = z.looseObject({
 /**
  * `useChat`'s request: the whole conversation (`messages`) or only the last message (`message`, via
  * `prepareSendMessagesRequest`). Only the last user message is read: the stored history is the truth.
+ * Fields an app adds through the transport's `body` are either read here (the model and the AI SDK's
+ * call settings) or refused by name: none is silently dropped.
  */
-export const aiSdkRequestSchema = z.looseObject({
+export const aiSdkRequestSchema = z.strictObject({
   id: opaqueId('id'),
   messages: z.optional(z.array(uiMessage)),
   message: z.optional(uiMessage),
   trigger: z._default(z.enum(['submit-message', 'regenerate-message']), 'submit-message'),
   messageId: z.optional(z.string()),
   use_rag: z.optional(z.boolean('use_rag must be a boolean')),
+  model: z.optional(z.string('model must be a string')),
+  maxOutputTokens: z.optional(z.unknown()),
+  temperature: z.optional(z.unknown()),
+  topP: z.optional(z.unknown()),
+  stopSequences: z.optional(z.unknown()),
 });
 
 export interface AiSdkTurnRequest {
@@ -42,20 +50,47 @@ export interface AiSdkTurnRequest {
   message: string | undefined;
   clientMessageId: string | undefined;
   useRag: boolean | undefined;
+  model: { id: string; inference: InferenceSettings };
+}
+
+/** The model and the AI SDK's call settings (`maxOutputTokens`, `temperature`, `topP`, `stopSequences`). */
+function modelOf(body: z.infer<typeof aiSdkRequestSchema>, policy: ModelPolicy): AiSdkTurnRequest['model'] {
+  const id = chooseModel(policy, body.model, 'model');
+  const inference = inferenceSettings(
+    policy,
+    id,
+    {
+      maxTokens: body.maxOutputTokens,
+      temperature: body.temperature,
+      topP: body.topP,
+      stop: body.stopSequences,
+    },
+    { maxTokens: 'maxOutputTokens', temperature: 'temperature', topP: 'topP', stop: 'stopSequences' },
+  );
+  return { id, inference };
 }
 
 export function toTurnRequest(
   body: z.infer<typeof aiSdkRequestSchema>,
   maxMessageChars: number,
+  policy: ModelPolicy,
 ): AiSdkTurnRequest {
-  const base = { sessionId: body.id, useRag: body.use_rag };
+  const base = { sessionId: body.id, useRag: body.use_rag, model: modelOf(body, policy) };
   if (body.trigger === 'regenerate-message')
     return { ...base, message: undefined, clientMessageId: undefined };
   const last = body.message ?? body.messages?.at(-1);
   if (last?.role !== 'user') throw invalidField('messages', 'The last message must be a user message.');
-  const text = last.parts
-    .flatMap((part) => (part.type === 'text' && part.text ? [part.text] : []))
-    .join('\n');
+  const unsupported = last.parts.findIndex((part) => part.type !== 'text');
+  if (unsupported >= 0) {
+    const at = body.message ? 'message' : `messages[${(body.messages?.length ?? 1) - 1}]`;
+    throw new RequestRejected(
+      'invalid',
+      'unsupported_parameter',
+      'Only text parts are read from a user message; attachments are not accepted yet.',
+      { field: `${at}.parts[${unsupported}]` },
+    );
+  }
+  const text = last.parts.flatMap((part) => (part.text ? [part.text] : [])).join('\n');
   if (text.trim() === '' || text.length > maxMessageChars) {
     throw invalidField('messages', `The message text must be 1 to ${maxMessageChars} characters.`);
   }

@@ -1,83 +1,11 @@
 import type { Writable } from 'node:stream';
 import type { ChatCompletion, ChatCompletionChunk } from 'openai/resources/chat/completions';
 import type { CompletionUsage } from 'openai/resources/completions';
-import * as z from 'zod/mini';
-import { invalidField } from '../../core/errors.ts';
-import type { Usage } from '../../core/messages.ts';
+import type { Source, Usage } from '../../core/messages.ts';
 import type { WireSink } from '../../core/ports.ts';
-import { parseOpaqueId } from '../../core/request.ts';
 import type { StopReason, TurnErrorCode, TurnEvent } from '../../core/turn-events.ts';
+import type { OpenAiTurnRequest } from './openai-request.ts';
 import { SseWriter } from './sse-writer.ts';
-
-const content = z.union([
-  z.string(),
-  z.array(z.looseObject({ type: z.string(), text: z.optional(z.string()) })),
-  z.null(),
-]);
-
-/** OpenAI Chat Completions, the subset a chat backend honours; unknown fields are accepted and ignored. */
-export const openAiRequestSchema = z.looseObject({
-  // Echoed in every chunk: bounded, so a request cannot multiply itself into the response.
-  model: z.optional(
-    z
-      .string('model must be a string')
-      .check(z.regex(/^[\w.:/-]{1,256}$/, 'model must be at most 256 letters, digits and ._:/-')),
-  ),
-  messages: z
-    .array(z.looseObject({ role: z.string(), content: z.optional(content) }))
-    .check(z.minLength(1, 'messages must not be empty')),
-  stream: z.optional(z.boolean('stream must be a boolean')),
-  stream_options: z.optional(z.nullable(z.looseObject({ include_usage: z.optional(z.boolean()) }))),
-  metadata: z.optional(z.nullable(z.record(z.string(), z.string()))),
-  user: z.optional(z.string()),
-});
-type OpenAiRequest = z.infer<typeof openAiRequestSchema>;
-
-export interface OpenAiTurnRequest {
-  sessionId: string | undefined;
-  message: string;
-  clientMessageId: string | undefined;
-  useRag: boolean | undefined;
-  stream: boolean;
-  includeUsage: boolean;
-  model: string;
-}
-
-/**
- * The session comes from the `x-session-id` header or `metadata.session_id`; the message id from the
- * `idempotency-key` header or `metadata.message_id`. Only the last user message is read: the server's
- * stored history is the conversation, so a client need not (and cannot) resend or rewrite it.
- */
-export function toOpenAiTurn(
-  body: OpenAiRequest,
-  headers: Record<string, string | undefined>,
-  maxMessageChars: number,
-  defaultModel: string,
-): OpenAiTurnRequest {
-  const last = body.messages.at(-1);
-  const text =
-    typeof last?.content === 'string'
-      ? last.content
-      : (last?.content ?? [])
-          .flatMap((part) => (part.type === 'text' && part.text ? [part.text] : []))
-          .join('\n');
-  if (last?.role !== 'user' || text.trim() === '' || text.length > maxMessageChars) {
-    throw invalidField(
-      'messages',
-      `The last message must be a user message of 1 to ${maxMessageChars} characters.`,
-    );
-  }
-  const useRag = body.metadata?.use_rag;
-  return {
-    sessionId: parseOpaqueId(headers['x-session-id'] ?? body.metadata?.session_id, 'session_id'),
-    message: text,
-    clientMessageId: parseOpaqueId(headers['idempotency-key'] ?? body.metadata?.message_id, 'message_id'),
-    useRag: useRag === undefined ? undefined : useRag === 'true',
-    stream: body.stream === true,
-    includeUsage: body.stream_options?.include_usage === true,
-    model: body.model ?? defaultModel,
-  };
-}
 
 type FinishReason = ChatCompletionChunk.Choice['finish_reason'] & string;
 
@@ -121,15 +49,21 @@ const TURN_ERRORS: Record<TurnErrorCode, { type: string; status: number }> = {
 export interface CompletionStream {
   id: string;
   created: number;
+  /** The model that answers (the request's, checked against the deployment's allow-list). */
   model: string;
   includeUsage: boolean;
+  /** The passages the answer is grounded in, sent as the `sources` extension with the finish reason. */
+  sources?: Source[];
 }
+
+/** A chunk, with this service's extension field (`sources`) where it has one. */
+type ExtendedChunk = ChatCompletionChunk & { sources?: Source[] };
 
 const chunkOf = (
   stream: CompletionStream,
   choices: ChatCompletionChunk.Choice[],
   usage?: CompletionUsage,
-): ChatCompletionChunk => ({
+): ExtendedChunk => ({
   id: stream.id,
   object: 'chat.completion.chunk',
   created: stream.created,
@@ -150,7 +84,7 @@ const choice = (
 export function toCompletionChunks(
   event: TurnEvent,
   stream: CompletionStream,
-): { chunks: Array<ChatCompletionChunk | OpenAiErrorBody>; stream: CompletionStream } {
+): { chunks: Array<ExtendedChunk | OpenAiErrorBody>; stream: CompletionStream } {
   switch (event.type) {
     case 'session_id': {
       const named = { ...stream, id: `chatcmpl-${event.message_id}` };
@@ -160,13 +94,14 @@ export function toCompletionChunks(
       return { chunks: [chunkOf(stream, [choice({ content: event.text })])], stream };
     case 'done': {
       const last = chunkOf(stream, [choice({}, FINISH_REASONS[event.stop_reason])]);
+      if (stream.sources?.length) last.sources = stream.sources;
       const usage = stream.includeUsage ? [chunkOf(stream, [], usageOf(event.usage))] : [];
       return { chunks: [last, ...usage], stream };
     }
     case 'error':
       return { chunks: [openAiError(event.code, event.message, TURN_ERRORS[event.code].type)], stream };
     case 'sources':
-      return { chunks: [], stream };
+      return { chunks: [], stream: { ...stream, sources: event.sources } };
   }
 }
 
@@ -205,6 +140,7 @@ export class OpenAiStreamSink implements WireSink {
  * same chunks the stream would have sent.
  */
 export class OpenAiCompletionCollector implements WireSink {
+  readonly #stateful: boolean;
   #stream: CompletionStream;
   #sessionId = '';
   #text = '';
@@ -212,6 +148,7 @@ export class OpenAiCompletionCollector implements WireSink {
   readonly #ended = Promise.withResolvers<void>();
 
   constructor(request: OpenAiTurnRequest) {
+    this.#stateful = request.mode === 'stateful';
     this.#stream = newStream(request, true);
   }
 
@@ -225,7 +162,7 @@ export class OpenAiCompletionCollector implements WireSink {
     return true;
   }
 
-  #fold(chunk: ChatCompletionChunk | OpenAiErrorBody) {
+  #fold(chunk: ExtendedChunk | OpenAiErrorBody) {
     if ('error' in chunk) return;
     const [first] = chunk.choices;
     this.#text += first?.delta.content ?? '';
@@ -238,10 +175,13 @@ export class OpenAiCompletionCollector implements WireSink {
         model,
         object: 'chat.completion',
         choices: [{ index: 0, message, finish_reason: first.finish_reason, logprobs: null }],
-      } satisfies ChatCompletion;
+        ...(chunk.sources ? { sources: chunk.sources } : {}),
+      } satisfies ChatCompletion & { sources?: Source[] };
       this.#result = { statusCode: 200, body };
     } else if (chunk.usage && this.#result?.statusCode === 200) {
-      Object.assign(this.#result.body, { usage: chunk.usage, metadata: { session_id: this.#sessionId } });
+      // Only a stored conversation has an id worth returning; a stateless call leaves nothing behind.
+      const metadata = this.#stateful ? { metadata: { session_id: this.#sessionId } } : {};
+      Object.assign(this.#result.body, { usage: chunk.usage, ...metadata });
     }
   }
 

@@ -4,7 +4,9 @@ import {
   BedrockChatModel,
   type BedrockModelOptions,
   cachePoints,
+  inferenceConfig,
 } from '../../../functions/adapters/bedrock-model.ts';
+import { modelCapabilities } from '../../../functions/contracts/models.ts';
 import type { ModelRequest } from '../../../functions/core/ports.ts';
 
 const HAIKU_45 = 'us.anthropic.claude-haiku-4-5-20251001-v1:0';
@@ -100,5 +102,45 @@ describe('latency-optimized inference: only where the model and Region offer it'
   it('is not sent when not asked for', () => {
     const haiku35 = model({ modelId: 'us.anthropic.claude-3-5-haiku-20241022-v1:0' });
     expect(haiku35.buildInput(request, 'us-east-2').performanceConfig).toBeUndefined();
+  });
+});
+
+describe('inferenceConfig: the request settings over the deployment defaults', () => {
+  const defaults = { maxTokens: 100, temperature: 0.3 };
+  const haiku = modelCapabilities(HAIKU_45);
+  const llama = modelCapabilities('meta.llama3-1-70b-instruct-v1:0');
+
+  it('takes the defaults when a request asks for nothing', () => {
+    expect(inferenceConfig(undefined, defaults, haiku)).toEqual({ maxTokens: 100, temperature: 0.3 });
+  });
+
+  it('sends what the request asked for: length, temperature, top p, stop sequences', () => {
+    expect(
+      inferenceConfig({ maxTokens: 5, temperature: 0.9, stopSequences: ['###'] }, defaults, haiku),
+    ).toEqual({ maxTokens: 5, temperature: 0.9, stopSequences: ['###'] });
+    expect(inferenceConfig({ topP: 0.5 }, defaults, llama)).toEqual({
+      maxTokens: 100,
+      temperature: 0.3,
+      topP: 0.5,
+    });
+  });
+
+  it('leaves the default temperature out when top p is asked of a model that refuses both', () => {
+    expect(inferenceConfig({ topP: 0.5 }, defaults, haiku)).toEqual({ maxTokens: 100, topP: 0.5 });
+  });
+
+  it("keeps the default length within the model's own output cap", () => {
+    expect(inferenceConfig(undefined, { maxTokens: 64_000, temperature: 0.3 }, llama).maxTokens).toBe(2048);
+  });
+
+  it('sends the chosen model with its own capabilities', () => {
+    const input = model({ promptCaching: true }).buildInput({
+      modelId: 'meta.llama3-1-70b-instruct-v1:0',
+      system: text(5000),
+      messages: conversation(9000),
+    });
+    expect(input.modelId).toBe('meta.llama3-1-70b-instruct-v1:0');
+    // Llama takes no cache points: none is placed although caching is on and the default (Haiku) takes them.
+    expect(cacheBlocks(input)).toEqual({ system: 0, messages: [0, 0, 0] });
   });
 });

@@ -178,8 +178,12 @@ describe('credentials on a cluster with ACL auth (ElastiCache Serverless shape)'
       resumableMs: 5000,
       retainMs: 5000,
       flushMs: 10,
-      pollMs: 10,
       maxConcurrentPerUser: 2,
+      followBlockMs: 1000,
+      turnsPerMinute: 5,
+      tokensPerDay: 1000,
+      admitTimeoutMs: 1000,
+      leaseMs: 5000,
     });
     const fallbacks: number[] = [];
     const limits = new RedisUserLimits(c.client, { turnsPerMinute: 5, tokensPerDay: 1000 }, () =>
@@ -202,7 +206,7 @@ describe('credentials on a cluster with ACL auth (ElastiCache Serverless shape)'
       expect((await history.loadConversation(user, session)).history?.[0]?.content).toBe('hi 😀 你好');
       expect((await turns.claim(user, session, 'client-1', uuidv7())).kind).toBe('claimed');
       expect((await turns.claim(user, session, 'client-1', uuidv7())).kind).toBe('duplicate');
-      expect((await limits.check(user)).allowed).toBe(true);
+      expect((await limits.checkRoute(user, 'list')).allowed).toBe(true);
       slots.add(Number(await c.client.cluster('KEYSLOT', `{${user}}`)) >= 5462 ? 1 : 0);
     }
     expect(slots.size).toBe(2);

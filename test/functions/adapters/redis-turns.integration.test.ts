@@ -1,21 +1,31 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { type Cluster, Redis } from 'ioredis';
 import { v7 as uuidv7 } from 'uuid';
 import { afterAll, describe, expect, it } from 'vitest';
+import { admissionKeys } from '../../../functions/adapters/admission-keys.ts';
 import type { RedisClient } from '../../../functions/adapters/redis-cache.ts';
 import { createRedisClient } from '../../../functions/adapters/redis-connection.ts';
 import { RedisTurnRegistry } from '../../../functions/adapters/redis-turns.ts';
 import type { JournaledEvent, TurnReplay } from '../../../functions/core/ports.ts';
 import { type RedisProcess, spawnRedisServer } from '../../../local/redis-server.ts';
 import { testRedis } from '../../support/redis.ts';
+import { waitFor } from '../../support/wait.ts';
 
 const options = {
   lockMs: 5000,
   resumableMs: 300,
   retainMs: 60_000,
   flushMs: 20,
-  pollMs: 20,
+  followBlockMs: 200,
   maxConcurrentPerUser: 0,
+  turnsPerMinute: 0,
+  tokensPerDay: 0,
+  admitTimeoutMs: 1000,
+  leaseMs: 5000,
 };
 const token = (id: number, text: string): JournaledEvent => ({ id, event: { type: 'token', text } });
 const started = (id: number): JournaledEvent => ({
@@ -164,3 +174,156 @@ describe('turn keys on a cluster', () => {
     }
   });
 });
+
+describe('admission keys and exact deletes', () => {
+  it('forget deletes exactly the turn family of a session or a user, never a limiter key', async () => {
+    const redis = await testRedis(9);
+    const client = createRedisClient(redis.url, false, 1000);
+    await client.connect();
+    clients.push(client);
+    const prefix = `test:${uuidv7()}:`;
+    const registry = new RedisTurnRegistry(
+      client,
+      { ...options, maxConcurrentPerUser: 3, turnsPerMinute: 10, tokensPerDay: 1000 },
+      prefix,
+    );
+    const user = `u-${uuidv7()}`;
+    for (const [session, turn] of [
+      ['s1', 't1'],
+      ['s2', 't2'],
+    ] as const) {
+      await registry.claim(user, session, `m-${session}`, turn);
+      const journal = registry.journal(user, session, turn);
+      journal.append(done(0));
+      await registry.requestStop(user, session);
+      await journal.finish();
+    }
+    const keysNow = async () => (await client.keys(`${prefix}*`)).map((k) => k.slice(prefix.length)).sort();
+    const families = (keys: string[]) => [...new Set(keys.map((k) => k.split(':')[0]))].sort();
+    expect(families(await keysNow())).toEqual([
+      'adm',
+      'events',
+      'msgid',
+      'stop',
+      'turn',
+      'turnkeys',
+      'turnsessions',
+    ]);
+    await registry.forget(user, 's1');
+    expect((await keysNow()).filter((k) => k.includes(':s1'))).toEqual([]);
+    expect((await keysNow()).filter((k) => k.includes(':s2')).length).toBe(5);
+    await registry.forget(user);
+    expect(families(await keysNow())).toEqual(['adm']);
+    // The limiter still counts both turns after the erase.
+    expect(await client.get(`${prefix}${admissionKeys(user).turnsThisMinute}`)).toBe('2');
+    registry.close();
+  });
+});
+
+// ElastiCache Serverless is a cluster: each user's admission keys must share one slot, and users land
+// on different nodes. Three primaries on loopback, slots split between them.
+describe('admission on a three-node cluster', () => {
+  const ports = [7200, 7201, 7202];
+  const nodes: ChildProcess[] = [];
+  let cluster: Cluster | undefined;
+  afterAll(async () => {
+    cluster?.disconnect();
+    for (const node of nodes) node.kill('SIGKILL');
+  });
+
+  it('claims, journals, follows and forgets for users whose slots are on different nodes', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'adm-cluster-'));
+    for (const port of ports) {
+      nodes.push(
+        spawn(
+          'redis-server',
+          [
+            '--port',
+            String(port),
+            '--bind',
+            '127.0.0.1',
+            '--save',
+            '',
+            '--appendonly',
+            'no',
+            '--cluster-enabled',
+            'yes',
+            '--cluster-config-file',
+            join(dir, `nodes-${port}.conf`),
+            '--cluster-announce-ip',
+            '127.0.0.1',
+            '--dir',
+            dir,
+          ],
+          { stdio: 'ignore' },
+        ),
+      );
+    }
+    const admins = ports.map((port) => {
+      const admin = new Redis({ port, host: '127.0.0.1', lazyConnect: true });
+      admin.on('error', () => undefined);
+      return admin;
+    });
+    try {
+      await waitFor(async () =>
+        (await Promise.all(admins.map((a) => a.ping().catch(() => '')))).every((p) => p === 'PONG'),
+      );
+      const ranges = [
+        [0, 5460],
+        [5461, 10922],
+        [10923, 16383],
+      ] as const;
+      await Promise.all(
+        admins.map((a, i) => a.call('CLUSTER', 'ADDSLOTSRANGE', ranges[i]?.[0] ?? 0, ranges[i]?.[1] ?? 0)),
+      );
+      for (const port of ports.slice(1)) await admins[0]?.call('CLUSTER', 'MEET', '127.0.0.1', port);
+      await waitFor(
+        async () => (await admins[0]?.call('CLUSTER', 'INFO'))?.toString().includes('cluster_state:ok'),
+        20_000,
+      );
+      await waitFor(async () => {
+        const infos = await Promise.all(admins.map((a) => a.call('CLUSTER', 'INFO')));
+        return infos.every(
+          (info) =>
+            String(info).includes('cluster_state:ok') && String(info).includes('cluster_known_nodes:3'),
+        );
+      }, 20_000);
+    } finally {
+      for (const admin of admins) admin.disconnect();
+    }
+    cluster = createRedisClient(`redis://127.0.0.1:${ports[0]}`, true, 1000) as Cluster;
+    await cluster.connect();
+    const registry = new RedisTurnRegistry(cluster, {
+      ...options,
+      maxConcurrentPerUser: 2,
+      turnsPerMinute: 10,
+      tokensPerDay: 1000,
+    });
+    const users = Array.from({ length: 12 }, (_, i) => `cluster-user-${i}`);
+    const nodesOf = new Set<string>();
+    for (const user of users) {
+      const slot = Number(await cluster.call('CLUSTER', 'KEYSLOT', admissionKeys(user).streams));
+      nodesOf.add(String(ranges(slot)));
+      expect(await registry.claim(user, 's1', 'm1', 't1')).toEqual({ kind: 'claimed', turnId: 't1' });
+      expect(await registry.claim(user, 's1', 'm1', 't2')).toEqual({ kind: 'duplicate', turnId: 't1' });
+      const follower = await registry.follow(user, 's1', 'f1', { holdMs: 10_000 });
+      expect(follower.kind).toBe('follow');
+      expect(await registry.claim(user, 's2', undefined, 't3')).toMatchObject({
+        kind: 'limited',
+        limit: 'concurrent_streams',
+      });
+      const journal = registry.journal(user, 's1', 't1');
+      journal.append(started(0));
+      journal.append(done(1));
+      await journal.finish();
+      if (follower.kind === 'follow')
+        expect((await collect(follower.replay)).map((e) => e.id)).toEqual([0, 1]);
+      expect(await registry.runningTurns(user)).toBe(0);
+      expect(await registry.forget(user)).toBeGreaterThan(0);
+    }
+    expect(nodesOf.size).toBe(3);
+    registry.close();
+  });
+});
+
+const ranges = (slot: number) => (slot <= 5460 ? 0 : slot <= 10922 ? 1 : 2);

@@ -233,6 +233,8 @@ describe('AI SDK (ai v7): useChat transport and Chat against POST /api/chat', ()
 });
 
 describe('OpenAI SDK against POST /v1/chat/completions', () => {
+  /** The local stack's model (MODEL_ID), the one model its allow-list holds. */
+  const LOCAL_MODEL = 'local.grounded-echo-v1';
   const clientFor = (token: string) =>
     new OpenAI({ apiKey: token, baseURL: `${stack.url}/v1`, maxRetries: 0 });
 
@@ -240,10 +242,11 @@ describe('OpenAI SDK against POST /v1/chat/completions', () => {
     const client = clientFor(await stack.issuer.mint(newUser()));
     const { data: stream, response } = await client.chat.completions
       .create({
-        model: 'local',
+        model: LOCAL_MODEL,
         messages: [{ role: 'user', content: 'What is a budget?' }],
         stream: true,
         stream_options: { include_usage: true },
+        store: true,
       })
       .withResponse();
     const sessionId = response.headers.get('x-session-id') ?? '';
@@ -261,7 +264,7 @@ describe('OpenAI SDK against POST /v1/chat/completions', () => {
     expect(usage?.total_tokens).toBe((usage?.prompt_tokens ?? 0) + (usage?.completion_tokens ?? 0));
 
     const next = await client.chat.completions.create(
-      { model: 'local', messages: [{ role: 'user', content: 'Tell me more.' }] },
+      { model: LOCAL_MODEL, messages: [{ role: 'user', content: 'Tell me more.' }] },
       { headers: { 'x-session-id': sessionId } },
     );
     expect(next.object).toBe('chat.completion');
@@ -272,21 +275,21 @@ describe('OpenAI SDK against POST /v1/chat/completions', () => {
   it("surfaces errors in OpenAI's shape: a bad token is an AuthenticationError, a bad body a BadRequestError", async () => {
     const bad = clientFor('not-a-token');
     await expect(
-      bad.chat.completions.create({ model: 'm', messages: [{ role: 'user', content: 'hi' }] }),
+      bad.chat.completions.create({ model: LOCAL_MODEL, messages: [{ role: 'user', content: 'hi' }] }),
     ).rejects.toBeInstanceOf(OpenAI.AuthenticationError);
     const client = clientFor(await stack.issuer.mint(newUser()));
     const error = await client.chat.completions
-      .create({ model: 'm', messages: [{ role: 'assistant', content: 'hi' }] })
+      .create({ model: LOCAL_MODEL, messages: [{ role: 'assistant', content: 'hi' }] })
       .catch((e: unknown) => e);
     expect(error).toBeInstanceOf(OpenAI.BadRequestError);
-    expect(error).toMatchObject({ status: 400, type: 'invalid_request_error', param: 'messages' });
+    expect(error).toMatchObject({ status: 400, type: 'invalid_request_error', param: 'messages[0]' });
   });
 
   it('turns a model failure into an OpenAI error: 429 for a throttled model when not streaming', async () => {
     const client = clientFor(await stack.issuer.mint(newUser()));
     stack.bedrock.failNext('throttle', 2);
     const error = await client.chat.completions
-      .create({ model: 'm', messages: [{ role: 'user', content: 'hi' }] })
+      .create({ model: LOCAL_MODEL, messages: [{ role: 'user', content: 'hi' }] })
       .catch((e: unknown) => e);
     expect(error).toBeInstanceOf(OpenAI.RateLimitError);
   });

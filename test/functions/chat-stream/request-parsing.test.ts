@@ -1,13 +1,16 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import * as z from 'zod/mini';
 import { rejectionResponse } from '../../../functions/chat-stream/http-errors.ts';
 import { readJsonBody } from '../../../functions/chat-stream/invocation.ts';
 import { createRouter } from '../../../functions/chat-stream/router.ts';
 import { aiSdkRequestSchema, toTurnRequest } from '../../../functions/chat-stream/wire/ai-sdk.ts';
-import { openAiRequestSchema, toOpenAiTurn } from '../../../functions/chat-stream/wire/openai.ts';
+import { readOpenAiRequest } from '../../../functions/chat-stream/wire/openai-request.ts';
 import { decodeCursor } from '../../../functions/core/conversations.ts';
 import { RequestRejected } from '../../../functions/core/errors.ts';
 import { chatRequestSchema, parseJsonBody } from '../../../functions/core/request.ts';
+
+const POLICY = { allowed: ['m'], maxTokens: 100 };
 
 /** A parser may accept or refuse; refusing is a RequestRejected answered with a 4xx, never anything else. */
 function refusesCleanly(parse: () => unknown): boolean {
@@ -40,6 +43,7 @@ const matchRoute = createRouter({
     eraseUser: answer,
   },
   account: { usage: answer },
+  models: { listModels: answer, retrieveModel: answer },
 });
 
 const jsonText = fc.oneof(
@@ -73,7 +77,7 @@ describe('request parsing, fuzzed (fast-check): any input is accepted or refused
   it('AI SDK bodies', () => {
     fc.assert(
       fc.property(jsonText, (body) =>
-        refusesCleanly(() => toTurnRequest(parseJsonBody(body, aiSdkRequestSchema), 8000)),
+        refusesCleanly(() => toTurnRequest(parseJsonBody(body, aiSdkRequestSchema), 8000, POLICY)),
       ),
       { numRuns: 500 },
     );
@@ -85,7 +89,12 @@ describe('request parsing, fuzzed (fast-check): any input is accepted or refused
         jsonText,
         fc.dictionary(fc.constantFrom('x-session-id', 'idempotency-key'), fc.string()),
         (body, headers) =>
-          refusesCleanly(() => toOpenAiTurn(parseJsonBody(body, openAiRequestSchema), headers, 8000, 'm')),
+          refusesCleanly(() =>
+            readOpenAiRequest(parseJsonBody(body, z.unknown()), headers, {
+              policy: POLICY,
+              maxMessageChars: 8000,
+            }),
+          ),
       ),
       { numRuns: 500 },
     );

@@ -2,14 +2,17 @@ import { beforeEach, describe, expect, it } from 'vitest';
 import { ChatTurns, type TurnRequest } from '../../../functions/core/chat-turn.ts';
 import { RequestRejected } from '../../../functions/core/errors.ts';
 import type { LimitCheck, UserLimits } from '../../../functions/core/limits.ts';
-import type {
-  JournaledEvent,
-  TurnClaim,
-  TurnJournal,
-  TurnRegistry,
-  TurnReplay,
-  WireSink,
+import {
+  AdmissionUncertain,
+  type JournaledEvent,
+  type TurnClaim,
+  type TurnFollow,
+  type TurnJournal,
+  type TurnRegistry,
+  type TurnReplay,
+  type WireSink,
 } from '../../../functions/core/ports.ts';
+import { TurnAdmission } from '../../../functions/core/turn-admission.ts';
 import type { TurnEvent } from '../../../functions/core/turn-events.ts';
 import { calls, fakeDeps } from './fakes.ts';
 
@@ -28,10 +31,15 @@ class RecordingWire implements WireSink {
 }
 
 class FakeLimits implements UserLimits {
-  check_: LimitCheck = { allowed: true };
+  route_: LimitCheck = { allowed: true };
+  routes: string[] = [];
   charged: number[] = [];
-  async check() {
-    return this.check_;
+  async checkRoute(_userId: string, route: string) {
+    this.routes.push(route);
+    return this.route_;
+  }
+  checkInMemory(): LimitCheck {
+    return { allowed: true };
   }
   async charge(_userId: string, tokens: number) {
     calls.push('limits.charge');
@@ -78,6 +86,11 @@ class FakeRegistry implements TurnRegistry {
       },
     };
   }
+  async follow(): Promise<TurnFollow> {
+    calls.push('registry.follow');
+    const replay = await this.replay();
+    return replay ? { kind: 'follow', replay } : { kind: 'none' };
+  }
 }
 
 /** `none`: a deployment without a cache, so without a registry. */
@@ -87,9 +100,17 @@ function setup(withRegistry: FakeRegistry | 'none' = new FakeRegistry()) {
   const limits = new FakeLimits();
   const published: string[] = [];
   const rejections: number[] = [];
+  const admission = new TurnAdmission({
+    registry,
+    limits,
+    log: deps.log,
+    newId: deps.newId,
+    settings: { maxConcurrentPerUser: 3, followHoldMs: 1000, recentMessageIds: 100 },
+  });
   const turns = new ChatTurns({
     turn: deps,
     limits,
+    admission,
     registry,
     observer: {
       countLimitRejection: () => rejections.push(1),
@@ -144,8 +165,9 @@ describe('ChatTurns: the turn from admission to its last write', () => {
   });
 
   it('refuses over a limit before any model call, and counts the refusal', async () => {
-    const { turns, limits, rejections } = setup();
-    limits.check_ = { allowed: false, limit: 'turns_per_minute', retryAfterSeconds: 30 };
+    const registry = new FakeRegistry();
+    registry.claim_ = { kind: 'limited', limit: 'turns_per_minute', retryAfterSeconds: 30 };
+    const { turns, rejections } = setup(registry);
     const rejected = await refusal(turns.start(request()));
     expect(rejected.kind).toBe('limited');
     expect(rejected.details).toMatchObject({ limit: 'turns_per_minute', retry_after_seconds: 30 });
@@ -158,6 +180,17 @@ describe('ChatTurns: the turn from admission to its last write', () => {
     registry.claim_ = { kind: 'busy' };
     const rejected = await refusal(setup(registry).turns.start(request()));
     expect([rejected.kind, rejected.code]).toEqual(['conflict', 'turn_in_progress']);
+  });
+
+  it('answers 503 (never a turn without a lock) when the registry answers the claim too late', async () => {
+    const registry = new FakeRegistry();
+    registry.claim_ = new AdmissionUncertain('claim timed out');
+    const { turns, rejections } = setup(registry);
+    const rejected = await refusal(turns.start(request()));
+    expect([rejected.kind, rejected.code]).toEqual(['unavailable', 'admission_unavailable']);
+    expect(rejected.details).toMatchObject({ retry_after_seconds: 1 });
+    expect(rejections).toEqual([]);
+    expect(calls).not.toContain('model.stream');
   });
 
   it('attaches a retried message to its turn: the journal is replayed, the model is not called again', async () => {
@@ -174,7 +207,7 @@ describe('ChatTurns: the turn from admission to its last write', () => {
     expect(calls).not.toContain('model.stream');
   });
 
-  it('still answers when the registry is down: no journal, a warning, the same events', async () => {
+  it("still answers when the registry is down: this environment's lock, a warning, the same events", async () => {
     const registry = new FakeRegistry();
     registry.claim_ = new Error('redis down');
     const { turns, logs } = setup(registry);
@@ -182,7 +215,9 @@ describe('ChatTurns: the turn from admission to its last write', () => {
     await (await turns.start(request())).deliver(wire);
     expect(wire.events.at(-1)?.event.type).toBe('done');
     expect(registry.journaled).toEqual([]);
-    expect(logs.some((l) => l.level === 'warn' && /registry unavailable/.test(l.message))).toBe(true);
+    expect(logs.some((l) => l.level === 'warn' && /registry unreachable/.test(l.message))).toBe(true);
+    // The in-memory lock was given back when the turn finished: the next message on the session runs.
+    await (await turns.start(request({ clientMessageId: 'client-2' }))).deliver(new RecordingWire());
   });
 
   it('a crash in the turn still reaches the client as an error, finishes the journal and ends the body', async () => {
@@ -257,5 +292,18 @@ describe('ChatTurns: the turn from admission to its last write', () => {
     expect([rejected.kind, rejected.code]).toEqual(['unavailable', 'stop_unavailable']);
     expect(rejected.details).toMatchObject({ retry_after_seconds: expect.any(Number) });
     expect(logs.some((l) => l.level === 'warn' && /unavailable for stop/.test(l.message))).toBe(true);
+  });
+
+  it('resume and stop spend their route budget first: over it, 429 and nothing followed or stopped', async () => {
+    const { turns, limits } = setup();
+    limits.route_ = { allowed: false, limit: 'requests_per_minute', retryAfterSeconds: 20 };
+    const resumed = await refusal(turns.resume('alice', 'session-1', -1, 1000));
+    const stopped = await refusal(turns.stop('alice', 'session-1'));
+    for (const rejected of [resumed, stopped]) {
+      expect(rejected.kind).toBe('limited');
+      expect(rejected.details).toMatchObject({ limit: 'requests_per_minute', retry_after_seconds: 20 });
+    }
+    expect(limits.routes).toEqual(['resume', 'stop']);
+    expect(calls).not.toContain('registry.follow');
   });
 });

@@ -298,6 +298,10 @@ describe('runTurn', () => {
     expect(sink.events.at(-1)).toMatchObject({ type: 'error', code });
     expect(types(sink.events)).not.toContain('done');
     expect(report.outcome).toBe('error');
+    // Never reported by the model: a processed request is charged by estimate, a throttled one costs nothing.
+    const charged = code !== 'throttled';
+    expect(report.usage.output_tokens).toBe(charged ? 2 : 0);
+    expect(report.usage.input_tokens > 0).toBe(charged);
     await report.background;
     expect(deps.outbox.sent.map((m) => m.role)).toEqual(['user']);
   });
@@ -341,6 +345,9 @@ describe('runTurn', () => {
     const report = await runTurn(deps, input(), sink);
     expect(report.outcome).toBe('client_gone');
     expect(aborted).toBe(true);
+    // An abandoned turn is charged what it cost by estimate: the prompt, and the one token sent ('0 ').
+    expect(report.usage.output_tokens).toBe(1);
+    expect(report.usage.input_tokens).toBeGreaterThan(0);
     expect(types(sink.events)).toEqual(['session_id', 'sources', 'token']);
     await report.background;
     expect(deps.outbox.sent.map((m) => m.role)).toEqual(['user']);

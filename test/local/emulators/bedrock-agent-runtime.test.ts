@@ -38,9 +38,36 @@ describe('Bedrock Agent Runtime emulator: Retrieve over the local knowledge base
     ['How does an employer match work in a 401(k)?', '401k.md'],
     ['What raises my credit score?', 'credit-score.md'],
     ['What is the rule of 72?', 'compound-interest.md'],
+    // Stopwords carry no topic: these once ranked by "what", "is", "how", "does" (Roth IRA, 401(k)).
+    ['What is an HSA?', 'hsa.md'],
+    ['How does a mortgage work?', 'mortgage-basics.md'],
+    ['Compare a Roth IRA and a traditional IRA in a table', 'traditional-ira.md'],
   ])('ranks the right document first for %s', async (question, file) => {
     const { retrievalResults = [] } = await retrieve(question);
     expect(retrievalResults[0]?.location?.s3Location?.uri).toBe(`s3://local-knowledge-base/${file}`);
+  });
+
+  it('scores a question of stopwords only as far from everything, and matches whole words only', async () => {
+    // As vector search: k results whatever the question, the far ones scored far under the page floor.
+    const { retrievalResults: far = [] } = await retrieve('How big should it be?');
+    expect(far).toHaveLength(3);
+    for (const result of far) expect(result.score).toBeLessThan(0.1);
+    const { retrievalResults = [] } = await retrieve('What is an IRA?', 10);
+    expect(retrievalResults.length).toBeGreaterThan(0);
+    for (const result of retrievalResults.filter((r) => (r.score ?? 0) > 0.1)) {
+      expect(`${result.metadata?.title} ${result.content?.text}`).toMatch(/\bIRAs?\b/i);
+    }
+  });
+
+  it('scores relevance absolutely: a passage sharing one word of a longer question scores under the page floor', async () => {
+    // The page hides passages scored under 0.4 (web/src/Message.tsx RELEVANCE_FLOOR).
+    const { retrievalResults = [] } = await retrieve('What is the rule of 72?', 5);
+    const byFile = (file: string) =>
+      retrievalResults.filter((r) => r.location?.s3Location?.uri?.endsWith(file)).map((r) => r.score ?? 0);
+    expect(Math.max(...byFile('compound-interest.md'))).toBeGreaterThan(0.6);
+    const weak = byFile('budgeting-50-30-20.md');
+    expect(weak.length).toBeGreaterThan(0);
+    expect(Math.max(...weak)).toBeLessThan(0.4);
   });
 
   it('answers with the real response shape and honours numberOfResults', async () => {

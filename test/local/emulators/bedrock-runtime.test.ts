@@ -67,6 +67,25 @@ describe('Bedrock Runtime emulator, through the stock SDK client (HTTP/2)', () =
     expect(text).toMatch(/no source/);
   });
 
+  it('writes Markdown as a chat model does: a list with the asked term in bold, a table or code when asked', async () => {
+    const answer = async (text: string) => {
+      const response = await client.send(question(text));
+      let out = '';
+      for await (const event of response.stream ?? []) out += event.contentBlockDelta?.delta?.text ?? '';
+      return out;
+    };
+    const plain = await answer('How big should an emergency fund be?');
+    expect(plain).toMatch(/^- .*\*\*emergency fund\*\*.*three to six months/im);
+    expect(plain).not.toMatch(/```|\|/);
+    const table = await answer('Compare emergency fund sizes in a table');
+    expect(table).toMatch(/^\| # \| Key point \|\n\| --- \| --- \|\n\| 1 \| .*three to six months.* \|$/m);
+    const code = await answer('Show me Python code for an emergency fund');
+    expect(code).toMatch(/```python\n[\s\S]+\n```$/);
+    // A question full of Markdown is quoted without it, so the answer's own Markdown stays whole.
+    const odd = await answer('Tell me about **boats** ```js');
+    expect(odd).toContain('I have no source on "Tell me about boats js"');
+  });
+
   it('honours maxTokens with stopReason max_tokens', async () => {
     const response = await client.send(
       new ConverseStreamCommand({

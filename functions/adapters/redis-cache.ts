@@ -52,15 +52,17 @@ const FORGET_MARKER_TTL_MS = 900_000;
 const STOP_FLAG_TTL_MS = 10_000;
 
 /**
- * Lua: `forgotten(marker, since)` is true when a delete's marker refuses data from `since` (epoch ms of
- * the turn that made it; '' when unknown, which any marker refuses). Prepended to every write script of
- * a user's keys, so a turn that started before a delete cannot write after it, whatever its code path.
+ * Lua: `forgotten(since, markers...)` is true when a delete's marker refuses data from `since` (epoch ms
+ * of the turn that made it; '' when unknown, which any marker refuses); one MGET reads every marker.
+ * Prepended to every write script of a user's keys, so a turn that started before a delete cannot
+ * write after it, whatever its code path.
  */
 export const FORGOTTEN_LUA = `
-local function forgotten(marker, since)
-  local at = redis.call('GET', marker)
-  if not at then return false end
-  return since == '' or tonumber(since) <= tonumber(at)
+local function forgotten(since, ...)
+  for _, at in ipairs(redis.call('MGET', ...)) do
+    if at and (since == '' or tonumber(since) <= tonumber(at)) then return true end
+  end
+  return false
 end
 `;
 
@@ -74,7 +76,7 @@ end
 
 // KEYS: history, user marker, session marker, sessions index. ARGV: since, ttl s, session id, entries...
 const STORE_HISTORY = `${FORGOTTEN_LUA}${REGISTER_LUA}
-if forgotten(KEYS[2], ARGV[1]) or forgotten(KEYS[3], ARGV[1]) then return 0 end
+if forgotten(ARGV[1], KEYS[2], KEYS[3]) then return 0 end
 redis.call('DEL', KEYS[1])
 redis.call('RPUSH', KEYS[1], unpack(ARGV, 4))
 redis.call('EXPIRE', KEYS[1], ARGV[2])
@@ -86,7 +88,7 @@ return 1
 // Nothing happens on a missing key: an expired history is refilled from the table, never rebuilt partially.
 // The index lives as long as the history it lists.
 const APPEND_HISTORY = `${FORGOTTEN_LUA}${REGISTER_LUA}
-if forgotten(KEYS[2], ARGV[1]) or forgotten(KEYS[3], ARGV[1]) then return 0 end
+if forgotten(ARGV[1], KEYS[2], KEYS[3]) then return 0 end
 if redis.call('RPUSHX', KEYS[1], unpack(ARGV, 5)) == 0 then return 0 end
 redis.call('LTRIM', KEYS[1], -tonumber(ARGV[3]), -1)
 redis.call('EXPIRE', KEYS[1], ARGV[2])
@@ -96,7 +98,7 @@ return 1
 
 // KEYS: profile, user marker. ARGV: profile JSON, ttl s. A profile carries no time: any marker refuses it.
 const STORE_PROFILE = `${FORGOTTEN_LUA}
-if forgotten(KEYS[2], '') then return 0 end
+if forgotten('', KEYS[2]) then return 0 end
 redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
 return 1
 `;

@@ -535,7 +535,7 @@ const timedOut = (error: unknown) => error instanceof Error && error.message ===
 // The journal's append, refused once the user or session was deleted after the turn began (the turn
 // is then stopped). KEYS: events, user marker, session marker. ARGV: turn start ms, retain ms, entry id, batch.
 const APPEND_EVENTS = `${FORGOTTEN_LUA}
-if forgotten(KEYS[2], ARGV[1]) or forgotten(KEYS[3], ARGV[1]) then return 0 end
+if forgotten(ARGV[1], KEYS[2], KEYS[3]) then return 0 end
 redis.call('XADD', KEYS[1], ARGV[3], 'e', ARGV[4])
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
 return 1

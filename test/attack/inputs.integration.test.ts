@@ -109,6 +109,10 @@ const splitLines = (text: string) =>
     [''],
   );
 
+/** The deployment's default model, as an OpenAI client learns it (`GET /v1/models`). */
+const deploymentModel = async (token: string): Promise<string> =>
+  JSON.parse((await send(token, '/v1/models', { method: 'GET' })).text).data[0].id;
+
 describe('hostile text in streamed answers', () => {
   it('escapes U+2028, U+2029 and U+0085 in the data lines of all three stream formats', async () => {
     const token = await stack.issuer.mint(newUser());
@@ -122,7 +126,11 @@ describe('hostile text in streamed answers', () => {
         },
       }),
       openai: await send(token, '/v1/chat/completions', {
-        body: { model: 'local', stream: true, messages: [{ role: 'user', content: QUESTION }] },
+        body: {
+          model: await deploymentModel(token),
+          stream: true,
+          messages: [{ role: 'user', content: QUESTION }],
+        },
       }),
     };
     for (const [format, response] of Object.entries(streams)) {
@@ -159,8 +167,8 @@ describe('what the OpenAI route echoes is bounded', () => {
         error: { type: 'invalid_request_error', param: 'model' },
       });
     }
-    // Control: the longest accepted name streams, echoed in every chunk, and the response stays small.
-    const longest = `org/${'m'.repeat(252)}`;
+    // Control: a model the deployment offers streams, echoed in every chunk, and the response stays small.
+    const longest = await deploymentModel(token);
     const ok = await send(token, '/v1/chat/completions', { body: body(longest) });
     expect(ok.status).toBe(200);
     const chunks = ok.text
@@ -175,7 +183,7 @@ describe('what the OpenAI route echoes is bounded', () => {
   it('a throttled non-streamed completion carries retry-after and x-should-retry: false', async () => {
     const token = await stack.issuer.mint(newUser());
     const request = {
-      model: 'local',
+      model: await deploymentModel(token),
       messages: [{ role: 'user', content: 'hi' }],
       metadata: { use_rag: 'false' },
     };

@@ -57,7 +57,7 @@ const STOP_FLAG_TTL_MS = 10_000;
  * Prepended to every write script of a user's keys, so a turn that started before a delete cannot
  * write after it, whatever its code path.
  */
-export const FORGOTTEN_LUA = `
+const FORGOTTEN_LUA = `
 local function forgotten(since, ...)
   for _, at in ipairs(redis.call('MGET', ...)) do
     if at and (since == '' or tonumber(since) <= tonumber(at)) then return true end

@@ -10,7 +10,7 @@ import type { RouteName } from '../core/limits.ts';
  * - `turn:`, `msgid:`, `events:`, `stop:` and the two indexes: the user's turn data, which deletion and
  *   erasure remove by exact name (see `turnKeys`, `turnIndexKeys`), never by pattern.
  */
-const userSlotTag = (userId: string) =>
+export const userSlotTag = (userId: string) =>
   `{u:${createHash('sha256').update(userId).digest('base64url').slice(0, 22)}}`;
 
 export const admissionKeys = (userId: string) => {

@@ -35,6 +35,11 @@ const toSummary = (item: Item): SessionSummary => ({
   messageCount: Number(item.messageCount ?? 0),
 });
 
+const invalidCursor = () =>
+  new RequestRejected('invalid', 'invalid_cursor', 'The cursor is not one this service returned.', {
+    field: 'cursor',
+  });
+
 const isLive = (item: Item | undefined): item is Item => item !== undefined && item.deletedAt === undefined;
 const tombstoneExpiry = () => Math.floor(Date.now() / 1000) + TOMBSTONE_TTL_SECONDS;
 
@@ -52,22 +57,23 @@ export class DynamoConversationArchive implements ConversationArchive {
     const partition = tableKeys.userPartition(userId);
     const cursor = decodeCursor(after, [PK, SK, ACTIVITY_INDEX.partitionKey, ACTIVITY_INDEX.sortKey]);
     if (cursor && (cursor[ACTIVITY_INDEX.partitionKey] !== partition || cursor[PK] !== partition)) {
-      throw new RequestRejected('invalid', 'invalid_cursor', 'The cursor is not one this service returned.', {
-        field: 'cursor',
-      });
+      throw invalidCursor();
     }
-    const { Items = [], LastEvaluatedKey } = await this.#db.send(
-      new QueryCommand({
-        TableName: this.#table,
-        IndexName: ACTIVITY_INDEX.name,
-        KeyConditionExpression: '#apk = :pk',
-        ExpressionAttributeNames: { '#apk': ACTIVITY_INDEX.partitionKey },
-        ExpressionAttributeValues: { ':pk': partition },
-        ScanIndexForward: false,
-        Limit: limit,
-        ...(cursor ? { ExclusiveStartKey: cursor } : {}),
-      }),
-    );
+    const query = new QueryCommand({
+      TableName: this.#table,
+      IndexName: ACTIVITY_INDEX.name,
+      KeyConditionExpression: '#apk = :pk',
+      ExpressionAttributeNames: { '#apk': ACTIVITY_INDEX.partitionKey },
+      ExpressionAttributeValues: { ':pk': partition },
+      ScanIndexForward: false,
+      Limit: limit,
+      ...(cursor ? { ExclusiveStartKey: cursor } : {}),
+    });
+    // A cursor of the right shape can still name no valid position (an empty key part): a 400, not a 5xx.
+    const { Items = [], LastEvaluatedKey } = await this.#db.send(query).catch((error: { name?: string }) => {
+      if (cursor && error.name === 'ValidationException') throw invalidCursor();
+      throw error;
+    });
     return {
       sessions: Items.map(toSummary),
       next: LastEvaluatedKey ? encodeCursor(LastEvaluatedKey as Record<string, string>) : undefined,

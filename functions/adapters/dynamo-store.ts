@@ -12,6 +12,7 @@ import {
   UpdateCommand,
 } from '@aws-sdk/lib-dynamodb';
 import { ACTIVITY_INDEX, TABLE_KEYS, TTL_ATTRIBUTE, tableKeys } from '../contracts/table.ts';
+import { turnStartOf } from '../core/conversations.ts';
 import type { ChatMessage, UserProfile } from '../core/messages.ts';
 import type { ConversationStore, MessageWriter, SaveResult } from '../core/ports.ts';
 
@@ -90,10 +91,13 @@ export class DynamoConversationStore implements ConversationStore, MessageWriter
    * Idempotent without transactions: the message item is put only if absent, and the session is
    * updated only if its last message id is older than this one (UUIDv7 ids sort by time, and a FIFO
    * group delivers a conversation in order). A redelivery therefore changes nothing and is a success.
-   * Deletion wins over a late message: the session's tombstone refuses the update, and the user's
-   * erasure marker is checked after the writes; either way the writes just made are taken back.
+   * Deletion wins over every message of a turn that started before it (the turn's start is in its ids):
+   * the session's tombstone refuses the update, the erasure marker is checked after the writes, and
+   * what was written under either is taken back. A turn that started after a delete may use the
+   * id again: its first message turns the tombstone back into a session.
    */
   async save(message: ChatMessage): Promise<SaveResult> {
+    const turnStartedAt = new Date(turnStartOf(message)).toISOString();
     const expiresAt =
       this.#ttlDays > 0
         ? Math.floor(Date.parse(message.createdAt) / 1000) + this.#ttlDays * 86_400
@@ -110,6 +114,31 @@ export class DynamoConversationStore implements ConversationStore, MessageWriter
         ExpressionAttributeNames: { '#pk': PK },
       }),
     );
+    const session = await this.#updateSession(message, expiresAt, turnStartedAt);
+    const sessionDeleted = session === undefined && (await this.#sessionDeletedSince(message, turnStartedAt));
+    if (sessionDeleted) await this.#takeBack(message, false);
+    // Billing is per answer, whichever write of its session won the ordering race, and survives the
+    // conversation's delete (no session id on it); only an erasure takes it back.
+    if (message.role === 'assistant' && message.usage) await this.#recordUsage(message);
+    if (await this.#erasedSince(message.userId, turnStartedAt)) {
+      await this.#takeBack(message, true);
+      return { outcome: 'discarded', firstAnswer: false };
+    }
+    if (sessionDeleted) return { outcome: 'discarded', firstAnswer: false };
+    const firstAnswer =
+      session !== undefined &&
+      message.role === 'assistant' &&
+      session.titleSource === 'auto' &&
+      Number(session.messageCount) <= 2;
+    return { outcome: messagePut || session ? 'written' : 'duplicate', firstAnswer };
+  }
+
+  /** The session's update for a new message; `undefined` when its condition refused it (older id or deleted since). */
+  async #updateSession(
+    message: ChatMessage,
+    expiresAt: number | undefined,
+    turnStartedAt: string,
+  ): Promise<Record<string, unknown> | undefined> {
     const activity = tableKeys.activity(message.userId, message.createdAt, message.sessionId);
     const set = [
       'updatedAt = :at',
@@ -122,6 +151,7 @@ export class DynamoConversationStore implements ConversationStore, MessageWriter
     const names: Record<string, string> = {
       '#apk': ACTIVITY_INDEX.partitionKey,
       '#ask': ACTIVITY_INDEX.sortKey,
+      '#ttl': TTL_ATTRIBUTE,
     };
     const values: Record<string, unknown> = {
       ':at': message.createdAt,
@@ -130,50 +160,39 @@ export class DynamoConversationStore implements ConversationStore, MessageWriter
       ':one': 1,
       ':apk': activity[ACTIVITY_INDEX.partitionKey],
       ':ask': activity[ACTIVITY_INDEX.sortKey],
+      ':started': turnStartedAt,
     };
     if (message.role === 'user') {
       set.push('title = if_not_exists(title, :title)', 'titleSource = if_not_exists(titleSource, :auto)');
       values[':title'] = provisionalTitle(message.content);
       values[':auto'] = 'auto';
     }
+    // A revived tombstone loses its deletion and, unless messages expire, its expiry.
+    const remove = ['deletedAt'];
     if (expiresAt) {
       set.push('#ttl = :ttl');
-      names['#ttl'] = TTL_ATTRIBUTE;
       values[':ttl'] = expiresAt;
+    } else {
+      remove.push('#ttl');
     }
-    let session: Record<string, unknown> | undefined;
     try {
       const { Attributes } = await this.#db.send(
         new UpdateCommand({
           TableName: this.#table,
           Key: tableKeys.session(message.userId, message.sessionId),
-          UpdateExpression: `SET ${set.join(', ')} ADD messageCount :one`,
+          UpdateExpression: `SET ${set.join(', ')} REMOVE ${remove.join(', ')} ADD messageCount :one`,
           ConditionExpression:
-            '(attribute_not_exists(lastMessageId) OR lastMessageId < :id) AND attribute_not_exists(deletedAt)',
+            '(attribute_not_exists(lastMessageId) OR lastMessageId < :id) AND (attribute_not_exists(deletedAt) OR deletedAt < :started)',
           ExpressionAttributeNames: names,
           ExpressionAttributeValues: values,
           ReturnValues: 'ALL_NEW',
         }),
       );
-      session = Attributes;
+      return Attributes;
     } catch (error) {
       if ((error as { name?: string }).name !== 'ConditionalCheckFailedException') throw error;
+      return undefined;
     }
-    if (session === undefined && (await this.#sessionDeleted(message))) {
-      await this.#takeBack(message, false);
-      return { outcome: 'discarded', firstAnswer: false };
-    }
-    if (await this.#erasedAfter(message)) {
-      await this.#takeBack(message, true);
-      return { outcome: 'discarded', firstAnswer: false };
-    }
-    if (session && message.role === 'assistant' && message.usage) await this.#recordUsage(message);
-    const firstAnswer =
-      session !== undefined &&
-      message.role === 'assistant' &&
-      session.titleSource === 'auto' &&
-      Number(session.messageCount) <= 2;
-    return { outcome: messagePut || session ? 'written' : 'duplicate', firstAnswer };
   }
 
   /** A generated title, unless the user named the session meanwhile (or it was deleted). */
@@ -195,7 +214,7 @@ export class DynamoConversationStore implements ConversationStore, MessageWriter
     }
   }
 
-  async #sessionDeleted(message: ChatMessage): Promise<boolean> {
+  async #sessionDeletedSince(message: ChatMessage, turnStartedAt: string): Promise<boolean> {
     const { Item } = await this.#db.send(
       new GetCommand({
         TableName: this.#table,
@@ -203,30 +222,35 @@ export class DynamoConversationStore implements ConversationStore, MessageWriter
         ConsistentRead: true,
       }),
     );
-    return Item?.deletedAt !== undefined;
+    return typeof Item?.deletedAt === 'string' && Item.deletedAt >= turnStartedAt;
   }
 
-  async #erasedAfter(message: ChatMessage): Promise<boolean> {
+  async #erasedSince(userId: string, turnStartedAt: string): Promise<boolean> {
     const { Item } = await this.#db.send(
-      new GetCommand({
-        TableName: this.#table,
-        Key: tableKeys.erasure(message.userId),
-        ConsistentRead: true,
-      }),
+      new GetCommand({ TableName: this.#table, Key: tableKeys.erasure(userId), ConsistentRead: true }),
     );
-    return typeof Item?.erasedAt === 'string' && Item.erasedAt >= message.createdAt;
+    return typeof Item?.erasedAt === 'string' && Item.erasedAt >= turnStartedAt;
   }
 
-  /** Removes what this delivery wrote under a deleted session or an erased user. */
-  async #takeBack(message: ChatMessage, withSession: boolean): Promise<void> {
+  /** Removes what this delivery wrote under a deleted session or, with its session and usage, an erased user. */
+  async #takeBack(message: ChatMessage, erased: boolean): Promise<void> {
     await this.#db.send(new DeleteCommand({ TableName: this.#table, Key: tableKeys.message(message) }));
-    if (withSession) {
+    if (erased) {
+      await this.#db.send(
+        new DeleteCommand({
+          TableName: this.#table,
+          Key: tableKeys.usage(message.userId, message.createdAt.slice(0, 10), message.messageId),
+        }),
+      );
       await this.#db
         .send(
           new DeleteCommand({
             TableName: this.#table,
             Key: tableKeys.session(message.userId, message.sessionId),
-            ConditionExpression: 'attribute_not_exists(deletedAt)',
+            // Not a session a turn after the erasure has written to since.
+            ConditionExpression:
+              'attribute_not_exists(deletedAt) AND (attribute_not_exists(lastMessageId) OR lastMessageId <= :id)',
+            ExpressionAttributeValues: { ':id': message.messageId },
           }),
         )
         .catch((error: { name?: string }) => {
@@ -242,7 +266,6 @@ export class DynamoConversationStore implements ConversationStore, MessageWriter
         TableName: this.#table,
         Item: {
           ...tableKeys.usage(message.userId, message.createdAt.slice(0, 10), message.messageId),
-          sessionId: message.sessionId,
           inputTokens: message.usage?.input_tokens ?? 0,
           outputTokens: message.usage?.output_tokens ?? 0,
           createdAt: message.createdAt,

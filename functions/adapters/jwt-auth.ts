@@ -13,6 +13,14 @@ export interface JwtAuthOptions {
   onUnknownKey?: () => void;
 }
 
+const MAX_CLOCK_SKEW_SECONDS = 300;
+
+/**
+ * The subject becomes part of every storage key: only characters that can never act as a key
+ * separator (`#`, `:`, `{`) are let through. Cognito's subs are UUIDs.
+ */
+const SUBJECT = /^[A-Za-z0-9._@-]{1,128}$/;
+
 const unauthenticated = (message: string) => new RequestRejected('unauthenticated', 'unauthorized', message);
 
 /**
@@ -37,8 +45,17 @@ export class JwtAuth {
         audience: null,
         ...(options.jwksUri ? { jwksUri: options.jwksUri } : {}),
         customJwtCheck: ({ payload }) => {
-          const clients = [payload.aud, payload.client_id].flat();
-          if (!clients.includes(options.audience)) throw new Error('Token is not for this client');
+          // An ID token names the client in `aud`, an access token in `client_id`; any other use is refused.
+          const client =
+            payload.token_use === 'id'
+              ? [payload.aud].flat().includes(options.audience)
+              : payload.token_use === 'access' && payload.client_id === options.audience;
+          if (!client) throw new Error('Token is not an ID or access token for this client');
+          // A token that never expires is a mis-minted one; one issued in the future, too.
+          if (typeof payload.exp !== 'number') throw new Error('Token has no expiry');
+          if (typeof payload.iat === 'number' && payload.iat > Date.now() / 1000 + MAX_CLOCK_SKEW_SECONDS) {
+            throw new Error('Token is issued in the future');
+          }
         },
       },
       inline ? { jwksCache: new SimpleJwksCache({ fetcher: neverFetch }) } : undefined,
@@ -72,7 +89,9 @@ export class JwtAuth {
     }
     try {
       const payload = await this.#verifier.verify(token);
-      if (!payload.sub) throw new Error('Token has no subject');
+      if (typeof payload.sub !== 'string' || !SUBJECT.test(payload.sub)) {
+        throw new Error('Token has no usable subject');
+      }
       return payload.sub;
     } catch {
       throw unauthenticated('The token is invalid or expired.');

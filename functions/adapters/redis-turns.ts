@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { Cluster, Command, type Redis } from 'ioredis';
+import { uuidv7Time } from '../core/conversations.ts';
 import type { LimitName } from '../core/limits.ts';
 import {
   AdmissionUncertain,
@@ -11,7 +12,7 @@ import {
   type TurnReplay,
 } from '../core/ports.ts';
 import { admissionKeys, turnIndexKeys, turnKeys } from './admission-keys.ts';
-import type { RedisClient } from './redis-cache.ts';
+import { erasureKeys, type RedisClient } from './redis-cache.ts';
 
 export { turnKeys } from './admission-keys.ts';
 
@@ -276,6 +277,8 @@ function registryKeys(prefix: string, userId: string, sessionId: string) {
     stop: (id: string) => prefix + keys.stop(id),
     index: prefix + keys.index,
     sessions: prefix + turnIndexKeys(userId).sessions,
+    userMarker: prefix + erasureKeys.userMarker(userId),
+    sessionMarker: prefix + erasureKeys.sessionMarker(userId, sessionId),
   };
 }
 type RegistryKeys = ReturnType<typeof registryKeys>;
@@ -529,7 +532,24 @@ async function blockingRead(
 
 const timedOut = (error: unknown) => error instanceof Error && error.message === 'Command timed out';
 
+// The journal's append with the stop check, refused once the user or session was deleted after the turn
+// began (the turn is then stopped). One MGET reads the stop flag and both markers; the expiry is set on
+// the first and the last batch only. KEYS: events, stop flag, user marker, session marker. ARGV: turn
+// start ms, retain ms ('' to keep the expiry), entry id, batch. Returns 0 refused, 2 stop asked, else 1.
+const APPEND_EVENTS = `
+local found = redis.call('MGET', KEYS[2], KEYS[3], KEYS[4])
+for i = 2, 3 do
+  if found[i] and (ARGV[1] == '' or tonumber(ARGV[1]) <= tonumber(found[i])) then return 0 end
+end
+redis.call('XADD', KEYS[1], ARGV[3], 'e', ARGV[4])
+if ARGV[2] ~= '' then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+if found[1] == '1' then return 2 end
+return 1
+`;
+
 interface JournalKeys {
+  userMarker: string;
+  sessionMarker: string;
   streams: string;
   pointer: string;
   events: (turnId: string) => string;
@@ -550,6 +570,8 @@ class RedisTurnJournal implements TurnJournal {
   readonly #timer: NodeJS.Timeout;
   #buffer: JournaledEvent[] = [];
   #extended = false;
+  /** Whether the events key has its expiry (set with the first batch, renewed with the last). */
+  #expiring = false;
   #flushing: Promise<void> = Promise.resolve();
 
   constructor(redis: RedisClient, keys: JournalKeys, turnId: string, options: RedisTurnOptions) {
@@ -569,18 +591,13 @@ class RedisTurnJournal implements TurnJournal {
     this.#buffer.push(entry);
   }
 
-  #flush(): Promise<void> {
+  /** `final`: the turn's last batch, which sets the events' expiry again (retained from the turn's end). */
+  #flush(final = false): Promise<void> {
     this.#flushing = this.#flushing.then(async () => {
       const batch = this.#buffer;
       this.#buffer = [];
-      const eventsKey = this.#keys.events(this.#turnId);
       const pipeline = this.#redis.pipeline();
       const last = batch.at(-1);
-      if (last) {
-        pipeline
-          .xadd(eventsKey, streamId(last.id), 'e', JSON.stringify(batch))
-          .pexpire(eventsKey, this.#options.retainMs);
-      }
       if (!this.#extended) {
         pipeline.eval(
           EXTEND,
@@ -592,11 +609,13 @@ class RedisTurnJournal implements TurnJournal {
           Date.now() + this.#options.lockMs,
         );
       }
-      pipeline.get(this.#keys.stop(this.#turnId));
+      this.#appendOrCheck(pipeline, batch, final);
       try {
         const results = await pipeline.exec();
         if (results?.every(([error]) => !error)) this.#extended = true;
-        if (results?.at(-1)?.[1] === '1') this.#stop.abort();
+        const outcome = results?.at(-1)?.[1];
+        if (last && results?.at(-1)?.[0] === null) this.#expiring = true;
+        if (outcome === 0 || outcome === 2 || outcome === '1') this.#stop.abort();
       } catch {
         // Lost events only cost a resume its replay; the turn itself goes on.
       }
@@ -604,9 +623,37 @@ class RedisTurnJournal implements TurnJournal {
     return this.#flushing;
   }
 
+  /** The batch's append (with the stop and marker checks), or without a batch the stop check alone. */
+  #appendOrCheck(
+    pipeline: ReturnType<RedisClient['pipeline']>,
+    batch: JournaledEvent[],
+    final: boolean,
+  ): void {
+    const eventsKey = this.#keys.events(this.#turnId);
+    const last = batch.at(-1);
+    if (last) {
+      pipeline.eval(
+        APPEND_EVENTS,
+        4,
+        eventsKey,
+        this.#keys.stop(this.#turnId),
+        this.#keys.userMarker,
+        this.#keys.sessionMarker,
+        String(uuidv7Time(this.#turnId) ?? ''),
+        this.#expiring && !final ? '' : this.#options.retainMs,
+        streamId(last.id),
+        JSON.stringify(batch),
+      );
+    } else {
+      // The last batch went out with an earlier tick: the retention still counts from the turn's end.
+      if (final && this.#expiring) pipeline.pexpire(eventsKey, this.#options.retainMs);
+      pipeline.get(this.#keys.stop(this.#turnId));
+    }
+  }
+
   async finish(): Promise<void> {
     clearInterval(this.#timer);
-    await this.#flush();
+    await this.#flush(true);
     await definedScript(this.#redis, 'turnFinish', FINISH, 2)(
       this.#keys.pointer,
       this.#keys.streams,

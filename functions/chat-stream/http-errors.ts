@@ -1,5 +1,5 @@
 import type { ErrorBody } from '../contracts/api.ts';
-import type { RejectionKind, RequestRejected } from '../core/errors.ts';
+import { DEPENDENCY_RETRY_AFTER_SECONDS, type RejectionKind, type RequestRejected } from '../core/errors.ts';
 import { openAiError } from './wire/openai.ts';
 
 const STATUS: Record<RejectionKind, number> = {
@@ -60,5 +60,20 @@ export function rejectionResponse(rejection: RequestRejected, shape: 'api' | 'op
     body: JSON.stringify(
       openAiError(rejection.code, rejection.message, type, typeof field === 'string' ? field : null),
     ),
+  };
+}
+
+/**
+ * Headers of a non-streamed answer that failed after admission: the failure is journaled under the
+ * request's idempotency key, so the SDK's own retry would only replay it (`x-should-retry: false`);
+ * a throttle or a server-side failure says when a new request may be sent.
+ */
+export function failedAnswerHeaders(statusCode: number): Record<string, string> {
+  if (statusCode < 400) return {};
+  return {
+    'x-should-retry': 'false',
+    ...(statusCode === 429 || statusCode >= 500
+      ? { 'retry-after': String(DEPENDENCY_RETRY_AFTER_SECONDS) }
+      : {}),
   };
 }

@@ -5,19 +5,21 @@ import { BedrockAgentRuntimeClient } from '@aws-sdk/client-bedrock-agent-runtime
 import { BedrockRuntimeClient } from '@aws-sdk/client-bedrock-runtime';
 import { SQSClient } from '@aws-sdk/client-sqs';
 import { v7 as uuidv7 } from 'uuid';
+import { turnIndexKeys } from '../adapters/admission-keys.ts';
 import { BedrockChatModel } from '../adapters/bedrock-model.ts';
 import { DynamoConversationArchive } from '../adapters/dynamo-archive.ts';
 import { createDocumentClient, DynamoConversationStore } from '../adapters/dynamo-store.ts';
 import { JwtAuth } from '../adapters/jwt-auth.ts';
 import { KnowledgeBaseRetriever } from '../adapters/kb-retriever.ts';
-import { forgetKeys, RedisContextCache } from '../adapters/redis-cache.ts';
+import { RedisContextCache, RedisForgetter } from '../adapters/redis-cache.ts';
 import { connectCache } from '../adapters/redis-connection.ts';
-import { RedisTurnRegistry } from '../adapters/redis-turns.ts';
+import { RedisTurnRegistry, turnKeys } from '../adapters/redis-turns.ts';
 import { SqsMessageOutbox } from '../adapters/sqs-outbox.ts';
 import { TurnMetrics } from '../adapters/turn-metrics.ts';
 import { RedisUserLimits } from '../adapters/user-limits.ts';
 import { allowedModels } from '../contracts/models.ts';
 import { METRICS_NAMESPACE, SERVICE_NAMES } from '../contracts/observability.ts';
+import { errorName } from '../core/background-writes.ts';
 import { ChatTurns } from '../core/chat-turn.ts';
 import { chatRequestSchema } from '../core/request.ts';
 import type { TurnDeps } from '../core/turn.ts';
@@ -182,7 +184,23 @@ export function createStreamRuntime(env: NodeJS.ProcessEnv = process.env) {
     },
   });
   const archive = new DynamoConversationArchive(documents, config.TABLE_NAME);
-  const cache = turnDeps.cache;
+  const contextCache = turnDeps.cache;
+  // A delete's Redis side: the cache's keys and a marker, then the registry's exact forget of the turn
+  // family; never a scan, never a limiter key. The route retries once and answers 503.
+  const forgetter = redis
+    ? new RedisForgetter(
+        redis,
+        registry && {
+          keys: turnKeys,
+          sessions: (userId) => turnIndexKeys(userId).sessions,
+          forget: (userId, sessionId) => registry.forget(userId, sessionId),
+        },
+      )
+    : undefined;
+  const cacheNotCleared = (error: unknown): never => {
+    logger.warn('cache not cleared on delete', { error: errorName(error) });
+    throw error;
+  };
   /** The models a request may choose (the default first) and the deployment's answer-length cap. */
   const modelPolicy = {
     allowed: allowedModels(config.MODEL_ID, config.ALLOWED_MODEL_IDS),
@@ -203,19 +221,16 @@ export function createStreamRuntime(env: NodeJS.ProcessEnv = process.env) {
       archive,
       limits,
       cachedHistory: async (userId, sessionId) =>
-        cache
+        contextCache
           ?.loadConversation(userId, sessionId, AbortSignal.timeout(config.CACHE_TIMEOUT_MS))
           .then((cached) => cached.history)
           .catch(() => undefined),
       historyLimit: config.HISTORY_LIMIT,
-      // The turn family goes by exact name (registry.forget); the limiter keys are never named.
       forgetSession: async (userId, sessionId) => {
-        if (redis) await forgetKeys(redis, userId, sessionId);
-        await registry?.forget(userId, sessionId);
+        await forgetter?.forgetSession(userId, sessionId).catch(cacheNotCleared);
       },
       forgetUser: async (userId) => {
-        if (redis) await forgetKeys(redis, userId, undefined);
-        await registry?.forget(userId);
+        await forgetter?.forgetUser(userId).catch(cacheNotCleared);
       },
     }),
     account: accountRoutes({

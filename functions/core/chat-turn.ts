@@ -1,5 +1,5 @@
 import { errorName } from './background-writes.ts';
-import { RequestRejected } from './errors.ts';
+import { dependencyUnavailable, RequestRejected } from './errors.ts';
 import { checkRoute, type UserLimits } from './limits.ts';
 import type {
   EventSink,
@@ -10,9 +10,9 @@ import type {
   TurnReplay,
   WireSink,
 } from './ports.ts';
-import { runTurn, type TurnDeps, type TurnInput } from './turn.ts';
+import { ERROR_MESSAGES, runTurn, type TurnDeps, type TurnInput } from './turn.ts';
 import type { TurnAdmission } from './turn-admission.ts';
-import type { TurnEvent, TurnReport } from './turn-events.ts';
+import type { BackgroundReport, TurnEvent, TurnReport } from './turn-events.ts';
 
 export interface ChatTurnDeps {
   turn: TurnDeps;
@@ -67,6 +67,34 @@ class NumberedSink implements EventSink {
     const id = this.#next++;
     this.#journal?.append({ id, event });
     return this.#wire.send(event, id);
+  }
+}
+
+/**
+ * Holds a turn's `done` until its messages are known to be saved: a turn the queue and the direct
+ * write both lost ends with a `not_saved` error the client can act on (send again), never with `done`.
+ */
+class SavedBeforeDoneSink implements EventSink {
+  readonly #inner: EventSink;
+  #done: TurnEvent | undefined;
+
+  constructor(inner: EventSink) {
+    this.#inner = inner;
+  }
+
+  send(event: TurnEvent): boolean {
+    if (event.type !== 'done') return this.#inner.send(event);
+    this.#done = event;
+    return true;
+  }
+
+  /** Sends the held `done`, or in its place the error saying the answer was not saved; `true` if one was held. */
+  settle(saved: boolean): boolean {
+    const done = this.#done;
+    if (!done) return false;
+    this.#done = undefined;
+    this.#inner.send(saved ? done : { type: 'error', code: 'not_saved', message: ERROR_MESSAGES.not_saved });
+    return true;
   }
 }
 
@@ -140,11 +168,14 @@ export class ChatTurns {
         'Stopping needs the cache, which this deployment does not have.',
       );
     }
-    return registry.requestStop(userId, sessionId);
+    return registry.requestStop(userId, sessionId).catch((error: unknown) => {
+      this.#deps.log.warn('turn registry unavailable for stop', { error: errorName(error) });
+      throw dependencyUnavailable('stop_unavailable', 'The turn registry is unreachable. Try again shortly.');
+    });
   }
 
   async #run(input: TurnInput, journal: TurnJournal | undefined, wire: WireSink): Promise<void> {
-    const sink = new NumberedSink(wire, journal);
+    const sink = new SavedBeforeDoneSink(new NumberedSink(wire, journal));
     let report: TurnReport;
     try {
       report = await runTurn(this.#deps.turn, input, sink);
@@ -155,20 +186,22 @@ export class ChatTurns {
       wire.end();
       return;
     }
+    // `done` only once the messages are saved (queued or written): a lost turn ends with an error instead.
+    const background = await report.background;
+    const lost = sink.settle(background.failedSaves === 0) && background.failedSaves > 0;
     // Frees the session before the client sees the end, so its next message is never refused as busy.
     await journal?.finish();
     wire.end();
-    await this.#settle(report);
+    await this.#settle(lost ? { ...report, outcome: 'error', errorCode: 'not_saved' } : report, background);
   }
 
-  /** After the body ended: charge the tokens, wait for every background write, log and publish. */
-  async #settle(report: TurnReport): Promise<void> {
+  /** After the body ended: charge the tokens, log and publish. */
+  async #settle(report: TurnReport, background: BackgroundReport): Promise<void> {
     const { limits, log, observer } = this.#deps;
     const tokens = report.usage.input_tokens + report.usage.output_tokens;
     await limits
       .charge(report.userId, tokens)
       .catch((error: unknown) => log.warn('tokens not charged', { error: errorName(error) }));
-    const background = await report.background;
     log.info('turn finished', {
       outcome: report.outcome,
       errorCode: report.errorCode,

@@ -77,3 +77,16 @@ export function visibleMessages(messages: ChatMessage[]): ChatMessage[] {
   const replaced = new Set(messages.flatMap((m) => (m.replaces ? [m.replaces] : [])));
   return messages.filter((m) => !replaced.has(m.messageId));
 }
+
+/** The epoch ms a UUIDv7 was minted; `undefined` for any other id. */
+export function uuidv7Time(id: string): number | undefined {
+  if (!/^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/i.test(id)) return undefined;
+  return Number.parseInt(id.slice(0, 8) + id.slice(9, 13), 16);
+}
+
+/**
+ * When the message's turn started (epoch ms): both ids of a turn are minted before the model is called,
+ * so a delete compares against this, never against `createdAt` (an answer's is taken when it ends).
+ */
+export const turnStartOf = (message: Pick<ChatMessage, 'messageId' | 'createdAt'>): number =>
+  uuidv7Time(message.messageId) ?? Date.parse(message.createdAt);

@@ -34,6 +34,13 @@ export class RequestRejected extends Error {
 export const invalidField = (field: string, message: string) =>
   new RequestRejected('invalid', 'invalid_request', message, { field });
 
+/** How long a client told to retry waits when a dependency was down (a restart or failover, not an outage). */
+export const DEPENDENCY_RETRY_AFTER_SECONDS = 5;
+
+/** A 503 for a dependency that is down: the same request may be sent again after `retry-after`. */
+export const dependencyUnavailable = (code: string, message: string) =>
+  new RequestRejected('unavailable', code, message, { retry_after_seconds: DEPENDENCY_RETRY_AFTER_SECONDS });
+
 export type ModelErrorCode = 'throttled' | 'model_error' | 'timeout';
 
 /** What a model adapter throws, already mapped from the provider's error types. */

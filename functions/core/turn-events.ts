@@ -1,7 +1,14 @@
 import type { Source, Usage } from './messages.ts';
 
 export type CacheState = 'hit' | 'miss' | 'skipped';
-export type TurnErrorCode = 'throttled' | 'model_error' | 'timeout' | 'internal' | 'nothing_to_regenerate';
+export type TurnErrorCode =
+  | 'throttled'
+  | 'model_error'
+  | 'timeout'
+  | 'internal'
+  | 'nothing_to_regenerate'
+  /** The answer streamed, but neither the queue nor the direct write saved its messages: send again. */
+  | 'not_saved';
 
 /**
  * Why an answer ended: the model's own reasons, `stopped` when the user stopped it (what was said so far

@@ -48,12 +48,13 @@ export interface TurnInput {
 const toSource = ({ text: _text, ...source }: Passage): Source => source;
 const round = (ms: number) => Math.round(ms * 100) / 100;
 
-const ERROR_MESSAGES: Record<TurnErrorCode, string> = {
+export const ERROR_MESSAGES: Record<TurnErrorCode, string> = {
   throttled: 'The model is busy right now. Please retry in a moment.',
   model_error: 'The model could not complete the answer.',
   timeout: 'The answer took too long and was stopped.',
   internal: 'Something went wrong while answering.',
   nothing_to_regenerate: 'This conversation has no question to answer again.',
+  not_saved: 'The answer could not be saved. Send your message again.',
 };
 
 /** The last question of the stored history, what came before it, and the answer a regeneration replaces. */

@@ -7,7 +7,7 @@ import {
   type SessionSummary,
   visibleMessages,
 } from '../../core/conversations.ts';
-import { invalidField, RequestRejected } from '../../core/errors.ts';
+import { dependencyUnavailable, invalidField, RequestRejected } from '../../core/errors.ts';
 import { checkRoute, type UserLimits } from '../../core/limits.ts';
 import type { ChatMessage } from '../../core/messages.ts';
 import { parseJsonBody } from '../../core/request.ts';
@@ -22,7 +22,10 @@ export interface ConversationRouteDeps {
   /** The session's cached newest messages (at most `historyLimit`), or `undefined` on a miss or failure. */
   cachedHistory(userId: string, sessionId: string): Promise<ChatMessage[] | undefined>;
   historyLimit: number;
-  /** Cache and turn keys of a deleted session or an erased user; stored data goes through the archive. */
+  /**
+   * Cache and turn keys of a deleted session or an erased user, by exact keys (never a scan), leaving a
+   * marker that refuses older writes; stored data goes through the archive. Rejects when Redis is down.
+   */
   forgetSession(userId: string, sessionId: string): Promise<void>;
   forgetUser(userId: string): Promise<void>;
 }
@@ -85,6 +88,27 @@ function uiMessage(m: ChatMessage) {
       ...(m.usage ? { usage: m.usage } : {}),
     },
   };
+}
+
+/**
+ * Redis first (its marker refuses every later cache and journal write of older turns, and stops a running
+ * one), then the table. A Redis failure does not stop the table's delete; the client is told to retry.
+ */
+async function forgetEverywhere(forgetCached: () => Promise<void>, deleteStored: () => Promise<void>) {
+  const forget = () =>
+    forgetCached().then(
+      () => true,
+      () => false,
+    );
+  const first = await forget();
+  await deleteStored();
+  if (!first && !(await forget())) {
+    throw dependencyUnavailable(
+      'cache_unavailable',
+      'Deleted from storage, but the cache could not be cleared. Send the same request again.',
+    );
+  }
+  return noContent();
 }
 
 type MessagePage = { messages: ChatMessage[]; more: boolean };
@@ -162,16 +186,18 @@ export function conversationRoutes(deps: ConversationRouteDeps) {
 
   const deleteSession: RouteHandler = async (inv, sessionId) => {
     await checkRoute(deps.limits, inv.userId, 'delete');
-    await archive.deleteSession(inv.userId, sessionId);
-    await deps.forgetSession(inv.userId, sessionId);
-    return noContent();
+    return forgetEverywhere(
+      () => deps.forgetSession(inv.userId, sessionId),
+      () => archive.deleteSession(inv.userId, sessionId),
+    );
   };
 
   const eraseUser: RouteHandler = async (inv) => {
     await checkRoute(deps.limits, inv.userId, 'erase');
-    await archive.eraseUser(inv.userId);
-    await deps.forgetUser(inv.userId);
-    return noContent();
+    return forgetEverywhere(
+      () => deps.forgetUser(inv.userId),
+      () => archive.eraseUser(inv.userId),
+    );
   };
 
   return { listSessions, getSession, listMessages, renameSession, deleteSession, eraseUser };

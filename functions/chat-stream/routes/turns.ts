@@ -4,6 +4,7 @@ import type { ChatTurns, TurnRequest } from '../../core/chat-turn.ts';
 import { invalidField } from '../../core/errors.ts';
 import type { WireSink } from '../../core/ports.ts';
 import { type chatRequestSchema, parseJsonBody, parseOpaqueId } from '../../core/request.ts';
+import { failedAnswerHeaders } from '../http-errors.ts';
 import {
   type Invocation,
   json,
@@ -143,6 +144,7 @@ async function openAiTurn(deps: TurnRouteDeps, inv: Invocation): Promise<RouteRe
     headers: {
       'content-type': 'application/json',
       ...(stateful ? { 'x-session-id': collector.sessionId } : {}),
+      ...failedAnswerHeaders(statusCode),
     },
     body: completion,
   };

@@ -42,6 +42,7 @@ const TURN_ERRORS: Record<TurnErrorCode, { type: string; status: number }> = {
   model_error: { type: 'api_error', status: 502 },
   nothing_to_regenerate: { type: 'invalid_request_error', status: 400 },
   internal: { type: 'api_error', status: 500 },
+  not_saved: { type: 'api_error', status: 503 },
 };
 
 /** The completion a stream belongs to: its id comes with the turn's first event. */

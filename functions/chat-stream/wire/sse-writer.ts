@@ -41,10 +41,17 @@ export class SseWriter {
   }
 }
 
+/**
+ * JSON leaves U+2028, U+2029 and U+0085 raw, and line readers that split on every Unicode line break
+ * (not only the SSE spec's CR and LF) would cut the event there: every data line has them escaped.
+ */
+const escapeLineBreaks = (data: string) =>
+  data.replace(/[\u2028\u2029\u0085]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+
 /** The SSE text of consecutive events, behind a comment of `padding` spaces when asked. */
 export function encodeEvents(items: readonly unknown[], id?: number, padding = 0): string {
   const events = items.map((item, index) => {
-    const data = typeof item === 'string' ? item : JSON.stringify(item);
+    const data = escapeLineBreaks(typeof item === 'string' ? item : JSON.stringify(item));
     return `${index === 0 && id !== undefined ? `id: ${id}\n` : ''}data: ${data}\n\n`;
   });
   return `${padding > 0 ? `:${' '.repeat(padding)}\n` : ''}${events.join('')}`;

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { DynamoDBDocumentClient, ScanCommand } from '@aws-sdk/lib-dynamodb';
 import { Redis } from 'ioredis';
 import { v7 as uuidv7 } from 'uuid';
@@ -56,7 +57,17 @@ const itemsOf = async (user: string) => {
   const { Items = [] } = await scanner.send(new ScanCommand({ TableName: stack.tableName }));
   return Items.filter((item) => String(item.pk).startsWith(`USER#${user}`));
 };
-const redisKeysOf = async (user: string) => inspect.keys(`*{${encodeURIComponent(user)}}*`);
+/** The user's keys apart from a delete's own marker (which must expire) and the limiter's, which a delete never touches. */
+const redisKeysOf = async (user: string) => {
+  const left: string[] = [];
+  const tag = `{u:${createHash('sha256').update(user).digest('base64url').slice(0, 22)}}`;
+  for (const key of await inspect.keys(`*${tag}*`)) {
+    if (key.startsWith('adm:')) continue;
+    if (key.startsWith('forgotten:') && (await inspect.pttl(key)) > 0) continue;
+    left.push(key);
+  }
+  return left;
+};
 const drainQueue = async () => {
   const poller = stack.startPoller();
   try {

@@ -7,7 +7,7 @@ import {
 } from '../../../functions/chat-stream/wire/ai-sdk.ts';
 import { encodeEvent, toNativeEvent } from '../../../functions/chat-stream/wire/native-sse.ts';
 import { type CompletionStream, toCompletionChunks } from '../../../functions/chat-stream/wire/openai.ts';
-import { SseWriter } from '../../../functions/chat-stream/wire/sse-writer.ts';
+import { encodeEvents, SseWriter } from '../../../functions/chat-stream/wire/sse-writer.ts';
 import type { TurnEvent } from '../../../functions/core/turn-events.ts';
 
 const usage = { input_tokens: 12, output_tokens: 2 };
@@ -61,6 +61,14 @@ describe('SseWriter: the one SSE framing of every wire format', () => {
       'data: [DONE]\n\n',
     ]);
     expect(out.writableEnded).toBe(true);
+  });
+
+  it('escapes U+2028, U+2029 and U+0085 in every data line, and the JSON still decodes to the same text', () => {
+    const text = 'a\u2028b\u2029c\u0085d';
+    const encoded = encodeEvents([{ text }]);
+    expect(encoded).toBe('data: {"text":"a\\u2028b\\u2029c\\u0085d"}\n\n');
+    expect(encoded).not.toMatch(/[\u2028\u2029\u0085]/);
+    expect(JSON.parse(encoded.slice('data: '.length).trim())).toEqual({ text });
   });
 
   it('refuses to write once the client is gone, and ends without the marker', () => {

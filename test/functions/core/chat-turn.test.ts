@@ -72,8 +72,10 @@ class FakeRegistry implements TurnRegistry {
   async runningTurns() {
     return 0;
   }
+  requestStop_: boolean | Error = true;
   async requestStop() {
-    return true;
+    if (this.requestStop_ instanceof Error) throw this.requestStop_;
+    return this.requestStop_;
   }
   async replay(): Promise<TurnReplay | undefined> {
     const stored = this.journaled;
@@ -251,6 +253,45 @@ describe('ChatTurns: the turn from admission to its last write', () => {
     expect(registry?.finished).toBe(1);
     const rejected = await refusal(setup('none').turns.stop('alice', 'session-1'));
     expect([rejected.kind, rejected.code]).toEqual(['unavailable', 'stop_unavailable']);
+  });
+
+  it('ends a turn whose messages neither the queue nor the direct write saved with not_saved, never done', async () => {
+    const { turns, deps, registry, published } = setup();
+    deps.outbox.fail = true;
+    deps.writer.failWrites = true;
+    const wire = new RecordingWire();
+    await (await turns.start(request())).deliver(wire);
+    const types = wire.events.map((e) => e.event.type);
+    expect(types).not.toContain('done');
+    expect(wire.events.at(-1)).toEqual({
+      id: 3,
+      event: { type: 'error', code: 'not_saved', message: expect.stringMatching(/not be saved/) },
+    });
+    // A resume replays the same end: the journal has the error, not a done.
+    expect(registry?.journaled.at(-1)?.event.type).toBe('error');
+    expect(calls.filter((c) => ['journal.finish', 'wire.end'].includes(c))).toEqual([
+      'journal.finish',
+      'wire.end',
+    ]);
+    expect(published).toEqual(['error']);
+  });
+
+  it('holds done only until the saves are known: a save the direct write rescued still ends with done', async () => {
+    const { turns, deps } = setup();
+    deps.outbox.fail = true;
+    const wire = new RecordingWire();
+    await (await turns.start(request())).deliver(wire);
+    expect(wire.events.at(-1)?.event.type).toBe('done');
+  });
+
+  it('answers a stop while the registry is down with a 503-kind refusal that says when to retry', async () => {
+    const registry = new FakeRegistry();
+    registry.requestStop_ = new Error('redis down');
+    const { turns, logs } = setup(registry);
+    const rejected = await refusal(turns.stop('alice', 'session-1'));
+    expect([rejected.kind, rejected.code]).toEqual(['unavailable', 'stop_unavailable']);
+    expect(rejected.details).toMatchObject({ retry_after_seconds: expect.any(Number) });
+    expect(logs.some((l) => l.level === 'warn' && /unavailable for stop/.test(l.message))).toBe(true);
   });
 
   it('resume and stop spend their route budget first: over it, 429 and nothing followed or stopped', async () => {

@@ -337,6 +337,21 @@ describe('a cache that refuses the credentials or stops answering', () => {
     await expect(c.connect()).rejects.toThrow();
     expect(c.state).toBe('down');
     await expect(c.client.get('x')).rejects.toBeInstanceOf(CacheUnavailableError);
+    // A turn's claim too (a command it builds and sends itself): the admission then answers from
+    // memory, where a claim left waiting for its own timer would turn into a 503.
+    const turns = new RedisTurnRegistry(c.client, {
+      lockMs: 5000,
+      resumableMs: 5000,
+      retainMs: 5000,
+      flushMs: 10,
+      maxConcurrentPerUser: 2,
+      followBlockMs: 1000,
+      turnsPerMinute: 5,
+      tokensPerDay: 1000,
+      admitTimeoutMs: 60_000,
+      leaseMs: 5000,
+    });
+    await expect(turns.claim('u', 's', 'm', 't')).rejects.toBeInstanceOf(CacheUnavailableError);
     expect(observed.errors).toHaveLength(1);
     expect(String(observed.errors[0]?.attributes.cause)).toMatch(/startup nodes|ECONNREFUSED/);
   });

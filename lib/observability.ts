@@ -430,8 +430,12 @@ export class Observability extends Construct {
           ...(props.cacheThrottledCommands
             ? [
                 new GraphWidget({
-                  title: 'Valkey throttled commands',
-                  left: [props.cacheThrottledCommands],
+                  title: 'Valkey: throttled commands, calls given up, sign-ins refused',
+                  left: [
+                    props.cacheThrottledCommands,
+                    stream(STREAM_METRICS.cacheUnavailable, 'Sum'),
+                    stream(STREAM_METRICS.cacheAuthFailures, 'Sum'),
+                  ],
                   width: 8,
                 }),
               ]

@@ -123,8 +123,11 @@ export function createCacheConnection(options: CacheConnectionOptions): CacheCon
     client.options.password = password;
   };
   const stampAll = (password: string) => {
-    if (raw instanceof Cluster) for (const node of raw.nodes('all')) stamp(node, password);
-    else stamp(raw, password);
+    if (raw instanceof Cluster) {
+      for (const node of raw.nodes('all')) stamp(node, password);
+      // What `duplicate()` builds its node connections from (the journal's blocking readers).
+      if (raw.options.redisOptions) raw.options.redisOptions.password = password;
+    } else stamp(raw, password);
   };
   const renew = (): Promise<string> => {
     const source = options.auth?.tokens;

@@ -207,8 +207,11 @@ async function admitWithTimeout(
       replyEncoding: 'utf8',
     });
     command.setTimeout(timeoutMs);
-    redis.sendCommand(command);
-    return command.promise;
+    // The command's own promise settles too (by its timer, if the circuit refuses to send it), but the
+    // outcome is the one sendCommand returns: through the circuit it rejects at once when the cache is
+    // down, and then nobody else may be left holding a rejection.
+    command.promise.catch(() => undefined);
+    return redis.sendCommand(command) as Promise<unknown>;
   };
   try {
     return await send('evalsha', ADMIT_SHA);

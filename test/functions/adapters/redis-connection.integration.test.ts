@@ -214,6 +214,61 @@ describe('credentials on a cluster with ACL auth (ElastiCache Serverless shape)'
   });
 });
 
+describe('a resume follower on the IAM-authenticated cluster', () => {
+  it('waits on a blocking read of its own connection, signed in with the current token, and sees the turn end', async () => {
+    const { connection: c } = connection();
+    await c.connect();
+    const turns = new RedisTurnRegistry(c.client, {
+      lockMs: 5000,
+      resumableMs: 5000,
+      retainMs: 5000,
+      flushMs: 10,
+      maxConcurrentPerUser: 2,
+      followBlockMs: 1000,
+      turnsPerMinute: 5,
+      tokensPerDay: 1000,
+      admitTimeoutMs: 1000,
+      leaseMs: 5000,
+    });
+    const user = `user-${uuidv7()}`;
+    try {
+      expect((await turns.claim(user, 's', undefined, 't1')).kind).toBe('claimed');
+      const journal = turns.journal(user, 's', 't1');
+      journal.append({ id: 0, event: { type: 'session_id', session_id: 's', message_id: 'm' } });
+      const follower = await turns.follow(user, 's', 'f1', { holdMs: 10_000 });
+      if (follower.kind !== 'follow') throw new Error(`not following: ${follower.kind}`);
+      const ids: number[] = [];
+      // The end is written only once the follower has caught up, so it arrives through the blocking read.
+      for await (const entry of follower.replay.events(-1, AbortSignal.timeout(10_000))) {
+        ids.push(entry.id);
+        if (entry.id !== 0) continue;
+        journal.append({
+          id: 1,
+          event: {
+            type: 'done',
+            message_id: 'm',
+            stop_reason: 'end_turn',
+            usage: { input_tokens: 1, output_tokens: 1 },
+            timings: {
+              first_byte_ms: 0,
+              context_ms: 0,
+              rag_ms: 0,
+              model_first_token_ms: 0,
+              model_latency_ms: 0,
+              total_ms: 0,
+            },
+            cache: { profile: 'miss', history: 'miss', rag: 'skipped' },
+          },
+        });
+        void journal.finish();
+      }
+      expect(ids).toEqual([0, 1]);
+    } finally {
+      turns.close();
+    }
+  });
+});
+
 describe('token renewal (tokens accepted for 3 s)', () => {
   it('renews before expiry, new node connections sign in with the fresh token, signed-in ones live on', async () => {
     const { connection: c, observed } = connection();
@@ -337,6 +392,21 @@ describe('a cache that refuses the credentials or stops answering', () => {
     await expect(c.connect()).rejects.toThrow();
     expect(c.state).toBe('down');
     await expect(c.client.get('x')).rejects.toBeInstanceOf(CacheUnavailableError);
+    // A turn's claim too (a command it builds and sends itself): the admission then answers from
+    // memory, where a claim left waiting for its own timer would turn into a 503.
+    const turns = new RedisTurnRegistry(c.client, {
+      lockMs: 5000,
+      resumableMs: 5000,
+      retainMs: 5000,
+      flushMs: 10,
+      maxConcurrentPerUser: 2,
+      followBlockMs: 1000,
+      turnsPerMinute: 5,
+      tokensPerDay: 1000,
+      admitTimeoutMs: 60_000,
+      leaseMs: 5000,
+    });
+    await expect(turns.claim('u', 's', 'm', 't')).rejects.toBeInstanceOf(CacheUnavailableError);
     expect(observed.errors).toHaveLength(1);
     expect(String(observed.errors[0]?.attributes.cause)).toMatch(/startup nodes|ECONNREFUSED/);
   });

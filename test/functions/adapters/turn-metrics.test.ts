@@ -67,7 +67,9 @@ describe('TurnMetrics: what the dashboard and alarms read', () => {
     metrics.countUnknownKey();
     metrics.countLimitRejection();
     metrics.countLimiterFallback();
-    expect(published).toHaveLength(5);
+    metrics.countCacheEvent('unavailable');
+    metrics.countCacheEvent('authFailure');
+    expect(published).toHaveLength(7);
     const emitted = new Set(published.flat().map((m) => m.name));
     const contract = Object.values(STREAM_METRICS).flatMap((entry) =>
       typeof entry === 'function' ? (['profile', 'history', 'rag'] as const).map((k) => entry(k)) : [entry],

@@ -21,8 +21,7 @@ export async function invokeWithEvent(
   event: unknown,
   onBody?: (text: string) => void,
 ): Promise<StreamingResult | SQSBatchResponse | undefined> {
-  if (name === 'chat-stream')
-    return invokeStreaming(stack.streamHandler, event as StreamingEvent, onBody);
+  if (name === 'chat-stream') return invokeStreaming(stack.streamHandler, event as StreamingEvent, onBody);
   return stack.persistHandler(
     event as SQSEvent,
     lambdaContext({ functionName: 'persist', timeoutMs: 30_000, memoryMb: 512 }),

@@ -43,7 +43,10 @@ async function chatStream(event: FrontDoorEvent, context: Context) {
   runtime.logger.addContext(context);
   const request = httpRequestOf(event);
   const response = await answer(request, context);
-  return { ...response, headers: { ...response.headers, ...corsHeadersFor(request.headers.origin, corsOrigins) } };
+  return {
+    ...response,
+    headers: { ...response.headers, ...corsHeadersFor(request.headers.origin, corsOrigins) },
+  };
 }
 
 export const handler = middy<FrontDoorEvent>({

@@ -45,10 +45,7 @@ export function httpRequestOf(event: FrontDoorEvent): HttpRequest {
     };
   }
   // The multi-value maps hold every value; the single-value maps keep only the last of a repeated name.
-  const query = joined(
-    event.multiValueQueryStringParameters ?? asLists(event.queryStringParameters),
-    false,
-  );
+  const query = joined(event.multiValueQueryStringParameters ?? asLists(event.queryStringParameters), false);
   return {
     method: event.httpMethod,
     path: event.path,

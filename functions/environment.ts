@@ -49,6 +49,8 @@ export const StreamEnv = z.object({
   MAX_MESSAGE_CHARS: int(DEFAULTS.maxMessageChars, 1, 100_000),
   /** Keys the HMAC that turns a user id into the key Bedrock invocation logs carry (default: the table name). */
   USER_KEY_SECRET: optionalText,
+  /** Behind API Gateway only (comma-separated): the origins the function's own CORS headers allow. */
+  CORS_ALLOWED_ORIGINS: optionalText,
   AUTH_ISSUER: z.url(),
   AUTH_AUDIENCE: z.string().check(z.minLength(1)),
   AUTH_JWKS_URI: z.optional(z.url()),

@@ -329,7 +329,11 @@ export class ChatStack extends Stack {
         })
       : undefined;
     const pageOrigins = [...(web ? [web.origin] : []), ...config.allowedOrigins];
-    if (frontDoor && pageOrigins.length > 0) frontDoor.allowOrigins(pageOrigins);
+    if (frontDoor && pageOrigins.length > 0) {
+      frontDoor.allowOrigins(pageOrigins);
+      // API Gateway cannot add CORS headers to a streamed proxy response: the function adds them.
+      stream.addEnvironment('CORS_ALLOWED_ORIGINS', pageOrigins.join(','));
+    }
     if (url && web) this.allowPageOrigin(url, pageOrigins, logRetention, deployNonce);
     if (web) new CfnOutput(this, 'WebUrl', { value: web.url });
 

@@ -1,7 +1,8 @@
 import { readFile } from 'node:fs/promises';
-import type { LambdaFunctionURLEvent, SQSBatchResponse, SQSEvent } from 'aws-lambda';
+import type { SQSBatchResponse, SQSEvent } from 'aws-lambda';
 import { lambdaContext } from './lambda-runtime/context.ts';
 import { invokeStreaming, type StreamingResult } from './lambda-runtime/invoke-streaming.ts';
+import type { StreamingEvent } from './lambda-runtime/response-stream.ts';
 import { DEMO_USER, type LocalStack } from './stack.ts';
 
 export const FUNCTIONS = ['chat-stream', 'persist'] as const;
@@ -20,8 +21,7 @@ export async function invokeWithEvent(
   event: unknown,
   onBody?: (text: string) => void,
 ): Promise<StreamingResult | SQSBatchResponse | undefined> {
-  if (name === 'chat-stream')
-    return invokeStreaming(stack.streamHandler, event as LambdaFunctionURLEvent, onBody);
+  if (name === 'chat-stream') return invokeStreaming(stack.streamHandler, event as StreamingEvent, onBody);
   return stack.persistHandler(
     event as SQSEvent,
     lambdaContext({ functionName: 'persist', timeoutMs: 30_000, memoryMb: 512 }),

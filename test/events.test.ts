@@ -63,6 +63,17 @@ describe('events/function-url through the chat-stream handler', () => {
   });
 });
 
+describe('events/api-gateway through the chat-stream handler (chat:frontDoor=apigateway)', () => {
+  it('chat-valid.json, a REST proxy event, streams an answer in the given session', async () => {
+    const event = await loadEvent(stack, join(events, 'api-gateway', 'chat-valid.json'));
+    const result = (await invokeWithEvent(stack, 'chat-stream', event)) as StreamingResult;
+    expect(result.statusCode).toBe(200);
+    expect(result.headers['content-type']).toMatch(/^text\/event-stream/);
+    expect(result.body).toContain('"session_id":"01936b2e-8f00-7c3a-9d2e-5b1f4a6c7d81"');
+    expect(sseEventTypes(result.body).at(-1)).toBe('done');
+  });
+});
+
 describe('events/sqs through the persist handler', () => {
   const table = () => tableReader(stack.dynamodb, stack.tableName);
 

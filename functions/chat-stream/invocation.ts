@@ -1,10 +1,12 @@
 import type { PassThrough } from 'node:stream';
-import type { Context, LambdaFunctionURLEvent } from 'aws-lambda';
+import type { Context } from 'aws-lambda';
 import { RequestRejected } from '../core/errors.ts';
+import type { HttpRequest } from './http-request.ts';
 
 /** One invocation after routing and auth: who asks, and where to leave the work that must finish before returning. */
 export interface Invocation {
-  event: LambdaFunctionURLEvent;
+  /** The request, normalized from whichever front door's event (http-request.ts). */
+  event: HttpRequest;
   context: Context;
   userId: string;
   /** Monotonic time the request reached the handler. */
@@ -33,8 +35,11 @@ export const json = (
 export const noContent = (): RouteResponse => ({ statusCode: 204, headers: {}, body: '' });
 
 /** Media type and size, checked before the body is parsed (the router already checked the method). */
-export function readJsonBody(event: LambdaFunctionURLEvent, maxBodyBytes: number): string {
-  const contentType = event.headers?.['content-type'] ?? '';
+export function readJsonBody(
+  event: Pick<HttpRequest, 'headers' | 'body' | 'isBase64Encoded'>,
+  maxBodyBytes: number,
+): string {
+  const contentType = event.headers['content-type'] ?? '';
   if (!/^application\/json\b/i.test(contentType)) {
     throw new RequestRejected(
       'unsupported_media_type',

@@ -1,8 +1,9 @@
-import type { Context, LambdaFunctionURLEvent } from 'aws-lambda';
+import type { Context } from 'aws-lambda';
 import {
   HTTP_INTEGRATION_CONTENT_TYPE,
   LambdaResponseStream,
   PRELUDE_DELIMITER,
+  type StreamingEvent,
   type StreamingHandler,
 } from './response-stream.ts';
 
@@ -19,7 +20,7 @@ export interface Prelude {
  */
 export function runStreamingHandler(
   handler: StreamingHandler,
-  event: LambdaFunctionURLEvent,
+  event: StreamingEvent,
   context: Context,
   onUnit: (unit: Buffer, contentType: string) => void,
 ): { streamEnded: Promise<void>; returned: Promise<void> } {

@@ -1,7 +1,6 @@
-import type { LambdaFunctionURLEvent } from 'aws-lambda';
 import { lambdaContext } from './context.ts';
 import { type Prelude, PreludeSplitter, runStreamingHandler } from './invocation.ts';
-import type { StreamingHandler } from './response-stream.ts';
+import type { StreamingEvent, StreamingHandler } from './response-stream.ts';
 
 export interface StreamingResult {
   statusCode: number;
@@ -16,7 +15,7 @@ export interface StreamingResult {
  */
 export async function invokeStreaming(
   handler: StreamingHandler,
-  event: LambdaFunctionURLEvent,
+  event: StreamingEvent,
   onBody: (text: string) => void = () => undefined,
 ): Promise<StreamingResult> {
   let prelude: Prelude = {};

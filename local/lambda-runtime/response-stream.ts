@@ -1,5 +1,5 @@
 import { Writable } from 'node:stream';
-import type { Context, LambdaFunctionURLEvent } from 'aws-lambda';
+import type { APIGatewayProxyEvent, Context, LambdaFunctionURLEvent } from 'aws-lambda';
 
 /** What the Node.js Lambda runtime puts on the wire before the body of an HTTP-integration stream. */
 export const HTTP_INTEGRATION_CONTENT_TYPE = 'application/vnd.awslambda.http-integration-response';
@@ -7,8 +7,11 @@ export const PRELUDE_DELIMITER = Buffer.alloc(8);
 export const STREAMING_HANDLER = Symbol.for('aws.lambda.runtime.handler.streaming');
 
 /** A handler wrapped by `awslambda.streamifyResponse`: what every emulator here invokes. */
+/** A Function URL's event, or API Gateway's REST proxy event (`chat:frontDoor=apigateway`). */
+export type StreamingEvent = LambdaFunctionURLEvent | APIGatewayProxyEvent;
+
 export type StreamingHandler = (
-  event: LambdaFunctionURLEvent,
+  event: StreamingEvent,
   responseStream: LambdaResponseStream,
   context: Context,
 ) => Promise<unknown>;

@@ -45,6 +45,7 @@ function checkEnvironment(schema: typeof StreamEnv | typeof PersistEnv, written:
 
 let main: Synthesized;
 let guarded: Synthesized;
+let gateway: Synthesized;
 const environmentOf = (result: Synthesized, service: string) => {
   const fn = resourcesOf(result.template, 'AWS::Lambda::Function')
     .map(([, f]) => f)
@@ -61,15 +62,23 @@ const environmentOf = (result: Synthesized, service: string) => {
 beforeAll(() => {
   main = synth({ knowledgeBaseId: 'KB12345678', alarmEmail: 'oncall@example.com' });
   guarded = synth({ guardrailId: 'gr1abc2def3', titleModelId: 'us.amazon.nova-micro-v1:0', cache: 'off' });
+  gateway = synth({ frontDoor: 'apigateway', allowedOrigins: 'https://chat.example.com' });
 }, 120_000);
 
 describe("every function's environment, as the stack writes it, parsed with the runtime's own schema", () => {
   it('the stream function: every name is one it reads, every value one it accepts, in each variant', () => {
-    for (const result of [main, guarded]) {
+    for (const result of [main, guarded, gateway]) {
       const written = environmentOf(result, SERVICE_NAMES.stream);
       expect(Object.keys(written).length).toBeGreaterThan(20);
       expect(checkEnvironment(StreamEnv, written)).toEqual([]);
     }
+  });
+
+  it('behind API Gateway, and only there, the stream function is told which origins its CORS headers allow', () => {
+    expect(environmentOf(gateway, SERVICE_NAMES.stream).CORS_ALLOWED_ORIGINS).toBe(
+      'https://chat.example.com',
+    );
+    expect(environmentOf(main, SERVICE_NAMES.stream)).not.toHaveProperty('CORS_ALLOWED_ORIGINS');
   });
 
   it('the consumer: the same', () => {

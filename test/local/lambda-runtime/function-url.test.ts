@@ -67,7 +67,7 @@ describe('Function URL emulator (RESPONSE_STREAM)', () => {
   });
 
   it('base64-encodes a binary body', async () => {
-    let seen: { body?: string; isBase64Encoded: boolean } | undefined;
+    let seen: { body?: string | null; isBase64Encoded: boolean } | undefined;
     const url = await start(async (event, stream) => {
       seen = event;
       stream.end();

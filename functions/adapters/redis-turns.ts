@@ -201,13 +201,14 @@ async function admitWithTimeout(
   timeoutMs: number,
   keysAndArgs: (string | number)[],
 ): Promise<unknown> {
-  const send = (name: 'evalsha' | 'eval', script: string) => {
+  const send = async (name: 'evalsha' | 'eval', script: string) => {
     const command = new Command(name, [script, NUMBER_OF_ADMIT_KEYS, ...keysAndArgs], {
       replyEncoding: 'utf8',
     });
     command.setTimeout(timeoutMs);
-    redis.sendCommand(command);
-    return command.promise;
+    // The client's circuit guard returns a promise of its own that settles with the command's: await that
+    // one, or every NOSCRIPT (the first claim on each connection) is an unhandled rejection.
+    return await redis.sendCommand(command);
   };
   try {
     return await send('evalsha', ADMIT_SHA);

@@ -21,6 +21,7 @@ import type { RetentionDays } from 'aws-cdk-lib/aws-logs';
 import type { Construct } from 'constructs';
 import { CORS_SETTINGS } from '../functions/contracts/cors.ts';
 import { DEFAULTS, modelTimeoutMs } from '../functions/contracts/defaults.ts';
+import { allowedModels } from '../functions/contracts/models.ts';
 import { METRICS_NAMESPACE, SERVICE_NAMES } from '../functions/contracts/observability.ts';
 import { QUEUE_SETTINGS } from '../functions/contracts/queue.ts';
 import { Auth } from './auth.ts';
@@ -105,6 +106,11 @@ export class ChatStack extends Stack {
         ? model
         : this.checkedModel(titleModelId, 'chat:titleModelId')
       : undefined;
+    // The default model first; each other allowed model is checked, granted and probed as the default is.
+    const allowedModelIds = allowedModels(config.modelId, config.allowedModelIds.join(','));
+    const otherModels = allowedModelIds
+      .filter((allowed) => allowed !== config.modelId)
+      .map((allowed) => this.checkedModel(allowed, 'chat:allowedModelIds'));
     const withCache = config.cache === 'valkey';
     const managed = config.compute === 'managed-instances';
 
@@ -147,6 +153,7 @@ export class ChatStack extends Stack {
     const guardrail = config.guardrailId ? this.guardrail(config) : undefined;
     const modelAccess = new ModelAccess(this, 'Model', {
       model,
+      otherModels,
       ...(titleModel && titleModel !== model ? { titleModel } : {}),
       ...(guardrail ? { guardrail } : {}),
       productIds: config.modelProductIds,
@@ -192,6 +199,7 @@ export class ChatStack extends Stack {
             }
           : {}),
         MODEL_ID: config.modelId,
+        ...(otherModels.length > 0 ? { ALLOWED_MODEL_IDS: otherModels.map((m) => m.id).join(',') } : {}),
         ...(config.knowledgeBaseId ? { KNOWLEDGE_BASE_ID: config.knowledgeBaseId } : {}),
         ...(config.guardrailId
           ? {
@@ -234,7 +242,7 @@ export class ChatStack extends Stack {
       for (const first of [network, cache, stream]) first?.node.addDependency(headroom);
     }
     // The probe is the first caller of each model: the functions exist only once it answered.
-    stream.node.addDependency(modelAccess.probe);
+    for (const probe of modelAccess.chatProbes) stream.node.addDependency(probe);
     if (modelAccess.titleProbe) persist.node.addDependency(modelAccess.titleProbe);
     if (managed && network) {
       const managedInstances = new ManagedInstances(this, 'ManagedInstances', {
@@ -264,7 +272,9 @@ export class ChatStack extends Stack {
     );
     cache?.grantConnect(stream);
     // ConverseStream is authorized as InvokeModelWithResponseStream; the stream function calls nothing else.
-    if (stream.role) modelAccess.grantInvoke(stream.role, ['bedrock:InvokeModelWithResponseStream']);
+    if (stream.role)
+      for (const chatModel of [model, ...otherModels])
+        modelAccess.grantInvoke(stream.role, ['bedrock:InvokeModelWithResponseStream'], chatModel);
     // Titles are one Converse call: InvokeModel only, on the title model.
     if (titleModel) modelAccess.grantInvoke(persist.role as IRole, ['bedrock:InvokeModel'], titleModel);
     if (guardrail) {
@@ -447,7 +457,11 @@ export class ChatStack extends Stack {
     if (error) Annotations.of(this).addError(error);
     if (warning)
       Annotations.of(this).addWarningV2(
-        key === 'chat:modelId' ? 'chat:modelRegion' : 'chat:titleModelRegion',
+        key === 'chat:modelId'
+          ? 'chat:modelRegion'
+          : key === 'chat:titleModelId'
+            ? 'chat:titleModelRegion'
+            : 'chat:allowedModelRegion',
         warning,
       );
     return model;

@@ -84,6 +84,18 @@ const schema = z
         const parsed = parseModelId(id);
         if ('error' in parsed) ctx.addIssue({ code: 'custom', message: parsed.error });
       }),
+    /**
+     * Other models a request may choose (`model` on every route); chat:modelId stays the default. Each is
+     * parsed, Region-checked, granted and probed as chat:modelId is.
+     */
+    allowedModelIds: list(
+      z
+        .string({ error: (issue) => `must list model ids (got ${show(issue.input)})` })
+        .superRefine((id, ctx) => {
+          const parsed = parseModelId(id);
+          if ('error' in parsed) ctx.addIssue({ code: 'custom', message: parsed.error });
+        }),
+    ).default([]),
     /** AWS Marketplace product ids that scope the first-use subscription (`aws-marketplace:ProductId`). */
     modelProductIds: list(pattern(/^prod-[a-z0-9]+$/, 'a Marketplace product id like prod-abc123')).default(
       [],

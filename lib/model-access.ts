@@ -9,6 +9,8 @@ import { acknowledgeWildcardResource } from './nag.ts';
 
 export interface ModelAccessProps {
   model: ModelRef;
+  /** The allow-list's other models (chat:allowedModelIds): probed like the default, through the same guardrail. */
+  otherModels?: readonly ModelRef[];
   /** The consumer's title model when it is another model: probed and subscribed the same way. */
   titleModel?: ModelRef;
   /** Marketplace product ids of the model: narrows the first-use subscription grant when given. */
@@ -41,6 +43,8 @@ const probeProperties = (model: ModelRef, nonce: string) => ({
  */
 export class ModelAccess extends Construct {
   readonly probe: CustomResource;
+  /** The probes of every model a turn may use: the default's first, then one per other allowed model. */
+  readonly chatProbes: readonly CustomResource[];
   /** The probe of the title model, when it is another model than the chat model. */
   readonly titleProbe: CustomResource | undefined;
   /** The probe function's role (the guardrail's grant is added by the stack, which knows it). */
@@ -64,6 +68,7 @@ export class ModelAccess extends Construct {
     const role = probe.fn.role as IRole;
     this.probeRole = role;
     this.grantInvoke(role, ['bedrock:InvokeModel']);
+    for (const other of props.otherModels ?? []) this.grantInvoke(role, ['bedrock:InvokeModel'], other);
     if (props.titleModel) this.grantInvoke(role, ['bedrock:InvokeModel'], props.titleModel);
     if (props.guardrail)
       role.addToPrincipalPolicy(
@@ -92,16 +97,20 @@ export class ModelAccess extends Construct {
       'Marketplace subscription actions and bedrock:GetFoundationModelAvailability have no resource type (aws-marketplace:ProductId is the only narrowing, applied when chat:modelProductIds is set); only the deploy-time probe holds them.',
     );
     const { serviceToken } = deployTimeProvider(this, 'ProbeProvider', probe.fn, props.logRetention);
-    this.probe = new CustomResource(this, 'Invoke', {
-      serviceToken,
-      resourceType: 'Custom::ModelProbe',
-      properties: {
-        ...probeProperties(props.model, props.deployNonce),
-        ...(props.guardrail
-          ? { GuardrailId: props.guardrail.id, GuardrailVersion: props.guardrail.version }
-          : {}),
-      },
-    });
+    const guardrailProperties = props.guardrail
+      ? { GuardrailId: props.guardrail.id, GuardrailVersion: props.guardrail.version }
+      : {};
+    const chatProbe = (id: string, model: ModelRef) =>
+      new CustomResource(this, id, {
+        serviceToken,
+        resourceType: 'Custom::ModelProbe',
+        properties: { ...probeProperties(model, props.deployNonce), ...guardrailProperties },
+      });
+    this.probe = chatProbe('Invoke', props.model);
+    this.chatProbes = [
+      this.probe,
+      ...(props.otherModels ?? []).map((other, index) => chatProbe(`InvokeAllowedModel${index + 1}`, other)),
+    ];
     // Titles are written without the guardrail (a few words from the conversation's own first turn).
     this.titleProbe = props.titleModel
       ? new CustomResource(this, 'InvokeTitleModel', {

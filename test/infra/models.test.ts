@@ -208,3 +208,95 @@ describe('model grants and checks on the synthesized stack', () => {
     });
   });
 });
+
+describe('allowed models (chat:allowedModelIds)', () => {
+  const SONNET = 'anthropic.claude-sonnet-4-5-20250929-v1:0';
+  const NOVA = 'amazon.nova-lite-v1:0';
+  let allowed: Synthesized;
+  beforeAll(() => {
+    allowed = synth(
+      { modelId: `us.${HAIKU}`, allowedModelIds: ` us.${SONNET}, ${NOVA},us.${HAIKU}`, region: 'us-east-1' },
+      { region: 'us-east-1' },
+    );
+  }, 60_000);
+  const invokeResources = (role: string) =>
+    statementsOf(allowed.template, role)
+      .filter((s) => s.actions.some((a) => a.startsWith('bedrock:Invoke')))
+      .map((s) => s.resource);
+  const streamEnv = () => {
+    const [, fn] =
+      Object.entries(allowed.template.findResources('AWS::Lambda::Function')).find(([, f]) =>
+        String(f.Properties?.Description).startsWith('Streams chat'),
+      ) ?? expect.unreachable('stream function');
+    return fn.Properties.Environment.Variables as Record<string, string>;
+  };
+
+  it('grants the stream role ConverseStream on each allowed model, profile and foundation models alike', () => {
+    const stream = statementsOf(allowed.template, 'ChatStream').filter((s) =>
+      s.actions.some((a) => a.startsWith('bedrock:Invoke')),
+    );
+    for (const s of stream) expect(s.actions).toEqual(['bedrock:InvokeModelWithResponseStream']);
+    // One row per granted resource (CDK merges unconditioned statements), with the profile it is reached through.
+    const grants = stream.flatMap((s) =>
+      [s.Resource].flat().map((r) => ({
+        resource: JSON.stringify(r),
+        through: JSON.stringify(s.Condition?.StringEquals?.['bedrock:InferenceProfileArn'] ?? null),
+      })),
+    );
+    const grant = (fragment: string) => grants.filter((g) => g.resource.includes(fragment));
+    // Default and Sonnet are geography profiles (profile + its model through it); Nova is a foundation model.
+    expect(grants).toHaveLength(5);
+    expect(grant(`us-east-1::foundation-model/${NOVA}"`)).toEqual([
+      expect.objectContaining({ through: 'null' }),
+    ]);
+    for (const model of [HAIKU, SONNET]) {
+      const [profile] = grant(`:inference-profile/us.${model}"`);
+      expect(profile?.through, model).toBe('null');
+      expect(grant(`:bedrock:*::foundation-model/${model}"`), model).toEqual([
+        { resource: expect.any(String), through: profile?.resource },
+      ]);
+    }
+    // The probe may Converse on exactly the same resources.
+    expect(invokeResources('ModelProbe').sort()).toEqual(invokeResources('ChatStream').sort());
+  });
+
+  it('writes the other models to ALLOWED_MODEL_IDS, the default once, in MODEL_ID', () => {
+    expect(streamEnv()).toMatchObject({ MODEL_ID: `us.${HAIKU}`, ALLOWED_MODEL_IDS: `us.${SONNET},${NOVA}` });
+    expect(streamEnv().ALLOWED_MODEL_IDS?.split(',')).not.toContain(`us.${HAIKU}`);
+  });
+
+  it('probes every allowed model at deploy time, and the stream function waits for all probes', () => {
+    const probes = Object.entries(allowed.template.findResources('Custom::ModelProbe'));
+    expect(probes.map(([, p]) => p.Properties.ModelId)).toEqual([`us.${HAIKU}`, `us.${SONNET}`, NOVA]);
+    for (const [, p] of probes) expect(p.Properties.DeployNonce).toBeDefined();
+    allowed.template.hasResource('AWS::Lambda::Function', {
+      Properties: Match.objectLike({ Description: Match.stringLikeRegexp('Streams chat') }),
+      DependsOn: Match.arrayWith(probes.map(([id]) => id)),
+    });
+  });
+
+  it('without chat:allowedModelIds writes no ALLOWED_MODEL_IDS', () => {
+    const plain = synth({});
+    const fn = Object.values(plain.template.findResources('AWS::Lambda::Function')).find((f) =>
+      String(f.Properties?.Description).startsWith('Streams chat'),
+    );
+    expect(fn?.Properties.Environment.Variables).not.toHaveProperty('ALLOWED_MODEL_IDS');
+  }, 60_000);
+
+  it('refuses an id that is no model id at synth, naming the key and the id', () => {
+    expect(() => synth({ allowedModelIds: `${NOVA},gpt-4o` })).toThrow(
+      /chat:allowedModelIds\.1: "gpt-4o" is not a model id; expected a foundation model id/,
+    );
+    expect(() => synth({ allowedModelIds: 42 })).toThrow(/chat:allowedModelIds: must be a list/);
+  });
+
+  it('refuses an allowed profile the stack Region cannot invoke, as for chat:modelId', () => {
+    const mismatch = synth({ allowedModelIds: `eu.${SONNET}` }, { region: 'us-east-1' });
+    expect(mismatch.messages('error')).toEqual([
+      {
+        path: 'StreamingChat',
+        text: expect.stringMatching(/^chat:allowedModelIds "eu\..*cannot be invoked from us-east-1/),
+      },
+    ]);
+  }, 60_000);
+});

@@ -21,6 +21,8 @@ interface ChatViewProps {
 }
 
 const RAG_KEY = 'chat.useRag';
+/** The model this browser last picked; one the deployment no longer offers falls back to its default. */
+const MODEL_KEY = 'chat.model';
 /** How often a streaming answer re-renders at most (ms). */
 const UI_THROTTLE_MS = 50;
 /** The API's default limit (MAX_MESSAGE_CHARS); a deployment with another one still answers 400, and the draft stays. */
@@ -85,6 +87,22 @@ export function ChatView({ id, initialMessages, resume, api, signer, onSettled, 
   const [useRag, setUseRag] = useState(() => localStorage.getItem(RAG_KEY) !== 'off');
   const useRagRef = useRef(useRag);
   useRagRef.current = useRag;
+  // Only offered when the deployment allows more than one model; the server's default otherwise.
+  const [models, setModels] = useState<string[]>([]);
+  const [picked, setPicked] = useState(() => localStorage.getItem(MODEL_KEY) ?? '');
+  const model = models.includes(picked) ? picked : undefined;
+  const modelRef = useRef(model);
+  modelRef.current = model;
+  useEffect(() => {
+    let live = true;
+    api.models().then(
+      (ids) => live && setModels(ids),
+      () => undefined,
+    );
+    return () => {
+      live = false;
+    };
+  }, [api]);
   const settledRef = useRef(onSettled);
   settledRef.current = onSettled;
 
@@ -98,7 +116,10 @@ export function ChatView({ id, initialMessages, resume, api, signer, onSettled, 
         transport: new DefaultChatTransport<ChatMessage>({
           api: `${api.baseUrl}/api/chat`,
           headers: async () => ({ authorization: `Bearer ${await signer.token()}` }),
-          body: () => ({ use_rag: useRagRef.current }),
+          body: () => ({
+            use_rag: useRagRef.current,
+            ...(modelRef.current ? { model: modelRef.current } : {}),
+          }),
           // The server keeps the history: send only the newest message, not the whole conversation.
           prepareSendMessagesRequest: ({ id: chatId, messages, body, trigger, messageId }) => ({
             body: { ...body, id: chatId, message: messages.at(-1), trigger, messageId },
@@ -127,6 +148,7 @@ export function ChatView({ id, initialMessages, resume, api, signer, onSettled, 
   const waitMs = problem?.retryAt !== undefined ? problem.retryAt - now : 0;
   const inputId = useId();
   const ragId = useId();
+  const modelId = useId();
 
   // Follow the answer as it grows, unless the person scrolled up to read.
   const log = useRef<HTMLDivElement>(null);
@@ -377,6 +399,25 @@ export function ChatView({ id, initialMessages, resume, api, signer, onSettled, 
             />
             Knowledge base
           </label>
+          {models.length > 1 ? (
+            <label className="model-picker" htmlFor={modelId}>
+              Model
+              <select
+                id={modelId}
+                value={model ?? models[0]}
+                onChange={(event) => {
+                  setPicked(event.target.value);
+                  localStorage.setItem(MODEL_KEY, event.target.value);
+                }}
+              >
+                {models.map((id) => (
+                  <option key={id} value={id}>
+                    {id}
+                  </option>
+                ))}
+              </select>
+            </label>
+          ) : null}
           <span
             id={`${inputId}-count`}
             className={`counter${tooLong ? ' over' : ''}`}

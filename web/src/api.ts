@@ -88,6 +88,12 @@ export class Api {
     return (await response.json()) as T;
   }
 
+  /** The models this deployment answers with (`GET /v1/models`), its default first. */
+  async models(): Promise<string[]> {
+    const list = await this.#request<{ data: Array<{ id: string }> }>('GET', '/v1/models');
+    return (list?.data ?? []).map((model) => model.id);
+  }
+
   /** Newest activity first. */
   async sessions(limit = 50): Promise<SessionSummary[]> {
     const page = await this.#request<SessionPage>('GET', `/sessions?limit=${limit}`);

@@ -119,10 +119,20 @@ const MEDIA_TYPES: Record<string, string> = {
 type UiChunk = UIMessageChunk<AnswerMetadata>;
 type SourceChunk = Extract<UiChunk, { type: 'source-url' | 'source-document' }>;
 
-/** A retrieved source as the AI SDK's source part (a chunk while streaming, a part when read back). */
+/**
+ * A retrieved source as the AI SDK's source part (a chunk while streaming, a part when read back), with the
+ * knowledge base's relevance score, which the page's relevance floor reads.
+ */
 export function sourcePart(source: Source): SourceChunk {
+  const providerMetadata = { knowledgeBase: { score: source.score } };
   if (/^https?:\/\//i.test(source.uri)) {
-    return { type: 'source-url', sourceId: source.id, url: source.uri, title: source.title };
+    return {
+      type: 'source-url',
+      sourceId: source.id,
+      url: source.uri,
+      title: source.title,
+      providerMetadata,
+    };
   }
   const filename = source.uri.split('/').pop() || source.id;
   const extension = filename.split('.').pop()?.toLowerCase() ?? '';
@@ -132,6 +142,7 @@ export function sourcePart(source: Source): SourceChunk {
     mediaType: MEDIA_TYPES[extension] ?? 'application/octet-stream',
     title: source.title,
     filename,
+    providerMetadata,
   };
 }
 

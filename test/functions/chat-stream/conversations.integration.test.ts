@@ -118,6 +118,17 @@ describe('conversations API', () => {
     const ui = await api(aliceToken, `/sessions/${first.sessionId}/messages?format=ai-sdk`);
     expect(ui.json.messages[1].parts.at(-1)).toEqual({ type: 'text', text: messages.json.messages[1].text });
     expect(ui.json.messages[1].parts.some((p: { type: string }) => p.type === 'source-document')).toBe(true);
+    // Reopened sources keep the knowledge base's score, stored with the answer, for the page's relevance floor.
+    const storedScores = (messages.json.messages[1].sources as Array<{ score: number }>).map((s) => s.score);
+    expect(
+      ui.json.messages[1].parts
+        .filter((p: { type: string }) => p.type.startsWith('source-'))
+        .map(
+          (p: { providerMetadata: { knowledgeBase: { score: number } } }) =>
+            p.providerMetadata.knowledgeBase.score,
+        ),
+    ).toEqual(storedScores);
+    expect(storedScores.length).toBeGreaterThan(0);
 
     for (const [method, path, body] of [
       ['GET', `/sessions/${first.sessionId}`],

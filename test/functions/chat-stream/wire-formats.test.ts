@@ -1,6 +1,8 @@
 import { PassThrough } from 'node:stream';
+import { readUIMessageStream, type UIMessageChunk } from 'ai';
 import { describe, expect, it } from 'vitest';
 import {
+  sourcePart,
   toUiMessageChunks,
   UI_STREAM_START,
   type UiStreamState,
@@ -114,6 +116,7 @@ describe('AI SDK UI message chunks (typed UIMessageChunk)', () => {
         mediaType: 'text/markdown',
         title: 'Doc',
         filename: 'doc.md',
+        providerMetadata: { knowledgeBase: { score: 1 } },
       },
       { type: 'text-start', id: 'text' },
       { type: 'text-delta', id: 'text', delta: 'Hel' },
@@ -125,6 +128,35 @@ describe('AI SDK UI message chunks (typed UIMessageChunk)', () => {
         finishReason: 'stop',
         messageMetadata: { sessionId: 's1', stopReason: 'end_turn', usage, timings, cache },
       },
+    ]);
+  });
+
+  it("carries each source's relevance score to the AI SDK's parsed message, streamed and read back alike", async () => {
+    const sources = [
+      { id: 'u#0', title: 'Web', uri: 'https://example.com/roth', score: 0.82, excerpt: 'e' },
+      { id: 'd#1', title: 'Doc', uri: 's3://kb/hsa.md', score: 0.12, excerpt: 'e' },
+    ];
+    const chunks = ui([TURN[0] as TurnEvent, { type: 'sources', sources }, ...TURN.slice(2)]);
+    // The AI SDK's own parser (what useChat runs) keeps the metadata the page's relevance floor reads.
+    const stream = new ReadableStream<UIMessageChunk>({
+      start(controller) {
+        for (const chunk of chunks) controller.enqueue(chunk);
+        controller.close();
+      },
+    });
+    let parsed: Array<{ type: string; providerMetadata?: unknown }> = [];
+    for await (const message of readUIMessageStream({ stream })) parsed = message.parts;
+    const scores = parsed
+      .filter((p) => p.type.startsWith('source-'))
+      .map((p) => [p.type, (p.providerMetadata as { knowledgeBase: { score: number } }).knowledgeBase.score]);
+    expect(scores).toEqual([
+      ['source-url', 0.82],
+      ['source-document', 0.12],
+    ]);
+    // `?format=ai-sdk` maps stored sources through the same part: a reopened answer hides the same ones.
+    expect(sources.map(sourcePart).map((p) => p.providerMetadata)).toEqual([
+      { knowledgeBase: { score: 0.82 } },
+      { knowledgeBase: { score: 0.12 } },
     ]);
   });
 

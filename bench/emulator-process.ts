@@ -1,5 +1,5 @@
-import { startFaultProxy } from '../local/fault-proxy.ts';
-import { startLocalStack } from '../local/stack.ts';
+import { startFaultProxy } from '../local/stack/fault-proxy.ts';
+import { startLocalStack } from '../local/stack/stack.ts';
 import { dynamoDelay, type Latencies } from './profiles.ts';
 
 /**

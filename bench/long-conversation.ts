@@ -4,7 +4,7 @@ import { v7 as uuidv7 } from 'uuid';
 import { createDocumentClient, DynamoConversationStore } from '../functions/adapters/dynamo-store.ts';
 import { DEFAULTS } from '../functions/contracts/defaults.ts';
 import type { ChatMessage } from '../functions/core/messages.ts';
-import { localClientConfig } from '../local/client-config.ts';
+import { localClientConfig } from '../local/stack/client-config.ts';
 import { type RequestSpec, runLoad, type Sample } from './load.ts';
 import type { Latencies } from './profiles.ts';
 import { QUESTIONS } from './sessions.ts';

@@ -2,7 +2,7 @@ import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient, paginateScan } from '@aws-sdk/lib-dynamodb';
 import { v7 as uuidv7 } from 'uuid';
 import { TABLE_KEYS, tableKeys } from '../functions/contracts/table.ts';
-import { localClientConfig } from '../local/client-config.ts';
+import { localClientConfig } from '../local/stack/client-config.ts';
 import { streamTurn } from './load.ts';
 import { QUESTIONS } from './sessions.ts';
 import type { Emulators } from './stack-client.ts';

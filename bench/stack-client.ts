@@ -2,7 +2,7 @@ import { type ChildProcess, fork } from 'node:child_process';
 import { once } from 'node:events';
 import { join } from 'node:path';
 import { loadOrCreateSigningKey, mintToken } from '../local/emulators/oidc-issuer.ts';
-import { STATE_DIR } from '../local/stack.ts';
+import { STATE_DIR } from '../local/stack/stack.ts';
 import type { EmulatorReady, EmulatorRequest, ModelStats } from './emulator-process.ts';
 import type {
   Design,

@@ -3,10 +3,10 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { SQSBatchResponse, SQSEvent } from 'aws-lambda';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { invokeWithEvent, loadEvent } from '../local/invoke-event.ts';
 import type { StreamingResult } from '../local/lambda-runtime/invoke-streaming.ts';
-import { sseEventTypes } from '../local/sse-client.ts';
-import { type LocalStack, startLocalStack } from '../local/stack.ts';
+import { invokeWithEvent, loadEvent } from '../local/stack/invoke-event.ts';
+import { sseEventTypes } from '../local/stack/sse-client.ts';
+import { type LocalStack, startLocalStack } from '../local/stack/stack.ts';
 import { tableReader } from './support/table.ts';
 
 // Every file in events/, run through its handler as `sam local invoke` would (local stack: dynalite, fauxqs, emulators).

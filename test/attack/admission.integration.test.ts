@@ -12,9 +12,9 @@ import { RedisUserLimits } from '../../functions/adapters/user-limits.ts';
 import { RequestRejected } from '../../functions/core/errors.ts';
 import { AdmissionUncertain, type JournaledEvent } from '../../functions/core/ports.ts';
 import { TurnAdmission } from '../../functions/core/turn-admission.ts';
-import { type RedisProcess, spawnRedisServer } from '../../local/redis-server.ts';
-import { chat } from '../../local/sse-client.ts';
-import { type LocalStack, startLocalStack } from '../../local/stack.ts';
+import { type RedisProcess, spawnRedisServer } from '../../local/emulators/redis-server.ts';
+import { chat } from '../../local/stack/sse-client.ts';
+import { type LocalStack, startLocalStack } from '../../local/stack/stack.ts';
 import { waitFor } from '../support/wait.ts';
 
 // Attacks on turn admission against a real Redis: what a user (or a slow or dead Redis) can do to the

@@ -7,7 +7,7 @@ import { erasureKeys, RedisContextCache, RedisForgetter } from '../../functions/
 import { createRedisClient } from '../../functions/adapters/redis-connection.ts';
 import { RedisTurnRegistry, turnKeys } from '../../functions/adapters/redis-turns.ts';
 import type { ChatMessage } from '../../functions/core/messages.ts';
-import { type RedisProcess, spawnRedisServer } from '../../local/redis-server.ts';
+import { type RedisProcess, spawnRedisServer } from '../../local/emulators/redis-server.ts';
 import { waitFor } from '../support/wait.ts';
 
 // The delete's scripts on a Redis Cluster (production is ElastiCache Serverless, cluster mode, which

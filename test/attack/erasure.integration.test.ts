@@ -6,10 +6,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DynamoConversationStore } from '../../functions/adapters/dynamo-store.ts';
 import { tableKeys } from '../../functions/contracts/table.ts';
 import type { ChatMessage } from '../../functions/core/messages.ts';
-import { type FaultProxy, startFaultProxy } from '../../local/fault-proxy.ts';
-import { type RedisProcess, spawnRedisServer } from '../../local/redis-server.ts';
-import { chat } from '../../local/sse-client.ts';
-import { type LocalStack, startLocalStack } from '../../local/stack.ts';
+import { type RedisProcess, spawnRedisServer } from '../../local/emulators/redis-server.ts';
+import { type FaultProxy, startFaultProxy } from '../../local/stack/fault-proxy.ts';
+import { chat } from '../../local/stack/sse-client.ts';
+import { type LocalStack, startLocalStack } from '../../local/stack/stack.ts';
 import { type LiveStream, openStream } from '../support/sse-stream.ts';
 import { waitFor } from '../support/wait.ts';
 

@@ -3,8 +3,8 @@ import { importJWK, SignJWT } from 'jose';
 import { v7 as uuidv7 } from 'uuid';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LOCAL_AUDIENCE, loadOrCreateSigningKey } from '../../local/emulators/oidc-issuer.ts';
-import { type RedisProcess, spawnRedisServer } from '../../local/redis-server.ts';
-import { type LocalStack, STATE_DIR, startLocalStack } from '../../local/stack.ts';
+import { type RedisProcess, spawnRedisServer } from '../../local/emulators/redis-server.ts';
+import { type LocalStack, STATE_DIR, startLocalStack } from '../../local/stack/stack.ts';
 
 // Hostile inputs and forged tokens on every route (security review M2, L3, L4, L5, L6, L7), over real HTTP
 // against the local stack. Each case names the promise, and a control shows the same request shape is

@@ -1,4 +1,4 @@
-import { type RedisProcess, spawnRedisServer, spawnShapedCache } from '../../local/redis-server.ts';
+import { type RedisProcess, spawnRedisServer, spawnShapedCache } from '../../local/emulators/redis-server.ts';
 
 /**
  * A Redis for one test file. By default a cache of the file's own, shaped like ElastiCache Serverless

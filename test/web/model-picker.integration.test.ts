@@ -4,9 +4,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type Browser, chromium, type Page } from 'playwright-core';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import type { RedisProcess } from '../../local/redis-server.ts';
-import { type LocalStack, startLocalStack } from '../../local/stack.ts';
-import { startWebServer, type WebServer } from '../../local/web-server.ts';
+import type { RedisProcess } from '../../local/emulators/redis-server.ts';
+import { type LocalStack, startLocalStack } from '../../local/stack/stack.ts';
+import { startWebServer, type WebServer } from '../../local/stack/web-server.ts';
 import { testRedis } from '../support/redis.ts';
 import { waitFor } from '../support/wait.ts';
 

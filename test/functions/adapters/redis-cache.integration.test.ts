@@ -9,7 +9,7 @@ import {
 } from '../../../functions/adapters/redis-cache.ts';
 import { createRedisClient } from '../../../functions/adapters/redis-connection.ts';
 import type { ChatMessage } from '../../../functions/core/messages.ts';
-import { type RedisProcess, spawnRedisServer } from '../../../local/redis-server.ts';
+import { type RedisProcess, spawnRedisServer } from '../../../local/emulators/redis-server.ts';
 import { testRedis } from '../../support/redis.ts';
 
 const message = (userId: string, sessionId: string, i: number): ChatMessage => ({

@@ -14,14 +14,14 @@ import {
 } from '../../../functions/adapters/redis-connection.ts';
 import { RedisTurnRegistry } from '../../../functions/adapters/redis-turns.ts';
 import { RedisUserLimits } from '../../../functions/adapters/user-limits.ts';
-import { LOCAL_REGION } from '../../../local/client-config.ts';
 import {
   LOCAL_CACHE_NAME,
   LOCAL_CACHE_USER,
   LOCAL_CREDENTIALS,
   type RedisProcess,
   spawnShapedCache,
-} from '../../../local/redis-server.ts';
+} from '../../../local/emulators/redis-server.ts';
+import { LOCAL_REGION } from '../../../local/stack/client-config.ts';
 import { waitFor } from '../../support/wait.ts';
 
 // Integration: a three-shard Redis Cluster of this file's own, default user off, one ACL user whose

@@ -11,7 +11,7 @@ import type { RedisClient } from '../../../functions/adapters/redis-cache.ts';
 import { createRedisClient } from '../../../functions/adapters/redis-connection.ts';
 import { RedisTurnRegistry } from '../../../functions/adapters/redis-turns.ts';
 import type { JournaledEvent, TurnReplay } from '../../../functions/core/ports.ts';
-import { type RedisProcess, spawnRedisServer } from '../../../local/redis-server.ts';
+import { type RedisProcess, spawnRedisServer } from '../../../local/emulators/redis-server.ts';
 import { testRedis } from '../../support/redis.ts';
 import { waitFor } from '../../support/wait.ts';
 

@@ -10,8 +10,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decodeQueueBody, encodeQueueBody } from '../../../functions/adapters/sqs-message-codec.ts';
 import { SqsMessageOutbox } from '../../../functions/adapters/sqs-outbox.ts';
 import type { ChatMessage } from '../../../functions/core/messages.ts';
-import { localClientConfig } from '../../../local/client-config.ts';
-import { faithfulFauxqsCharacterRule } from '../../../local/stack.ts';
+import { localClientConfig } from '../../../local/stack/client-config.ts';
+import { faithfulFauxqsCharacterRule } from '../../../local/stack/stack.ts';
 
 // Integration: the local SQS emulator (fauxqs, with SQS's character rule) and the outbox in front of it.
 // SQS's rule, written out independently of the codec: what a body may contain.

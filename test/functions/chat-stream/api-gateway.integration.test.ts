@@ -1,8 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CORS_SETTINGS } from '../../../functions/contracts/cors.ts';
 import { invokeStreaming } from '../../../local/lambda-runtime/invoke-streaming.ts';
-import { sseEventTypes } from '../../../local/sse-client.ts';
-import { DEMO_USER, type LocalStack, startLocalStack } from '../../../local/stack.ts';
+import { sseEventTypes } from '../../../local/stack/sse-client.ts';
+import { DEMO_USER, type LocalStack, startLocalStack } from '../../../local/stack/stack.ts';
 import { restProxyEvent } from '../../support/api-gateway-event.ts';
 
 // The real chat-stream handler behind `chat:frontDoor=apigateway`: API Gateway REST proxy events in, the

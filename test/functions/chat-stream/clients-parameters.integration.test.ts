@@ -4,8 +4,8 @@ import { DefaultChatTransport, readUIMessageStream, type UIMessage, type UIMessa
 import { v7 as uuidv7 } from 'uuid';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as z from 'zod';
-import type { RedisProcess } from '../../../local/redis-server.ts';
-import { type LocalStack, startLocalStack } from '../../../local/stack.ts';
+import type { RedisProcess } from '../../../local/emulators/redis-server.ts';
+import { type LocalStack, startLocalStack } from '../../../local/stack/stack.ts';
 import { testRedis } from '../../support/redis.ts';
 
 // LangChain's ChatOpenAI against /v1 and the AI SDK's transport against /api/chat: the same policy

@@ -9,8 +9,8 @@ import {
 import OpenAI from 'openai';
 import { v7 as uuidv7 } from 'uuid';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { RedisProcess } from '../../../local/redis-server.ts';
-import { type LocalStack, startLocalStack } from '../../../local/stack.ts';
+import type { RedisProcess } from '../../../local/emulators/redis-server.ts';
+import { type LocalStack, startLocalStack } from '../../../local/stack/stack.ts';
 import { testRedis } from '../../support/redis.ts';
 import { tableReader } from '../../support/table.ts';
 import { waitFor } from '../../support/wait.ts';

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { chat } from '../../../local/sse-client.ts';
-import { type LocalStack, startLocalStack } from '../../../local/stack.ts';
+import { chat } from '../../../local/stack/sse-client.ts';
+import { type LocalStack, startLocalStack } from '../../../local/stack/stack.ts';
 
 // Integration: the Function URL emulator's write-hold mode (the production quirk) with the handler's padding on.
 let stack: LocalStack;

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { chat, eventTypes } from '../../../local/sse-client.ts';
-import { type LocalStack, startLocalStack } from '../../../local/stack.ts';
+import { chat, eventTypes } from '../../../local/stack/sse-client.ts';
+import { type LocalStack, startLocalStack } from '../../../local/stack/stack.ts';
 
 // Integration: the production handler in worker-thread execution environments (dynalite, fauxqs, emulators).
 let stack: LocalStack;

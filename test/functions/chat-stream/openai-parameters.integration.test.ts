@@ -1,8 +1,8 @@
 import OpenAI from 'openai';
 import { v7 as uuidv7 } from 'uuid';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { RedisProcess } from '../../../local/redis-server.ts';
-import { type LocalStack, startLocalStack } from '../../../local/stack.ts';
+import type { RedisProcess } from '../../../local/emulators/redis-server.ts';
+import { type LocalStack, startLocalStack } from '../../../local/stack/stack.ts';
 import { testRedis } from '../../support/redis.ts';
 import { waitFor } from '../../support/wait.ts';
 

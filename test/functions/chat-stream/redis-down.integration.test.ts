@@ -1,8 +1,8 @@
 import { v7 as uuidv7 } from 'uuid';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type RedisProcess, spawnRedisServer } from '../../../local/redis-server.ts';
-import { chat } from '../../../local/sse-client.ts';
-import { type LocalStack, startLocalStack } from '../../../local/stack.ts';
+import { type RedisProcess, spawnRedisServer } from '../../../local/emulators/redis-server.ts';
+import { chat } from '../../../local/stack/sse-client.ts';
+import { type LocalStack, startLocalStack } from '../../../local/stack/stack.ts';
 import { tableReader } from '../../support/table.ts';
 import { waitFor } from '../../support/wait.ts';
 

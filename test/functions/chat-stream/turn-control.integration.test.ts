@@ -1,8 +1,8 @@
 import { v7 as uuidv7 } from 'uuid';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { RedisProcess } from '../../../local/redis-server.ts';
-import { chat } from '../../../local/sse-client.ts';
-import { type LocalStack, startLocalStack } from '../../../local/stack.ts';
+import type { RedisProcess } from '../../../local/emulators/redis-server.ts';
+import { chat } from '../../../local/stack/sse-client.ts';
+import { type LocalStack, startLocalStack } from '../../../local/stack/stack.ts';
 import { testRedis } from '../../support/redis.ts';
 import { openStream } from '../../support/sse-stream.ts';
 import { tableReader } from '../../support/table.ts';

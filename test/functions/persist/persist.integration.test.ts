@@ -12,8 +12,8 @@ import { DynamoConversationStore } from '../../../functions/adapters/dynamo-stor
 import { messageGroupId } from '../../../functions/adapters/sqs-outbox.ts';
 import { QUEUE_SETTINGS } from '../../../functions/contracts/queue.ts';
 import type { ChatMessage } from '../../../functions/core/messages.ts';
-import { type SqsPoller, startSqsPoller } from '../../../local/sqs-poller.ts';
-import { type LocalStack, startLocalStack } from '../../../local/stack.ts';
+import { type SqsPoller, startSqsPoller } from '../../../local/lambda-runtime/sqs-poller.ts';
+import { type LocalStack, startLocalStack } from '../../../local/stack/stack.ts';
 import { chatMessage, tableReader } from '../../support/table.ts';
 import { waitFor } from '../../support/wait.ts';
 

@@ -1,11 +1,11 @@
 import { join } from 'node:path';
 import { BedrockAgentRuntimeClient, RetrieveCommand } from '@aws-sdk/client-bedrock-agent-runtime';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { localClientConfig } from '../../../local/client-config.ts';
 import {
   type AgentRuntimeEmulator,
   startAgentRuntime,
 } from '../../../local/emulators/bedrock-agent-runtime.ts';
+import { localClientConfig } from '../../../local/stack/client-config.ts';
 
 let emulator: AgentRuntimeEmulator;
 let client: BedrockAgentRuntimeClient;

@@ -7,11 +7,11 @@ import {
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BedrockChatModel } from '../../../functions/adapters/bedrock-model.ts';
 import type { ModelEvent } from '../../../functions/core/ports.ts';
-import { localClientConfig } from '../../../local/client-config.ts';
 import {
   type BedrockRuntimeEmulator,
   startBedrockRuntime,
 } from '../../../local/emulators/bedrock-runtime.ts';
+import { localClientConfig } from '../../../local/stack/client-config.ts';
 
 let emulator: BedrockRuntimeEmulator;
 let client: BedrockRuntimeClient;

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { AWS_PRICES } from '../../bench/aws-prices.ts';
+import { AWS_PRICES } from '../../../bench/cost/aws-prices.ts';
 import {
   costReport,
   DEFAULT_TURN,
@@ -8,7 +8,7 @@ import {
   monthly,
   OPTIONS,
   optionCost,
-} from '../../bench/cost.ts';
+} from '../../../bench/cost/cost.ts';
 
 const measured: Measured = {
   source: 'test',

@@ -5,8 +5,8 @@ import {
   type SQSClient,
 } from '@aws-sdk/client-sqs';
 import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
-import { QUEUE_SETTINGS } from '../functions/contracts/queue.ts';
-import { lambdaContext } from './lambda-runtime/context.ts';
+import { QUEUE_SETTINGS } from '../../functions/contracts/queue.ts';
+import { lambdaContext } from './context.ts';
 
 export type SqsHandler = (event: SQSEvent, context: Context) => Promise<SQSBatchResponse | undefined>;
 

@@ -8,9 +8,9 @@ import {
 import type { SQSEvent } from 'aws-lambda';
 import { type FauxqsServer, startFauxqs } from 'fauxqs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { localClientConfig } from '../../local/client-config.ts';
-import { startSqsPoller } from '../../local/sqs-poller.ts';
-import { waitFor } from '../support/wait.ts';
+import { startSqsPoller } from '../../../local/lambda-runtime/sqs-poller.ts';
+import { localClientConfig } from '../../../local/stack/client-config.ts';
+import { waitFor } from '../../support/wait.ts';
 
 let fauxqs: FauxqsServer;
 let sqs: SQSClient;

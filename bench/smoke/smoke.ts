@@ -1,5 +1,5 @@
 import { parseArgs } from 'node:util';
-import { type ChatResponse, chat } from '../local/sse-client.ts';
+import { type ChatResponse, chat } from '../../local/stack/sse-client.ts';
 
 interface SmokeResult {
   ok: boolean;

@@ -1,10 +1,10 @@
 import { request } from 'node:http';
 import { v7 as uuidv7 } from 'uuid';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { chat } from '../../local/sse-client.ts';
-import { type LocalStack, startLocalStack } from '../../local/stack.ts';
-import { tableReader } from '../support/table.ts';
-import { waitFor } from '../support/wait.ts';
+import { chat } from '../../../local/stack/sse-client.ts';
+import { type LocalStack, startLocalStack } from '../../../local/stack/stack.ts';
+import { tableReader } from '../../support/table.ts';
+import { waitFor } from '../../support/wait.ts';
 
 // Integration: the local stack as `npm run dev` starts it (no REDIS_URL): its own cache shaped like
 // ElastiCache Serverless, tokens accepted for 4 s so the function renews during the file; the poller on.

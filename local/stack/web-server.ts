@@ -1,9 +1,9 @@
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import type { Connect, Plugin } from 'vite';
-import type { PageConfig } from '../functions/contracts/page-config.ts';
+import type { PageConfig } from '../../functions/contracts/page-config.ts';
 
-const VITE_CONFIG = join(import.meta.dirname, '..', 'web', 'vite.config.ts');
+const VITE_CONFIG = join(import.meta.dirname, '..', '..', 'web', 'vite.config.ts');
 
 export interface WebServerOptions {
   /** Asked on every load of /config.json, so dev tokens are minted fresh and never expire in an open tab. */
@@ -66,7 +66,7 @@ export async function startWebServer(options: WebServerOptions): Promise<WebServ
     const origin = `http://${host}:${port}`;
     return { url: `${origin}/`, origin, close: () => server.close() };
   }
-  const outDir = options.outDir ?? join(import.meta.dirname, '..', 'web', 'dist');
+  const outDir = options.outDir ?? join(import.meta.dirname, '..', '..', 'web', 'dist');
   await build({ ...common, build: { outDir, emptyOutDir: true } });
   const server = await preview({
     ...common,

@@ -1,6 +1,6 @@
 import { afterAll, describe, expect, it } from 'vitest';
-import { runSmoke } from '../../bench/smoke.ts';
-import { type LocalStack, startLocalStack } from '../../local/stack.ts';
+import { runSmoke } from '../../../bench/smoke/smoke.ts';
+import { type LocalStack, startLocalStack } from '../../../local/stack/stack.ts';
 
 // Integration: `npm run smoke` against the local stack, whose Function URL holds small writes as AWS may.
 const stacks: LocalStack[] = [];

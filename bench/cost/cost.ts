@@ -394,7 +394,7 @@ function wins(costs: OptionCost[], measured: Measured): string[] {
 async function main() {
   const { values } = parseArgs({
     options: {
-      from: { type: 'string', default: join(import.meta.dirname, 'results', 'latest.json') },
+      from: { type: 'string', default: join(import.meta.dirname, '..', 'results', 'latest.json') },
       turns: { type: 'string', default: '10000,100000,1000000,10000000' },
       'input-tokens': { type: 'string' },
       'output-tokens': { type: 'string' },

@@ -1,8 +1,8 @@
 import { readFile } from 'node:fs/promises';
 import type { SQSBatchResponse, SQSEvent } from 'aws-lambda';
-import { lambdaContext } from './lambda-runtime/context.ts';
-import { invokeStreaming, type StreamingResult } from './lambda-runtime/invoke-streaming.ts';
-import type { StreamingEvent } from './lambda-runtime/response-stream.ts';
+import { lambdaContext } from '../lambda-runtime/context.ts';
+import { invokeStreaming, type StreamingResult } from '../lambda-runtime/invoke-streaming.ts';
+import type { StreamingEvent } from '../lambda-runtime/response-stream.ts';
 import { DEMO_USER, type LocalStack } from './stack.ts';
 
 export const FUNCTIONS = ['chat-stream', 'persist'] as const;

@@ -7,28 +7,33 @@ import { SQSClient } from '@aws-sdk/client-sqs';
 import { DynamoDBDocumentClient, PutCommand } from '@aws-sdk/lib-dynamodb';
 import dynalite from 'dynalite';
 import { type FauxqsServer, startFauxqs } from 'fauxqs';
-import { SQS_REFUSED_CHARACTER } from '../functions/adapters/sqs-message-codec.ts';
-import { QUEUE_SETTINGS } from '../functions/contracts/queue.ts';
-import { tableDefinition, tableKeys } from '../functions/contracts/table.ts';
-import { LOCAL_REGION, localClientConfig } from './client-config.ts';
-import { type AgentRuntimeEmulator, startAgentRuntime } from './emulators/bedrock-agent-runtime.ts';
-import { type BedrockRuntimeEmulator, startBedrockRuntime } from './emulators/bedrock-runtime.ts';
+import { SQS_REFUSED_CHARACTER } from '../../functions/adapters/sqs-message-codec.ts';
+import { QUEUE_SETTINGS } from '../../functions/contracts/queue.ts';
+import { tableDefinition, tableKeys } from '../../functions/contracts/table.ts';
+import { type AgentRuntimeEmulator, startAgentRuntime } from '../emulators/bedrock-agent-runtime.ts';
+import { type BedrockRuntimeEmulator, startBedrockRuntime } from '../emulators/bedrock-runtime.ts';
 import {
   LOCAL_AUDIENCE,
   loadOrCreateSigningKey,
   type OidcIssuer,
   startOidcIssuer,
-} from './emulators/oidc-issuer.ts';
+} from '../emulators/oidc-issuer.ts';
+import {
+  hasRedisServerBinary,
+  localCacheAt,
+  type RedisProcess,
+  spawnShapedCache,
+} from '../emulators/redis-server.ts';
 import {
   type FunctionUrlServer,
   type StreamingHandler,
   startFunctionUrl,
-} from './lambda-runtime/function-url.ts';
-import { installAwsLambdaGlobal } from './lambda-runtime/response-stream.ts';
-import { hasRedisServerBinary, localCacheAt, type RedisProcess, spawnShapedCache } from './redis-server.ts';
-import { type SqsHandler, type SqsPoller, startSqsPoller } from './sqs-poller.ts';
+} from '../lambda-runtime/function-url.ts';
+import { installAwsLambdaGlobal } from '../lambda-runtime/response-stream.ts';
+import { type SqsHandler, type SqsPoller, startSqsPoller } from '../lambda-runtime/sqs-poller.ts';
+import { LOCAL_REGION, localClientConfig } from './client-config.ts';
 
-const ROOT = join(import.meta.dirname, '..');
+const ROOT = join(import.meta.dirname, '..', '..');
 export const STATE_DIR = join(ROOT, '.local');
 export const DEMO_USER = 'demo-user';
 const TABLE_NAME = 'chat-local';
@@ -135,7 +140,7 @@ const shapedNote = (cache: RedisProcess) =>
  * character above U+FFFF (emoji) that SQS accepts. Its check gets SQS's rule (the one instance its modules share).
  */
 export async function faithfulFauxqsCharacterRule(): Promise<void> {
-  const types = (await import(new URL('./sqs/sqsTypes.js', import.meta.resolve('fauxqs')).href)) as {
+  const types = (await import(new URL('../sqs/sqsTypes.js', import.meta.resolve('fauxqs')).href)) as {
     INVALID_MESSAGE_BODY_CHAR: RegExp;
   };
   // Once per process: several stacks may start in one (the benchmark's smoke test starts two).
@@ -233,8 +238,8 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
 
   installAwsLambdaGlobal();
   const [{ handler: streamHandler }, { handler: persistHandler }] = await Promise.all([
-    import('../functions/chat-stream/handler.ts'),
-    import('../functions/persist/handler.ts'),
+    import('../../functions/chat-stream/handler.ts'),
+    import('../../functions/persist/handler.ts'),
   ]);
   const functionUrl = await startFunctionUrl({
     ...(options.environments !== 'isolated'

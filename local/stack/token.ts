@@ -1,9 +1,9 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { loadOrCreateSigningKey, mintToken } from './emulators/oidc-issuer.ts';
+import { loadOrCreateSigningKey, mintToken } from '../emulators/oidc-issuer.ts';
 
-const STATE_DIR = join(import.meta.dirname, '..', '.local');
+const STATE_DIR = join(import.meta.dirname, '..', '..', '.local');
 const { values } = parseArgs({
   options: {
     user: { type: 'string', default: 'demo-user' },

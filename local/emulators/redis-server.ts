@@ -8,8 +8,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { Redis } from 'ioredis';
-import { signIamToken } from '../functions/adapters/elasticache-iam.ts';
-import { LOCAL_REGION } from './client-config.ts';
+import { signIamToken } from '../../functions/adapters/elasticache-iam.ts';
+import { LOCAL_REGION } from '../stack/client-config.ts';
 
 const run = promisify(execFile);
 

@@ -140,7 +140,7 @@ const shapedNote = (cache: RedisProcess) =>
  * character above U+FFFF (emoji) that SQS accepts. Its check gets SQS's rule (the one instance its modules share).
  */
 export async function faithfulFauxqsCharacterRule(): Promise<void> {
-  const types = (await import(new URL('../sqs/sqsTypes.js', import.meta.resolve('fauxqs')).href)) as {
+  const types = (await import(new URL('./sqs/sqsTypes.js', import.meta.resolve('fauxqs')).href)) as {
     INVALID_MESSAGE_BODY_CHAR: RegExp;
   };
   // Once per process: several stacks may start in one (the benchmark's smoke test starts two).

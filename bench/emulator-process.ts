@@ -17,6 +17,8 @@ export interface EmulatorReady {
   issuer: string;
   /** The stream function's environment (endpoints, table, queue, issuer, Redis when there is one). */
   env: Record<string, string>;
+  /** A URL to inspect the cache with (INFO commandstats): admin credentials on a shaped cache. */
+  cacheInspectUrl?: string;
 }
 
 /** What the Bedrock emulator saw since the last ask: its own inter-token gaps and prompt-cache counts. */
@@ -83,5 +85,10 @@ export async function runEmulators(options: EmulatorOptions): Promise<void> {
   // The stack's own Function URL and handler stay idle: each design runs in an environment process.
   const env = { ...stack.env };
   delete env.POWERTOOLS_LOG_LEVEL;
-  process.send?.({ type: 'ready', issuer: stack.issuer.issuer, env } satisfies EmulatorReady);
+  process.send?.({
+    type: 'ready',
+    issuer: stack.issuer.issuer,
+    env,
+    cacheInspectUrl: stack.cache?.url ?? env.REDIS_URL,
+  } satisfies EmulatorReady);
 }

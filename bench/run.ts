@@ -466,14 +466,16 @@ async function main() {
       });
       log('cold start done');
     }
-    if (parts.has('followers') && env.REDIS_URL) {
+    const inspectUrl = emulators.cacheInspectUrl;
+    if (parts.has('followers') && env.REDIS_URL && inspectUrl) {
       followers = await idleFollowers({
         emulators,
         url: ours.url,
-        redisUrl: env.REDIS_URL,
+        redisUrl: inspectUrl,
         latencies,
         followers: followerCount,
-        idleSeconds: quick ? 1 : 5,
+        // Longer than a follower's blocking read (10 s): a blocked XREAD is counted by Redis only when it returns.
+        idleSeconds: quick ? 12 : 15,
       });
       log('idle followers done');
     }

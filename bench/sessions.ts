@@ -31,7 +31,8 @@ type Mint = (subject: string) => Promise<string>;
 export async function warmSessions(mint: Mint, url: string, workers: number, label: string) {
   return Promise.all(
     Array.from({ length: workers }, async (_, w) => {
-      const token = await mint(`bench-${label}-${w}-${uuidv7()}`);
+      // A token's subject is [A-Za-z0-9._@-]{1,128}: scenario labels carry spaces and commas.
+      const token = await mint(`bench-${label.replace(/[^A-Za-z0-9._@-]+/g, '-')}-${w}-${uuidv7()}`);
       const first = await streamTurn(url, {
         token,
         body: { message: QUESTIONS[0] as string, use_rag: false },

@@ -57,6 +57,7 @@ const stop = async (child: ChildProcess) => {
 
 export interface Emulators {
   env: Record<string, string>;
+  cacheInspectUrl?: string;
   mint(subject: string): Promise<string>;
   setLatencies(latencies: Latencies, prefillMsPer1kTokens?: number): Promise<void>;
   modelStats(): Promise<ModelStats>;
@@ -70,6 +71,7 @@ export async function spawnEmulators(latencies: Latencies, consumer = false): Pr
   const ask = asker<EmulatorRequest>(child);
   return {
     env: ready.env,
+    cacheInspectUrl: ready.cacheInspectUrl,
     mint: (subject) => mintToken(key, { issuer: ready.issuer, subject }),
     setLatencies: async (next, prefillMsPer1kTokens) => {
       await ask({ type: 'latencies', latencies: next, prefillMsPer1kTokens });

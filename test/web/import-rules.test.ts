@@ -21,7 +21,7 @@ beforeAll(() => {
   write('package.json', JSON.stringify({ type: 'module' }));
   write('functions/contracts/cors.ts', 'export const cors = 1;\n');
   write('functions/core/turn.ts', 'export const turn = 1;\n');
-  write('local/stack.ts', "import { App } from './src/App.tsx';\nexport const stack = App;\n");
+  write('local/stack.ts', "import { App } from '../web/src/App.tsx';\nexport const stack = App;\n");
   write(
     'web/src/App.tsx',
     [

@@ -10,11 +10,12 @@ import { createRedisClient } from '../../functions/adapters/redis-connection.ts'
 import { type RedisTurnOptions, RedisTurnRegistry } from '../../functions/adapters/redis-turns.ts';
 import { RedisUserLimits } from '../../functions/adapters/user-limits.ts';
 import { RequestRejected } from '../../functions/core/errors.ts';
-import { AdmissionUncertain, type JournaledEvent } from '../../functions/core/ports.ts';
+import { AdmissionUncertain } from '../../functions/core/ports.ts';
 import { TurnAdmission } from '../../functions/core/turn-admission.ts';
 import { type RedisProcess, spawnRedisServer } from '../../local/emulators/redis-server.ts';
 import { chat } from '../../local/stack/sse-client.ts';
 import { type LocalStack, startLocalStack } from '../../local/stack/stack.ts';
+import { journaledDone } from '../support/journal-events.ts';
 import { waitFor } from '../support/wait.ts';
 
 // Attacks on turn admission against a real Redis: what a user (or a slow or dead Redis) can do to the
@@ -111,24 +112,7 @@ const slotsOf = async (user: string) => {
 };
 const turnsCounted = async (user: string) =>
   Number((await direct.get(admissionKeys(user).turnsThisMinute)) ?? 0);
-const done = (id: number): JournaledEvent => ({
-  id,
-  event: {
-    type: 'done',
-    message_id: 'm',
-    stop_reason: 'end_turn',
-    usage: { input_tokens: 1, output_tokens: 1 },
-    timings: {
-      first_byte_ms: 0,
-      context_ms: 0,
-      rag_ms: 0,
-      model_first_token_ms: 0,
-      model_latency_ms: 0,
-      total_ms: 0,
-    },
-    cache: { profile: 'miss', history: 'miss', rag: 'skipped' },
-  },
-});
+const done = journaledDone;
 
 describe('limits cannot be reset or drained by the user', () => {
   it('promise: deleting every session and erasing the user leaves the limiter counters intact', async () => {

@@ -22,6 +22,7 @@ import {
   spawnShapedCache,
 } from '../../../local/emulators/redis-server.ts';
 import { LOCAL_REGION } from '../../../local/stack/client-config.ts';
+import { journaledDone } from '../../support/journal-events.ts';
 import { waitFor } from '../../support/wait.ts';
 
 // Integration: a three-shard Redis Cluster of this file's own, default user off, one ACL user whose
@@ -242,24 +243,7 @@ describe('a resume follower on the IAM-authenticated cluster', () => {
       for await (const entry of follower.replay.events(-1, AbortSignal.timeout(10_000))) {
         ids.push(entry.id);
         if (entry.id !== 0) continue;
-        journal.append({
-          id: 1,
-          event: {
-            type: 'done',
-            message_id: 'm',
-            stop_reason: 'end_turn',
-            usage: { input_tokens: 1, output_tokens: 1 },
-            timings: {
-              first_byte_ms: 0,
-              context_ms: 0,
-              rag_ms: 0,
-              model_first_token_ms: 0,
-              model_latency_ms: 0,
-              total_ms: 0,
-            },
-            cache: { profile: 'miss', history: 'miss', rag: 'skipped' },
-          },
-        });
+        journal.append(journaledDone(1));
         void journal.finish();
       }
       expect(ids).toEqual([0, 1]);

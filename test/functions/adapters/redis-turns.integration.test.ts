@@ -12,6 +12,7 @@ import { createRedisClient } from '../../../functions/adapters/redis-connection.
 import { RedisTurnRegistry } from '../../../functions/adapters/redis-turns.ts';
 import type { JournaledEvent, TurnReplay } from '../../../functions/core/ports.ts';
 import { type RedisProcess, spawnRedisServer } from '../../../local/emulators/redis-server.ts';
+import { journaledDone } from '../../support/journal-events.ts';
 import { testRedis } from '../../support/redis.ts';
 import { waitFor } from '../../support/wait.ts';
 
@@ -32,24 +33,7 @@ const started = (id: number): JournaledEvent => ({
   id,
   event: { type: 'session_id', session_id: 's', message_id: 'm' },
 });
-const done = (id: number): JournaledEvent => ({
-  id,
-  event: {
-    type: 'done',
-    message_id: 'm',
-    stop_reason: 'end_turn',
-    usage: { input_tokens: 1, output_tokens: 1 },
-    timings: {
-      first_byte_ms: 0,
-      context_ms: 0,
-      rag_ms: 0,
-      model_first_token_ms: 0,
-      model_latency_ms: 0,
-      total_ms: 0,
-    },
-    cache: { profile: 'miss', history: 'miss', rag: 'skipped' },
-  },
-});
+const done = journaledDone;
 
 async function collect(replay: TurnReplay | undefined, afterId = -1) {
   const out: JournaledEvent[] = [];

@@ -311,7 +311,12 @@ describe('stateless and stateful calls', () => {
       { headers: { 'x-session-id': sessionId } },
     );
     expect(next.choices[0]?.message.content).toMatch(/^Building on what we discussed/);
-    expect(await conversations(token)).toHaveLength(1);
+    // The list reads what the consumer persisted: wait for it, then there must be exactly this one.
+    const listed = await waitFor(async () => {
+      const found = (await conversations(token)) as unknown[];
+      return found.length > 0 ? found : undefined;
+    });
+    expect(listed).toHaveLength(1);
   });
 
   it('refuses a contradiction (store: false with x-session-id) and system messages in a stored conversation', async () => {

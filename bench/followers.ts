@@ -13,36 +13,41 @@ export interface IdleFollowers {
   commandsWithFollowers: number;
   /** (with followers − turn alone) ÷ followers ÷ seconds. */
   commandsPerFollowerPerSecond: number;
-  /** The commands the followers added, by name (INFO commandstats). */
+  /** The commands the followers added, by name (MONITOR on the run's database). */
   byCommand: Record<string, number>;
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** Calls per command since the server started, from INFO commandstats (the INFO calls themselves left out). */
-async function commandCalls(redis: Redis): Promise<Record<string, number>> {
-  const info = await redis.info('commandstats');
+/**
+ * The commands clients issue on `database` while `ms` pass, by name, as MONITOR reports them (when issued,
+ * so a blocking read counts at once). Other databases are left out: the server may be shared, as CI's
+ * standalone pass shares one Redis among every test file, each on a database of its own.
+ */
+async function commandsDuring(redisUrl: string, database: number, ms: number): Promise<Record<string, number>> {
+  const redis = new Redis(redisUrl, { lazyConnect: true, maxRetriesPerRequest: 1 });
+  const monitor = await redis.monitor();
   const calls: Record<string, number> = {};
-  for (const match of info.matchAll(/^cmdstat_([^:]+):calls=(\d+)/gm)) {
-    const [, name, count] = match;
-    if (name && name !== 'info') calls[name] = Number(count);
+  monitor.on('monitor', (_time: string, args: string[], _source: string, db: string) => {
+    const name = args[0]?.toLowerCase();
+    if (name && Number(db) === database) calls[name] = (calls[name] ?? 0) + 1;
+  });
+  try {
+    await sleep(ms);
+  } finally {
+    monitor.disconnect();
+    redis.disconnect();
   }
   return calls;
 }
 
-const added = (after: Record<string, number>, before: Record<string, number>) =>
-  Object.fromEntries(
-    Object.entries(after)
-      .map(([name, calls]) => [name, calls - (before[name] ?? 0)] as const)
-      .filter(([, calls]) => calls > 0),
-  );
 const total = (calls: Record<string, number>) => Object.values(calls).reduce((sum, n) => sum + n, 0);
 
 /**
  * What resume followers cost while nothing happens: one turn is kept running with no event to send (the
  * model's first token held back), `followers` clients attach to it with `GET /sessions/{id}/stream`, and
- * Redis's own command counters are read around an idle window, once before the followers attach (the turn
- * alone) and once with them. The Redis must be this run's alone: any other client's commands count.
+ * the commands on the run's database are counted over an idle window, once before the followers attach
+ * (the turn alone) and once with them.
  */
 export async function idleFollowers(options: {
   emulators: Emulators;
@@ -55,8 +60,7 @@ export async function idleFollowers(options: {
   const { emulators, url, followers, idleSeconds } = options;
   const [session] = await warmSessions(emulators.mint, url, 1, 'followers');
   if (!session) throw new Error('no session for the followers');
-  const redis = new Redis(options.redisUrl, { lazyConnect: true, maxRetriesPerRequest: 1 });
-  await redis.connect();
+  const database = Number(new URL(options.redisUrl).pathname.slice(1) || 0);
   const abort = new AbortController();
   const holdMs = (idleSeconds * 2 + 30) * 1000;
   await emulators.setLatencies({ ...options.latencies, modelFirstToken: holdMs });
@@ -71,11 +75,7 @@ export async function idleFollowers(options: {
     const turnBody = turn.body?.getReader();
     await turnBody?.read();
     await sleep(500);
-    const windowed = async () => {
-      const before = await commandCalls(redis);
-      await sleep(idleSeconds * 1000);
-      return added(await commandCalls(redis), before);
-    };
+    const windowed = () => commandsDuring(options.redisUrl, database, idleSeconds * 1000);
     const alone = await windowed();
     // Attached once the route answered 200 (its headers may wait for the first write, so not awaited).
     let attached = 0;
@@ -107,7 +107,6 @@ export async function idleFollowers(options: {
     };
   } finally {
     abort.abort();
-    redis.disconnect();
     await emulators.setLatencies(options.latencies);
   }
 }

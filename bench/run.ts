@@ -474,7 +474,7 @@ async function main() {
         redisUrl: inspectUrl,
         latencies,
         followers: followerCount,
-        // Longer than a follower's blocking read (10 s): a blocked XREAD is counted by Redis only when it returns.
+        // Longer than a follower's blocking read (10 s), so each follower's re-issued read falls in the window.
         idleSeconds: quick ? 12 : 15,
       });
       log('idle followers done');

@@ -24,7 +24,11 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
  * so a blocking read counts at once). Other databases are left out: the server may be shared, as CI's
  * standalone pass shares one Redis among every test file, each on a database of its own.
  */
-async function commandsDuring(redisUrl: string, database: number, ms: number): Promise<Record<string, number>> {
+async function commandsDuring(
+  redisUrl: string,
+  database: number,
+  ms: number,
+): Promise<Record<string, number>> {
   const redis = new Redis(redisUrl, { lazyConnect: true, maxRetriesPerRequest: 1 });
   const monitor = await redis.monitor();
   const calls: Record<string, number> = {};

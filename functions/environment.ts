@@ -47,6 +47,16 @@ export const StreamEnv = z.object({
   RAG_RESULTS: int(DEFAULTS.ragResults, 1, 100),
   HISTORY_LIMIT: int(DEFAULTS.historyLimit, 0, 100),
   MAX_MESSAGE_CHARS: int(DEFAULTS.maxMessageChars, 1, 100_000),
+  /** The bucket attachments are kept in; without it only stateless OpenAI turns take attachments. */
+  ATTACHMENTS_BUCKET: optionalText,
+  /** Path-style S3 URLs (a local emulator on 127.0.0.1); AWS uses virtual-hosted style. */
+  ATTACHMENTS_PATH_STYLE: flag(false),
+  MAX_ATTACHMENTS: int(DEFAULTS.maxAttachments, 0, 20),
+  MAX_IMAGE_BYTES: int(DEFAULTS.maxImageBytes, 1, DEFAULTS.maxImageBytes),
+  MAX_DOCUMENT_BYTES: int(DEFAULTS.maxDocumentBytes, 1, DEFAULTS.maxDocumentBytes),
+  /** Earlier attachments sent to the model again: those of the last N user turns, within a byte budget. */
+  HISTORY_ATTACHMENT_TURNS: int(DEFAULTS.historyAttachmentTurns, 0, 100),
+  HISTORY_ATTACHMENT_BYTES: int(DEFAULTS.historyAttachmentBytes, 0, 100_000_000),
   /** Keys the HMAC that turns a user id into the key Bedrock invocation logs carry (default: the table name). */
   USER_KEY_SECRET: optionalText,
   /** Behind API Gateway only (comma-separated): the origins the function's own CORS headers allow. */

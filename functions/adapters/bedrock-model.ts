@@ -10,6 +10,7 @@ import {
 } from '@aws-sdk/client-bedrock-runtime';
 import { type ModelCapabilities, modelCapabilities } from '../contracts/models.ts';
 import { ModelError } from '../core/errors.ts';
+import type { AttachmentContent } from '../core/messages.ts';
 import type { ChatModel, InferenceSettings, ModelEvent, ModelRequest } from '../core/ports.ts';
 
 /** One ConverseStream event as the port's event; events the turn does not use become `undefined`. */
@@ -63,6 +64,34 @@ function toModelError(error: unknown): ModelError {
 const estimateTokens = (text: string): number => Math.ceil(text.length / 4);
 
 const CACHE_POINT = { cachePoint: { type: 'default' } } as const;
+
+/**
+ * A document's name as Converse allows it (letters, digits, single spaces, hyphens, parentheses, square
+ * brackets; 1 to 200 characters), unique within the request (Converse refuses two documents of one name).
+ */
+export function documentName(name: string, taken: Set<string>): string {
+  const base =
+    name
+      .replace(/[^\p{L}\p{N}\s()[\]-]/gu, ' ')
+      .replace(/\s+/g, ' ')
+      .trim()
+      .slice(0, 190) || 'document';
+  let unique = base;
+  for (let n = 2; taken.has(unique); n++) unique = `${base} (${n})`;
+  taken.add(unique);
+  return unique;
+}
+
+/** Attachments as Converse blocks: images (png, jpeg, gif, webp) and PDF documents, their bytes inline. */
+function fileBlocks(files: AttachmentContent[], names: Set<string>): ContentBlock[] {
+  return files.map((file): ContentBlock => {
+    if (file.mediaType === 'application/pdf') {
+      return { document: { format: 'pdf', name: documentName(file.name, names), source: { bytes: file.bytes } } };
+    }
+    const format = file.mediaType.slice('image/'.length) as 'png' | 'jpeg' | 'gif' | 'webp';
+    return { image: { format, source: { bytes: file.bytes } } };
+  });
+}
 
 /**
  * Where the cache points go: after the system prompt when it alone reaches the model's minimum, and
@@ -128,8 +157,10 @@ export class BedrockChatModel implements ChatModel {
     );
     const system: SystemContentBlock[] = [{ text: request.system }];
     if (points.afterSystem) system.push(CACHE_POINT);
+    const documentNames = new Set<string>();
     const messages: Message[] = request.messages.map((m, i) => {
-      const content: ContentBlock[] = [{ text: m.content }];
+      // Files after the text: Converse wants a text block with every document.
+      const content: ContentBlock[] = [{ text: m.content }, ...fileBlocks(m.files ?? [], documentNames)];
       if (i === points.afterMessage) content.push(CACHE_POINT);
       return { role: m.role, content };
     });

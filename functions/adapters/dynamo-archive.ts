@@ -170,7 +170,7 @@ export class DynamoConversationArchive implements ConversationArchive {
   }
 
   async usageOn(userId: string, day: string): Promise<DailyUsage> {
-    const usage: DailyUsage = { day, turns: 0, inputTokens: 0, outputTokens: 0 };
+    const usage: DailyUsage = { day, turns: 0, inputTokens: 0, outputTokens: 0, byModel: {} };
     let start: Item | undefined;
     do {
       const page = await this.#db.send(
@@ -189,6 +189,11 @@ export class DynamoConversationArchive implements ConversationArchive {
         usage.turns++;
         usage.inputTokens += Number(item.inputTokens ?? 0);
         usage.outputTokens += Number(item.outputTokens ?? 0);
+        const model = typeof item.model === 'string' ? item.model : 'unknown';
+        const entry = (usage.byModel[model] ??= { turns: 0, inputTokens: 0, outputTokens: 0 });
+        entry.turns++;
+        entry.inputTokens += Number(item.inputTokens ?? 0);
+        entry.outputTokens += Number(item.outputTokens ?? 0);
       }
       start = page.LastEvaluatedKey;
     } while (start);

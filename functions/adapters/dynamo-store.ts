@@ -14,7 +14,7 @@ import {
 import { ACTIVITY_INDEX, TABLE_KEYS, TTL_ATTRIBUTE, tableKeys } from '../contracts/table.ts';
 import { turnStartOf } from '../core/conversations.ts';
 import type { ChatMessage, UserProfile } from '../core/messages.ts';
-import type { ConversationStore, MessageWriter, SaveResult } from '../core/ports.ts';
+import type { ConversationStore, MessageWriter, SaveResult, UsageRecorder } from '../core/ports.ts';
 
 const { partitionKey: PK } = TABLE_KEYS;
 
@@ -40,13 +40,15 @@ export function toChatMessage(item: Record<string, unknown>): ChatMessage {
     ...(item.sources ? { sources: item.sources } : {}),
     ...(item.usage ? { usage: item.usage } : {}),
     ...(item.stopReason ? { stopReason: item.stopReason } : {}),
+    ...(item.attachments ? { attachments: item.attachments } : {}),
+    ...(item.model ? { model: item.model } : {}),
   } as ChatMessage;
 }
 
 /** The first words of the first question: the title until a generated or user-given one replaces it. */
 const provisionalTitle = (question: string) => question.replace(/\s+/g, ' ').trim().slice(0, TITLE_CHARS);
 
-export class DynamoConversationStore implements ConversationStore, MessageWriter {
+export class DynamoConversationStore implements ConversationStore, MessageWriter, UsageRecorder {
   readonly #db: DynamoDBDocumentClient;
   readonly #table: string;
   readonly #ttlDays: number;
@@ -260,15 +262,27 @@ export class DynamoConversationStore implements ConversationStore, MessageWriter
   }
 
   /** One item per answer, put once: a redelivery cannot count a turn twice. */
-  async #recordUsage(message: ChatMessage): Promise<void> {
+  #recordUsage(message: ChatMessage): Promise<void> {
+    return this.recordUsage({
+      userId: message.userId,
+      messageId: message.messageId,
+      createdAt: message.createdAt,
+      model: message.model,
+      usage: message.usage ?? { input_tokens: 0, output_tokens: 0 },
+    });
+  }
+
+  /** The usage item of an answer, with the model that wrote it; also a stateless turn's only write. */
+  async recordUsage(entry: Parameters<UsageRecorder['recordUsage']>[0]): Promise<void> {
     await this.#conditional(
       new PutCommand({
         TableName: this.#table,
         Item: {
-          ...tableKeys.usage(message.userId, message.createdAt.slice(0, 10), message.messageId),
-          inputTokens: message.usage?.input_tokens ?? 0,
-          outputTokens: message.usage?.output_tokens ?? 0,
-          createdAt: message.createdAt,
+          ...tableKeys.usage(entry.userId, entry.createdAt.slice(0, 10), entry.messageId),
+          inputTokens: entry.usage.input_tokens,
+          outputTokens: entry.usage.output_tokens,
+          createdAt: entry.createdAt,
+          ...(entry.model ? { model: entry.model } : {}),
         },
         ConditionExpression: 'attribute_not_exists(#pk)',
         ExpressionAttributeNames: { '#pk': PK },

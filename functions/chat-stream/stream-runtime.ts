@@ -3,6 +3,7 @@ import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics } from '@aws-lambda-powertools/metrics';
 import { BedrockAgentRuntimeClient } from '@aws-sdk/client-bedrock-agent-runtime';
 import { BedrockRuntimeClient } from '@aws-sdk/client-bedrock-runtime';
+import { S3Client } from '@aws-sdk/client-s3';
 import { SQSClient } from '@aws-sdk/client-sqs';
 import { v7 as uuidv7 } from 'uuid';
 import { turnIndexKeys } from '../adapters/admission-keys.ts';
@@ -14,6 +15,7 @@ import { KnowledgeBaseRetriever } from '../adapters/kb-retriever.ts';
 import { RedisContextCache, RedisForgetter } from '../adapters/redis-cache.ts';
 import { connectCache } from '../adapters/redis-connection.ts';
 import { RedisTurnRegistry, turnKeys } from '../adapters/redis-turns.ts';
+import { S3AttachmentStore } from '../adapters/s3-attachments.ts';
 import { SqsMessageOutbox } from '../adapters/sqs-outbox.ts';
 import { TurnMetrics } from '../adapters/turn-metrics.ts';
 import { RedisUserLimits } from '../adapters/user-limits.ts';
@@ -90,6 +92,12 @@ export function createStreamRuntime(env: NodeJS.ProcessEnv = process.env) {
       )
     : undefined;
 
+  const attachmentStore = config.ATTACHMENTS_BUCKET
+    ? new S3AttachmentStore(
+        new S3Client({ ...timeouts, forcePathStyle: config.ATTACHMENTS_PATH_STYLE }),
+        config.ATTACHMENTS_BUCKET,
+      )
+    : undefined;
   const requestSchema = chatRequestSchema(config.MAX_MESSAGE_CHARS);
   const turnDeps: TurnDeps = {
     cache: redis
@@ -115,7 +123,10 @@ export function createStreamRuntime(env: NodeJS.ProcessEnv = process.env) {
       storeTimeoutMs: config.STORE_TIMEOUT_MS,
       ragTimeoutMs: config.RAG_TIMEOUT_MS,
       modelTimeoutMs: config.MODEL_TIMEOUT_MS,
+      historyAttachments: { turns: config.HISTORY_ATTACHMENT_TURNS, bytes: config.HISTORY_ATTACHMENT_BYTES },
     },
+    attachments: attachmentStore,
+    usage: store,
     newId: () => uuidv7(),
     now: () => performance.now(),
     clock: () => new Date(),
@@ -216,6 +227,14 @@ export function createStreamRuntime(env: NodeJS.ProcessEnv = process.env) {
       paddingBytes: config.FLUSH_PADDING_BYTES,
       modelPolicy,
       ragByDefault: retriever !== undefined,
+      attachments: {
+        caps: {
+          maxCount: config.MAX_ATTACHMENTS,
+          maxImageBytes: config.MAX_IMAGE_BYTES,
+          maxDocumentBytes: config.MAX_DOCUMENT_BYTES,
+        },
+        stored: attachmentStore !== undefined,
+      },
     }),
     conversations: conversationRoutes({
       archive,
@@ -232,6 +251,7 @@ export function createStreamRuntime(env: NodeJS.ProcessEnv = process.env) {
       forgetUser: async (userId) => {
         await forgetter?.forgetUser(userId).catch(cacheNotCleared);
       },
+      attachments: attachmentStore,
     }),
     account: accountRoutes({
       archive,

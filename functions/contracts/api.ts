@@ -70,6 +70,10 @@ export interface StoredMessage {
   sources?: SourceReference[];
   stop_reason?: string;
   usage?: TokenUsage;
+  /** A user message's files (their bytes are not returned here). */
+  attachments?: Array<{ name: string; media_type: string; size: number }>;
+  /** The model that wrote an answer. */
+  model?: string;
 }
 
 type CacheState = 'hit' | 'miss' | 'skipped';
@@ -109,6 +113,8 @@ export interface UsageSummary {
   turns: number;
   input_tokens: number;
   output_tokens: number;
+  /** Today's tokens per model that answered (stateless /v1 calls included). */
+  models: Array<{ model: string; turns: number; input_tokens: number; output_tokens: number }>;
   limits: { turns_per_minute: LimitUse; concurrent_streams: LimitUse; tokens_per_day: LimitUse };
 }
 

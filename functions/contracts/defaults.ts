@@ -30,8 +30,30 @@ export const DEFAULTS = {
   limitTurnsPerMinute: 10,
   limitConcurrentStreams: 3,
   limitTokensPerDay: 200_000,
+  /** Attachments per user message (Bedrock Converse takes at most 20 images and 5 documents a request). */
+  maxAttachments: 5,
+  /** Bytes per image after base64 decoding: Converse's limit (3.75 MB). */
+  maxImageBytes: 3_932_160,
+  /** Bytes per PDF after base64 decoding: Converse's limit (4.5 MB). */
+  maxDocumentBytes: 4_718_592,
+  /**
+   * A turn request's body when it may carry attachments: just under a Function URL's 6 MB invoke payload,
+   * so the JSON (base64 grows bytes by 4/3) holds about 4.4 MB of files in all.
+   */
+  maxAttachmentBodyBytes: 6_000_000,
+  /** Earlier attachments sent back to the model on later turns: those of the last N user turns... */
+  historyAttachmentTurns: 2,
+  /** ...and at most this many bytes of them in all (newest first). */
+  historyAttachmentBytes: 8_000_000,
 } as const;
 
 /** The model call must end before the function's own timeout, leaving time to save what was said. */
 export const modelTimeoutMs = (streamTimeoutSeconds: number) =>
   Math.max(1000, (streamTimeoutSeconds - 5) * 1000);
+
+/** The attachment caps a route applies when the deployment sets none. */
+export const DEFAULT_ATTACHMENT_CAPS = {
+  maxCount: DEFAULTS.maxAttachments,
+  maxImageBytes: DEFAULTS.maxImageBytes,
+  maxDocumentBytes: DEFAULTS.maxDocumentBytes,
+};

@@ -23,13 +23,22 @@ export class BackgroundWrites {
     this.#log = log;
   }
 
-  saveMessage(message: ChatMessage): void {
+  /** A message may still be on its way (its attachments being stored): the chain waits for it, in order. */
+  saveMessage(message: ChatMessage | Promise<ChatMessage>): void {
     this.#saves++;
     this.#messageChain = this.#messageChain.then(() => this.#deliver(message));
     this.#pending.push(this.#messageChain);
   }
 
-  async #deliver(message: ChatMessage): Promise<void> {
+  async #deliver(pending: ChatMessage | Promise<ChatMessage>): Promise<void> {
+    let message: ChatMessage;
+    try {
+      message = await pending;
+    } catch (error) {
+      this.#failedSaves++;
+      this.#log.error('message not saved: its attachments could not be stored', { error: errorName(error) });
+      return;
+    }
     try {
       await this.#outbox.send(message);
       return;
@@ -58,6 +67,16 @@ export class BackgroundWrites {
     );
     this.#pending.push(settled);
     return settled;
+  }
+
+  /** Tracks a write that is not a message (a stateless turn's usage); a failure is logged. */
+  track(label: string, work: Promise<unknown>): void {
+    this.#pending.push(
+      work.then(
+        () => undefined,
+        (error: unknown) => this.#log.warn(`${label} not written`, { error: errorName(error) }),
+      ),
+    );
   }
 
   async settle(): Promise<BackgroundReport> {

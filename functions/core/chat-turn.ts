@@ -40,6 +40,7 @@ export interface TurnRequest {
   replayBudgetMs: number;
   model?: TurnInput['model'];
   transcript?: TurnInput['transcript'];
+  attachments?: TurnInput['attachments'];
 }
 
 /** An admitted turn: its session, and `deliver`, which writes it to a wire format and finishes it. */

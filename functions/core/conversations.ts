@@ -16,6 +16,8 @@ export interface DailyUsage {
   turns: number;
   inputTokens: number;
   outputTokens: number;
+  /** The same, per model that answered (`unknown` for answers stored before models were recorded). */
+  byModel: Record<string, { turns: number; inputTokens: number; outputTokens: number }>;
 }
 
 /** What a person can do with their stored conversations; every call is scoped to the verified user. */

@@ -27,6 +27,26 @@ export const OPAQUE_ID = /^[A-Za-z0-9_-]{1,128}$/;
 export const opaqueId = (what: string) =>
   z.string(`${what} must be a string`).check(z.regex(OPAQUE_ID, `${what} must match [A-Za-z0-9_-]{1,128}`));
 
+/**
+ * Where a user message's attachment is kept (an object store key), never its bytes: the queue message,
+ * the table item and the cached history carry only this.
+ */
+const AttachmentRefSchema = z.object({
+  key: z.string().check(z.minLength(1), z.maxLength(1024)),
+  mediaType: z.enum(['image/png', 'image/jpeg', 'image/gif', 'image/webp', 'application/pdf']),
+  name: z.string().check(z.maxLength(200)),
+  size: z.int(),
+});
+export type AttachmentRef = z.infer<typeof AttachmentRefSchema>;
+export type AttachmentMediaType = AttachmentRef['mediaType'];
+
+/** An attachment's bytes, as a turn hands it to the model (and to the object store). */
+export interface AttachmentContent {
+  mediaType: AttachmentMediaType;
+  name: string;
+  bytes: Uint8Array;
+}
+
 export const ChatMessageSchema = z.object({
   /** Server-made UUIDv7: time-ordered, so the table and the consumer can order a conversation by it. */
   messageId: z.uuid({ version: 'v7' }),
@@ -42,6 +62,10 @@ export const ChatMessageSchema = z.object({
   sources: z.optional(z.array(SourceSchema)),
   usage: z.optional(UsageSchema),
   stopReason: z.optional(z.string()),
+  /** A user message's files, stored apart (see AttachmentRef). */
+  attachments: z.optional(z.array(AttachmentRefSchema)),
+  /** The model that wrote an assistant message (usage is counted per model). */
+  model: z.optional(z.string().check(z.maxLength(256))),
 });
 export type ChatMessage = z.infer<typeof ChatMessageSchema>;
 

@@ -1,5 +1,5 @@
 import type { LimitName } from './limits.ts';
-import type { ChatMessage, Passage, UserProfile } from './messages.ts';
+import type { AttachmentContent, AttachmentRef, ChatMessage, Passage, UserProfile } from './messages.ts';
 import type { BackgroundReport, TurnEvent, TurnReport } from './turn-events.ts';
 
 /** `undefined` means "not cached" (a miss), never "empty". */
@@ -54,6 +54,31 @@ export interface MessageOutbox {
   send(message: ChatMessage): Promise<void>;
 }
 
+/** Where a message's attachments are kept, under its user and session (in AWS: an encrypted S3 bucket). */
+export interface AttachmentStore {
+  put(
+    owner: { userId: string; sessionId: string; messageId: string },
+    index: number,
+    content: AttachmentContent,
+  ): Promise<AttachmentRef>;
+  get(ref: AttachmentRef, signal: AbortSignal): Promise<Uint8Array>;
+  /** `true` when the key is one of this user's (a key from a request is never trusted as is). */
+  owns(userId: string, key: string): boolean;
+  deleteSession(userId: string, sessionId: string): Promise<void>;
+  deleteUser(userId: string): Promise<void>;
+}
+
+/** Usage of a turn that stores no message (a stateless OpenAI call), counted like an answer's. */
+export interface UsageRecorder {
+  recordUsage(entry: {
+    userId: string;
+    messageId: string;
+    createdAt: string;
+    model: string | undefined;
+    usage: { input_tokens: number; output_tokens: number };
+  }): Promise<void>;
+}
+
 export interface Retriever {
   readonly knowledgeBaseId: string;
   retrieve(question: string, signal: AbortSignal): Promise<Passage[]>;
@@ -87,7 +112,8 @@ export interface ModelRequest {
   /** What the client asked for; unset fields take the deployment's defaults. */
   inference?: InferenceSettings | undefined;
   system: string;
-  messages: Array<{ role: 'user' | 'assistant'; content: string }>;
+  /** `files`: a user turn's attachments (images and documents), after its text. */
+  messages: Array<{ role: 'user' | 'assistant'; content: string; files?: AttachmentContent[] }>;
   signal: AbortSignal;
   /** Attribution for the provider's invocation logs: a non-reversible user key and the session id. */
   metadata?: Record<string, string>;

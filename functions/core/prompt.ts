@@ -1,4 +1,4 @@
-import type { ChatMessage, Passage, UserProfile } from './messages.ts';
+import type { AttachmentContent, ChatMessage, Passage, UserProfile } from './messages.ts';
 import type { ModelRequest } from './ports.ts';
 
 /** Bedrock's stop reason when a guardrail replaced the answer. */
@@ -29,26 +29,49 @@ export function buildSystemPrompt(profile: UserProfile | undefined, passages: Pa
 
 /** A turn of the history: a stored message, or one of a stateless client's turns (no ids). */
 type PromptTurn = Pick<ChatMessage, 'role' | 'content'> &
-  Partial<Pick<ChatMessage, 'messageId' | 'replaces' | 'stopReason'>>;
+  Partial<Pick<ChatMessage, 'messageId' | 'replaces' | 'stopReason' | 'attachments'>> & {
+    /** The turn's attachments as sent to the model (a stateless client's, or read back from the store). */
+    files?: AttachmentContent[] | undefined;
+  };
+
+/** Earlier attachments left out of the prompt (over the history budget) are named, so the model knows. */
+function withOmittedNote(turn: PromptTurn, files: AttachmentContent[]): string {
+  const omitted = (turn.attachments ?? []).filter(
+    (a) => !files.some((f) => f.name === a.name && f.bytes.length === a.size),
+  );
+  if (omitted.length === 0) return turn.content;
+  const names = omitted.map((a) => `${a.name} (${a.mediaType})`).join(', ');
+  return `${turn.content}\n\n[Attached earlier, not shown again: ${names}]`;
+}
 
 /**
  * Makes stored history valid for the Converse API before the new user message is appended: it must
  * start with a user turn and roles must alternate, so leading assistant turns are dropped and runs
  * of one role (a turn whose answer failed) are merged.
  */
-export function toConverseMessages(history: PromptTurn[], message: string): ModelRequest['messages'] {
+export function toConverseMessages(
+  history: PromptTurn[],
+  message: string,
+  questionFiles: AttachmentContent[] = [],
+  loadedFiles: ReadonlyMap<string, AttachmentContent[]> = new Map(),
+): ModelRequest['messages'] {
   const turns: ModelRequest['messages'] = [];
   // A regenerated answer replaces the earlier one: only the latest is part of the conversation.
   const replaced = new Set(history.flatMap((m) => (m.replaces ? [m.replaces] : [])));
   const said = history.filter((m) => m.messageId === undefined || !replaced.has(m.messageId));
-  for (const entry of [...said, { role: 'user' as const, content: message }]) {
+  const question: PromptTurn = { role: 'user', content: message, files: questionFiles };
+  for (const entry of [...said, question]) {
     if (entry.content.trim() === '') continue;
     // What a guardrail blocked is never fed back to the model as if it had been said.
     if ('stopReason' in entry && entry.stopReason === GUARDRAIL_INTERVENED) continue;
     const last = turns.at(-1);
     if (!last && entry.role !== 'user') continue;
-    if (last && last.role === entry.role) last.content = `${last.content}\n\n${entry.content}`;
-    else turns.push({ role: entry.role, content: entry.content });
+    const files = entry.files ?? (entry.messageId ? loadedFiles.get(entry.messageId) : undefined) ?? [];
+    const content = entry === question ? entry.content : withOmittedNote(entry, files);
+    if (last && last.role === entry.role) {
+      last.content = `${last.content}\n\n${content}`;
+      if (files.length > 0) last.files = [...(last.files ?? []), ...files];
+    } else turns.push({ role: entry.role, content, ...(files.length > 0 ? { files } : {}) });
   }
   return turns;
 }
@@ -95,6 +118,10 @@ export interface PromptInput {
   question: string;
   /** How many messages the history was loaded with; lets the prompt tell a full, sliding window. */
   historyLimit?: number;
+  /** The question's attachments. */
+  questionFiles?: AttachmentContent[];
+  /** Earlier attachments read back for the prompt, by message id (within the history budget). */
+  historyFiles?: ReadonlyMap<string, AttachmentContent[]>;
 }
 
 /**
@@ -110,6 +137,8 @@ export function buildPrompt(input: PromptInput): Pick<ModelRequest, 'system' | '
     messages: toConverseMessages(
       stableHistory(input.history, input.historyLimit),
       userTurn(input.passages, input.question),
+      input.questionFiles,
+      input.historyFiles,
     ),
   };
 }
@@ -117,10 +146,11 @@ export function buildPrompt(input: PromptInput): Pick<ModelRequest, 'system' | '
 export interface TranscriptPromptInput {
   /** The client's system and developer messages. */
   instructions: string[];
-  /** The client's turns before the question, oldest first. */
-  turns: Array<{ role: 'user' | 'assistant'; content: string }>;
+  /** The client's turns before the question, oldest first (with the files they carried). */
+  turns: Array<{ role: 'user' | 'assistant'; content: string; files?: AttachmentContent[] }>;
   passages: Passage[];
   question: string;
+  questionFiles?: AttachmentContent[];
 }
 
 /**
@@ -133,6 +163,10 @@ export function buildTranscriptPrompt(
   const instructions = input.instructions.filter((text) => text.trim() !== '');
   return {
     system: [buildSystemPrompt(undefined, []), ...instructions].join('\n\n'),
-    messages: toConverseMessages(input.turns, userTurn(input.passages, input.question)),
+    messages: toConverseMessages(
+      input.turns,
+      userTurn(input.passages, input.question),
+      input.questionFiles,
+    ),
   };
 }

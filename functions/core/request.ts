@@ -20,6 +20,13 @@ export function chatRequestSchema(maxMessageChars: number) {
     temperature: z.optional(z.unknown()),
     top_p: z.optional(z.unknown()),
     stop: z.optional(z.unknown()),
+    /** Images and PDFs: `{ media_type, data (base64), name }` each, checked by `readAttachments`. */
+    attachments: z.optional(
+      z.array(
+        z.record(z.string(), z.unknown(), 'each attachment must be an object'),
+        'attachments must be an array',
+      ),
+    ),
   });
 }
 

@@ -1,13 +1,24 @@
 import { type AnswerEnd, ClientChannel, type StreamedAnswer, streamAnswer } from './answer-stream.ts';
+import { type HistoryAttachmentBudget, loadHistoryAttachments } from './attachments.ts';
 import { BackgroundWrites } from './background-writes.ts';
 import { type ContextSettings, type ContextSources, loadTurnContext, type TurnContext } from './context.ts';
-import type { ChatMessage, Passage, Source } from './messages.ts';
-import type { ChatModel, EventSink, InferenceSettings, MessageOutbox, MessageWriter } from './ports.ts';
+import type { AttachmentContent, ChatMessage, Passage, Source } from './messages.ts';
+import type {
+  AttachmentStore,
+  ChatModel,
+  EventSink,
+  InferenceSettings,
+  MessageOutbox,
+  MessageWriter,
+  UsageRecorder,
+} from './ports.ts';
 import { buildPrompt, buildTranscriptPrompt } from './prompt.ts';
 import type { TurnCacheStates, TurnErrorCode, TurnEvent, TurnReport, TurnTimings } from './turn-events.ts';
 
 interface TurnSettings extends ContextSettings {
   modelTimeoutMs: number;
+  /** Which earlier attachments are sent to the model again; the deadline is `storeTimeoutMs`. */
+  historyAttachments?: Omit<HistoryAttachmentBudget, 'timeoutMs'>;
 }
 
 export interface TurnDeps extends ContextSources {
@@ -19,6 +30,10 @@ export interface TurnDeps extends ContextSources {
   clock(): Date;
   /** A stable key for the user that does not reveal the user id (for the model's invocation logs). */
   userKey(userId: string): string;
+  /** Where attachments are kept; `undefined`: this deployment stores none (stateless turns may still send them). */
+  attachments?: AttachmentStore | undefined;
+  /** Counts a stateless turn's tokens (nothing else of it is stored). */
+  usage?: UsageRecorder | undefined;
 }
 
 export interface TurnInput {
@@ -27,6 +42,8 @@ export interface TurnInput {
   isNewSession: boolean;
   /** The new user message; `undefined` regenerates the answer to the last stored one. */
   message: string | undefined;
+  /** The new message's files, already checked (type, size, signature) at the edge. */
+  attachments?: AttachmentContent[] | undefined;
   /** The client's id for the message, kept on the stored user message. */
   clientMessageId?: string | undefined;
   useRag: boolean;
@@ -41,7 +58,10 @@ export interface TurnInput {
    * is read or stored; the question is `message`.
    */
   transcript?:
-    | { instructions: string[]; turns: Array<{ role: 'user' | 'assistant'; content: string }> }
+    | {
+        instructions: string[];
+        turns: Array<{ role: 'user' | 'assistant'; content: string; files?: AttachmentContent[] }>;
+      }
     | undefined;
 }
 
@@ -64,6 +84,7 @@ function splitForRegenerate(history: ChatMessage[]) {
   const replaced = history.slice(index + 1).findLast((m) => m.role === 'assistant');
   return {
     question: history[index]?.content ?? '',
+    questionId: history[index]?.messageId,
     before: history.slice(0, index),
     replaces: replaced?.messageId,
   };
@@ -88,7 +109,9 @@ export async function runTurn(deps: TurnDeps, input: TurnInput, sink: EventSink)
   const writes = new BackgroundWrites(deps.outbox, deps.writer, deps.log);
   const question = input.message === undefined ? undefined : userMessage(deps, input, userMessageId);
   const stateless = input.transcript !== undefined;
-  if (question && !stateless) writes.saveMessage(question);
+  // The files go to the store first; the queued message carries only their keys.
+  const storedQuestion = question && !stateless ? withStoredAttachments(deps, question, input) : undefined;
+  if (storedQuestion) writes.saveMessage(storedQuestion);
   const context = await loadTurnContext(deps, writes, {
     stateless,
     userId,
@@ -123,10 +146,21 @@ export async function runTurn(deps: TurnDeps, input: TurnInput, sink: EventSink)
     answer.end.kind === 'answered'
       ? assistantMessage(deps, input, { id: assistantMessageId, answer, sources, regenerated })
       : undefined;
-  const messages = [question, reply].filter((m) => m !== undefined);
   if (!stateless) {
+    const messages = Promise.all([storedQuestion, reply]).then((all) => all.filter((m) => m !== undefined));
     rememberTurn(deps, writes, { ...input, historyReady: conversation.historyReady, messages });
     if (reply) writes.saveMessage(reply);
+  } else if (deps.usage && answer.usage.input_tokens + answer.usage.output_tokens > 0) {
+    writes.track(
+      'stateless usage',
+      deps.usage.recordUsage({
+        userId,
+        messageId: assistantMessageId,
+        createdAt: deps.clock().toISOString(),
+        model: input.model?.id,
+        usage: answer.usage,
+      }),
+    );
   }
   timings.total_ms = elapsed();
   client.send(finalEvent(answer, assistantMessageId, timings, cache));
@@ -169,14 +203,30 @@ async function answerQuestion(
       firstTokenAt: undefined,
     };
   }
+  const historyFiles = input.transcript
+    ? new Map<string, AttachmentContent[]>()
+    : await loadHistoryAttachments(
+        deps.attachments,
+        conversation.history,
+        {
+          turns: deps.settings.historyAttachments?.turns ?? 0,
+          bytes: deps.settings.historyAttachments?.bytes ?? 0,
+          timeoutMs: deps.settings.storeTimeoutMs,
+        },
+        deps.log,
+      );
+  const questionFiles =
+    input.attachments ?? (regenerated?.questionId ? historyFiles.get(regenerated.questionId) : undefined);
   const prompt = input.transcript
-    ? buildTranscriptPrompt({ ...input.transcript, passages: retrieved.passages, question })
+    ? buildTranscriptPrompt({ ...input.transcript, passages: retrieved.passages, question, questionFiles })
     : buildPrompt({
         profile: conversation.profile,
         passages: retrieved.passages,
         history: regenerated?.before ?? conversation.history,
         question,
         historyLimit: deps.settings.historyLimit,
+        questionFiles,
+        historyFiles,
       });
   return streamAnswer(
     deps,
@@ -217,6 +267,7 @@ function assistantMessage(
     createdAt: deps.clock().toISOString(),
     stopReason: answer.end.kind === 'answered' ? answer.end.stopReason : 'end_turn',
     usage: answer.usage,
+    ...(input.model ? { model: input.model.id } : {}),
     ...(sources.length > 0 ? { sources } : {}),
     ...(regenerated?.replaces ? { replaces: regenerated.replaces } : {}),
   };
@@ -247,17 +298,36 @@ function rememberTurn(
     sessionId: string;
     isNewSession: boolean;
     historyReady: Promise<boolean>;
-    messages: ChatMessage[];
+    messages: Promise<ChatMessage[]>;
   },
 ) {
   const cache = deps.cache;
   if (!cache) return;
   if (turn.isNewSession) {
-    writes.cacheWrite('history store', cache.storeHistory(turn.userId, turn.sessionId, turn.messages));
+    const stored = turn.messages.then((messages) => cache.storeHistory(turn.userId, turn.sessionId, messages));
+    writes.cacheWrite('history store', stored);
     return;
   }
-  const appended = turn.historyReady.then((ready) =>
-    ready ? cache.appendHistory(turn.userId, turn.sessionId, turn.messages) : undefined,
+  const appended = Promise.all([turn.historyReady, turn.messages]).then(([ready, messages]) =>
+    ready ? cache.appendHistory(turn.userId, turn.sessionId, messages) : undefined,
   );
   writes.cacheWrite('history append', appended);
+}
+
+/**
+ * The user message once its files are in the attachment store, pointing at them (key, type, name, size).
+ * Started at once and awaited only by the writes that need it, so the model call never waits for it.
+ */
+async function withStoredAttachments(
+  deps: TurnDeps,
+  message: ChatMessage,
+  input: TurnInput,
+): Promise<ChatMessage> {
+  const files = input.attachments ?? [];
+  if (files.length === 0) return message;
+  const store = deps.attachments;
+  if (!store) throw new Error('attachments sent to a deployment without an attachment store');
+  const owner = { userId: message.userId, sessionId: message.sessionId, messageId: message.messageId };
+  const attachments = await Promise.all(files.map((file, index) => store.put(owner, index, file)));
+  return { ...message, attachments };
 }

@@ -30,6 +30,53 @@ export interface BedrockRuntimeOptions {
 interface Block {
   text?: string;
   cachePoint?: { type?: string };
+  /** Blobs arrive base64-encoded in Converse's JSON. */
+  image?: { format?: string; source?: { bytes?: string } };
+  document?: { format?: string; name?: string; source?: { bytes?: string } };
+}
+
+const IMAGE_SIGNATURES: Record<string, string> = {
+  png: '89504e47',
+  jpeg: 'ffd8ff',
+  gif: '47494638',
+  webp: '52494646',
+};
+
+/** Bedrock's checks on image and document blocks: a known format, bytes of that format, a valid name. */
+export function attachmentProblem(body: ConverseBody): string | undefined {
+  for (const message of body.messages ?? []) {
+    const blocks = message.content ?? [];
+    for (const block of blocks) {
+      if (block.image) {
+        const signature = IMAGE_SIGNATURES[block.image.format ?? ''];
+        const hex = Buffer.from(block.image.source?.bytes ?? '', 'base64').subarray(0, 4).toString('hex');
+        if (!signature) return `Unsupported image format: ${block.image.format}`;
+        if (!hex.startsWith(signature)) return 'The provided image does not match the specified image format.';
+      }
+      if (block.document) {
+        const { format, name = '' } = block.document;
+        if (format !== 'pdf') return `Unsupported document format: ${format}`;
+        if (!/^(?!.*\s\s)[\p{L}\p{N}\s()[\]-]{1,200}$/u.test(name)) return 'The document name is not valid.';
+        const bytes = Buffer.from(block.document.source?.bytes ?? '', 'base64');
+        if (bytes.subarray(0, 5).toString('latin1') !== '%PDF-') return 'The document is not a valid PDF.';
+        if (!blocks.some((b) => b.text !== undefined)) return 'A document must come with a text block.';
+      }
+    }
+  }
+  return undefined;
+}
+
+/** "1 image (PNG) and 1 PDF named report": what the emulated model says it sees, so tests can tell. */
+export function describeAttachments(blocks: Block[]): string | undefined {
+  const images = blocks.flatMap((b) => (b.image ? [(b.image.format ?? '').toUpperCase()] : []));
+  const documents = blocks.flatMap((b) => (b.document ? [b.document.name ?? ''] : []));
+  const parts = [
+    ...(images.length ? [`${images.length} image${images.length > 1 ? 's' : ''} (${images.join(', ')})`] : []),
+    ...(documents.length
+      ? [`${documents.length} PDF${documents.length > 1 ? 's' : ''} named ${documents.join(', ')}`]
+      : []),
+  ];
+  return parts.length ? parts.join(' and ') : undefined;
 }
 
 interface ConverseBody {
@@ -173,13 +220,22 @@ function plan(body: ConverseBody, cache: PromptCache, minTokens: number | undefi
   // Retrieved passages may come in the last user turn (after the cacheable history) or in the system prompt.
   const { sources, question } = splitSources(last?.role === 'user' ? textOf(last.content) : '');
   const system = textOf(body.system);
+  const seen = describeAttachments(last?.content ?? []);
+  const earlier = describeAttachments(messages.slice(0, -1).flatMap((m) => m.content ?? []));
+  const mentions = [
+    ...(seen ? [`I see ${seen}.`] : []),
+    ...(earlier ? [`Earlier in this conversation I saw ${earlier}.`] : []),
+  ];
   const answer = /^Write a title/.test(system)
     ? composeTitle(question)
-    : composeAnswer({
-        system: sources ? `${system}\n${sources}` : system,
-        question,
-        priorTurns: Math.floor((messages.length - 1) / 2),
-      });
+    : [
+        ...(mentions.length ? [mentions.join(' ')] : []),
+        composeAnswer({
+          system: sources ? `${system}\n${sources}` : system,
+          question,
+          priorTurns: Math.floor((messages.length - 1) / 2),
+        }),
+      ].join('\n\n');
   const maxTokens = body.inferenceConfig?.maxTokens ?? 4096;
   // As a model does: the answer ends before the first stop sequence it would write, which is not sent.
   const cut = Math.min(
@@ -269,6 +325,11 @@ export async function startBedrockRuntime(
     }
     if (fault === 'validation' || !Array.isArray(body.messages) || body.messages[0]?.role !== 'user') {
       sendAwsError(res, 400, 'ValidationException', 'A conversation must start with a user message.');
+      return;
+    }
+    const refused = attachmentProblem(body);
+    if (refused) {
+      sendAwsError(res, 400, 'ValidationException', refused);
       return;
     }
     // As Bedrock: a model takes cache points and latency-optimized inference only where it supports them.

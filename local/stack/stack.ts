@@ -39,6 +39,8 @@ export const DEMO_USER = 'demo-user';
 const TABLE_NAME = 'chat-local';
 const QUEUE_NAME = 'chat-messages.fifo';
 const DLQ_NAME = 'chat-messages-dlq.fifo';
+/** fauxqs speaks S3's wire protocol too: the attachments bucket lives in the same emulator as the queues. */
+const ATTACHMENTS_BUCKET = 'chat-attachments-local';
 
 export interface LocalStackOptions {
   ports?: Partial<
@@ -82,6 +84,7 @@ export interface LocalStack {
   endpoints: Record<string, string>;
   env: Record<string, string>;
   tableName: string;
+  attachmentsBucket: string;
   queueUrl: string;
   queueArn: string;
   dlqUrl: string;
@@ -190,6 +193,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
   const dynamodb = new DynamoDBClient(localClientConfig(db.url));
   const sqs = new SQSClient(localClientConfig(sqsUrl));
   await dynamodb.send(new CreateTableCommand(tableDefinition(TABLE_NAME)));
+  fauxqs.createBucket(ATTACHMENTS_BUCKET);
   const dlq = fauxqs.createQueue(DLQ_NAME, {
     attributes: { FifoQueue: 'true', MessageRetentionPeriod: String(QUEUE_SETTINGS.retentionSeconds) },
   });
@@ -216,6 +220,9 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     AWS_EC2_METADATA_DISABLED: 'true',
     AWS_ENDPOINT_URL_DYNAMODB: dynamodbEndpoint,
     AWS_ENDPOINT_URL_SQS: sqsEndpoint,
+    AWS_ENDPOINT_URL_S3: sqsUrl,
+    ATTACHMENTS_BUCKET,
+    ATTACHMENTS_PATH_STYLE: 'true',
     AWS_ENDPOINT_URL_BEDROCK_RUNTIME: bedrock.url,
     AWS_ENDPOINT_URL_BEDROCK_AGENT_RUNTIME: knowledgeBase.url,
     TABLE_NAME,
@@ -275,6 +282,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     endpoints,
     env,
     tableName: TABLE_NAME,
+    attachmentsBucket: ATTACHMENTS_BUCKET,
     queueUrl,
     queueArn: queue.queueArn,
     dlqUrl,

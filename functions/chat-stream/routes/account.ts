@@ -31,6 +31,12 @@ export function accountRoutes(deps: AccountRouteDeps) {
       turns: stored.turns,
       input_tokens: stored.inputTokens,
       output_tokens: stored.outputTokens,
+      models: Object.entries(stored.byModel).map(([model, use]) => ({
+        model,
+        turns: use.turns,
+        input_tokens: use.inputTokens,
+        output_tokens: use.outputTokens,
+      })),
       limits: {
         turns_per_minute: { limit: config.turnsPerMinute, used: counted.turnsThisMinute },
         concurrent_streams: { limit: config.concurrentStreams, used: running },

@@ -10,6 +10,7 @@ import {
 import { dependencyUnavailable, invalidField, RequestRejected } from '../../core/errors.ts';
 import { checkRoute, type UserLimits } from '../../core/limits.ts';
 import type { ChatMessage } from '../../core/messages.ts';
+import type { AttachmentStore } from '../../core/ports.ts';
 import { parseJsonBody } from '../../core/request.ts';
 import { type Invocation, json, noContent, type RouteHandler, readJsonBody } from '../invocation.ts';
 import { sourcePart } from '../wire/ai-sdk.ts';
@@ -28,6 +29,8 @@ export interface ConversationRouteDeps {
    */
   forgetSession(userId: string, sessionId: string): Promise<void>;
   forgetUser(userId: string): Promise<void>;
+  /** The stored attachments of a deleted session or an erased user (S3 objects), when attachments are kept. */
+  attachments?: Pick<AttachmentStore, 'deleteSession' | 'deleteUser'> | undefined;
 }
 
 const MAX_TITLE_CHARS = 120;
@@ -68,6 +71,15 @@ const messageJson = (m: ChatMessage): StoredMessage => ({
   ...(m.sources ? { sources: m.sources } : {}),
   ...(m.stopReason ? { stop_reason: m.stopReason } : {}),
   ...(m.usage ? { usage: m.usage } : {}),
+  ...(m.attachments?.length ? { attachments: m.attachments.map(attachmentJson) } : {}),
+  ...(m.model ? { model: m.model } : {}),
+});
+
+/** What a reopened message shows of its files: names, types and sizes (the bytes stay in the store). */
+const attachmentJson = (a: NonNullable<ChatMessage['attachments']>[number]) => ({
+  name: a.name,
+  media_type: a.mediaType,
+  size: a.size,
 });
 
 /** `UIMessage`s ready to be `useChat`'s initial messages: text and source parts, ids as the stream gave them. */
@@ -188,7 +200,10 @@ export function conversationRoutes(deps: ConversationRouteDeps) {
     await checkRoute(deps.limits, inv.userId, 'delete');
     return forgetEverywhere(
       () => deps.forgetSession(inv.userId, sessionId),
-      () => archive.deleteSession(inv.userId, sessionId),
+      async () => {
+        await archive.deleteSession(inv.userId, sessionId);
+        await deps.attachments?.deleteSession(inv.userId, sessionId);
+      },
     );
   };
 
@@ -196,7 +211,10 @@ export function conversationRoutes(deps: ConversationRouteDeps) {
     await checkRoute(deps.limits, inv.userId, 'erase');
     return forgetEverywhere(
       () => deps.forgetUser(inv.userId),
-      () => archive.eraseUser(inv.userId),
+      async () => {
+        await archive.eraseUser(inv.userId);
+        await deps.attachments?.deleteUser(inv.userId);
+      },
     );
   };
 

@@ -1,5 +1,7 @@
 import { PassThrough } from 'node:stream';
 import * as z from 'zod/mini';
+import { DEFAULTS } from '../../contracts/defaults.ts';
+import { type AttachmentCaps, readAttachments } from '../../core/attachments.ts';
 import type { ChatTurns, TurnRequest } from '../../core/chat-turn.ts';
 import { invalidField } from '../../core/errors.ts';
 import type { WireSink } from '../../core/ports.ts';
@@ -30,10 +32,23 @@ export interface TurnRouteDeps {
   modelPolicy: ModelPolicy;
   /** Whether a request that does not say retrieves passages (a knowledge base is configured). */
   ragByDefault: boolean;
+  /** Attachment caps, and whether they can be stored (a stateful turn's files must be). */
+  attachments?: { caps: AttachmentCaps; stored: boolean };
 }
 
-/** Bodies of the AI SDK and OpenAI routes carry the client's copy of the conversation: allow 1 MiB. */
-const CONVERSATION_BODY_BYTES = 1_048_576;
+/** Bodies that may carry attachments (and, on /v1, the client's conversation): just under 6 MB. */
+const CONVERSATION_BODY_BYTES = DEFAULTS.maxAttachmentBodyBytes;
+
+const NO_ATTACHMENTS = { caps: { maxCount: 0, maxImageBytes: 0, maxDocumentBytes: 0 }, stored: false };
+
+/** A stored conversation's files must be kept with it: a deployment without a bucket refuses them by name. */
+function storable(deps: TurnRouteDeps, request: TurnRequestBody, field: string): TurnRequestBody {
+  if (!request.attachments?.length || request.transcript || deps.attachments?.stored) return request;
+  throw invalidField(
+    field,
+    'This deployment does not store attachments; send them in a stateless call (/v1 without a conversation).',
+  );
+}
 
 interface TurnRequestBody {
   sessionId: string | undefined;
@@ -42,6 +57,7 @@ interface TurnRequestBody {
   useRag: boolean | undefined;
   model?: TurnRequest['model'];
   transcript?: TurnRequest['transcript'];
+  attachments?: TurnRequest['attachments'];
 }
 
 /** What is left of the invocation for following a turn, keeping two seconds to end the response. */
@@ -79,7 +95,28 @@ async function streamTurn(
 }
 
 async function nativeTurn(deps: TurnRouteDeps, inv: Invocation): Promise<RouteResponse> {
-  const request = parseJsonBody(readJsonBody(inv.event, deps.maxBodyBytes), deps.requestSchema);
+  const request = parseJsonBody(
+    readJsonBody(inv.event, deps.attachments?.stored ? CONVERSATION_BODY_BYTES : deps.maxBodyBytes),
+    deps.requestSchema,
+  );
+  const attachments = readAttachments(
+    (request.attachments ?? []).map((a, i) => {
+      const unknown = Object.keys(a).find((k) => k !== 'media_type' && k !== 'data' && k !== 'name');
+      if (unknown) throw invalidField(`attachments[${i}].${unknown}`, `unknown field: attachments[${i}].${unknown}`);
+      return {
+        mediaType: a.media_type,
+        data: a.data,
+        name: a.name,
+        fields: {
+          mediaType: `attachments[${i}].media_type`,
+          data: `attachments[${i}].data`,
+          name: `attachments[${i}].name`,
+        },
+      };
+    }),
+    (deps.attachments ?? NO_ATTACHMENTS).caps,
+    'attachments',
+  );
   const clientMessageId = request.message_id ?? inv.event.headers?.['idempotency-key'];
   const modelId = chooseModel(deps.modelPolicy, request.model, 'model');
   const inference = inferenceSettings(
@@ -93,16 +130,22 @@ async function nativeTurn(deps: TurnRouteDeps, inv: Invocation): Promise<RouteRe
     },
     { maxTokens: 'max_tokens', temperature: 'temperature', topP: 'top_p', stop: 'stop' },
   );
-  return streamTurn(
+  const turn = storable(
     deps,
-    inv,
     {
       sessionId: request.session_id,
       message: request.message,
       clientMessageId: parseOpaqueId(clientMessageId, 'Idempotency-Key', 'idempotency-key'),
       useRag: request.use_rag,
       model: { id: modelId, inference },
+      ...(attachments.length > 0 ? { attachments } : {}),
     },
+    'attachments',
+  );
+  return streamTurn(
+    deps,
+    inv,
+    turn,
     (out) => new NativeSseSink(out, deps.paddingBytes),
     SSE_HEADERS,
   );
@@ -110,7 +153,11 @@ async function nativeTurn(deps: TurnRouteDeps, inv: Invocation): Promise<RouteRe
 
 async function aiSdkTurn(deps: TurnRouteDeps, inv: Invocation): Promise<RouteResponse> {
   const body = parseJsonBody(readJsonBody(inv.event, CONVERSATION_BODY_BYTES), aiSdkRequestSchema);
-  const request = toTurnRequest(body, deps.maxMessageChars, deps.modelPolicy);
+  const request = storable(
+    deps,
+    toTurnRequest(body, deps.maxMessageChars, deps.modelPolicy, (deps.attachments ?? NO_ATTACHMENTS).caps),
+    body.message ? 'message.parts' : 'messages',
+  );
   const wireFor = (out: PassThrough) => new AiSdkSink(out, deps.paddingBytes);
   return streamTurn(deps, inv, request, wireFor, UI_MESSAGE_STREAM_HEADERS);
 }
@@ -120,6 +167,7 @@ async function openAiTurn(deps: TurnRouteDeps, inv: Invocation): Promise<RouteRe
   const request = readOpenAiRequest(body, inv.event.headers ?? {}, {
     policy: deps.modelPolicy,
     maxMessageChars: deps.maxMessageChars,
+    attachments: (deps.attachments ?? NO_ATTACHMENTS).caps,
   });
   const stateful = request.mode === 'stateful';
   const turn: TurnRequestBody = {
@@ -129,7 +177,9 @@ async function openAiTurn(deps: TurnRouteDeps, inv: Invocation): Promise<RouteRe
     useRag: request.useRag,
     model: { id: request.model, inference: request.inference },
     transcript: stateful ? undefined : { instructions: request.instructions, turns: request.transcript },
+    ...(request.attachments.length > 0 ? { attachments: request.attachments } : {}),
   };
+  storable(deps, turn, 'messages');
   if (request.stream) {
     const wireFor = (out: PassThrough) => new OpenAiStreamSink(out, request, deps.paddingBytes);
     return streamTurn(deps, inv, turn, wireFor, SSE_HEADERS);

@@ -2,8 +2,10 @@ import type { Writable } from 'node:stream';
 import type { FinishReason, UIMessageChunk } from 'ai';
 import * as z from 'zod/mini';
 import type { AnswerMetadata } from '../../contracts/api.ts';
+import { DEFAULT_ATTACHMENT_CAPS } from '../../contracts/defaults.ts';
+import { type AttachmentCaps, type AttachmentDraft, parseDataUrl, readAttachments } from '../../core/attachments.ts';
 import { invalidField, RequestRejected } from '../../core/errors.ts';
-import { opaqueId, type Source } from '../../core/messages.ts';
+import { type AttachmentContent, opaqueId, type Source } from '../../core/messages.ts';
 import type { InferenceSettings, WireSink } from '../../core/ports.ts';
 import { parseOpaqueId } from '../../core/request.ts';
 import type { StopReason, TurnEvent } from '../../core/turn-events.ts';
@@ -51,6 +53,26 @@ export interface AiSdkTurnRequest {
   clientMessageId: string | undefined;
   useRag: boolean | undefined;
   model: { id: string; inference: InferenceSettings };
+  /** The message's `file` parts (data URLs), checked. */
+  attachments?: AttachmentContent[];
+}
+
+type UiPart = z.infer<typeof uiMessage>['parts'][number];
+
+/** A `file` part as `useChat` sends it: `mediaType`, a `data:` URL and the file's name. */
+function fileDraft(part: UiPart, at: string): AttachmentDraft {
+  const url = typeof part.url === 'string' ? parseDataUrl(part.url) : undefined;
+  if (!url) throw invalidField(`${at}.url`, `${at}.url must be a data: URL with the file in base64.`);
+  const declared = typeof part.mediaType === 'string' ? part.mediaType : url.mediaType;
+  if (declared !== url.mediaType) {
+    throw invalidField(`${at}.mediaType`, `${at}.mediaType does not match the data URL's type.`);
+  }
+  return {
+    mediaType: declared,
+    data: url.data,
+    name: part.filename,
+    fields: { mediaType: `${at}.mediaType`, data: `${at}.url`, name: `${at}.filename` },
+  };
 }
 
 /** The model and the AI SDK's call settings (`maxOutputTokens`, `temperature`, `topP`, `stopSequences`). */
@@ -74,27 +96,37 @@ export function toTurnRequest(
   body: z.infer<typeof aiSdkRequestSchema>,
   maxMessageChars: number,
   policy: ModelPolicy,
+  caps: AttachmentCaps = DEFAULT_ATTACHMENT_CAPS,
 ): AiSdkTurnRequest {
   const base = { sessionId: body.id, useRag: body.use_rag, model: modelOf(body, policy) };
   if (body.trigger === 'regenerate-message')
     return { ...base, message: undefined, clientMessageId: undefined };
   const last = body.message ?? body.messages?.at(-1);
   if (last?.role !== 'user') throw invalidField('messages', 'The last message must be a user message.');
-  const unsupported = last.parts.findIndex((part) => part.type !== 'text');
+  const at = body.message ? 'message' : `messages[${(body.messages?.length ?? 1) - 1}]`;
+  const unsupported = last.parts.findIndex((part) => part.type !== 'text' && part.type !== 'file');
   if (unsupported >= 0) {
-    const at = body.message ? 'message' : `messages[${(body.messages?.length ?? 1) - 1}]`;
     throw new RequestRejected(
       'invalid',
       'unsupported_parameter',
-      'Only text parts are read from a user message; attachments are not accepted yet.',
+      'Only text and file parts are read from a user message.',
       { field: `${at}.parts[${unsupported}]` },
     );
   }
+  const drafts = last.parts.flatMap((part, i) =>
+    part.type === 'file' ? [fileDraft(part, `${at}.parts[${i}]`)] : [],
+  );
+  const attachments = readAttachments(drafts, caps, `${at}.parts`);
   const text = last.parts.flatMap((part) => (part.text ? [part.text] : [])).join('\n');
   if (text.trim() === '' || text.length > maxMessageChars) {
     throw invalidField('messages', `The message text must be 1 to ${maxMessageChars} characters.`);
   }
-  return { ...base, message: text, clientMessageId: parseOpaqueId(last.id, 'message ids', 'messages') };
+  return {
+    ...base,
+    message: text,
+    clientMessageId: parseOpaqueId(last.id, 'message ids', 'messages'),
+    ...(attachments.length > 0 ? { attachments } : {}),
+  };
 }
 
 const FINISH_REASONS: Record<StopReason, FinishReason> = {

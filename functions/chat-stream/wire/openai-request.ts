@@ -1,5 +1,7 @@
+import { DEFAULT_ATTACHMENT_CAPS } from '../../contracts/defaults.ts';
+import { type AttachmentCaps, type AttachmentDraft, parseDataUrl, readAttachments } from '../../core/attachments.ts';
 import { RequestRejected } from '../../core/errors.ts';
-import { OPAQUE_ID } from '../../core/messages.ts';
+import { type AttachmentContent, OPAQUE_ID } from '../../core/messages.ts';
 import type { InferenceSettings } from '../../core/ports.ts';
 import { chooseModel, inferenceSettings, type ModelPolicy } from './generation-options.ts';
 
@@ -7,6 +9,7 @@ import { chooseModel, inferenceSettings, type ModelPolicy } from './generation-o
 interface TranscriptTurn {
   role: 'user' | 'assistant';
   content: string;
+  files?: AttachmentContent[];
 }
 
 /**
@@ -20,6 +23,8 @@ export interface OpenAiTurnRequest {
   sessionId: string | undefined;
   /** The last user message: the question. */
   message: string;
+  /** The question's images (`image_url` parts with data URLs) and PDFs (`file` parts with `file_data`). */
+  attachments: AttachmentContent[];
   /** Stateless: the client's system and developer messages, in order. */
   instructions: string[];
   /** Stateless: the turns before the question, oldest first. */
@@ -36,6 +41,8 @@ export interface OpenAiTurnRequest {
 export interface OpenAiRequestLimits {
   policy: ModelPolicy;
   maxMessageChars: number;
+  /** The deployment's attachment caps (DEFAULTS' when not given). */
+  attachments?: AttachmentCaps;
 }
 
 /** How many messages a stateless request may carry (the body's 1 MiB bounds their size). */
@@ -136,38 +143,84 @@ function checkFields(body: Json) {
   }
 }
 
-/** The text of a message's content; `null` content only where OpenAI allows it (an assistant turn). */
-function textOf(content: unknown, field: string, allowed: ReadonlySet<string>): string {
-  if (typeof content === 'string') return content;
-  if (!Array.isArray(content))
-    throw refuse('invalid_value', field, `${field} must be a string or an array of parts.`);
-  return content
-    .map((part, index) => {
-      const at = `${field}[${index}]`;
-      if (!isObject(part) || typeof part.type !== 'string') {
-        throw refuse('invalid_value', at, `${at} must be a content part with a type.`);
-      }
-      if (!allowed.has(part.type)) {
-        throw refuse(
-          'unsupported_parameter',
-          `${at}.type`,
-          `${at}: parts of type ${JSON.stringify(part.type).slice(0, 40)} are not supported here (attachments are not accepted yet); send text parts.`,
-        );
-      }
-      if (typeof part.text === 'string') return part.text;
-      if (part.type === 'refusal' && typeof part.refusal === 'string') return part.refusal;
-      throw refuse('invalid_value', `${at}.text`, `${at}.text must be a string.`);
-    })
-    .join('\n');
+/** An `image_url` part (a data URL; remote URLs are not fetched) or a `file` part (`file_data`, no file ids). */
+function attachmentDraft(part: Json, at: string): AttachmentDraft {
+  if (part.type === 'image_url') {
+    const image = isObject(part.image_url) ? part.image_url : {};
+    const url = typeof image.url === 'string' ? parseDataUrl(image.url) : undefined;
+    if (!url) {
+      throw refuse(
+        'invalid_value',
+        `${at}.image_url.url`,
+        `${at}.image_url.url must be a data URL (data:image/png;base64,...); remote URLs are not fetched.`,
+      );
+    }
+    const field = `${at}.image_url.url`;
+    return { mediaType: url.mediaType, data: url.data, name: undefined, fields: { mediaType: field, data: field, name: field } };
+  }
+  const file = isObject(part.file) ? part.file : {};
+  if (file.file_id !== undefined) {
+    throw refuse('unsupported_parameter', `${at}.file.file_id`, `${at}.file.file_id: there is no Files API here; send file_data.`);
+  }
+  if (typeof file.file_data !== 'string') {
+    throw refuse('invalid_value', `${at}.file.file_data`, `${at}.file.file_data must be the file in base64 (or a data URL).`);
+  }
+  const url = parseDataUrl(file.file_data);
+  const field = `${at}.file.file_data`;
+  return {
+    mediaType: url?.mediaType ?? 'application/pdf',
+    data: url?.data ?? file.file_data,
+    name: file.filename,
+    fields: { mediaType: field, data: field, name: `${at}.file.filename` },
+  };
 }
 
-const USER_PARTS: ReadonlySet<string> = new Set(['text']);
+const ATTACHMENT_PARTS: ReadonlySet<string> = new Set(['image_url', 'file']);
+
+/** The text of a message's content and the attachments it carries (user turns only). */
+function partsOf(
+  content: unknown,
+  field: string,
+  allowed: ReadonlySet<string>,
+): { text: string; drafts: AttachmentDraft[] } {
+  if (typeof content === 'string') return { text: content, drafts: [] };
+  if (!Array.isArray(content))
+    throw refuse('invalid_value', field, `${field} must be a string or an array of parts.`);
+  const drafts: AttachmentDraft[] = [];
+  const texts = content.flatMap((part, index) => {
+    const at = `${field}[${index}]`;
+    if (!isObject(part) || typeof part.type !== 'string') {
+      throw refuse('invalid_value', at, `${at} must be a content part with a type.`);
+    }
+    if (!allowed.has(part.type)) {
+      throw refuse(
+        'unsupported_parameter',
+        `${at}.type`,
+        `${at}: parts of type ${JSON.stringify(part.type).slice(0, 40)} are not supported here.`,
+      );
+    }
+    if (ATTACHMENT_PARTS.has(part.type)) {
+      drafts.push(attachmentDraft(part, at));
+      return [];
+    }
+    if (typeof part.text === 'string') return [part.text];
+    if (part.type === 'refusal' && typeof part.refusal === 'string') return [part.refusal];
+    throw refuse('invalid_value', `${at}.text`, `${at}.text must be a string.`);
+  });
+  return { text: texts.join('\n'), drafts };
+}
+
+const textOf = (content: unknown, field: string, allowed: ReadonlySet<string>) =>
+  partsOf(content, field, allowed).text;
+
+const USER_PARTS: ReadonlySet<string> = new Set(['text', 'image_url', 'file']);
 const ASSISTANT_PARTS: ReadonlySet<string> = new Set(['text', 'refusal']);
 const SYSTEM_PARTS: ReadonlySet<string> = new Set(['text']);
 
 interface ReadMessage {
   role: 'system' | 'user' | 'assistant';
   content: string;
+  drafts?: AttachmentDraft[];
 }
 
 /** Why a message field is refused; a message carries only its role and content (and an assistant's refusal). */
@@ -217,8 +270,11 @@ function readMessage(message: unknown, index: number): ReadMessage {
         : textOf(message.content, `${at}.content`, ASSISTANT_PARTS);
     return { role, content };
   }
-  const content = textOf(message.content, `${at}.content`, role === 'user' ? USER_PARTS : SYSTEM_PARTS);
-  return { role: role === 'developer' ? 'system' : role, content };
+  if (role === 'user') {
+    const { text, drafts } = partsOf(message.content, `${at}.content`, USER_PARTS);
+    return { role, content: text, drafts };
+  }
+  return { role: 'system', content: textOf(message.content, `${at}.content`, SYSTEM_PARTS) };
 }
 
 function opaque(value: unknown, field: string): string | undefined {
@@ -293,7 +349,12 @@ function modeOf(store: unknown, sessionId: string | undefined): OpenAiTurnReques
 }
 
 /** The messages, each checked; the last must be the user's question. */
-function readMessages(list: unknown, maxMessageChars: number, mode: OpenAiTurnRequest['mode']) {
+function readMessages(
+  list: unknown,
+  maxMessageChars: number,
+  mode: OpenAiTurnRequest['mode'],
+  caps: AttachmentCaps,
+) {
   if (!Array.isArray(list) || list.length === 0) {
     throw refuse('invalid_value', 'messages', 'messages must be a non-empty array.');
   }
@@ -322,10 +383,18 @@ function readMessages(list: unknown, maxMessageChars: number, mode: OpenAiTurnRe
     );
   }
   const before = messages.slice(0, -1);
+  const filesOf = (m: ReadMessage, index: number) =>
+    readAttachments(m.drafts ?? [], caps, `messages[${index}].content`);
   return {
     question: last.content,
+    attachments: filesOf(last, messages.length - 1),
     instructions: before.flatMap((m) => (m.role === 'system' ? [m.content] : [])),
-    transcript: before.flatMap((m) => (m.role === 'system' ? [] : [{ role: m.role, content: m.content }])),
+    // Earlier turns' files are read only when they are the prompt (stateless): a stored conversation has its own.
+    transcript: before.flatMap((m, index) => {
+      if (m.role === 'system') return [];
+      const files = mode === 'stateless' ? filesOf(m, index) : [];
+      return [{ role: m.role, content: m.content, ...(files.length > 0 ? { files } : {}) }];
+    }),
   };
 }
 
@@ -372,13 +441,19 @@ export function readOpenAiRequest(
   const metadata = readMetadata(body.metadata);
   const sessionId = opaque(headers['x-session-id'] ?? metadata.sessionId, 'session_id');
   const mode = modeOf(body.store, sessionId);
-  const { question, instructions, transcript } = readMessages(body.messages, limits.maxMessageChars, mode);
+  const { question, attachments, instructions, transcript } = readMessages(
+    body.messages,
+    limits.maxMessageChars,
+    mode,
+    limits.attachments ?? DEFAULT_ATTACHMENT_CAPS,
+  );
   const model = chooseModel(limits.policy, body.model, 'model');
   const stateless = mode === 'stateless';
   return {
     mode,
     sessionId,
     message: question,
+    attachments,
     instructions: stateless ? instructions : [],
     transcript: stateless ? transcript : [],
     clientMessageId: opaque(headers['idempotency-key'] ?? metadata.messageId, 'message_id'),

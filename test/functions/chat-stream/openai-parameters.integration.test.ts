@@ -171,7 +171,7 @@ describe('what is not supported is refused with a 400 naming the field', () => {
     ],
     ['a model not on the list', { model: 'gpt-4o' }, 'model'],
     [
-      'an image part',
+      'an image part whose bytes are no PNG',
       {
         messages: [
           {
@@ -183,7 +183,7 @@ describe('what is not supported is refused with a 400 naming the field', () => {
           },
         ],
       },
-      'messages[0].content[1].type',
+      'messages[0].content[1].image_url.url',
     ],
     [
       'a tool message',

@@ -34,6 +34,7 @@ import { ChatFunction } from './functions.ts';
 import { ManagedInstances } from './managed-instances.ts';
 import { ModelAccess } from './model-access.ts';
 import { checkModelRegion, type ModelRef, parseModelId } from './models.ts';
+import { Attachments } from './attachments.ts';
 import { acknowledgeWildcardResource } from './nag.ts';
 import { Network } from './network.ts';
 import { Observability } from './observability.ts';
@@ -131,6 +132,10 @@ export class ChatStack extends Stack {
       );
     const data = new Data(this, 'Data', { deletionProtection: config.deletionProtection, removalPolicy });
     const queue = new MessageQueue(this, 'Messages');
+    const attachments = new Attachments(this, 'Attachments', {
+      messageTtlDays: config.messageTtlDays,
+      removalPolicy,
+    });
     const assets = config.web ? webAssets(config.webAssetPath) : undefined;
     if (assets && 'error' in assets) Annotations.of(this).addError(assets.error);
     const webDir = assets && 'dir' in assets ? assets.dir : undefined;
@@ -188,6 +193,7 @@ export class ChatStack extends Stack {
         ...shared,
         POWERTOOLS_SERVICE_NAME: SERVICE_NAMES.stream,
         QUEUE_URL: queue.queue.queueUrl,
+        ATTACHMENTS_BUCKET: attachments.bucket.bucketName,
         // Without REDIS_URL the handler reads DynamoDB directly and limits per execution environment.
         ...(cache
           ? {
@@ -270,6 +276,7 @@ export class ChatStack extends Stack {
     stream.addToRolePolicy(
       new PolicyStatement({ actions: ['sqs:SendMessage'], resources: [queue.queue.queueArn] }),
     );
+    attachments.grantTurnsAndDeletes(stream);
     cache?.grantConnect(stream);
     // ConverseStream is authorized as InvokeModelWithResponseStream; the stream function calls nothing else.
     if (stream.role)

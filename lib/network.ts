@@ -86,6 +86,11 @@ export class Network extends Construct {
       service: GatewayVpcEndpointAwsService.DYNAMODB,
       subnets: [this.functionSubnets],
     });
+    // Attachments: S3's gateway endpoint is free too, and keeps the files' traffic off the internet.
+    this.vpc.addGatewayEndpoint('S3', {
+      service: GatewayVpcEndpointAwsService.S3,
+      subnets: [this.functionSubnets],
+    });
     // The DynamoDB gateway endpoint is free; the interface endpoints are what the NAT gateway replaces.
     if (!props.natGateway) this.addInterfaceEndpoints(props.logsEndpoint ?? false);
   }

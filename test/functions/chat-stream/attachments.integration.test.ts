@@ -162,11 +162,13 @@ describe('attachments on the native route (fetch)', () => {
 
 describe('attachments on /v1/chat/completions (openai SDK)', () => {
   const clientFor = (token: string) => new OpenAI({ apiKey: token, baseURL: `${stack.url}/v1`, maxRetries: 0 });
-  const content = [
-    { type: 'text' as const, text: 'What is in these?' },
-    { type: 'image_url' as const, image_url: { url: `data:image/png;base64,${PNG}` } },
-    { type: 'file' as const, file: { file_data: `data:application/pdf;base64,${PDF}`, filename: 'q3.pdf' } },
-  ];
+  const text = { type: 'text' as const, text: 'What is in these?' };
+  const image = { type: 'image_url' as const, image_url: { url: `data:image/png;base64,${PNG}` } };
+  const file = {
+    type: 'file' as const,
+    file: { file_data: `data:application/pdf;base64,${PDF}`, filename: 'q3.pdf' },
+  };
+  const content = [text, image, file];
 
   it('a stored conversation (store: true) passes both to the model and keeps them in S3', async () => {
     const user = newUser();
@@ -187,14 +189,14 @@ describe('attachments on /v1/chat/completions (openai SDK)', () => {
     const completion = await client.chat.completions.create({
       model: 'local.grounded-echo-v1',
       messages: [
-        { role: 'user', content: [content[0], content[1]] },
+        { role: 'user', content: [text, image] },
         { role: 'assistant', content: 'A chart.' },
-        { role: 'user', content: [content[0], content[2]] },
+        { role: 'user', content: [text, file] },
       ],
     });
-    const text = completion.choices[0]?.message.content ?? '';
-    expect(text).toContain('I see 1 PDF named q3 pdf.');
-    expect(text).toContain('Earlier in this conversation I saw 1 image (PNG).');
+    const answer = completion.choices[0]?.message.content ?? '';
+    expect(answer).toContain('I see 1 PDF named q3 pdf.');
+    expect(answer).toContain('Earlier in this conversation I saw 1 image (PNG).');
     expect(await keysUnder(userPrefix(user))).toEqual([]);
     const usage = await waitFor(async () => {
       const r = await api(token, '/me/usage');
@@ -214,7 +216,7 @@ describe('attachments on /v1/chat/completions (openai SDK)', () => {
         messages: [
           {
             role: 'user',
-            content: [content[0], { type: 'image_url', image_url: { url: `data:image/png;base64,${JPEG_BYTES}` } }],
+            content: [text, { type: 'image_url', image_url: { url: `data:image/png;base64,${JPEG_BYTES}` } }],
           },
         ],
       })

@@ -118,9 +118,9 @@ describe('network', () => {
 
   it('offers a NAT gateway instead, as an option', () => {
     dev.template.resourceCountIs('AWS::EC2::NatGateway', 1);
-    // The NAT gateway replaces the interface endpoints; the free DynamoDB gateway endpoint stays.
+    // The NAT gateway replaces the interface endpoints; the free DynamoDB and S3 gateway endpoints stay.
     const endpoints = resources('AWS::EC2::VPCEndpoint', dev.template);
-    expect(endpoints.map((e) => e.Properties.VpcEndpointType)).toEqual(['Gateway']);
+    expect(endpoints.map((e) => e.Properties.VpcEndpointType)).toEqual(['Gateway', 'Gateway']);
   });
 
   it('places subnets by AZ id from chat:availabilityZones, never by Fn::GetAZs index', () => {

@@ -69,7 +69,7 @@ const CACHE_POINT = { cachePoint: { type: 'default' } } as const;
  * A document's name as Converse allows it (letters, digits, single spaces, hyphens, parentheses, square
  * brackets; 1 to 200 characters), unique within the request (Converse refuses two documents of one name).
  */
-export function documentName(name: string, taken: Set<string>): string {
+function documentName(name: string, taken: Set<string>): string {
   const base =
     name
       .replace(/[^\p{L}\p{N}\s()[\]-]/gu, ' ')
@@ -86,7 +86,9 @@ export function documentName(name: string, taken: Set<string>): string {
 function fileBlocks(files: AttachmentContent[], names: Set<string>): ContentBlock[] {
   return files.map((file): ContentBlock => {
     if (file.mediaType === 'application/pdf') {
-      return { document: { format: 'pdf', name: documentName(file.name, names), source: { bytes: file.bytes } } };
+      return {
+        document: { format: 'pdf', name: documentName(file.name, names), source: { bytes: file.bytes } },
+      };
     }
     const format = file.mediaType.slice('image/'.length) as 'png' | 'jpeg' | 'gif' | 'webp';
     return { image: { format, source: { bytes: file.bytes } } };

@@ -190,7 +190,8 @@ export class DynamoConversationArchive implements ConversationArchive {
         usage.inputTokens += Number(item.inputTokens ?? 0);
         usage.outputTokens += Number(item.outputTokens ?? 0);
         const model = typeof item.model === 'string' ? item.model : 'unknown';
-        const entry = (usage.byModel[model] ??= { turns: 0, inputTokens: 0, outputTokens: 0 });
+        const entry = usage.byModel[model] ?? { turns: 0, inputTokens: 0, outputTokens: 0 };
+        usage.byModel[model] = entry;
         entry.turns++;
         entry.inputTokens += Number(item.inputTokens ?? 0);
         entry.outputTokens += Number(item.outputTokens ?? 0);

@@ -5,7 +5,7 @@ import type { AttachmentContent, AttachmentMediaType, AttachmentRef, ChatMessage
 import type { AttachmentStore, TurnLog } from './ports.ts';
 
 /** The media types a user turn may carry: what Converse takes as image (4) and document (PDF) blocks. */
-export const ATTACHMENT_MEDIA_TYPES: readonly AttachmentMediaType[] = [
+const ATTACHMENT_MEDIA_TYPES: readonly AttachmentMediaType[] = [
   'image/png',
   'image/jpeg',
   'image/gif',
@@ -13,7 +13,7 @@ export const ATTACHMENT_MEDIA_TYPES: readonly AttachmentMediaType[] = [
   'application/pdf',
 ];
 
-export const isDocument = (mediaType: AttachmentMediaType) => mediaType === 'application/pdf';
+const isDocument = (mediaType: AttachmentMediaType) => mediaType === 'application/pdf';
 
 export interface AttachmentCaps {
   maxCount: number;

@@ -61,19 +61,36 @@ export function toConverseMessages(
   const said = history.filter((m) => m.messageId === undefined || !replaced.has(m.messageId));
   const question: PromptTurn = { role: 'user', content: message, files: questionFiles };
   for (const entry of [...said, question]) {
-    if (entry.content.trim() === '') continue;
-    // What a guardrail blocked is never fed back to the model as if it had been said.
-    if ('stopReason' in entry && entry.stopReason === GUARDRAIL_INTERVENED) continue;
-    const last = turns.at(-1);
-    if (!last && entry.role !== 'user') continue;
-    const files = entry.files ?? (entry.messageId ? loadedFiles.get(entry.messageId) : undefined) ?? [];
-    const content = entry === question ? entry.content : withOmittedNote(entry, files);
-    if (last && last.role === entry.role) {
-      last.content = `${last.content}\n\n${content}`;
-      if (files.length > 0) last.files = [...(last.files ?? []), ...files];
-    } else turns.push({ role: entry.role, content, ...(files.length > 0 ? { files } : {}) });
+    if (!speaks(entry, turns.length === 0)) continue;
+    const files = filesOf(entry, loadedFiles);
+    appendTurn(turns, entry.role, entry === question ? entry.content : withOmittedNote(entry, files), files);
   }
   return turns;
+}
+
+/** Blank turns, what a guardrail blocked (never fed back as if said) and a leading answer are left out. */
+const speaks = (entry: PromptTurn, first: boolean) =>
+  entry.content.trim() !== '' &&
+  entry.stopReason !== GUARDRAIL_INTERVENED &&
+  !(first && entry.role !== 'user');
+
+const filesOf = (entry: PromptTurn, loaded: ReadonlyMap<string, AttachmentContent[]>) =>
+  entry.files ?? (entry.messageId ? loaded.get(entry.messageId) : undefined) ?? [];
+
+/** Appends a turn, merged into the last one when the role repeats (Converse wants them alternating). */
+function appendTurn(
+  turns: ModelRequest['messages'],
+  role: 'user' | 'assistant',
+  content: string,
+  files: AttachmentContent[],
+) {
+  const last = turns.at(-1);
+  if (last?.role !== role) {
+    turns.push({ role, content, ...(files.length > 0 ? { files } : {}) });
+    return;
+  }
+  last.content = `${last.content}\n\n${content}`;
+  if (files.length > 0) last.files = [...(last.files ?? []), ...files];
 }
 
 /** FNV-1a, 32 bits: a stable, well-spread number from a message id. */
@@ -163,10 +180,6 @@ export function buildTranscriptPrompt(
   const instructions = input.instructions.filter((text) => text.trim() !== '');
   return {
     system: [buildSystemPrompt(undefined, []), ...instructions].join('\n\n'),
-    messages: toConverseMessages(
-      input.turns,
-      userTurn(input.passages, input.question),
-      input.questionFiles,
-    ),
+    messages: toConverseMessages(input.turns, userTurn(input.passages, input.question), input.questionFiles),
   };
 }

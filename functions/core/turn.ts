@@ -304,7 +304,9 @@ function rememberTurn(
   const cache = deps.cache;
   if (!cache) return;
   if (turn.isNewSession) {
-    const stored = turn.messages.then((messages) => cache.storeHistory(turn.userId, turn.sessionId, messages));
+    const stored = turn.messages.then((messages) =>
+      cache.storeHistory(turn.userId, turn.sessionId, messages),
+    );
     writes.cacheWrite('history store', stored);
     return;
   }

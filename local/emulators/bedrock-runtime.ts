@@ -43,15 +43,18 @@ const IMAGE_SIGNATURES: Record<string, string> = {
 };
 
 /** Bedrock's checks on image and document blocks: a known format, bytes of that format, a valid name. */
-export function attachmentProblem(body: ConverseBody): string | undefined {
+function attachmentProblem(body: ConverseBody): string | undefined {
   for (const message of body.messages ?? []) {
     const blocks = message.content ?? [];
     for (const block of blocks) {
       if (block.image) {
         const signature = IMAGE_SIGNATURES[block.image.format ?? ''];
-        const hex = Buffer.from(block.image.source?.bytes ?? '', 'base64').subarray(0, 4).toString('hex');
+        const hex = Buffer.from(block.image.source?.bytes ?? '', 'base64')
+          .subarray(0, 4)
+          .toString('hex');
         if (!signature) return `Unsupported image format: ${block.image.format}`;
-        if (!hex.startsWith(signature)) return 'The provided image does not match the specified image format.';
+        if (!hex.startsWith(signature))
+          return 'The provided image does not match the specified image format.';
       }
       if (block.document) {
         const { format, name = '' } = block.document;
@@ -67,11 +70,13 @@ export function attachmentProblem(body: ConverseBody): string | undefined {
 }
 
 /** "1 image (PNG) and 1 PDF named report": what the emulated model says it sees, so tests can tell. */
-export function describeAttachments(blocks: Block[]): string | undefined {
+function describeAttachments(blocks: Block[]): string | undefined {
   const images = blocks.flatMap((b) => (b.image ? [(b.image.format ?? '').toUpperCase()] : []));
   const documents = blocks.flatMap((b) => (b.document ? [b.document.name ?? ''] : []));
   const parts = [
-    ...(images.length ? [`${images.length} image${images.length > 1 ? 's' : ''} (${images.join(', ')})`] : []),
+    ...(images.length
+      ? [`${images.length} image${images.length > 1 ? 's' : ''} (${images.join(', ')})`]
+      : []),
     ...(documents.length
       ? [`${documents.length} PDF${documents.length > 1 ? 's' : ''} named ${documents.join(', ')}`]
       : []),

@@ -102,7 +102,8 @@ async function nativeTurn(deps: TurnRouteDeps, inv: Invocation): Promise<RouteRe
   const attachments = readAttachments(
     (request.attachments ?? []).map((a, i) => {
       const unknown = Object.keys(a).find((k) => k !== 'media_type' && k !== 'data' && k !== 'name');
-      if (unknown) throw invalidField(`attachments[${i}].${unknown}`, `unknown field: attachments[${i}].${unknown}`);
+      if (unknown)
+        throw invalidField(`attachments[${i}].${unknown}`, `unknown field: attachments[${i}].${unknown}`);
       return {
         mediaType: a.media_type,
         data: a.data,
@@ -142,13 +143,7 @@ async function nativeTurn(deps: TurnRouteDeps, inv: Invocation): Promise<RouteRe
     },
     'attachments',
   );
-  return streamTurn(
-    deps,
-    inv,
-    turn,
-    (out) => new NativeSseSink(out, deps.paddingBytes),
-    SSE_HEADERS,
-  );
+  return streamTurn(deps, inv, turn, (out) => new NativeSseSink(out, deps.paddingBytes), SSE_HEADERS);
 }
 
 async function aiSdkTurn(deps: TurnRouteDeps, inv: Invocation): Promise<RouteResponse> {

@@ -3,7 +3,12 @@ import type { FinishReason, UIMessageChunk } from 'ai';
 import * as z from 'zod/mini';
 import type { AnswerMetadata } from '../../contracts/api.ts';
 import { DEFAULT_ATTACHMENT_CAPS } from '../../contracts/defaults.ts';
-import { type AttachmentCaps, type AttachmentDraft, parseDataUrl, readAttachments } from '../../core/attachments.ts';
+import {
+  type AttachmentCaps,
+  type AttachmentDraft,
+  parseDataUrl,
+  readAttachments,
+} from '../../core/attachments.ts';
 import { invalidField, RequestRejected } from '../../core/errors.ts';
 import { type AttachmentContent, opaqueId, type Source } from '../../core/messages.ts';
 import type { InferenceSettings, WireSink } from '../../core/ports.ts';

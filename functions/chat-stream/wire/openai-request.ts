@@ -1,5 +1,10 @@
 import { DEFAULT_ATTACHMENT_CAPS } from '../../contracts/defaults.ts';
-import { type AttachmentCaps, type AttachmentDraft, parseDataUrl, readAttachments } from '../../core/attachments.ts';
+import {
+  type AttachmentCaps,
+  type AttachmentDraft,
+  parseDataUrl,
+  readAttachments,
+} from '../../core/attachments.ts';
 import { RequestRejected } from '../../core/errors.ts';
 import { type AttachmentContent, OPAQUE_ID } from '../../core/messages.ts';
 import type { InferenceSettings } from '../../core/ports.ts';
@@ -156,14 +161,27 @@ function attachmentDraft(part: Json, at: string): AttachmentDraft {
       );
     }
     const field = `${at}.image_url.url`;
-    return { mediaType: url.mediaType, data: url.data, name: undefined, fields: { mediaType: field, data: field, name: field } };
+    return {
+      mediaType: url.mediaType,
+      data: url.data,
+      name: undefined,
+      fields: { mediaType: field, data: field, name: field },
+    };
   }
   const file = isObject(part.file) ? part.file : {};
   if (file.file_id !== undefined) {
-    throw refuse('unsupported_parameter', `${at}.file.file_id`, `${at}.file.file_id: there is no Files API here; send file_data.`);
+    throw refuse(
+      'unsupported_parameter',
+      `${at}.file.file_id`,
+      `${at}.file.file_id: there is no Files API here; send file_data.`,
+    );
   }
   if (typeof file.file_data !== 'string') {
-    throw refuse('invalid_value', `${at}.file.file_data`, `${at}.file.file_data must be the file in base64 (or a data URL).`);
+    throw refuse(
+      'invalid_value',
+      `${at}.file.file_data`,
+      `${at}.file.file_data must be the file in base64 (or a data URL).`,
+    );
   }
   const url = parseDataUrl(file.file_data);
   const field = `${at}.file.file_data`;

@@ -63,7 +63,10 @@ const keysUnder = async (prefix: string) => {
 };
 const userPrefix = (user: string) => `users/${encodeURIComponent(user)}/`;
 const api = async (token: string, path: string, method = 'GET') => {
-  const response = await fetch(`${stack.url}${path}`, { method, headers: { authorization: `Bearer ${token}` } });
+  const response = await fetch(`${stack.url}${path}`, {
+    method,
+    headers: { authorization: `Bearer ${token}` },
+  });
   const text = await response.text();
   return { status: response.status, json: text ? JSON.parse(text) : undefined };
 };
@@ -101,7 +104,11 @@ describe('attachments on the native route (fetch)', () => {
     }
     const poller = stack.startPoller();
     try {
-      await waitFor(async () => (await table.messages(user, sessionId)).length === 2, 15_000, 'messages stored');
+      await waitFor(
+        async () => (await table.messages(user, sessionId)).length === 2,
+        15_000,
+        'messages stored',
+      );
       const items = await table.messages(user, sessionId);
       const question = items.find((i) => i.role === 'user');
       expect(question?.attachments).toEqual([
@@ -155,13 +162,16 @@ describe('attachments on the native route (fetch)', () => {
     expect(await refusal([png, png, png, png, png, png])).toBe('attachments');
     expect(await refusal([png, { media_type: 'image/png', data: JPEG_BYTES }])).toBe('attachments[1].data');
     expect(await refusal([{ media_type: 'image/tiff', data: PNG }])).toBe('attachments[0].media_type');
-    expect(await refusal([{ media_type: 'application/pdf', data: 'not base64!' }])).toBe('attachments[0].data');
+    expect(await refusal([{ media_type: 'application/pdf', data: 'not base64!' }])).toBe(
+      'attachments[0].data',
+    );
     expect(await refusal([{ ...png, url: 'x' }])).toBe('attachments[0].url');
   });
 });
 
 describe('attachments on /v1/chat/completions (openai SDK)', () => {
-  const clientFor = (token: string) => new OpenAI({ apiKey: token, baseURL: `${stack.url}/v1`, maxRetries: 0 });
+  const clientFor = (token: string) =>
+    new OpenAI({ apiKey: token, baseURL: `${stack.url}/v1`, maxRetries: 0 });
   const text = { type: 'text' as const, text: 'What is in these?' };
   const image = { type: 'image_url' as const, image_url: { url: `data:image/png;base64,${PNG}` } };
   const file = {
@@ -203,7 +213,11 @@ describe('attachments on /v1/chat/completions (openai SDK)', () => {
       return r.json.models.length > 0 ? r.json : undefined;
     });
     expect(usage.models).toEqual([
-      expect.objectContaining({ model: 'local.grounded-echo-v1', turns: 1, output_tokens: expect.any(Number) }),
+      expect.objectContaining({
+        model: 'local.grounded-echo-v1',
+        turns: 1,
+        output_tokens: expect.any(Number),
+      }),
     ]);
     expect(usage.models[0].input_tokens).toBeGreaterThan(0);
   });
@@ -266,7 +280,9 @@ describe('attachments on /api/chat (ai package)', () => {
     });
     await chatState.sendMessage({
       text: 'Describe the attachment',
-      files: [{ type: 'file', mediaType: 'image/png', url: `data:image/png;base64,${PNG}`, filename: 'a.png' }],
+      files: [
+        { type: 'file', mediaType: 'image/png', url: `data:image/png;base64,${PNG}`, filename: 'a.png' },
+      ],
     });
     expect(chatState.error).toBeUndefined();
     const answer = chatState.messages.at(-1);

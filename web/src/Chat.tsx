@@ -1,7 +1,8 @@
 import { Chat, useChat } from '@ai-sdk/react';
-import { DefaultChatTransport } from 'ai';
+import { DefaultChatTransport, type FileUIPart } from 'ai';
 import { type KeyboardEvent, useEffect, useId, useMemo, useRef, useState } from 'react';
 import { DEFAULTS } from '../../functions/contracts/defaults.ts';
+import { AttachButton, AttachmentList } from './Attachments.tsx';
 import type { Api, ChatMessage } from './api.ts';
 import type { Signer } from './auth.ts';
 import { describeProblem, formatWait, isNetworkFailure } from './errors.ts';
@@ -211,12 +212,14 @@ export function ChatView({ id, initialMessages, resume, api, signer, onSettled, 
 
   /** What was last sent, given back to the composer if the API refuses it (a 4xx other than a limit). */
   const sent = useRef('');
+  const [files, setFiles] = useState<FileUIPart[]>([]);
   const send = (text = draft.trim()) => {
     if (!text || busy || text.length > MAX_CHARS) return;
     sent.current = text;
     setDraft('');
+    setFiles([]);
     if (chat.messages.length === 0) onStarted();
-    void chat.sendMessage({ text });
+    void chat.sendMessage(files.length > 0 ? { text, files } : { text });
   };
 
   // A refused question was never stored: take it out of the log and give it back to the composer.
@@ -381,10 +384,19 @@ export function ChatView({ id, initialMessages, resume, api, signer, onSettled, 
           aria-describedby={`${inputId}-hint ${inputId}-count`}
           aria-invalid={tooLong}
         />
+        <AttachmentList
+          files={files}
+          onRemove={(index) => setFiles((all) => all.filter((_, i) => i !== index))}
+        />
         <span id={`${inputId}-hint`} className="visually-hidden">
           Enter sends, Shift+Enter starts a new line, Escape stops an answer.
         </span>
         <div className="controls">
+          <AttachButton
+            count={files.length}
+            disabled={busy}
+            onAdd={(added) => setFiles((all) => [...all, ...added])}
+          />
           <label className="switch" htmlFor={ragId}>
             <input
               id={ragId}

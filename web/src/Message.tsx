@@ -1,4 +1,5 @@
 import { lazy, memo, Suspense } from 'react';
+import { AttachmentList, filesOf } from './Attachments.tsx';
 import type { ChatMessage } from './api.ts';
 import { CopyButton } from './CopyButton.tsx';
 
@@ -111,6 +112,7 @@ export const MessageView = memo(function MessageView({ message, streaming, onReg
     >
       <h3 className="visually-hidden">{mine ? 'You' : 'Assistant'}</h3>
       <div className="bubble">
+        {mine ? <AttachmentList files={filesOf(message.parts)} /> : null}
         {mine ? (
           <p className="text plain">{text}</p>
         ) : text ? (

@@ -30,7 +30,7 @@ export interface ConversationRouteDeps {
   forgetSession(userId: string, sessionId: string): Promise<void>;
   forgetUser(userId: string): Promise<void>;
   /** The stored attachments of a deleted session or an erased user (S3 objects), when attachments are kept. */
-  attachments?: Pick<AttachmentStore, 'deleteSession' | 'deleteUser'> | undefined;
+  attachments?: Pick<AttachmentStore, 'get' | 'deleteSession' | 'deleteUser'> | undefined;
 }
 
 const MAX_TITLE_CHARS = 120;
@@ -82,8 +82,39 @@ const attachmentJson = (a: NonNullable<ChatMessage['attachments']>[number]) => (
   size: a.size,
 });
 
+/** Images up to this size come back inline (data URLs) in the AI SDK format, so a reload shows thumbnails. */
+const INLINE_IMAGE_BYTES = 1_000_000;
+
+/** The page's inline images, read from the store within one deadline; what is missing shows as a chip. */
+async function inlineImages(
+  store: Pick<AttachmentStore, 'get'> | undefined,
+  messages: ChatMessage[],
+): Promise<Map<string, string>> {
+  const refs = messages
+    .flatMap((m) => m.attachments ?? [])
+    .filter((a) => a.mediaType.startsWith('image/') && a.size <= INLINE_IMAGE_BYTES);
+  const urls = new Map<string, string>();
+  if (!store || refs.length === 0) return urls;
+  const signal = AbortSignal.timeout(3000);
+  await Promise.all(
+    refs.map(async (ref) => {
+      const bytes = await store.get(ref, signal).catch(() => undefined);
+      if (bytes) urls.set(ref.key, `data:${ref.mediaType};base64,${Buffer.from(bytes).toString('base64')}`);
+    }),
+  );
+  return urls;
+}
+
+/** A stored file as a `file` part: inline when it was read, else an empty URL (the page shows a chip). */
+const filePart = (a: NonNullable<ChatMessage['attachments']>[number], inline: Map<string, string>) => ({
+  type: 'file',
+  mediaType: a.mediaType,
+  filename: a.name,
+  url: inline.get(a.key) ?? '',
+});
+
 /** `UIMessage`s ready to be `useChat`'s initial messages: text and source parts, ids as the stream gave them. */
-function uiMessage(m: ChatMessage) {
+function uiMessage(m: ChatMessage, inline: Map<string, string> = new Map()) {
   // The same parts the stream gave, so a reopened answer looks as it did while it streamed.
   const sources = (m.sources ?? []).map(sourcePart);
   return {
@@ -92,6 +123,7 @@ function uiMessage(m: ChatMessage) {
     parts: [
       ...(m.role === 'assistant' ? [{ type: 'step-start' }] : []),
       ...sources,
+      ...(m.attachments ?? []).map((a) => filePart(a, inline)),
       { type: 'text', text: m.content },
     ],
     metadata: {
@@ -185,7 +217,10 @@ export function conversationRoutes(deps: ConversationRouteDeps) {
     const messages = visibleMessages(page.messages);
     const oldest = page.messages[0]?.messageId;
     const next_cursor = page.more && oldest ? encodeCursor({ before: oldest }) : null;
-    if (format === 'ai-sdk') return json(200, { messages: messages.map(uiMessage), next_cursor });
+    if (format === 'ai-sdk') {
+      const inline = await inlineImages(deps.attachments, messages);
+      return json(200, { messages: messages.map((m) => uiMessage(m, inline)), next_cursor });
+    }
     return json(200, { messages: messages.map(messageJson), next_cursor });
   };
 

@@ -40,6 +40,15 @@ export function UsageView({ usage }: { usage: Usage | undefined }) {
       <p>
         {plural(usage.turns, 'message')} · {plural(usage.input_tokens + usage.output_tokens, 'token')}
       </p>
+      {(usage.models ?? []).length > 1 ? (
+        <ul className="usage-models" aria-label="Tokens per model">
+          {(usage.models ?? []).map((m) => (
+            <li key={m.model}>
+              {m.model}: {plural(m.input_tokens + m.output_tokens, 'token')}
+            </li>
+          ))}
+        </ul>
+      ) : null}
       <ul>
         <Limit label="Messages this minute" {...limits.turns_per_minute} />
         <Limit label="Answers at once" {...limits.concurrent_streams} />

@@ -116,6 +116,15 @@ describe('attachments on the native route (fetch)', () => {
         expect.objectContaining({ mediaType: 'application/pdf', name: 'report.pdf' }),
       ]);
 
+      // The stored answer's usage is counted under the model that wrote it.
+      const usage = await api(token, '/me/usage');
+      expect(usage.json.models).toEqual([
+        expect.objectContaining({
+          model: 'local.grounded-echo-v1',
+          turns: 1,
+          input_tokens: expect.any(Number),
+        }),
+      ]);
       // A later turn's history sends the earlier files again (read back from S3).
       const second = await nativeTurn(token, { message: 'And now?', session_id: sessionId, use_rag: false });
       expect(answerText(second)).toContain('Earlier in this conversation I saw 1 image (PNG) and 1 PDF');

@@ -64,7 +64,8 @@ export function AttachmentList(props: { files: FileUIPart[]; onRemove?: (index: 
   return (
     <ul className="files" aria-label="Attachments">
       {props.files.map((file, index) => (
-        <li key={`${file.filename ?? ''}-${index}`} className="file">
+        // Name, size and the end of the data: stable across renders, without the list's positions.
+        <li key={`${file.filename ?? ''}:${file.url.length}:${file.url.slice(-24)}`} className="file">
           {file.mediaType.startsWith('image/') && file.url.startsWith('data:image/') ? (
             <img src={file.url} alt={file.filename ?? 'image'} className="thumbnail" />
           ) : (

@@ -3,7 +3,7 @@ import * as z from 'zod/mini';
 import { DEFAULTS } from '../../contracts/defaults.ts';
 import { type AttachmentCaps, readAttachments } from '../../core/attachments.ts';
 import type { ChatTurns, TurnRequest } from '../../core/chat-turn.ts';
-import { invalidField } from '../../core/errors.ts';
+import { invalidField, RequestRejected } from '../../core/errors.ts';
 import type { WireSink } from '../../core/ports.ts';
 import { type chatRequestSchema, parseJsonBody, parseOpaqueId } from '../../core/request.ts';
 import { failedAnswerHeaders } from '../http-errors.ts';
@@ -36,8 +36,33 @@ export interface TurnRouteDeps {
   attachments?: { caps: AttachmentCaps; stored: boolean };
 }
 
-/** Bodies that may carry attachments (and, on /v1, the client's conversation): just under 6 MB. */
-const CONVERSATION_BODY_BYTES = DEFAULTS.maxAttachmentBodyBytes;
+/** Bodies that carry attachments: just under a Function URL's 6 MB. */
+const ATTACHMENT_BODY_BYTES = DEFAULTS.maxAttachmentBodyBytes;
+/** Bodies of the AI SDK and OpenAI routes without files carry the client's copy of the conversation: 1 MiB. */
+const CONVERSATION_BODY_BYTES = 1_048_576;
+
+/** What marks a body as carrying files, per route (a cheap test before the body is parsed). */
+const FILE_MARKERS = {
+  native: /"attachments"\s*:/,
+  aiSdk: /"type"\s*:\s*"file"/,
+  openAi: /"type"\s*:\s*"(?:image_url|file)"/,
+};
+
+/**
+ * A body may grow to ATTACHMENT_BODY_BYTES only when it carries files: one over the text budget that does
+ * not is refused as too large (413), as before attachments existed.
+ */
+function readTurnBody(inv: Invocation, textBytes: number, files: RegExp | undefined): string {
+  const body = readJsonBody(inv.event, files ? ATTACHMENT_BODY_BYTES : textBytes);
+  if (Buffer.byteLength(body) > textBytes && !files?.test(body)) {
+    throw new RequestRejected(
+      'too_large',
+      'payload_too_large',
+      `The body must be at most ${textBytes} bytes without attachments.`,
+    );
+  }
+  return body;
+}
 
 const NO_ATTACHMENTS = { caps: { maxCount: 0, maxImageBytes: 0, maxDocumentBytes: 0 }, stored: false };
 
@@ -96,7 +121,7 @@ async function streamTurn(
 
 async function nativeTurn(deps: TurnRouteDeps, inv: Invocation): Promise<RouteResponse> {
   const request = parseJsonBody(
-    readJsonBody(inv.event, deps.attachments?.stored ? CONVERSATION_BODY_BYTES : deps.maxBodyBytes),
+    readTurnBody(inv, deps.maxBodyBytes, deps.attachments?.stored ? FILE_MARKERS.native : undefined),
     deps.requestSchema,
   );
   const attachments = readAttachments(
@@ -147,7 +172,10 @@ async function nativeTurn(deps: TurnRouteDeps, inv: Invocation): Promise<RouteRe
 }
 
 async function aiSdkTurn(deps: TurnRouteDeps, inv: Invocation): Promise<RouteResponse> {
-  const body = parseJsonBody(readJsonBody(inv.event, CONVERSATION_BODY_BYTES), aiSdkRequestSchema);
+  const body = parseJsonBody(
+    readTurnBody(inv, CONVERSATION_BODY_BYTES, FILE_MARKERS.aiSdk),
+    aiSdkRequestSchema,
+  );
   const request = storable(
     deps,
     toTurnRequest(body, deps.maxMessageChars, deps.modelPolicy, (deps.attachments ?? NO_ATTACHMENTS).caps),
@@ -158,7 +186,7 @@ async function aiSdkTurn(deps: TurnRouteDeps, inv: Invocation): Promise<RouteRes
 }
 
 async function openAiTurn(deps: TurnRouteDeps, inv: Invocation): Promise<RouteResponse> {
-  const body = parseJsonBody(readJsonBody(inv.event, CONVERSATION_BODY_BYTES), z.unknown());
+  const body = parseJsonBody(readTurnBody(inv, CONVERSATION_BODY_BYTES, FILE_MARKERS.openAi), z.unknown());
   const request = readOpenAiRequest(body, inv.event.headers ?? {}, {
     policy: deps.modelPolicy,
     maxMessageChars: deps.maxMessageChars,

@@ -117,7 +117,11 @@ describe('attachments on the native route (fetch)', () => {
       ]);
 
       // The stored answer's usage is counted under the model that wrote it.
-      const usage = await api(token, '/me/usage');
+      // The consumer puts the usage item after the message item: wait for it.
+      const usage = await waitFor(async () => {
+        const r = await api(token, '/me/usage');
+        return r.json.models.length > 0 ? r : undefined;
+      });
       expect(usage.json.models).toEqual([
         expect.objectContaining({
           model: 'local.grounded-echo-v1',

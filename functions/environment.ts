@@ -100,6 +100,9 @@ export const PersistEnv = z.object({
   TITLE_MODEL_ID: text(DEFAULTS.modelId),
   TITLE_MAX_TOKENS: int(24, 1, 200),
   TITLE_TIMEOUT_MS: int(5000, 100, 60_000),
+  /** Where attachments are kept: a message the consumer discards (deleted or erased since) takes its files along. */
+  ATTACHMENTS_BUCKET: optionalText,
+  ATTACHMENTS_PATH_STYLE: flag(false),
   AWS_CONNECT_TIMEOUT_MS: int(DEFAULTS.awsConnectTimeoutMs, 1),
   AWS_REQUEST_TIMEOUT_MS: int(DEFAULTS.awsRequestTimeoutMs, 1),
 });

@@ -40,6 +40,21 @@ export class Attachments extends Construct {
     });
   }
 
+  /** The consumer deletes the files of a message it discards (a turn that raced a delete), nothing else. */
+  grantDiscards(grantee: IGrantable & { role?: IRole | undefined }): void {
+    const objects = this.bucket.arnForObjects('users/*');
+    grantee.grantPrincipal.addToPrincipalPolicy(
+      new PolicyStatement({ actions: ['s3:DeleteObject'], resources: [objects] }),
+    );
+    if (grantee.role) {
+      acknowledgeWildcardResource(
+        grantee.role,
+        objects,
+        'The consumer deletes the files a discarded message points at; their keys are per user and session.',
+      );
+    }
+  }
+
   /** Put and get (turns), list and delete (conversation delete, erasure) under `users/`, nothing else. */
   grantTurnsAndDeletes(grantee: IGrantable & { role?: IRole | undefined }): void {
     const objects = this.bucket.arnForObjects('users/*');

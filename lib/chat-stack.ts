@@ -236,6 +236,7 @@ export class ChatStack extends Stack {
         ...shared,
         POWERTOOLS_SERVICE_NAME: SERVICE_NAMES.persist,
         TITLES: String(config.titles),
+        ATTACHMENTS_BUCKET: attachments.bucket.bucketName,
         ...(titleModel ? { TITLE_MODEL_ID: titleModel.id } : {}),
       },
     });
@@ -277,6 +278,7 @@ export class ChatStack extends Stack {
       new PolicyStatement({ actions: ['sqs:SendMessage'], resources: [queue.queue.queueArn] }),
     );
     attachments.grantTurnsAndDeletes(stream);
+    attachments.grantDiscards(persist);
     cache?.grantConnect(stream);
     // ConverseStream is authorized as InvokeModelWithResponseStream; the stream function calls nothing else.
     if (stream.role)

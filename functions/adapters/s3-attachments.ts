@@ -56,6 +56,18 @@ export class S3AttachmentStore implements AttachmentStore {
     return key.startsWith(userPrefix(userId)) && !key.includes('..');
   }
 
+  /** The files of one message the consumer took back (a turn that raced a delete or an erasure). */
+  async deleteRefs(refs: AttachmentRef[]): Promise<void> {
+    if (refs.length === 0) return;
+    const { Errors } = await this.#s3.send(
+      new DeleteObjectsCommand({
+        Bucket: this.#bucket,
+        Delete: { Objects: refs.map((r) => ({ Key: r.key })), Quiet: true },
+      }),
+    );
+    if (Errors?.length) throw new Error(`${Errors.length} attachment objects left undeleted`);
+  }
+
   deleteSession(userId: string, sessionId: string): Promise<void> {
     return this.#deletePrefix(sessionPrefix(userId, sessionId));
   }

@@ -1,8 +1,10 @@
 import { processPartialResponse, SqsFifoPartialProcessorAsync } from '@aws-lambda-powertools/batch';
 import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
+import { S3Client } from '@aws-sdk/client-s3';
 import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
 import { createDocumentClient, DynamoConversationStore } from '../adapters/dynamo-store.ts';
+import { S3AttachmentStore } from '../adapters/s3-attachments.ts';
 import { decodeQueueBody } from '../adapters/sqs-message-codec.ts';
 import { METRICS_NAMESPACE, PERSIST_METRICS, SERVICE_NAMES } from '../contracts/observability.ts';
 import { type ChatMessage, ChatMessageSchema } from '../core/messages.ts';
@@ -27,6 +29,18 @@ const store = new DynamoConversationStore(
 );
 
 const writeTitles = titleWriter(config, store, logger);
+const attachments = config.ATTACHMENTS_BUCKET
+  ? new S3AttachmentStore(
+      new S3Client({
+        forcePathStyle: config.ATTACHMENTS_PATH_STYLE,
+        requestHandler: {
+          connectionTimeout: config.AWS_CONNECT_TIMEOUT_MS,
+          requestTimeout: config.AWS_REQUEST_TIMEOUT_MS,
+        },
+      }),
+      config.ATTACHMENTS_BUCKET,
+    )
+  : undefined;
 
 /** A record that can never succeed; it is reported failed so it reaches the DLQ without retries hiding it. */
 class PoisonRecordError extends Error {
@@ -57,6 +71,9 @@ export async function handler(event: SQSEvent, context: Context): Promise<SQSBat
     try {
       const message = parseRecord(record);
       const { outcome, firstAnswer } = await store.save(message);
+      // Its conversation was deleted (or its user erased) after the turn put its files: they go too.
+      if (outcome === 'discarded' && message.attachments?.length)
+        await attachments?.deleteRefs(message.attachments);
       if (outcome === 'written') counts.persisted++;
       else if (outcome === 'duplicate') counts.duplicates++;
       else counts.discarded++;

@@ -1,4 +1,4 @@
-import { ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
+import { ListObjectsV2Command, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { ReceiveMessageCommand } from '@aws-sdk/client-sqs';
 import { AbstractChat, type ChatInit, type ChatState, DefaultChatTransport, type UIMessage } from 'ai';
 import OpenAI from 'openai';
@@ -148,7 +148,7 @@ describe('attachments on the native route (fetch)', () => {
     }
   });
 
-  it('DELETE /me removes every attachment of the user', async () => {
+  it('DELETE /me removes every attachment of the user, and the consumer those of a turn that raced it', async () => {
     const user = newUser();
     const token = await stack.issuer.mint(user);
     for (let i = 0; i < 2; i++) {
@@ -162,6 +162,30 @@ describe('attachments on the native route (fetch)', () => {
     expect(await keysUnder(userPrefix(user))).toHaveLength(2);
     expect((await api(token, '/me', 'DELETE')).status).toBe(204);
     expect(await keysUnder(userPrefix(user))).toEqual([]);
+
+    // A put that lands after the erasure (a racing turn) is simulated by putting one file back; its message is
+    // still in the queue, and the consumer discards it and its files.
+    const queued = await stack.sqs.send(
+      new ReceiveMessageCommand({ QueueUrl: stack.queueUrl, MaxNumberOfMessages: 10, VisibilityTimeout: 0 }),
+    );
+    const key = (queued.Messages ?? [])
+      .map((m) => JSON.parse(m.Body ?? '{}') as { userId?: string; attachments?: Array<{ key: string }> })
+      .find((m) => m.userId === user && m.attachments)?.attachments?.[0]?.key;
+    expect(key).toBeDefined();
+    await s3.send(
+      new PutObjectCommand({ Bucket: stack.attachmentsBucket, Key: key, Body: Buffer.from(PNG, 'base64') }),
+    );
+    expect(await keysUnder(userPrefix(user))).toHaveLength(1);
+    const poller = stack.startPoller();
+    try {
+      await waitFor(
+        async () => (await keysUnder(userPrefix(user))).length === 0,
+        15_000,
+        'the raced file deleted',
+      );
+    } finally {
+      await poller.stop();
+    }
   });
 
   it('refuses too many files, a type mismatch, an unknown type and bad base64 with a 400 naming the field', async () => {

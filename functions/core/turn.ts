@@ -88,7 +88,6 @@ export async function runTurn(deps: TurnDeps, input: TurnInput, sink: EventSink)
   const writes = new BackgroundWrites(deps.outbox, deps.writer, deps.log);
   const question = input.message === undefined ? undefined : userMessage(deps, input, userMessageId);
   const stateless = input.transcript !== undefined;
-  if (question && !stateless) writes.saveMessage(question);
   const context = await loadTurnContext(deps, writes, {
     stateless,
     userId,
@@ -103,7 +102,9 @@ export async function runTurn(deps: TurnDeps, input: TurnInput, sink: EventSink)
   const sources = retrieved.passages.map(toSource);
   if (sources.length > 0) client.send({ type: 'sources', sources });
 
-  const answer = await answerQuestion(deps, input, context, regenerated, client);
+  // The question is queued once the model request is on its way: nothing before it on the critical path.
+  const saveQuestion = question && !stateless ? () => writes.saveMessage(question) : undefined;
+  const answer = await answerQuestion(deps, input, context, { regenerated, saveQuestion }, client);
   const timings: TurnTimings = {
     first_byte_ms: firstByteMs,
     context_ms: round(conversation.ms),
@@ -151,7 +152,7 @@ async function answerQuestion(
   deps: TurnDeps,
   input: TurnInput,
   { conversation, retrieved }: TurnContext,
-  regenerated: Regeneration,
+  { regenerated, saveQuestion }: { regenerated: Regeneration; saveQuestion: (() => void) | undefined },
   client: ClientChannel,
 ): Promise<StreamedAnswer> {
   const question = input.message ?? regenerated?.question;
@@ -185,6 +186,7 @@ async function answerQuestion(
       model: input.model,
       metadata: { user_key: deps.userKey(input.userId), session_id: input.sessionId },
       stop: input.stop ?? new AbortController().signal,
+      afterDispatch: saveQuestion,
     },
     client,
   );

@@ -17,7 +17,7 @@ let store: DynamoConversationStore;
 let scanner: DynamoDBDocumentClient;
 
 beforeAll(async () => {
-  const redis = await testRedis(24);
+  const redis = await testRedis(14);
   ownedRedis = redis.owned;
   stack = await startLocalStack({ redisUrl: redis.url, perTokenDelayMs: 0, firstTokenDelayMs: 0 });
   scanner = DynamoDBDocumentClient.from(stack.dynamodb);

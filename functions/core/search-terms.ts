@@ -16,8 +16,8 @@ const STOPWORDS = new Set(
 const MIN_TERM = 2;
 const MAX_TERM = 32;
 /** Distinct terms kept per message: bounds the per-conversation item a long answer adds to. */
-export const MAX_TERMS_PER_MESSAGE = 300;
-export const MAX_QUERY_CHARS = 100;
+const MAX_TERMS_PER_MESSAGE = 300;
+const MAX_QUERY_CHARS = 100;
 /** Terms of one query (all must match): each is one more condition on every item read. */
 const MAX_QUERY_TERMS = 5;
 

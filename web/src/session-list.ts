@@ -3,7 +3,7 @@ import type { Api, SessionSummary } from './api.ts';
 import { describeProblem } from './errors.ts';
 
 /** Conversations per page of the list: the first page, and each "Show older conversations". */
-export const LIST_PAGE = 50;
+const LIST_PAGE = 50;
 
 /**
  * The first page read again, with the older pages already shown kept after it: a refresh after a turn

@@ -29,6 +29,17 @@ export interface ConversationArchive {
     sessions: SessionSummary[];
     next: string | undefined;
   }>;
+  /**
+   * Conversations whose messages or title hold every term (see `search-terms.ts`), newest activity first
+   * within a page; a page may be short, even empty, and still have a `next` (each request reads a bounded
+   * share of the user's conversations).
+   */
+  searchSessions(
+    userId: string,
+    terms: string[],
+    limit: number,
+    cursor: string | undefined,
+  ): Promise<{ sessions: SessionSummary[]; next: string | undefined }>;
   getSession(userId: string, sessionId: string): Promise<SessionSummary | undefined>;
   /** The newest `limit` messages before `beforeMessageId` (or the newest overall), oldest first. */
   listMessages(

@@ -3,11 +3,12 @@ import { type ReactNode, useCallback, useEffect, useMemo, useRef, useState } fro
 import { Api, type ChatMessage, type SessionSummary, type Usage } from './api.ts';
 import { devSigner, OAuthClient, type Signer } from './auth.ts';
 import { ChatView } from './Chat.tsx';
+import { ConversationList } from './ConversationList.tsx';
 import type { PageConfig } from './config.ts';
 import { describeProblem } from './errors.ts';
 import { conversationJson, conversationMarkdown, download, fileNameOf } from './exports.ts';
-import { Sessions } from './Sessions.tsx';
 import { SignIn } from './SignIn.tsx';
+import { useSessionList } from './session-list.ts';
 import { UsageView } from './Usage.tsx';
 
 const DEV_USER_KEY = 'chat.devUser';
@@ -40,22 +41,11 @@ function Workspace({ config, signer, account }: { config: PageConfig; signer: Si
   chatIdRef.current = chatId;
   const [opened, setOpened] = useState<Opened | undefined>();
   const [attempt, setAttempt] = useState(0);
-  const [sessions, setSessions] = useState<SessionSummary[] | undefined>();
-  const [listProblem, setListProblem] = useState<string | undefined>();
+  const { sessions, setSessions, refreshSessions, clearSessions, listProblem, ...paging } =
+    useSessionList(api);
   const [usage, setUsage] = useState<Usage | undefined>();
   const [drawerOpen, setDrawerOpen] = useState(false);
 
-  const refreshSessions = useCallback(async () => {
-    try {
-      const list = await api.sessions();
-      setSessions(list);
-      setListProblem(undefined);
-      return list;
-    } catch (error) {
-      setListProblem(describeProblem(error).message);
-      return undefined;
-    }
-  }, [api]);
   const refreshUsage = useCallback(async () => {
     setUsage(await api.usage().catch(() => undefined));
   }, [api]);
@@ -130,7 +120,7 @@ function Workspace({ config, signer, account }: { config: PageConfig; signer: Si
             ...(list ?? []),
           ],
     );
-  }, []);
+  }, [setSessions]);
 
   const newChat = () => {
     const id = generateId();
@@ -146,6 +136,9 @@ function Workspace({ config, signer, account }: { config: PageConfig; signer: Si
     sidebar.current?.querySelector<HTMLElement>('.new-chat')?.focus();
     const onKey = (event: KeyboardEvent) => {
       if (event.key !== 'Escape') return;
+      // Escape in a search that holds words clears it first.
+      const target = event.target as HTMLInputElement | null;
+      if (target?.type === 'search' && target.value) return;
       event.preventDefault();
       setDrawerOpen(false);
       document.querySelector<HTMLElement>('.top .menu')?.focus();
@@ -173,7 +166,7 @@ function Workspace({ config, signer, account }: { config: PageConfig; signer: Si
     setErasing('busy');
     try {
       await api.eraseMe();
-      setSessions([]);
+      clearSessions();
       setErasing('idle');
       newChat();
       void refreshUsage();
@@ -220,26 +213,28 @@ function Workspace({ config, signer, account }: { config: PageConfig; signer: Si
               </button>
             </p>
           ) : null}
-          <div className="session-scroll">
-            <Sessions
-              sessions={sessions}
-              currentId={chatId}
-              onOpen={(id) => {
-                setChatId(id);
-                setDrawerOpen(false);
-              }}
-              onRename={async (id, title) => {
-                await api.rename(id, title);
-                setSessions((list) => list?.map((s) => (s.id === id ? { ...s, title } : s)));
-              }}
-              onDelete={async (id) => {
-                await api.remove(id);
-                setSessions((list) => list?.filter((s) => s.id !== id));
-                if (id === chatIdRef.current) newChat();
-              }}
-              onExport={exportConversation}
-            />
-          </div>
+          <ConversationList
+            api={api}
+            sessions={sessions}
+            nextCursor={paging.nextCursor}
+            loadingMore={paging.loadingMore}
+            onLoadMore={() => void paging.loadMore()}
+            currentId={chatId}
+            onOpen={(id) => {
+              setChatId(id);
+              setDrawerOpen(false);
+            }}
+            onRename={async (id, title) => {
+              await api.rename(id, title);
+              setSessions((list) => list?.map((s) => (s.id === id ? { ...s, title } : s)));
+            }}
+            onDelete={async (id) => {
+              await api.remove(id);
+              setSessions((list) => list?.filter((s) => s.id !== id));
+              if (id === chatIdRef.current) newChat();
+            }}
+            onExport={exportConversation}
+          />
           <UsageView usage={usage} />
           <section className="erase" aria-label="Your data">
             {erasing === 'idle' ? (

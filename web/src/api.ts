@@ -94,10 +94,13 @@ export class Api {
     return (list?.data ?? []).map((model) => model.id);
   }
 
-  /** Newest activity first. */
-  async sessions(limit = 50): Promise<SessionSummary[]> {
-    const page = await this.#request<SessionPage>('GET', `/sessions?limit=${limit}`);
-    return page?.sessions ?? [];
+  /** One page of the list (GET /sessions, newest activity first), or of a search with `q`; `cursor` from the page before. */
+  async sessionPage(options: { limit: number; cursor?: string | null; q?: string }): Promise<SessionPage> {
+    const query = new URLSearchParams({ limit: String(options.limit) });
+    if (options.q !== undefined) query.set('q', options.q);
+    if (options.cursor) query.set('cursor', options.cursor);
+    const page = await this.#request<SessionPage>('GET', `/sessions?${query}`);
+    return page ?? { sessions: [], next_cursor: null };
   }
 
   /** A conversation as `useChat`'s initial messages; `undefined` when there is no such conversation. */

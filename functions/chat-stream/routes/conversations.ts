@@ -11,6 +11,7 @@ import { dependencyUnavailable, invalidField, RequestRejected } from '../../core
 import { checkRoute, type UserLimits } from '../../core/limits.ts';
 import type { ChatMessage } from '../../core/messages.ts';
 import { parseJsonBody } from '../../core/request.ts';
+import { queryTerms } from '../../core/search-terms.ts';
 import { type Invocation, json, noContent, type RouteHandler, readJsonBody } from '../invocation.ts';
 import { sourcePart } from '../wire/ai-sdk.ts';
 
@@ -116,14 +117,15 @@ type MessagePage = { messages: ChatMessage[]; more: boolean };
 export function conversationRoutes(deps: ConversationRouteDeps) {
   const { archive } = deps;
 
+  /** Newest activity first; with `q`, only the conversations whose messages or title hold its words. */
   const listSessions: RouteHandler = async (inv) => {
-    await checkRoute(deps.limits, inv.userId, 'list');
+    const { q, cursor } = inv.event.queryStringParameters ?? {};
+    const terms = q === undefined ? undefined : queryTerms(q);
+    await checkRoute(deps.limits, inv.userId, terms ? 'search' : 'list');
     const limit = limitFrom(inv, 20, 100);
-    const { sessions, next } = await archive.listSessions(
-      inv.userId,
-      limit,
-      inv.event.queryStringParameters?.cursor,
-    );
+    const { sessions, next } = terms
+      ? await archive.searchSessions(inv.userId, terms, limit, cursor)
+      : await archive.listSessions(inv.userId, limit, cursor);
     const page: SessionPage = { sessions: sessions.map(sessionJson), next_cursor: next ?? null };
     return json(200, page);
   };

@@ -1,5 +1,6 @@
 import { type AnswerEnd, ClientChannel, type StreamedAnswer, streamAnswer } from './answer-stream.ts';
 import { BackgroundWrites } from './background-writes.ts';
+import { type Placement, placeQuestion, type Regeneration, regenerationOf } from './branches.ts';
 import { type ContextSettings, type ContextSources, loadTurnContext, type TurnContext } from './context.ts';
 import type { ChatMessage, Passage, Source } from './messages.ts';
 import type { ChatModel, EventSink, InferenceSettings, MessageOutbox, MessageWriter } from './ports.ts';
@@ -29,6 +30,14 @@ export interface TurnInput {
   message: string | undefined;
   /** The client's id for the message, kept on the stored user message. */
   clientMessageId?: string | undefined;
+  /**
+   * Where the question goes in the conversation's versions: after this message (a stored id, or a client's
+   * id for a question), `null` at the start; `undefined`: beside an earlier question with the same client
+   * id (an edit), else after the newest message.
+   */
+  parentRef?: string | null | undefined;
+  /** Regenerating: the answer the new one is a version of (its question is answered again). */
+  regenerateOf?: string | undefined;
   useRag: boolean;
   /** `now()` when the request reached the handler. */
   startedAt: number;
@@ -57,19 +66,6 @@ export const ERROR_MESSAGES: Record<TurnErrorCode, string> = {
   not_saved: 'The answer could not be saved. Send your message again.',
 };
 
-/** The last question of the stored history, what came before it, and the answer a regeneration replaces. */
-function splitForRegenerate(history: ChatMessage[]) {
-  const index = history.findLastIndex((m) => m.role === 'user');
-  if (index < 0) return undefined;
-  const replaced = history.slice(index + 1).findLast((m) => m.role === 'assistant');
-  return {
-    question: history[index]?.content ?? '',
-    before: history.slice(0, index),
-    replaces: replaced?.messageId,
-  };
-}
-type Regeneration = ReturnType<typeof splitForRegenerate>;
-
 /**
  * One chat turn: `session_id` before any I/O, context loaded in parallel with per-leg deadlines,
  * model tokens forwarded as they arrive, every write started off the critical path and returned
@@ -86,9 +82,11 @@ export async function runTurn(deps: TurnDeps, input: TurnInput, sink: EventSink)
   const firstByteMs = elapsed();
 
   const writes = new BackgroundWrites(deps.outbox, deps.writer, deps.log);
-  const question = input.message === undefined ? undefined : userMessage(deps, input, userMessageId);
   const stateless = input.transcript !== undefined;
-  if (question && !stateless) writes.saveMessage(question);
+  const placedAtOnce = isNewSession || stateless ? { parentId: null } : placeAtOnce(input);
+  const asked =
+    input.message === undefined ? undefined : userMessage(deps, input, userMessageId, placedAtOnce);
+  if (asked && placedAtOnce && !stateless) writes.saveMessage(asked);
   const context = await loadTurnContext(deps, writes, {
     stateless,
     userId,
@@ -96,14 +94,19 @@ export async function runTurn(deps: TurnDeps, input: TurnInput, sink: EventSink)
     isNewSession,
     currentMessageId: userMessageId,
     question: input.message,
+    regenerateOf: input.regenerateOf,
     useRag: input.useRag,
   });
   const { conversation, retrieved } = context;
-  const regenerated = question ? undefined : splitForRegenerate(conversation.history);
+  const { question, placement, regenerated } = placeTurn(input, conversation.history, {
+    asked,
+    queued: placedAtOnce !== undefined,
+    writes,
+  });
   const sources = retrieved.passages.map(toSource);
   if (sources.length > 0) client.send({ type: 'sources', sources });
 
-  const answer = await answerQuestion(deps, input, context, regenerated, client);
+  const answer = await answerQuestion(deps, input, context, { regenerated, placement }, client);
   const timings: TurnTimings = {
     first_byte_ms: firstByteMs,
     context_ms: round(conversation.ms),
@@ -121,7 +124,13 @@ export async function runTurn(deps: TurnDeps, input: TurnInput, sink: EventSink)
   };
   const reply =
     answer.end.kind === 'answered'
-      ? assistantMessage(deps, input, { id: assistantMessageId, answer, sources, regenerated })
+      ? assistantMessage(deps, input, {
+          id: assistantMessageId,
+          answer,
+          sources,
+          regenerated,
+          parentId: question?.messageId ?? regenerated?.question.messageId ?? null,
+        })
       : undefined;
   const messages = [question, reply].filter((m) => m !== undefined);
   if (!stateless) {
@@ -143,6 +152,47 @@ export async function runTurn(deps: TurnDeps, input: TurnInput, sink: EventSink)
   };
 }
 
+/**
+ * The turn among the conversation's versions: a question after the message it follows (queued now if it
+ * was not yet), or the question a regeneration answers again.
+ */
+function placeTurn(
+  input: TurnInput,
+  history: ChatMessage[],
+  turn: { asked: ChatMessage | undefined; queued: boolean; writes: BackgroundWrites },
+) {
+  const { asked, queued, writes } = turn;
+  if (!asked) {
+    return {
+      question: undefined,
+      placement: undefined,
+      regenerated: regenerationOf(history, input.regenerateOf),
+    };
+  }
+  const placement = placeQuestion(history, input);
+  if (queued) return { question: asked, placement, regenerated: undefined };
+  const question = { ...asked, parentId: placement.parentId };
+  writes.saveMessage(question);
+  return { question, placement, regenerated: undefined };
+}
+
+/** A stored message id: what a turn mints (UUIDv7). */
+const STORED_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/i;
+
+/**
+ * The question's place when the request alone says it, so it is queued at once: the start (`null`), a
+ * stored message id, or (no parent named, no client id that could be an edit's) after the newest
+ * message, which a message without `parentId` means. Else it is placed, and queued, once the stored
+ * history is read (still off the critical path).
+ */
+function placeAtOnce(input: TurnInput): { parentId?: string | null } | undefined {
+  const { parentRef, clientMessageId } = input;
+  if (parentRef === null || (parentRef !== undefined && STORED_ID.test(parentRef)))
+    return { parentId: parentRef };
+  if (parentRef === undefined && clientMessageId === undefined) return {};
+  return undefined;
+}
+
 const outcomeOf = (end: AnswerEnd): TurnReport['outcome'] =>
   end.kind === 'failed' ? 'error' : end.kind === 'client_gone' ? 'client_gone' : 'done';
 
@@ -151,10 +201,11 @@ async function answerQuestion(
   deps: TurnDeps,
   input: TurnInput,
   { conversation, retrieved }: TurnContext,
-  regenerated: Regeneration,
+  branch: { regenerated: Regeneration | undefined; placement: Placement | undefined },
   client: ClientChannel,
 ): Promise<StreamedAnswer> {
-  const question = input.message ?? regenerated?.question;
+  const { regenerated, placement } = branch;
+  const question = input.message ?? regenerated?.question.content;
   if (question === undefined) {
     deps.log.error('turn failed after streaming started', {
       code: 'nothing_to_regenerate',
@@ -174,7 +225,8 @@ async function answerQuestion(
     : buildPrompt({
         profile: conversation.profile,
         passages: retrieved.passages,
-        history: regenerated?.before ?? conversation.history,
+        // The branch the question continues, never the other versions.
+        history: regenerated?.before ?? placement?.history ?? conversation.history,
         question,
         historyLimit: deps.settings.historyLimit,
       });
@@ -190,9 +242,15 @@ async function answerQuestion(
   );
 }
 
-function userMessage(deps: TurnDeps, input: TurnInput, messageId: string): ChatMessage {
+function userMessage(
+  deps: TurnDeps,
+  input: TurnInput,
+  messageId: string,
+  placement: { parentId?: string | null } | undefined,
+): ChatMessage {
   return {
     messageId,
+    ...(placement?.parentId !== undefined ? { parentId: placement.parentId } : {}),
     sessionId: input.sessionId,
     userId: input.userId,
     ...(input.clientMessageId ? { clientMessageId: input.clientMessageId } : {}),
@@ -205,7 +263,13 @@ function userMessage(deps: TurnDeps, input: TurnInput, messageId: string): ChatM
 function assistantMessage(
   deps: TurnDeps,
   input: TurnInput,
-  reply: { id: string; answer: StreamedAnswer; sources: Source[]; regenerated: Regeneration },
+  reply: {
+    id: string;
+    answer: StreamedAnswer;
+    sources: Source[];
+    regenerated: Regeneration | undefined;
+    parentId: string | null;
+  },
 ): ChatMessage {
   const { answer, sources, regenerated } = reply;
   return {
@@ -213,6 +277,7 @@ function assistantMessage(
     sessionId: input.sessionId,
     userId: input.userId,
     role: 'assistant',
+    parentId: reply.parentId,
     content: answer.text,
     createdAt: deps.clock().toISOString(),
     stopReason: answer.end.kind === 'answered' ? answer.end.stopReason : 'end_turn',

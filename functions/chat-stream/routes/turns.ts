@@ -39,6 +39,8 @@ interface TurnRequestBody {
   sessionId: string | undefined;
   message: string | undefined;
   clientMessageId: string | undefined;
+  parentRef?: string | null | undefined;
+  regenerateOf?: string | undefined;
   useRag: boolean | undefined;
   model?: TurnRequest['model'];
   transcript?: TurnRequest['transcript'];
@@ -100,6 +102,7 @@ async function nativeTurn(deps: TurnRouteDeps, inv: Invocation): Promise<RouteRe
       sessionId: request.session_id,
       message: request.message,
       clientMessageId: parseOpaqueId(clientMessageId, 'Idempotency-Key', 'idempotency-key'),
+      parentRef: request.parent_id,
       useRag: request.use_rag,
       model: { id: modelId, inference },
     },

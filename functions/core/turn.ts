@@ -176,19 +176,15 @@ function placeTurn(
   return { question, placement, regenerated: undefined };
 }
 
-/** A stored message id: what a turn mints (UUIDv7). */
-const STORED_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/i;
-
 /**
- * The question's place when the request alone says it, so it is queued at once: the start (`null`), a
- * stored message id, or (no parent named, no client id that could be an edit's) after the newest
- * message, which a message without `parentId` means. Else it is placed, and queued, once the stored
- * history is read (still off the critical path).
+ * The question's place when the request alone says it, so it is queued at once: the start (`null`), or
+ * (no parent named, no client id that could be an edit's) after the newest message, which a message
+ * without `parentId` means. A named parent is checked against the stored history first: the question
+ * is placed, and queued, once that is read (still off the critical path).
  */
-function placeAtOnce(input: TurnInput): { parentId?: string | null } | undefined {
+function placeAtOnce(input: TurnInput): { parentId?: null } | undefined {
   const { parentRef, clientMessageId } = input;
-  if (parentRef === null || (parentRef !== undefined && STORED_ID.test(parentRef)))
-    return { parentId: parentRef };
+  if (parentRef === null) return { parentId: null };
   if (parentRef === undefined && clientMessageId === undefined) return {};
   return undefined;
 }

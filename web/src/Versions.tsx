@@ -169,6 +169,7 @@ export function FeedbackControls({
           </label>
           <input
             id={reasonId}
+            className="reason-input"
             value={reason}
             maxLength={500}
             placeholder="What was wrong? (optional)"

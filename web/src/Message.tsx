@@ -141,16 +141,7 @@ export const MessageView = memo(function MessageView({
           <p className="text pending">Thinking…</p>
         ) : null}
         {streaming && text ? <span className="cursor" aria-hidden="true" /> : null}
-        {ending ? (
-          <p className={`ending ${message.metadata?.stopReason ?? ''}`}>
-            {ending}
-            {actions?.onContinue ? (
-              <button type="button" className="link continue" onClick={actions.onContinue}>
-                Continue
-              </button>
-            ) : null}
-          </p>
-        ) : null}
+        {ending ? <p className="ending">{ending}</p> : null}
       </div>
       {mine && !editing && (versions || actions?.onEdit) ? (
         <div className="question-actions">
@@ -192,6 +183,11 @@ export const MessageView = memo(function MessageView({
         <div className="answer-actions">
           {versions ? (
             <VersionNav versions={versions} current={storedId} what="answer" onVersion={actions?.onVersion} />
+          ) : null}
+          {actions?.onContinue ? (
+            <button type="button" className="link" onClick={actions.onContinue}>
+              Continue
+            </button>
           ) : null}
           {text ? <CopyButton label="answer" text={() => text} /> : null}
           {text && actions?.onFeedback ? (

@@ -29,6 +29,10 @@ export async function showVersion(chat: Chat<ChatMessage>, api: Api, versionId: 
 
 const wait = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
+/** Per answer, the newest rating asked for: an older one still being retried gives up, never overwrites it. */
+const newestRating = new Map<string, number>();
+let ratings = 0;
+
 /**
  * Rates an answer and shows the rating on it. An answer just written may not be stored yet (the queue
  * writes it within moments): a 404 is tried again a few times before it counts as a failure.
@@ -39,15 +43,21 @@ export async function rateWithRetry(
   messageId: string,
   feedback: FeedbackBody | undefined,
 ): Promise<void> {
+  const mine = ++ratings;
+  newestRating.set(messageId, mine);
+  const superseded = () => newestRating.get(messageId) !== mine;
   for (let attempt = 0; ; attempt++) {
     try {
       await api.feedback(chat.id, messageId, feedback);
       break;
     } catch (error) {
+      if (superseded()) return;
       if (!(error instanceof ApiError && error.status === 404) || attempt >= 4) throw error;
       await wait(250 * 2 ** attempt);
+      if (superseded()) return;
     }
   }
+  if (superseded()) return;
   chat.messages = chat.messages.map((m) => {
     if ((m.metadata?.messageId ?? m.id) !== messageId) return m;
     const { feedback: _old, ...metadata } = m.metadata ?? {};

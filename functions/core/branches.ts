@@ -27,7 +27,7 @@ export function parentsOf(messages: readonly ChatMessage[]): Map<string, string 
 }
 
 /** The messages from the first one down to `id` (included), oldest first; empty for an unknown id. */
-export function pathTo(messages: readonly ChatMessage[], id: string | undefined): ChatMessage[] {
+function pathTo(messages: readonly ChatMessage[], id: string | undefined): ChatMessage[] {
   const byId = new Map(messages.map((m) => [m.messageId, m]));
   const parents = parentsOf(messages);
   const path: ChatMessage[] = [];

@@ -27,7 +27,7 @@ export const OPAQUE_ID = /^[A-Za-z0-9_-]{1,128}$/;
 export const opaqueId = (what: string) =>
   z.string(`${what} must be a string`).check(z.regex(OPAQUE_ID, `${what} must match [A-Za-z0-9_-]{1,128}`));
 
-export const FEEDBACK_REASON_CHARS = 500;
+const FEEDBACK_REASON_CHARS = 500;
 export const FeedbackSchema = z.strictObject({
   rating: z.enum(['up', 'down'], 'rating must be up or down'),
   reason: z.optional(

@@ -14,7 +14,6 @@ import { waitFor } from '../support/wait.ts';
 
 // Versions, feedback and continue on the chat page in a real Chromium (playwright-core, Debian's
 // browser), against the built page and the local stack, as test/web/chat-page.integration.test.ts does.
-const ROOT = join(import.meta.dirname, '..', '..');
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-sync'];
 const USERS = ['vera', 'rex', 'fay', 'cole'];

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -19,6 +19,8 @@ const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--no-firs
 const USERS = ['vera', 'rex', 'fay', 'cole'];
 const RUN = randomUUID().slice(0, 8);
 const subject = (user: string) => `${user}-${RUN}`;
+/** Where the screenshots of the new states go (ignored by git; docs/ holds copies). */
+const SHOTS = join(import.meta.dirname, '..', '..', 'test-output', 'screenshots');
 const AXE_SOURCE = readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
 
 let stack: LocalStack;
@@ -59,6 +61,7 @@ beforeAll(async () => {
   const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
   context.on('weberror', (error) => pageErrors.push(String(error.error())));
   page = await context.newPage();
+  await mkdir(SHOTS, { recursive: true });
   await page.goto(web.url);
 }, 90_000);
 
@@ -178,6 +181,17 @@ describe('versions, feedback and continue on the chat page', { timeout: 120_000 
     await until(page, async () => (await lastAnswerText(page)) === firstAnswer, 'the first answer');
     await page.getByRole('button', { name: 'Next version of this question' }).click();
     await until(page, async () => (await lastAnswerText(page)) === secondAnswer, 'the second answer again');
+    await answers(page).last().getByRole('button', { name: 'Good answer' }).click();
+    await until(
+      page,
+      async () =>
+        (await answers(page)
+          .last()
+          .getByRole('button', { name: 'Good answer' })
+          .getAttribute('aria-pressed')) === 'true',
+      'rated',
+    );
+    await page.screenshot({ path: join(SHOTS, 'screenshot-versions.png') });
   });
 
   it('keeps the earlier answer readable as 1/2 when regenerating', async () => {
@@ -241,6 +255,7 @@ describe('versions, feedback and continue on the chat page', { timeout: 120_000 
       'Stopped',
     );
     expect(await axeViolations(page)).toEqual([]);
+    await page.screenshot({ path: join(SHOTS, 'screenshot-stopped.png') });
     await answers(page).last().getByRole('button', { name: 'Continue' }).click();
     await until(page, async () => (await answers(page).count()) === 2, 'a second answer');
     await answered(page);

@@ -108,6 +108,19 @@ export function EditQuestion({
   );
 }
 
+/** A thumb icon (Material's thumb_up path, Apache-2.0), drawn so it shows without an emoji font. */
+function Thumb({ down }: { down?: boolean }) {
+  return (
+    <svg viewBox="0 0 24 24" width="16" height="16" aria-hidden="true" focusable="false">
+      <path
+        transform={down ? 'rotate(180 12 12)' : undefined}
+        fill="currentColor"
+        d="M1 21h4V9H1v12zm22-11c0-1.1-.9-2-2-2h-6.31l.95-4.57.03-.32c0-.41-.17-.79-.44-1.06L14.17 1 7.59 7.59C7.22 7.95 7 8.45 7 9v10c0 1.1.9 2 2 2h9c.83 0 1.54-.5 1.84-1.22l3.02-7.05c.09-.23.14-.47.14-.73v-2z"
+      />
+    </svg>
+  );
+}
+
 /** Thumbs up or down, with an optional reason after a thumbs down; the rating is saved at once. */
 export function FeedbackControls({
   feedback,
@@ -143,7 +156,7 @@ export function FeedbackControls({
         aria-label="Good answer"
         onClick={() => rate('up')}
       >
-        👍
+        <Thumb />
       </button>
       <button
         type="button"
@@ -152,7 +165,7 @@ export function FeedbackControls({
         aria-label="Bad answer"
         onClick={() => rate('down')}
       >
-        👎
+        <Thumb down />
       </button>
       {asking ? (
         <form

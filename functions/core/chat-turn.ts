@@ -38,6 +38,8 @@ export interface TurnRequest {
   parentRef?: string | null | undefined;
   /** Regenerating: the answer the new one is a version of. */
   regenerateOf?: string | undefined;
+  /** The same client id with new text is an edit, not a retry (see `TurnInput.editable`). */
+  editable?: boolean | undefined;
   useRag: boolean;
   /** Monotonic time the request reached the handler. */
   startedAt: number;
@@ -137,7 +139,9 @@ export class ChatTurns {
    */
   async start(request: TurnRequest): Promise<StartedTurn> {
     // The one admission call site: per-user limits, stream cap, session lock and idempotency together.
-    const key = admissionKey(request.clientMessageId, request.message);
+    const key = request.editable
+      ? admissionKey(request.clientMessageId, request.message)
+      : request.clientMessageId;
     const admission = await this.#deps.admission
       .admit({ ...request, clientMessageId: key })
       .catch((error: unknown) => {

@@ -38,6 +38,11 @@ export interface TurnInput {
   parentRef?: string | null | undefined;
   /** Regenerating: the answer the new one is a version of (its question is answered again). */
   regenerateOf?: string | undefined;
+  /**
+   * The same client id with new text is an edit (a new version), not a retry: the AI SDK and native
+   * routes. The OpenAI route leaves it unset: its `Idempotency-Key` keeps meaning a retry.
+   */
+  editable?: boolean | undefined;
   useRag: boolean;
   /** `now()` when the request reached the handler. */
   startedAt: number;
@@ -169,7 +174,10 @@ function placeTurn(
       regenerated: regenerationOf(history, input.regenerateOf),
     };
   }
-  const placement = placeQuestion(history, input);
+  const placement = placeQuestion(history, {
+    parentRef: input.parentRef,
+    clientMessageId: input.editable ? input.clientMessageId : undefined,
+  });
   if (queued) return { question: asked, placement, regenerated: undefined };
   const question = { ...asked, parentId: placement.parentId };
   writes.saveMessage(question);
@@ -183,7 +191,8 @@ function placeTurn(
  * is placed, and queued, once that is read (still off the critical path).
  */
 function placeAtOnce(input: TurnInput): { parentId?: null } | undefined {
-  const { parentRef, clientMessageId } = input;
+  const { parentRef } = input;
+  const clientMessageId = input.editable ? input.clientMessageId : undefined;
   if (parentRef === null) return { parentId: null };
   if (parentRef === undefined && clientMessageId === undefined) return {};
   return undefined;

@@ -41,6 +41,7 @@ interface TurnRequestBody {
   clientMessageId: string | undefined;
   parentRef?: string | null | undefined;
   regenerateOf?: string | undefined;
+  editable?: boolean | undefined;
   useRag: boolean | undefined;
   model?: TurnRequest['model'];
   transcript?: TurnRequest['transcript'];
@@ -103,6 +104,7 @@ async function nativeTurn(deps: TurnRouteDeps, inv: Invocation): Promise<RouteRe
       message: request.message,
       clientMessageId: parseOpaqueId(clientMessageId, 'Idempotency-Key', 'idempotency-key'),
       parentRef: request.parent_id,
+      editable: true,
       useRag: request.use_rag,
       model: { id: modelId, inference },
     },
@@ -113,7 +115,7 @@ async function nativeTurn(deps: TurnRouteDeps, inv: Invocation): Promise<RouteRe
 
 async function aiSdkTurn(deps: TurnRouteDeps, inv: Invocation): Promise<RouteResponse> {
   const body = parseJsonBody(readJsonBody(inv.event, CONVERSATION_BODY_BYTES), aiSdkRequestSchema);
-  const request = toTurnRequest(body, deps.maxMessageChars, deps.modelPolicy);
+  const request = { ...toTurnRequest(body, deps.maxMessageChars, deps.modelPolicy), editable: true };
   const wireFor = (out: PassThrough) => new AiSdkSink(out, deps.paddingBytes);
   return streamTurn(deps, inv, request, wireFor, UI_MESSAGE_STREAM_HEADERS);
 }

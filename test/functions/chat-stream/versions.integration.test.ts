@@ -191,6 +191,39 @@ describe('versions: edit and regenerate through the AI SDK', () => {
   });
 });
 
+describe('the OpenAI route keeps its retry semantics', () => {
+  it('replays the answer to an Idempotency-Key sent again with other text (no version)', async () => {
+    const user = newUser();
+    const token = await stack.issuer.mint(user);
+    const call = (text: string, sessionId?: string) =>
+      fetch(`${stack.url}/v1/chat/completions`, {
+        method: 'POST',
+        headers: {
+          authorization: `Bearer ${token}`,
+          'content-type': 'application/json',
+          'idempotency-key': 'same-key-1',
+          ...(sessionId ? { 'x-session-id': sessionId } : {}),
+        },
+        body: JSON.stringify({
+          model: 'local.grounded-echo-v1',
+          messages: [{ role: 'user', content: text }],
+          store: true,
+        }),
+      });
+    const first = await call('What is a Roth IRA?');
+    const sessionId = first.headers.get('x-session-id') ?? '';
+    const answer = ((await first.json()) as { choices: Array<{ message: { content: string } }> }).choices[0]
+      ?.message.content;
+    await storedCount(user, sessionId, 2);
+    const again = await call('What is an HSA?', sessionId);
+    expect(again.status).toBe(200);
+    const replayed = ((await again.json()) as { choices: Array<{ message: { content: string } }> }).choices[0]
+      ?.message.content;
+    expect(replayed).toBe(answer);
+    expect(modelCalls(sessionId)).toHaveLength(1);
+  });
+});
+
 describe('feedback on an answer', () => {
   it('stores a rating with its reason on the answer, returns it, takes it back; refuses bad input with 4xx', async () => {
     const { user, token, chat } = await newChat();

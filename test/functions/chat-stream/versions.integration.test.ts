@@ -191,6 +191,43 @@ describe('versions: edit and regenerate through the AI SDK', () => {
   });
 });
 
+describe('versions on the native route', () => {
+  it('answers the same message_id with new text as a new version, and parent_id places a question', async () => {
+    const user = newUser();
+    const token = await stack.issuer.mint(user);
+    const turn = async (body: Record<string, unknown>) => {
+      const response = await fetch(`${stack.url}/`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+        body: JSON.stringify(body),
+      });
+      expect(response.status).toBe(200);
+      return response.text();
+    };
+    const sessionId = chatId();
+    await turn({ session_id: sessionId, message: 'What is a Roth IRA?', message_id: 'n1' });
+    await storedCount(user, sessionId, 2);
+    await turn({ session_id: sessionId, message: 'What is an HSA?', message_id: 'n1' });
+    const items = await storedCount(user, sessionId, 4);
+    expect(items.map((i) => i.parentId)).toEqual([null, items[0]?.messageId, null, items[2]?.messageId]);
+    // Going on from the first version: its answer is the parent, so that branch becomes the active one.
+    await turn({ session_id: sessionId, message: 'Tell me more.', parent_id: items[1]?.messageId });
+    await storedCount(user, sessionId, 6);
+    const active = await branch(token, sessionId);
+    expect(active.map((m) => m.text.slice(0, 19))).toEqual([
+      'What is a Roth IRA?',
+      String(items[1]?.content).slice(0, 19),
+      'Tell me more.',
+      expect.any(String),
+    ]);
+    expect(
+      modelCalls(sessionId)
+        .at(-1)
+        ?.some((text) => text.includes('HSA')),
+    ).toBe(false);
+  });
+});
+
 describe('the OpenAI route keeps its retry semantics', () => {
   it('replays the answer to an Idempotency-Key sent again with other text (no version)', async () => {
     const user = newUser();

@@ -22,6 +22,7 @@ import {
   type SessionSummary,
 } from '../core/conversations.ts';
 import { RequestRejected } from '../core/errors.ts';
+import type { ChatMessage, Feedback } from '../core/messages.ts';
 import { DynamoSessionSearch } from './dynamo-search.ts';
 import { toChatMessage } from './dynamo-store.ts';
 
@@ -132,6 +133,38 @@ export class DynamoConversationArchive implements ConversationArchive {
       }),
     );
     return { messages: Items.slice(0, limit).reverse().map(toChatMessage), more: Items.length > limit };
+  }
+
+  /**
+   * The rating on the stored answer item (one conditional update: only an existing answer of this user's
+   * session, whose keys start with the verified user id); `undefined` when there is no such answer.
+   */
+  async setFeedback(
+    userId: string,
+    sessionId: string,
+    messageId: string,
+    feedback: Feedback | undefined,
+  ): Promise<ChatMessage | undefined> {
+    try {
+      const { Attributes } = await this.#db.send(
+        new UpdateCommand({
+          TableName: this.#table,
+          Key: tableKeys.message({ userId, sessionId, messageId }),
+          UpdateExpression: feedback ? 'SET feedback = :feedback' : 'REMOVE feedback',
+          ConditionExpression: 'attribute_exists(#pk) AND #role = :assistant',
+          ExpressionAttributeNames: { '#pk': PK, '#role': 'role' },
+          ExpressionAttributeValues: {
+            ':assistant': 'assistant',
+            ...(feedback ? { ':feedback': feedback } : {}),
+          },
+          ReturnValues: 'ALL_NEW',
+        }),
+      );
+      return Attributes ? toChatMessage(Attributes) : undefined;
+    } catch (error) {
+      if ((error as { name?: string }).name === 'ConditionalCheckFailedException') return undefined;
+      throw error;
+    }
   }
 
   async renameSession(userId: string, sessionId: string, title: string) {

@@ -38,6 +38,8 @@ export function toChatMessage(item: Record<string, unknown>): ChatMessage {
     createdAt: item.createdAt,
     ...(item.clientMessageId ? { clientMessageId: item.clientMessageId } : {}),
     ...(item.replaces ? { replaces: item.replaces } : {}),
+    ...(item.parentId !== undefined ? { parentId: item.parentId } : {}),
+    ...(item.feedback ? { feedback: item.feedback } : {}),
     ...(item.sources ? { sources: item.sources } : {}),
     ...(item.usage ? { usage: item.usage } : {}),
     ...(item.stopReason ? { stopReason: item.stopReason } : {}),

@@ -91,15 +91,16 @@ export function createStreamRuntime(env: NodeJS.ProcessEnv = process.env) {
     : undefined;
 
   const requestSchema = chatRequestSchema(config.MAX_MESSAGE_CHARS);
+  const redisCache = redis
+    ? new RedisContextCache(redis, {
+        historyLimit: config.HISTORY_LIMIT,
+        profileTtlSeconds: config.PROFILE_CACHE_TTL_SECONDS,
+        historyTtlSeconds: config.HISTORY_CACHE_TTL_SECONDS,
+        ragTtlSeconds: config.RAG_CACHE_TTL_SECONDS,
+      })
+    : undefined;
   const turnDeps: TurnDeps = {
-    cache: redis
-      ? new RedisContextCache(redis, {
-          historyLimit: config.HISTORY_LIMIT,
-          profileTtlSeconds: config.PROFILE_CACHE_TTL_SECONDS,
-          historyTtlSeconds: config.HISTORY_CACHE_TTL_SECONDS,
-          ragTtlSeconds: config.RAG_CACHE_TTL_SECONDS,
-        })
-      : undefined,
+    cache: redisCache,
     store,
     writer: store,
     outbox: new SqsMessageOutbox(new SQSClient(timeouts), config.QUEUE_URL),
@@ -232,6 +233,10 @@ export function createStreamRuntime(env: NodeJS.ProcessEnv = process.env) {
       forgetUser: async (userId) => {
         await forgetter?.forgetUser(userId).catch(cacheNotCleared);
       },
+      dropCachedHistory: async (userId, sessionId) => {
+        await redisCache?.dropHistory(userId, sessionId);
+      },
+      countFeedback: (rating) => metrics.countFeedback(rating),
     }),
     account: accountRoutes({
       archive,

@@ -1,4 +1,5 @@
 import { type BackgroundWrites, errorName } from './background-writes.ts';
+import { regenerationOf } from './branches.ts';
 import { withDeadline } from './deadline.ts';
 import type { ChatMessage, Passage, UserProfile } from './messages.ts';
 import type { ContextCache, ConversationStore, Retriever, TurnLog } from './ports.ts';
@@ -31,6 +32,8 @@ export interface ContextRequest {
   currentMessageId: string;
   /** `undefined` when regenerating: the question is then the last user message of the stored history. */
   question: string | undefined;
+  /** Regenerating: the answer whose question is answered again (else the active branch's last question). */
+  regenerateOf?: string | undefined;
   useRag: boolean;
 }
 
@@ -82,7 +85,7 @@ export async function loadTurnContext(
   }
   // Regenerating: retrieval needs the stored question, so it waits for the history.
   const conversation = await loadConversation(sources, writes, request);
-  const stored = conversation.history.findLast((m) => m.role === 'user')?.content;
+  const stored = regenerationOf(conversation.history, request.regenerateOf)?.question.content;
   const retrieved = stored
     ? await loadPassages(sources, writes, { ...request, question: stored })
     : { passages: [], state: 'skipped' as const, failed: false, ms: 0 };

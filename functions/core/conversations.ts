@@ -1,5 +1,5 @@
 import { RequestRejected } from './errors.ts';
-import type { ChatMessage } from './messages.ts';
+import type { ChatMessage, Feedback } from './messages.ts';
 
 export interface SessionSummary {
   sessionId: string;
@@ -48,6 +48,13 @@ export interface ConversationArchive {
     limit: number,
     beforeMessageId: string | undefined,
   ): Promise<{ messages: ChatMessage[]; more: boolean }>;
+  /** Rates (or, with `undefined`, un-rates) a stored answer; `undefined` when there is no such answer. */
+  setFeedback(
+    userId: string,
+    sessionId: string,
+    messageId: string,
+    feedback: Feedback | undefined,
+  ): Promise<ChatMessage | undefined>;
   /** `undefined` when the session does not exist for this user. */
   renameSession(userId: string, sessionId: string, title: string): Promise<SessionSummary | undefined>;
   /** Leaves a tombstone the consumer honours, so a message still queued never brings the session back. */
@@ -81,12 +88,6 @@ export function decodeCursor(cursor: string | undefined, fields: readonly string
     });
   }
   return position as Record<string, string>;
-}
-
-/** A regenerated answer replaces the one it names: readers show only the latest. */
-export function visibleMessages(messages: ChatMessage[]): ChatMessage[] {
-  const replaced = new Set(messages.flatMap((m) => (m.replaces ? [m.replaces] : [])));
-  return messages.filter((m) => !replaced.has(m.messageId));
 }
 
 /** The epoch ms a UUIDv7 was minted; `undefined` for any other id. */

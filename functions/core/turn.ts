@@ -1,5 +1,6 @@
 import { type AnswerEnd, ClientChannel, type StreamedAnswer, streamAnswer } from './answer-stream.ts';
 import { BackgroundWrites } from './background-writes.ts';
+import { type Placement, placeQuestion, type Regeneration, regenerationOf } from './branches.ts';
 import { type ContextSettings, type ContextSources, loadTurnContext, type TurnContext } from './context.ts';
 import type { ChatMessage, Passage, Source } from './messages.ts';
 import type { ChatModel, EventSink, InferenceSettings, MessageOutbox, MessageWriter } from './ports.ts';
@@ -29,6 +30,19 @@ export interface TurnInput {
   message: string | undefined;
   /** The client's id for the message, kept on the stored user message. */
   clientMessageId?: string | undefined;
+  /**
+   * Where the question goes in the conversation's versions: after this message (a stored id, or a client's
+   * id for a question), `null` at the start; `undefined`: beside an earlier question with the same client
+   * id (an edit), else after the newest message.
+   */
+  parentRef?: string | null | undefined;
+  /** Regenerating: the answer the new one is a version of (its question is answered again). */
+  regenerateOf?: string | undefined;
+  /**
+   * The same client id with new text is an edit (a new version), not a retry: the AI SDK and native
+   * routes. The OpenAI route leaves it unset: its `Idempotency-Key` keeps meaning a retry.
+   */
+  editable?: boolean | undefined;
   useRag: boolean;
   /** `now()` when the request reached the handler. */
   startedAt: number;
@@ -57,19 +71,6 @@ export const ERROR_MESSAGES: Record<TurnErrorCode, string> = {
   not_saved: 'The answer could not be saved. Send your message again.',
 };
 
-/** The last question of the stored history, what came before it, and the answer a regeneration replaces. */
-function splitForRegenerate(history: ChatMessage[]) {
-  const index = history.findLastIndex((m) => m.role === 'user');
-  if (index < 0) return undefined;
-  const replaced = history.slice(index + 1).findLast((m) => m.role === 'assistant');
-  return {
-    question: history[index]?.content ?? '',
-    before: history.slice(0, index),
-    replaces: replaced?.messageId,
-  };
-}
-type Regeneration = ReturnType<typeof splitForRegenerate>;
-
 /**
  * One chat turn: `session_id` before any I/O, context loaded in parallel with per-leg deadlines,
  * model tokens forwarded as they arrive, every write started off the critical path and returned
@@ -86,8 +87,10 @@ export async function runTurn(deps: TurnDeps, input: TurnInput, sink: EventSink)
   const firstByteMs = elapsed();
 
   const writes = new BackgroundWrites(deps.outbox, deps.writer, deps.log);
-  const question = input.message === undefined ? undefined : userMessage(deps, input, userMessageId);
   const stateless = input.transcript !== undefined;
+  const placedAtOnce = isNewSession || stateless ? { parentId: null } : placeAtOnce(input);
+  const asked =
+    input.message === undefined ? undefined : userMessage(deps, input, userMessageId, placedAtOnce);
   const context = await loadTurnContext(deps, writes, {
     stateless,
     userId,
@@ -95,16 +98,22 @@ export async function runTurn(deps: TurnDeps, input: TurnInput, sink: EventSink)
     isNewSession,
     currentMessageId: userMessageId,
     question: input.message,
+    regenerateOf: input.regenerateOf,
     useRag: input.useRag,
   });
   const { conversation, retrieved } = context;
-  const regenerated = question ? undefined : splitForRegenerate(conversation.history);
+  const { question, placement, regenerated } = placeTurn(input, conversation.history, {
+    asked,
+    queued: placedAtOnce !== undefined,
+    writes,
+  });
   const sources = retrieved.passages.map(toSource);
   if (sources.length > 0) client.send({ type: 'sources', sources });
 
-  // The question is queued once the model request is on its way: nothing before it on the critical path.
-  const saveQuestion = question && !stateless ? () => writes.saveMessage(question) : undefined;
-  const answer = await answerQuestion(deps, input, context, { regenerated, saveQuestion }, client);
+  // A question placed by the request alone is queued once the model request is on its way: nothing
+  // before it on the critical path (one placed from the history was queued when that was read).
+  const saveQuestion = asked && placedAtOnce && !stateless ? () => writes.saveMessage(asked) : undefined;
+  const answer = await answerQuestion(deps, input, context, { regenerated, placement, saveQuestion }, client);
   const timings: TurnTimings = {
     first_byte_ms: firstByteMs,
     context_ms: round(conversation.ms),
@@ -122,7 +131,13 @@ export async function runTurn(deps: TurnDeps, input: TurnInput, sink: EventSink)
   };
   const reply =
     answer.end.kind === 'answered'
-      ? assistantMessage(deps, input, { id: assistantMessageId, answer, sources, regenerated })
+      ? assistantMessage(deps, input, {
+          id: assistantMessageId,
+          answer,
+          sources,
+          regenerated,
+          parentId: question?.messageId ?? regenerated?.question.messageId ?? null,
+        })
       : undefined;
   const messages = [question, reply].filter((m) => m !== undefined);
   if (!stateless) {
@@ -144,6 +159,47 @@ export async function runTurn(deps: TurnDeps, input: TurnInput, sink: EventSink)
   };
 }
 
+/**
+ * The turn among the conversation's versions: a question after the message it follows (queued now if it
+ * was not yet), or the question a regeneration answers again.
+ */
+function placeTurn(
+  input: TurnInput,
+  history: ChatMessage[],
+  turn: { asked: ChatMessage | undefined; queued: boolean; writes: BackgroundWrites },
+) {
+  const { asked, queued, writes } = turn;
+  if (!asked) {
+    return {
+      question: undefined,
+      placement: undefined,
+      regenerated: regenerationOf(history, input.regenerateOf),
+    };
+  }
+  const placement = placeQuestion(history, {
+    parentRef: input.parentRef,
+    clientMessageId: input.editable ? input.clientMessageId : undefined,
+  });
+  if (queued) return { question: asked, placement, regenerated: undefined };
+  const question = { ...asked, parentId: placement.parentId };
+  writes.saveMessage(question);
+  return { question, placement, regenerated: undefined };
+}
+
+/**
+ * The question's place when the request alone says it, so it is queued at once: the start (`null`), or
+ * (no parent named, no client id that could be an edit's) after the newest message, which a message
+ * without `parentId` means. A named parent is checked against the stored history first: the question
+ * is placed, and queued, once that is read (still off the critical path).
+ */
+function placeAtOnce(input: TurnInput): { parentId?: null } | undefined {
+  const { parentRef } = input;
+  const clientMessageId = input.editable ? input.clientMessageId : undefined;
+  if (parentRef === null) return { parentId: null };
+  if (parentRef === undefined && clientMessageId === undefined) return {};
+  return undefined;
+}
+
 const outcomeOf = (end: AnswerEnd): TurnReport['outcome'] =>
   end.kind === 'failed' ? 'error' : end.kind === 'client_gone' ? 'client_gone' : 'done';
 
@@ -152,10 +208,15 @@ async function answerQuestion(
   deps: TurnDeps,
   input: TurnInput,
   { conversation, retrieved }: TurnContext,
-  { regenerated, saveQuestion }: { regenerated: Regeneration; saveQuestion: (() => void) | undefined },
+  branch: {
+    regenerated: Regeneration | undefined;
+    placement: Placement | undefined;
+    saveQuestion: (() => void) | undefined;
+  },
   client: ClientChannel,
 ): Promise<StreamedAnswer> {
-  const question = input.message ?? regenerated?.question;
+  const { regenerated, placement, saveQuestion } = branch;
+  const question = input.message ?? regenerated?.question.content;
   if (question === undefined) {
     deps.log.error('turn failed after streaming started', {
       code: 'nothing_to_regenerate',
@@ -175,7 +236,8 @@ async function answerQuestion(
     : buildPrompt({
         profile: conversation.profile,
         passages: retrieved.passages,
-        history: regenerated?.before ?? conversation.history,
+        // The branch the question continues, never the other versions.
+        history: regenerated?.before ?? placement?.history ?? conversation.history,
         question,
         historyLimit: deps.settings.historyLimit,
       });
@@ -192,9 +254,15 @@ async function answerQuestion(
   );
 }
 
-function userMessage(deps: TurnDeps, input: TurnInput, messageId: string): ChatMessage {
+function userMessage(
+  deps: TurnDeps,
+  input: TurnInput,
+  messageId: string,
+  placement: { parentId?: string | null } | undefined,
+): ChatMessage {
   return {
     messageId,
+    ...(placement?.parentId !== undefined ? { parentId: placement.parentId } : {}),
     sessionId: input.sessionId,
     userId: input.userId,
     ...(input.clientMessageId ? { clientMessageId: input.clientMessageId } : {}),
@@ -207,7 +275,13 @@ function userMessage(deps: TurnDeps, input: TurnInput, messageId: string): ChatM
 function assistantMessage(
   deps: TurnDeps,
   input: TurnInput,
-  reply: { id: string; answer: StreamedAnswer; sources: Source[]; regenerated: Regeneration },
+  reply: {
+    id: string;
+    answer: StreamedAnswer;
+    sources: Source[];
+    regenerated: Regeneration | undefined;
+    parentId: string | null;
+  },
 ): ChatMessage {
   const { answer, sources, regenerated } = reply;
   return {
@@ -215,6 +289,7 @@ function assistantMessage(
     sessionId: input.sessionId,
     userId: input.userId,
     role: 'assistant',
+    parentId: reply.parentId,
     content: answer.text,
     createdAt: deps.clock().toISOString(),
     stopReason: answer.end.kind === 'answered' ? answer.end.stopReason : 'end_turn',

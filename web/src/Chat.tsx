@@ -4,8 +4,10 @@ import { type KeyboardEvent, useEffect, useId, useMemo, useRef, useState } from 
 import { DEFAULTS } from '../../functions/contracts/defaults.ts';
 import type { Api, ChatMessage } from './api.ts';
 import type { Signer } from './auth.ts';
+import { adoptVersions, CONTINUE_PROMPT, parentIdFor, rateWithRetry, showVersion } from './branching.ts';
 import { describeProblem, formatWait, isNetworkFailure } from './errors.ts';
 import { MessageView, textOf } from './Message.tsx';
+import type { MessageActions } from './Versions.tsx';
 
 interface ChatViewProps {
   id: string;
@@ -105,6 +107,8 @@ export function ChatView({ id, initialMessages, resume, api, signer, onSettled, 
   }, [api]);
   const settledRef = useRef(onSettled);
   settledRef.current = onSettled;
+  /** The running turn makes a new version (edit, regenerate): its end fetches the versions. */
+  const branchingRef = useRef(false);
 
   // One Chat per conversation (the parent keys this component by id). The transport is the AI SDK's
   // own: it posts to /api/chat, parses the UI message stream and resumes with GET /api/chat/{id}/stream.
@@ -121,12 +125,26 @@ export function ChatView({ id, initialMessages, resume, api, signer, onSettled, 
             ...(modelRef.current ? { model: modelRef.current } : {}),
           }),
           // The server keeps the history: send only the newest message, not the whole conversation.
+          // `parentId` places the message among the versions (an edit goes beside the question it edits).
           prepareSendMessagesRequest: ({ id: chatId, messages, body, trigger, messageId }) => ({
-            body: { ...body, id: chatId, message: messages.at(-1), trigger, messageId },
+            body: {
+              ...body,
+              id: chatId,
+              message: messages.at(-1),
+              trigger,
+              messageId,
+              ...(trigger === 'submit-message' ? { parentId: parentIdFor(messages) } : {}),
+            },
           }),
         }),
         onFinish: ({ message }) => {
           settledRef.current();
+          // An edit or a regeneration made a version: take the stored branch, which lists them.
+          if (branchingRef.current) {
+            branchingRef.current = false;
+            void adoptVersions(chat, api);
+            return;
+          }
           // A reload in the middle of an answer reopens the conversation without the question being
           // answered (it was not stored yet): once the answer is complete, take the stored conversation.
           const at = chat.messages.findIndex((m) => m.id === message.id);
@@ -288,7 +306,33 @@ export function ChatView({ id, initialMessages, resume, api, signer, onSettled, 
   }, []);
 
   const lastAnswer = messages.at(-1)?.role === 'assistant' ? messages.at(-1) : undefined;
-  const regenerate = useMemo(() => () => void chat.regenerate(), [chat]);
+  const regenerate = useMemo(
+    () => () => {
+      branchingRef.current = true;
+      void chat.regenerate();
+    },
+    [chat],
+  );
+  // Stable per message id, so a streaming answer does not render the messages before it again.
+  const actionsFor = useMemo(() => {
+    const made = new Map<string, MessageActions>();
+    return (message: ChatMessage): MessageActions => {
+      const known = made.get(message.id);
+      if (known) return known;
+      const actions: MessageActions = {
+        onVersion: (versionId) => void showVersion(chat, api, versionId),
+        onEdit: (text) => {
+          branchingRef.current = true;
+          void chat.sendMessage({ text, messageId: message.id });
+        },
+        onFeedback: (feedback) =>
+          rateWithRetry(chat, api, message.metadata?.messageId ?? message.id, feedback),
+      };
+      made.set(message.id, actions);
+      return actions;
+    };
+  }, [chat, api]);
+  const continueAnswer = useMemo(() => () => void chat.sendMessage({ text: CONTINUE_PROMPT }), [chat]);
   const tooLong = draft.length > MAX_CHARS;
   const announce = busy ? 'Writing the answer…' : problem ? '' : lastAnswer ? 'Answer complete.' : '';
 
@@ -325,6 +369,13 @@ export function ChatView({ id, initialMessages, resume, api, signer, onSettled, 
             message={message}
             streaming={busy && index === messages.length - 1 && message.role === 'assistant'}
             onRegenerate={!busy && !reconnecting && message === lastAnswer ? regenerate : undefined}
+            actions={
+              busy || reconnecting
+                ? undefined
+                : message === lastAnswer && message.metadata?.stopReason === 'stopped'
+                  ? { ...actionsFor(message), onContinue: continueAnswer }
+                  : actionsFor(message)
+            }
           />
         ))}
       </div>

@@ -1,5 +1,12 @@
 import type { UIMessage } from 'ai';
-import type { AnswerMetadata, SessionPage, SessionSummary, UsageSummary } from './types.ts';
+import type {
+  AnswerMetadata,
+  FeedbackBody,
+  MessageFeedback,
+  SessionPage,
+  SessionSummary,
+  UsageSummary,
+} from './types.ts';
 
 export type { SessionSummary };
 export type Usage = UsageSummary;
@@ -56,6 +63,9 @@ export interface StoredMessage {
   stop_reason?: string;
   sources?: Array<{ id: string; title: string; uri: string; score: number; excerpt: string }>;
   usage?: { input_tokens: number; output_tokens: number };
+  /** Its versions' ids, oldest first, when it has more than one (the export holds the versions shown). */
+  versions?: string[];
+  feedback?: MessageFeedback;
 }
 
 /** The JSON routes of the API (conversations, stop, usage); the turns themselves go through useChat. */
@@ -103,12 +113,16 @@ export class Api {
     return page ?? { sessions: [], next_cursor: null };
   }
 
-  /** A conversation as `useChat`'s initial messages; `undefined` when there is no such conversation. */
-  async messages(sessionId: string): Promise<ChatMessage[] | undefined> {
+  /**
+   * A conversation as `useChat`'s initial messages: its active branch, or with `leaf` the branch through
+   * that version of a message; `undefined` when there is no such conversation.
+   */
+  async messages(sessionId: string, leaf?: string): Promise<ChatMessage[] | undefined> {
     try {
+      const through = leaf ? `&leaf=${encodeURIComponent(leaf)}` : '';
       const page = await this.#request<{ messages: ChatMessage[] }>(
         'GET',
-        `/sessions/${encodeURIComponent(sessionId)}/messages?format=ai-sdk&limit=200`,
+        `/sessions/${encodeURIComponent(sessionId)}/messages?format=ai-sdk&limit=200${through}`,
       );
       // One entry per id: useChat keys by id, and the API has listed a first question twice.
       const seen = new Set<string>();
@@ -133,6 +147,12 @@ export class Api {
       cursor = page?.next_cursor ?? null;
     } while (cursor && pages.length < 100);
     return pages.flat();
+  }
+
+  /** Rates an answer (`undefined` takes the rating back); an answer not stored yet is a 404. */
+  async feedback(sessionId: string, messageId: string, feedback: FeedbackBody | undefined): Promise<void> {
+    const path = `/sessions/${encodeURIComponent(sessionId)}/messages/${encodeURIComponent(messageId)}/feedback`;
+    await this.#request(feedback ? 'PUT' : 'DELETE', path, feedback);
   }
 
   /** Erases everything the service keeps about the signed-in person (DELETE /me). */

@@ -39,6 +39,9 @@ interface TurnRequestBody {
   sessionId: string | undefined;
   message: string | undefined;
   clientMessageId: string | undefined;
+  parentRef?: string | null | undefined;
+  regenerateOf?: string | undefined;
+  editable?: boolean | undefined;
   useRag: boolean | undefined;
   model?: TurnRequest['model'];
   transcript?: TurnRequest['transcript'];
@@ -100,6 +103,8 @@ async function nativeTurn(deps: TurnRouteDeps, inv: Invocation): Promise<RouteRe
       sessionId: request.session_id,
       message: request.message,
       clientMessageId: parseOpaqueId(clientMessageId, 'Idempotency-Key', 'idempotency-key'),
+      parentRef: request.parent_id,
+      editable: true,
       useRag: request.use_rag,
       model: { id: modelId, inference },
     },
@@ -110,7 +115,7 @@ async function nativeTurn(deps: TurnRouteDeps, inv: Invocation): Promise<RouteRe
 
 async function aiSdkTurn(deps: TurnRouteDeps, inv: Invocation): Promise<RouteResponse> {
   const body = parseJsonBody(readJsonBody(inv.event, CONVERSATION_BODY_BYTES), aiSdkRequestSchema);
-  const request = toTurnRequest(body, deps.maxMessageChars, deps.modelPolicy);
+  const request = { ...toTurnRequest(body, deps.maxMessageChars, deps.modelPolicy), editable: true };
   const wireFor = (out: PassThrough) => new AiSdkSink(out, deps.paddingBytes);
   return streamTurn(deps, inv, request, wireFor, UI_MESSAGE_STREAM_HEADERS);
 }

@@ -3,7 +3,7 @@ import type { FinishReason, UIMessageChunk } from 'ai';
 import * as z from 'zod/mini';
 import type { AnswerMetadata } from '../../contracts/api.ts';
 import { invalidField, RequestRejected } from '../../core/errors.ts';
-import { opaqueId, type Source } from '../../core/messages.ts';
+import { OPAQUE_ID, opaqueId, type Source } from '../../core/messages.ts';
 import type { InferenceSettings, WireSink } from '../../core/ports.ts';
 import { parseOpaqueId } from '../../core/request.ts';
 import type { StopReason, TurnEvent } from '../../core/turn-events.ts';
@@ -36,6 +36,11 @@ export const aiSdkRequestSchema = z.strictObject({
   message: z.optional(uiMessage),
   trigger: z._default(z.enum(['submit-message', 'regenerate-message']), 'submit-message'),
   messageId: z.optional(z.string()),
+  /**
+   * The message the sent one follows (`null`: it starts the conversation), for clients that send only the
+   * newest message; with `messages`, the one before the last is taken. See docs/api.md, versions.
+   */
+  parentId: z.optional(z.nullable(opaqueId('parentId'))),
   use_rag: z.optional(z.boolean('use_rag must be a boolean')),
   model: z.optional(z.string('model must be a string')),
   maxOutputTokens: z.optional(z.unknown()),
@@ -49,6 +54,10 @@ export interface AiSdkTurnRequest {
   /** `undefined` when regenerating the last answer. */
   message: string | undefined;
   clientMessageId: string | undefined;
+  /** Where the message goes among the versions (see `TurnInput.parentRef`). */
+  parentRef: string | null | undefined;
+  /** Regenerating: the answer (`messageId`) the new one is a version of. */
+  regenerateOf: string | undefined;
   useRag: boolean | undefined;
   model: { id: string; inference: InferenceSettings };
 }
@@ -70,14 +79,30 @@ function modelOf(body: z.infer<typeof aiSdkRequestSchema>, policy: ModelPolicy):
   return { id, inference };
 }
 
+/** What the sent message follows: `parentId` when given, else the message before it in `messages`. */
+function parentRefOf(body: z.infer<typeof aiSdkRequestSchema>): string | null | undefined {
+  if (body.parentId !== undefined) return body.parentId;
+  if (!body.messages) return undefined;
+  const previous = body.messages.at(-2);
+  if (!previous) return null;
+  return previous.id !== undefined && OPAQUE_ID.test(previous.id) ? previous.id : undefined;
+}
+
 export function toTurnRequest(
   body: z.infer<typeof aiSdkRequestSchema>,
   maxMessageChars: number,
   policy: ModelPolicy,
 ): AiSdkTurnRequest {
   const base = { sessionId: body.id, useRag: body.use_rag, model: modelOf(body, policy) };
-  if (body.trigger === 'regenerate-message')
-    return { ...base, message: undefined, clientMessageId: undefined };
+  if (body.trigger === 'regenerate-message') {
+    return {
+      ...base,
+      message: undefined,
+      clientMessageId: undefined,
+      parentRef: undefined,
+      regenerateOf: parseOpaqueId(body.messageId, 'messageId'),
+    };
+  }
   const last = body.message ?? body.messages?.at(-1);
   if (last?.role !== 'user') throw invalidField('messages', 'The last message must be a user message.');
   const unsupported = last.parts.findIndex((part) => part.type !== 'text');
@@ -94,7 +119,13 @@ export function toTurnRequest(
   if (text.trim() === '' || text.length > maxMessageChars) {
     throw invalidField('messages', `The message text must be 1 to ${maxMessageChars} characters.`);
   }
-  return { ...base, message: text, clientMessageId: parseOpaqueId(last.id, 'message ids', 'messages') };
+  return {
+    ...base,
+    message: text,
+    clientMessageId: parseOpaqueId(last.id, 'message ids', 'messages'),
+    parentRef: parentRefOf(body),
+    regenerateOf: undefined,
+  };
 }
 
 const FINISH_REASONS: Record<StopReason, FinishReason> = {

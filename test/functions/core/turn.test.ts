@@ -195,9 +195,10 @@ describe('runTurn', () => {
     const skipped = await runTurn(deps, input({ useRag: false }), new RecordingSink());
     expect(skipped.cache.rag).toBe('skipped');
     expect(deps.retriever.count).toBe(0);
-    await (await runTurn(deps, input(), new RecordingSink())).background;
+    // New conversations: a follow-up in the same one would also retrieve with the previous question.
+    await (await runTurn(deps, input({ isNewSession: true }), new RecordingSink())).background;
     const sink = new RecordingSink();
-    const hit = await runTurn(deps, input(), sink);
+    const hit = await runTurn(deps, input({ isNewSession: true }), sink);
     expect(hit.cache.rag).toBe('hit');
     expect(deps.retriever.count).toBe(1);
     expect(types(sink.events)).toContain('sources');

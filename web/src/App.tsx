@@ -6,6 +6,7 @@ import { ChatView } from './Chat.tsx';
 import type { PageConfig } from './config.ts';
 import { describeProblem } from './errors.ts';
 import { conversationJson, conversationMarkdown, download, fileNameOf } from './exports.ts';
+import { LiveChannel, useFreshList } from './live.ts';
 import { Sessions } from './Sessions.tsx';
 import { SignIn } from './SignIn.tsx';
 import { UsageView } from './Usage.tsx';
@@ -59,6 +60,11 @@ function Workspace({ config, signer, account }: { config: PageConfig; signer: Si
   const refreshUsage = useCallback(async () => {
     setUsage(await api.usage().catch(() => undefined));
   }, [api]);
+  // The other tabs of this user: they hear of list changes and turns at once (see live.ts).
+  const [live] = useState(() => new LiveChannel(signer.user));
+  useEffect(() => () => live.close(), [live]);
+  useFreshList(live, refreshSessions);
+  const listChanged = useCallback(() => live.tell({ type: 'sessions' }), [live]);
 
   useEffect(() => {
     void refreshSessions();
@@ -108,6 +114,7 @@ function Workspace({ config, signer, account }: { config: PageConfig; signer: Si
     const delays = [600, 1500, 3500, 8000];
     const poll = async (round: number) => {
       const list = await refreshSessions();
+      listChanged();
       if (round > 0) void refreshUsage();
       const mine = list?.find((s) => s.id === chatIdRef.current);
       const young = !mine?.title || mine.message_count <= 2;
@@ -115,7 +122,7 @@ function Workspace({ config, signer, account }: { config: PageConfig; signer: Si
       if (young && delay !== undefined) setTimeout(() => void poll(round + 1), delay);
     };
     void poll(0);
-  }, [refreshSessions, refreshUsage]);
+  }, [refreshSessions, refreshUsage, listChanged]);
 
   const started = useCallback(() => {
     const now = new Date().toISOString();
@@ -174,6 +181,7 @@ function Workspace({ config, signer, account }: { config: PageConfig; signer: Si
     try {
       await api.eraseMe();
       setSessions([]);
+      listChanged();
       setErasing('idle');
       newChat();
       void refreshUsage();
@@ -231,10 +239,12 @@ function Workspace({ config, signer, account }: { config: PageConfig; signer: Si
               onRename={async (id, title) => {
                 await api.rename(id, title);
                 setSessions((list) => list?.map((s) => (s.id === id ? { ...s, title } : s)));
+                listChanged();
               }}
               onDelete={async (id) => {
                 await api.remove(id);
                 setSessions((list) => list?.filter((s) => s.id !== id));
+                listChanged();
                 if (id === chatIdRef.current) newChat();
               }}
               onExport={exportConversation}
@@ -288,6 +298,8 @@ function Workspace({ config, signer, account }: { config: PageConfig; signer: Si
               signer={signer}
               onSettled={settled}
               onStarted={started}
+              live={live}
+              activity={sessions?.find((s) => s.id === opened.id)?.updated_at}
             />
           )}
         </main>

@@ -1,6 +1,7 @@
 import { lazy, memo, Suspense } from 'react';
 import type { ChatMessage } from './api.ts';
 import { CopyButton } from './CopyButton.tsx';
+import { numberedSources } from './citations.tsx';
 
 /**
  * The Markdown renderer (react-markdown, GFM, sanitizer, highlighter: about 300 kB) is a chunk of its own,
@@ -115,7 +116,7 @@ export const MessageView = memo(function MessageView({ message, streaming, onReg
           <p className="text plain">{text}</p>
         ) : text ? (
           <Suspense fallback={<p className="text plain">{text}</p>}>
-            <Markdown text={text} streaming={streaming} />
+            <Markdown text={text} streaming={streaming} citations={numberedSources(message)} />
           </Suspense>
         ) : streaming ? (
           <p className="text pending">Thinking…</p>

@@ -1,0 +1,127 @@
+import type { Chat } from '@ai-sdk/react';
+import { useEffect } from 'react';
+import type { Api, ChatMessage } from './api.ts';
+
+/**
+ * How the page stays live across tabs and devices without a server push:
+ * - tabs of one browser tell each other at once over a BroadcastChannel (no request at all);
+ * - another device's changes arrive when this tab comes back into view (focus, visibility) and on a light
+ *   poll of the list while it is visible. A poll is one `GET /sessions` (one DynamoDB query, no Redis);
+ *   a push channel would hold a Lambda invocation and a Redis blocking read open per tab instead.
+ * A running answer is then followed through the turn journal (`GET /api/chat/{id}/stream`), as after a reload.
+ */
+export const LIST_POLL_MS = 30_000;
+
+/** What one tab tells the others of the same user. */
+export type LiveNews =
+  /** The list changed: a conversation was started, renamed, titled or deleted. */
+  | { type: 'sessions' }
+  /** A turn started in `sessionId`, answering `question` (new, or asked again by a regenerate). */
+  | { type: 'turn'; sessionId: string; question: { id: string; text: string } };
+
+/** One channel per signed-in user: another user's tabs (the dev user switch) hear nothing. */
+export class LiveChannel {
+  readonly #channel: BroadcastChannel | undefined;
+  readonly #listeners = new Set<(news: LiveNews) => void>();
+
+  constructor(user: string) {
+    this.#channel =
+      typeof BroadcastChannel === 'function' ? new BroadcastChannel(`chat.live.${user}`) : undefined;
+    if (this.#channel) this.#channel.onmessage = (event: MessageEvent<LiveNews>) => this.#hear(event.data);
+  }
+
+  #hear(news: LiveNews) {
+    for (const listener of this.#listeners) listener(news);
+  }
+
+  tell(news: LiveNews): void {
+    this.#channel?.postMessage(news);
+  }
+
+  listen(listener: (news: LiveNews) => void): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  close(): void {
+    this.#listeners.clear();
+    this.#channel?.close();
+  }
+}
+
+/** Reads the list again when another tab changed it, when this tab comes into view, and on a light poll. */
+export function useFreshList(live: LiveChannel, refresh: () => unknown): void {
+  useEffect(() => {
+    const stopListening = live.listen((news) => {
+      if (news.type === 'sessions') void refresh();
+      // A turn in a conversation this tab may not list yet (just started elsewhere): its row is stored by then.
+      if (news.type === 'turn') setTimeout(() => void refresh(), 1000);
+    });
+    const onView = () => {
+      if (document.visibilityState === 'visible') void refresh();
+    };
+    const timer = setInterval(onView, LIST_POLL_MS);
+    window.addEventListener('focus', onView);
+    document.addEventListener('visibilitychange', onView);
+    return () => {
+      stopListening();
+      clearInterval(timer);
+      window.removeEventListener('focus', onView);
+      document.removeEventListener('visibilitychange', onView);
+    };
+  }, [live, refresh]);
+}
+
+const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Puts the question a turn answers last in the log: appended, or with the answers after it dropped (regenerate). */
+function placeQuestion(chat: Chat<ChatMessage>, question: { id: string; text: string }): void {
+  const at = chat.messages.findIndex((m) => m.id === question.id);
+  if (at !== -1) {
+    if (at < chat.messages.length - 1) chat.messages = chat.messages.slice(0, at + 1);
+    return;
+  }
+  chat.messages = [
+    ...chat.messages,
+    { id: question.id, role: 'user', parts: [{ type: 'text', text: question.text }] },
+  ];
+}
+
+/** Adopts the stored conversation when it is further along than the log; true when it was. */
+async function adoptStored(chat: Chat<ChatMessage>, api: Api): Promise<boolean> {
+  const stored = await api.messages(chat.id).catch(() => undefined);
+  if (!stored || stored.length <= chat.messages.length) return false;
+  const live = new Map(chat.messages.map((m) => [m.id, m]));
+  chat.messages = stored.map((m) => {
+    const mine = live.get(m.id);
+    return mine ? { ...m, metadata: { ...m.metadata, ...mine.metadata } } : m;
+  });
+  return true;
+}
+
+/**
+ * Shows an answer being written elsewhere (another tab or device) as it is written: the question in the
+ * log (given, or read from the stored conversation), then the turn's journal from its start. A turn just
+ * admitted may not be resumable yet, and its question not stored yet: a few tries, backing off.
+ */
+export async function followRunningTurn(
+  chat: Chat<ChatMessage>,
+  api: Api,
+  question?: { id: string; text: string },
+  tries = 8,
+): Promise<boolean> {
+  const before = chat.messages.length;
+  for (let attempt = 0; attempt < tries; attempt++) {
+    if (question) placeQuestion(chat, question);
+    else await adoptStored(chat, api);
+    if (chat.messages.at(-1)?.role === 'user') {
+      await chat.resumeStream();
+      if (chat.messages.at(-1)?.role === 'assistant') return true;
+    } else if (chat.messages.length > before) {
+      // The stored conversation already holds the answer.
+      return true;
+    }
+    if (attempt < tries - 1) await pause(Math.min(250 * 2 ** attempt, 2000));
+  }
+  return false;
+}

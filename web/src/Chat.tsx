@@ -5,7 +5,7 @@ import { DEFAULTS } from '../../functions/contracts/defaults.ts';
 import type { Api, ChatMessage } from './api.ts';
 import type { Signer } from './auth.ts';
 import { describeProblem, formatWait, isNetworkFailure } from './errors.ts';
-import { followRunningTurn, type LiveChannel } from './live.ts';
+import { adoptStored, followRunningTurn, type LiveChannel } from './live.ts';
 import { MessageView, textOf } from './Message.tsx';
 
 interface ChatViewProps {
@@ -311,11 +311,18 @@ export function ChatView({
     [live, chat, api],
   );
   // Another device asked (the list says the conversation changed): take what it stored, follow its answer.
+  // Right after a turn this tab wrote or followed, the change is that turn's own: only what was stored.
   const activitySeen = useRef(activity);
+  const quietUntil = useRef(0);
+  useEffect(() => {
+    if (!busy) quietUntil.current = Date.now() + 20_000;
+  }, [busy]);
   useEffect(() => {
     if (activity === activitySeen.current) return;
     activitySeen.current = activity;
-    if (!busyRef.current) void followRunningTurn(chat, api, undefined, 1);
+    if (busyRef.current) return;
+    if (Date.now() < quietUntil.current) void adoptStored(chat, api);
+    else void followRunningTurn(chat, api, undefined, 1);
   }, [activity, chat, api]);
   // A 409: another tab or device is answering here. Its answer is shown, and this question waits in the box.
   useEffect(() => {

@@ -125,7 +125,9 @@ export const MessageView = memo(function MessageView({ message, streaming, onReg
         {ending ? <p className="ending">{ending}</p> : null}
       </div>
       {citations.length > 0 ? (
-        <section className="sources" aria-label="Sources">
+        // A group, not a region: one landmark per answer would repeat the name "Sources" (axe landmark-unique).
+        // biome-ignore lint/a11y/useSemanticElements: a fieldset groups form controls; these are links.
+        <section className="sources" role="group" aria-label="Sources">
           <h4>Sources</h4>
           <ol>
             {citations.map((c) => (

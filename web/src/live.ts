@@ -87,10 +87,14 @@ function placeQuestion(chat: Chat<ChatMessage>, question: { id: string; text: st
   ];
 }
 
-/** Adopts the stored conversation when it is further along than the log; true when it was. */
-async function adoptStored(chat: Chat<ChatMessage>, api: Api): Promise<boolean> {
+/** Adopts the stored conversation when `wanted` says it is further along than the log; true when it was. */
+export async function adoptStored(
+  chat: Chat<ChatMessage>,
+  api: Api,
+  wanted: (stored: ChatMessage[]) => boolean = (stored) => stored.length > chat.messages.length,
+): Promise<boolean> {
   const stored = await api.messages(chat.id).catch(() => undefined);
-  if (!stored || stored.length <= chat.messages.length) return false;
+  if (!stored || !wanted(stored)) return false;
   const live = new Map(chat.messages.map((m) => [m.id, m]));
   chat.messages = stored.map((m) => {
     const mine = live.get(m.id);
@@ -99,10 +103,38 @@ async function adoptStored(chat: Chat<ChatMessage>, api: Api): Promise<boolean> 
   return true;
 }
 
+/** Stands for a question asked elsewhere until the stored conversation has it (it is stored with its answer). */
+const PLACEHOLDER_TEXT = 'Asked in another tab or on another device…';
+
+/**
+ * Follows the running turn's journal under a placeholder question, then takes the stored conversation
+ * (the real question) once the consumer has it. False when no turn was running, or the journal replayed
+ * an answer the log already has (a turn that had ended).
+ */
+async function followUnknownQuestion(chat: Chat<ChatMessage>, api: Api): Promise<boolean> {
+  const before = chat.messages;
+  const known = new Set(before.map((m) => m.id));
+  chat.messages = [
+    ...before,
+    { id: `elsewhere-${Date.now()}`, role: 'user', parts: [{ type: 'text', text: PLACEHOLDER_TEXT }] },
+  ];
+  await chat.resumeStream();
+  const answer = chat.messages.at(-1);
+  if (answer?.role !== 'assistant' || known.has(answer.id)) {
+    chat.messages = before;
+    return false;
+  }
+  for (let attempt = 0; attempt < 8; attempt++) {
+    if (await adoptStored(chat, api, (stored) => stored.some((m) => m.id === answer.id))) break;
+    await pause(Math.min(250 * 2 ** attempt, 2000));
+  }
+  return true;
+}
+
 /**
  * Shows an answer being written elsewhere (another tab or device) as it is written: the question in the
- * log (given, or read from the stored conversation), then the turn's journal from its start. A turn just
- * admitted may not be resumable yet, and its question not stored yet: a few tries, backing off.
+ * log (given by the tab that asked, else read back once stored), then the turn's journal from its start.
+ * A turn just admitted may not be resumable yet: a few tries, backing off.
  */
 export async function followRunningTurn(
   chat: Chat<ChatMessage>,
@@ -110,16 +142,23 @@ export async function followRunningTurn(
   question?: { id: string; text: string },
   tries = 8,
 ): Promise<boolean> {
-  const before = chat.messages.length;
+  // A 409 that sent this here is not the conversation's state: the answer being written is.
+  chat.clearError();
   for (let attempt = 0; attempt < tries; attempt++) {
-    if (question) placeQuestion(chat, question);
-    else await adoptStored(chat, api);
-    if (chat.messages.at(-1)?.role === 'user') {
+    if (question) {
+      placeQuestion(chat, question);
       await chat.resumeStream();
       if (chat.messages.at(-1)?.role === 'assistant') return true;
-    } else if (chat.messages.length > before) {
-      // The stored conversation already holds the answer.
-      return true;
+    } else {
+      // The stored conversation may already hold the answer; else its question is not stored yet.
+      const adopted = await adoptStored(chat, api);
+      if (adopted && chat.messages.at(-1)?.role === 'assistant') return true;
+      if (chat.messages.at(-1)?.role === 'user') {
+        await chat.resumeStream();
+        if (chat.messages.at(-1)?.role === 'assistant') return true;
+      } else if ((await api.answerRunning(chat.id)) && (await followUnknownQuestion(chat, api))) {
+        return true;
+      }
     }
     if (attempt < tries - 1) await pause(Math.min(250 * 2 ** attempt, 2000));
   }

@@ -96,7 +96,8 @@ beforeAll(async () => {
     firstTokenDelayMs: 150,
     perTokenDelayMs: 40,
     allowOrigins: [web.origin],
-    env: { LIMIT_TURNS_PER_MINUTE: '0' },
+    // Followers count against the streams cap (3 by default): one turn, a following tab and a device here.
+    env: { LIMIT_TURNS_PER_MINUTE: '0', LIMIT_CONCURRENT_STREAMS: '6' },
   });
   await mkdir(SHOTS, { recursive: true });
   desktop = await browser.newContext({ viewport: { width: 1280, height: 800 } });

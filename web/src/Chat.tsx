@@ -333,7 +333,7 @@ export function ChatView({
     if (text && question?.role === 'user' && textOf(question) === text)
       chat.messages = chat.messages.slice(0, -1);
     if (text) setDraft((current) => current || text);
-    void followRunningTurn(chat, api);
+    void followRunningTurn(chat, api, undefined, 8, false);
   }, [problem, chat, api]);
 
   useEffect(() => {

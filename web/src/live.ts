@@ -141,6 +141,8 @@ export async function followRunningTurn(
   api: Api,
   question?: { id: string; text: string },
   tries = 8,
+  /** Ask first whether an answer runs (an idle tab's check); a 409 already said so. */
+  probe = true,
 ): Promise<boolean> {
   // A 409 that sent this here is not the conversation's state: the answer being written is.
   chat.clearError();
@@ -156,7 +158,7 @@ export async function followRunningTurn(
       if (chat.messages.at(-1)?.role === 'user') {
         await chat.resumeStream();
         if (chat.messages.at(-1)?.role === 'assistant') return true;
-      } else if ((await api.answerRunning(chat.id)) && (await followUnknownQuestion(chat, api))) {
+      } else if ((!probe || (await api.answerRunning(chat.id))) && (await followUnknownQuestion(chat, api))) {
         return true;
       }
     }

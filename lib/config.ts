@@ -108,7 +108,10 @@ const schema = z
     ragRelevanceFloor: z
       .preprocess(
         toNumber,
-        z.number({ error: (issue) => `must be a number from 0 to 1 (got ${show(issue.input)})` }).min(0).max(1),
+        z
+          .number({ error: (issue) => `must be a number from 0 to 1 (got ${show(issue.input)})` })
+          .min(0)
+          .max(1),
       )
       .default(DEFAULTS.ragRelevanceFloor),
     /** Where people open a source: an `s3://bucket/key` source links to this URL + key (https). */

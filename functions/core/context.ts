@@ -108,7 +108,7 @@ function previousQuestion(history: ChatMessage[], currentMessageId: string): str
  * is retrieved as well, so a change of topic still finds its own passages; per passage the better score
  * counts, and the relevance floor then drops what neither query made relevant.
  */
-export function followUpQuery(previous: string, question: string): string {
+function followUpQuery(previous: string, question: string): string {
   return `${previous}\n${question}`;
 }
 
@@ -130,7 +130,7 @@ async function passagesForTurn(
 }
 
 /** Both retrievals as one: each passage once with its better score, best first, as many as one retrieval gives. */
-export function mergeRetrievals(own: RetrievedContext, other: RetrievedContext): RetrievedContext {
+function mergeRetrievals(own: RetrievedContext, other: RetrievedContext): RetrievedContext {
   const best = new Map<string, Passage>();
   for (const passage of [...own.passages, ...other.passages]) {
     const kept = best.get(passage.id);

@@ -10,7 +10,7 @@ import type { Api, ChatMessage } from './api.ts';
  *   a push channel would hold a Lambda invocation and a Redis blocking read open per tab instead.
  * A running answer is then followed through the turn journal (`GET /api/chat/{id}/stream`), as after a reload.
  */
-export const LIST_POLL_MS = 30_000;
+const LIST_POLL_MS = 30_000;
 
 /** What one tab tells the others of the same user. */
 export type LiveNews =

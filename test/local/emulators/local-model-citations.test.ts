@@ -11,7 +11,11 @@ const passage = (id: string, title: string, text: string) => ({
   text,
 });
 const PASSAGES = [
-  passage('fund', 'Emergency fund', 'A common guideline is three to six months of essential living expenses.'),
+  passage(
+    'fund',
+    'Emergency fund',
+    'A common guideline is three to six months of essential living expenses.',
+  ),
   passage('hsa', 'HSA', 'A health savings account lets you save for medical costs with pre-tax money.'),
 ];
 
@@ -41,7 +45,10 @@ describe('the local model cites as it is asked to', () => {
   });
 
   it('answers a follow-up that names no topic from the question it follows', () => {
-    const text = answer('How big should it be?', 'How many months of expenses should my emergency fund hold?');
+    const text = answer(
+      'How big should it be?',
+      'How many months of expenses should my emergency fund hold?',
+    );
     expect(text).toMatch(/^- .*essential living expenses\. \[1\]$/m);
     expect(text).not.toMatch(/I have no source/);
   });

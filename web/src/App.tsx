@@ -62,7 +62,10 @@ function Workspace({ config, signer, account }: { config: PageConfig; signer: Si
   }, [api]);
   // The other tabs of this user: they hear of list changes and turns at once (see live.ts).
   const [live] = useState(() => new LiveChannel(signer.user));
-  useEffect(() => () => live.close(), [live]);
+  useEffect(() => {
+    live.open();
+    return () => live.close();
+  }, [live]);
   useFreshList(live, refreshSessions);
   const listChanged = useCallback(() => live.tell({ type: 'sessions' }), [live]);
 

@@ -19,19 +19,26 @@ export type LiveNews =
   /** A turn started in `sessionId`, answering `question` (new, or asked again by a regenerate). */
   | { type: 'turn'; sessionId: string; question: { id: string; text: string } };
 
-/** One channel per signed-in user: another user's tabs (the dev user switch) hear nothing. */
+/**
+ * One channel per signed-in user: another user's tabs (the dev user switch) hear nothing. Open while the
+ * workspace is mounted (`open`/`close` from an effect, so React's double effects in development are fine);
+ * news told while closed (a timer after a user switch) is dropped.
+ */
 export class LiveChannel {
-  readonly #channel: BroadcastChannel | undefined;
+  readonly #user: string;
+  #channel: BroadcastChannel | undefined;
   readonly #listeners = new Set<(news: LiveNews) => void>();
 
   constructor(user: string) {
-    this.#channel =
-      typeof BroadcastChannel === 'function' ? new BroadcastChannel(`chat.live.${user}`) : undefined;
-    if (this.#channel) this.#channel.onmessage = (event: MessageEvent<LiveNews>) => this.#hear(event.data);
+    this.#user = user;
   }
 
-  #hear(news: LiveNews) {
-    for (const listener of this.#listeners) listener(news);
+  open(): void {
+    if (this.#channel || typeof BroadcastChannel !== 'function') return;
+    this.#channel = new BroadcastChannel(`chat.live.${this.#user}`);
+    this.#channel.onmessage = (event: MessageEvent<LiveNews>) => {
+      for (const listener of this.#listeners) listener(event.data);
+    };
   }
 
   tell(news: LiveNews): void {
@@ -44,8 +51,8 @@ export class LiveChannel {
   }
 
   close(): void {
-    this.#listeners.clear();
     this.#channel?.close();
+    this.#channel = undefined;
   }
 }
 

@@ -202,6 +202,8 @@ export class ChatStack extends Stack {
         MODEL_ID: config.modelId,
         ...(otherModels.length > 0 ? { ALLOWED_MODEL_IDS: otherModels.map((m) => m.id).join(',') } : {}),
         ...(config.knowledgeBaseId ? { KNOWLEDGE_BASE_ID: config.knowledgeBaseId } : {}),
+        RAG_RELEVANCE_FLOOR: String(config.ragRelevanceFloor),
+        ...(config.sourceBaseUrl ? { SOURCE_BASE_URL: config.sourceBaseUrl } : {}),
         ...(config.guardrailId
           ? {
               GUARDRAIL_ID: config.guardrailId,

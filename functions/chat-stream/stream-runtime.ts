@@ -87,6 +87,7 @@ export function createStreamRuntime(env: NodeJS.ProcessEnv = process.env) {
         new BedrockAgentRuntimeClient(timeouts),
         config.KNOWLEDGE_BASE_ID,
         config.RAG_RESULTS,
+        config.SOURCE_BASE_URL,
       )
     : undefined;
 
@@ -115,6 +116,7 @@ export function createStreamRuntime(env: NodeJS.ProcessEnv = process.env) {
       cacheTimeoutMs: config.CACHE_TIMEOUT_MS,
       storeTimeoutMs: config.STORE_TIMEOUT_MS,
       ragTimeoutMs: config.RAG_TIMEOUT_MS,
+      ragRelevanceFloor: config.RAG_RELEVANCE_FLOOR,
       modelTimeoutMs: config.MODEL_TIMEOUT_MS,
     },
     newId: () => uuidv7(),

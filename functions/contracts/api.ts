@@ -60,6 +60,8 @@ interface SourceReference {
   uri: string;
   score: number;
   excerpt: string;
+  /** Where a person can open the source (SOURCE_BASE_URL + the S3 key, or the source's own web address). */
+  url?: string;
 }
 
 /** `GET /sessions/{id}/messages` (one of `messages`). */

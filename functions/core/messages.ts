@@ -6,6 +6,8 @@ const SourceSchema = z.object({
   uri: z.string(),
   score: z.number(),
   excerpt: z.string(),
+  /** Where a person can open the source (http or https), when the deployment knows one. */
+  url: z.optional(z.string()),
 });
 export type Source = z.infer<typeof SourceSchema>;
 

@@ -7,6 +7,7 @@ import { ConversationList } from './ConversationList.tsx';
 import type { PageConfig } from './config.ts';
 import { describeProblem } from './errors.ts';
 import { conversationJson, conversationMarkdown, download, fileNameOf } from './exports.ts';
+import { LiveChannel, useFreshList } from './live.ts';
 import { SignIn } from './SignIn.tsx';
 import { useSessionList } from './session-list.ts';
 import { UsageView } from './Usage.tsx';
@@ -49,6 +50,14 @@ function Workspace({ config, signer, account }: { config: PageConfig; signer: Si
   const refreshUsage = useCallback(async () => {
     setUsage(await api.usage().catch(() => undefined));
   }, [api]);
+  // The other tabs of this user: they hear of list changes and turns at once (see live.ts).
+  const [live] = useState(() => new LiveChannel(signer.user));
+  useEffect(() => {
+    live.open();
+    return () => live.close();
+  }, [live]);
+  useFreshList(live, refreshSessions);
+  const listChanged = useCallback(() => live.tell({ type: 'sessions' }), [live]);
 
   useEffect(() => {
     void refreshSessions();
@@ -98,6 +107,7 @@ function Workspace({ config, signer, account }: { config: PageConfig; signer: Si
     const delays = [600, 1500, 3500, 8000];
     const poll = async (round: number) => {
       const list = await refreshSessions();
+      listChanged();
       if (round > 0) void refreshUsage();
       const mine = list?.find((s) => s.id === chatIdRef.current);
       const young = !mine?.title || mine.message_count <= 2;
@@ -105,7 +115,7 @@ function Workspace({ config, signer, account }: { config: PageConfig; signer: Si
       if (young && delay !== undefined) setTimeout(() => void poll(round + 1), delay);
     };
     void poll(0);
-  }, [refreshSessions, refreshUsage]);
+  }, [refreshSessions, refreshUsage, listChanged]);
 
   const started = useCallback(() => {
     const now = new Date().toISOString();
@@ -167,6 +177,7 @@ function Workspace({ config, signer, account }: { config: PageConfig; signer: Si
     try {
       await api.eraseMe();
       clearSessions();
+      listChanged();
       setErasing('idle');
       newChat();
       void refreshUsage();
@@ -227,10 +238,12 @@ function Workspace({ config, signer, account }: { config: PageConfig; signer: Si
             onRename={async (id, title) => {
               await api.rename(id, title);
               setSessions((list) => list?.map((s) => (s.id === id ? { ...s, title } : s)));
+              listChanged();
             }}
             onDelete={async (id) => {
               await api.remove(id);
               setSessions((list) => list?.filter((s) => s.id !== id));
+              listChanged();
               if (id === chatIdRef.current) newChat();
             }}
             onExport={exportConversation}
@@ -283,6 +296,8 @@ function Workspace({ config, signer, account }: { config: PageConfig; signer: Si
               signer={signer}
               onSettled={settled}
               onStarted={started}
+              live={live}
+              activity={sessions?.find((s) => s.id === opened.id)?.updated_at}
             />
           )}
         </main>

@@ -6,6 +6,7 @@ import type { Api, ChatMessage } from './api.ts';
 import type { Signer } from './auth.ts';
 import { adoptVersions, CONTINUE_PROMPT, parentIdFor, rateWithRetry, showVersion } from './branching.ts';
 import { describeProblem, formatWait, isNetworkFailure } from './errors.ts';
+import { adoptStored, followRunningTurn, type LiveChannel } from './live.ts';
 import { MessageView, textOf } from './Message.tsx';
 import type { MessageActions } from './Versions.tsx';
 
@@ -20,6 +21,10 @@ interface ChatViewProps {
   onSettled: () => void;
   /** The first message of a new conversation was sent. */
   onStarted: () => void;
+  /** Tells this user's other tabs when a turn starts here, and hears theirs. */
+  live: LiveChannel;
+  /** When the conversation last changed as the list says (another device may have asked something). */
+  activity?: string | undefined;
 }
 
 const RAG_KEY = 'chat.useRag';
@@ -85,7 +90,17 @@ function useNow(active: boolean): number {
   return now;
 }
 
-export function ChatView({ id, initialMessages, resume, api, signer, onSettled, onStarted }: ChatViewProps) {
+export function ChatView({
+  id,
+  initialMessages,
+  resume,
+  api,
+  signer,
+  onSettled,
+  onStarted,
+  live,
+  activity,
+}: ChatViewProps) {
   const [useRag, setUseRag] = useState(() => localStorage.getItem(RAG_KEY) !== 'off');
   const useRagRef = useRef(useRag);
   useRagRef.current = useRag;
@@ -229,9 +244,12 @@ export function ChatView({ id, initialMessages, resume, api, signer, onSettled, 
 
   /** What was last sent, given back to the composer if the API refuses it (a 4xx other than a limit). */
   const sent = useRef('');
+  /** A turn asked from this tab, which the other tabs are told about once it streams. */
+  const asking = useRef(false);
   const send = (text = draft.trim()) => {
     if (!text || busy || text.length > MAX_CHARS) return;
     sent.current = text;
+    asking.current = true;
     setDraft('');
     if (chat.messages.length === 0) onStarted();
     void chat.sendMessage({ text });
@@ -250,15 +268,13 @@ export function ChatView({ id, initialMessages, resume, api, signer, onSettled, 
 
   /** Try again: the same question under its own id when it has no answer yet, else a new answer. */
   const retry = () => {
+    asking.current = true;
     if (chat.messages.at(-1)?.role === 'user') void sendAgain(chat);
     else void chat.regenerate();
   };
 
-  /** A 409: the answer is being written elsewhere (another tab): follow it, else ask again. */
-  const follow = async () => {
-    await chat.resumeStream();
-    if (chat.messages.at(-1)?.role === 'user' && !failed(chat)) await sendAgain(chat);
-  };
+  /** A 409: the answer is being written elsewhere (another tab or device): show it as it is written. */
+  const follow = () => void followRunningTurn(chat, api);
 
   const onKeyDown = (event: KeyboardEvent<HTMLTextAreaElement>) => {
     if (event.key === 'Enter' && !event.shiftKey && !event.nativeEvent.isComposing) {
@@ -295,6 +311,49 @@ export function ChatView({ id, initialMessages, resume, api, signer, onSettled, 
   stopRef.current = stop;
   const busyRef = useRef(busy);
   busyRef.current = busy;
+  // Live in every tab: once a turn asked here streams, the other tabs showing this conversation follow it.
+  useEffect(() => {
+    if (status !== 'streaming' || !asking.current) return;
+    asking.current = false;
+    const question = lastQuestion(chat);
+    if (question) {
+      live.tell({ type: 'turn', sessionId: chat.id, question: { id: question.id, text: textOf(question) } });
+    }
+  }, [status, chat, live]);
+  useEffect(
+    () =>
+      live.listen((news) => {
+        if (news.type !== 'turn' || news.sessionId !== chat.id || busyRef.current) return;
+        void followRunningTurn(chat, api, news.question);
+      }),
+    [live, chat, api],
+  );
+  // Another device asked (the list says the conversation changed): take what it stored, follow its answer.
+  // Right after a turn this tab wrote or followed, the change is that turn's own: only what was stored.
+  const activitySeen = useRef(activity);
+  const quietUntil = useRef(0);
+  useEffect(() => {
+    if (!busy) quietUntil.current = Date.now() + 20_000;
+  }, [busy]);
+  useEffect(() => {
+    if (activity === activitySeen.current) return;
+    activitySeen.current = activity;
+    if (busyRef.current) return;
+    if (Date.now() < quietUntil.current) void adoptStored(chat, api);
+    else void followRunningTurn(chat, api, undefined, 1);
+  }, [activity, chat, api]);
+  // A 409: another tab or device is answering here. Its answer is shown, and this question waits in the box.
+  useEffect(() => {
+    if (problem?.kind !== 'conflict') return;
+    const text = sent.current;
+    sent.current = '';
+    const question = chat.messages.at(-1);
+    if (text && question?.role === 'user' && textOf(question) === text)
+      chat.messages = chat.messages.slice(0, -1);
+    if (text) setDraft((current) => current || text);
+    void followRunningTurn(chat, api, undefined, 8, false);
+  }, [problem, chat, api]);
+
   useEffect(() => {
     const onKey = (event: globalThis.KeyboardEvent) => {
       if (event.key !== 'Escape' || event.defaultPrevented || !busyRef.current) return;
@@ -309,6 +368,7 @@ export function ChatView({ id, initialMessages, resume, api, signer, onSettled, 
   const regenerate = useMemo(
     () => () => {
       branchingRef.current = true;
+      asking.current = true;
       void chat.regenerate();
     },
     [chat],
@@ -405,7 +465,7 @@ export function ChatView({ id, initialMessages, resume, api, signer, onSettled, 
             </button>
           ) : null}
           {!reconnecting && problem?.kind === 'conflict' ? (
-            <button type="button" onClick={() => void follow()}>
+            <button type="button" onClick={follow}>
               Follow that answer
             </button>
           ) : null}

@@ -1,6 +1,7 @@
 import { lazy, memo, Suspense, useState } from 'react';
 import type { ChatMessage } from './api.ts';
 import { CopyButton } from './CopyButton.tsx';
+import { numberedSources } from './citations.tsx';
 import { EditQuestion, FeedbackControls, type MessageActions, VersionNav } from './Versions.tsx';
 
 /**
@@ -135,7 +136,7 @@ export const MessageView = memo(function MessageView({
           <p className="text plain">{text}</p>
         ) : text ? (
           <Suspense fallback={<p className="text plain">{text}</p>}>
-            <Markdown text={text} streaming={streaming} />
+            <Markdown text={text} streaming={streaming} citations={numberedSources(message)} />
           </Suspense>
         ) : streaming ? (
           <p className="text pending">Thinking…</p>
@@ -161,7 +162,9 @@ export const MessageView = memo(function MessageView({
         </div>
       ) : null}
       {citations.length > 0 ? (
-        <section className="sources" aria-label="Sources">
+        // A group, not a region: one landmark per answer would repeat the name "Sources" (axe landmark-unique).
+        // biome-ignore lint/a11y/useSemanticElements: a fieldset groups form controls; these are links.
+        <section className="sources" role="group" aria-label="Sources">
           <h4>Sources</h4>
           <ol>
             {citations.map((c) => (

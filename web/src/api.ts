@@ -168,6 +168,25 @@ export class Api {
     await this.#request('DELETE', `/sessions/${encodeURIComponent(sessionId)}`);
   }
 
+  /**
+   * Whether the conversation has an answer to follow (`GET /api/chat/{id}/stream` answers 204 when it has
+   * none); the stream itself is not read.
+   */
+  async answerRunning(sessionId: string): Promise<boolean> {
+    const controller = new AbortController();
+    try {
+      const response = await fetch(`${this.baseUrl}/api/chat/${encodeURIComponent(sessionId)}/stream`, {
+        headers: { authorization: `Bearer ${await this.#token()}` },
+        signal: controller.signal,
+      });
+      return response.status === 200;
+    } catch {
+      return false;
+    } finally {
+      controller.abort();
+    }
+  }
+
   /** Asks the running turn to stop wherever it runs; `false` when none was running. */
   async stop(sessionId: string): Promise<boolean> {
     const result = await this.#request<unknown>('POST', `/api/chat/${encodeURIComponent(sessionId)}/stop`);

@@ -155,12 +155,14 @@ type SourceChunk = Extract<UiChunk, { type: 'source-url' | 'source-document' }>;
  * knowledge base's relevance score, which the page's relevance floor reads.
  */
 export function sourcePart(source: Source): SourceChunk {
-  const providerMetadata = { knowledgeBase: { score: source.score } };
-  if (/^https?:\/\//i.test(source.uri)) {
+  // The excerpt shows on the page when a person hovers or focuses an inline [n] marker.
+  const providerMetadata = { knowledgeBase: { score: source.score, excerpt: source.excerpt } };
+  const url = source.url ?? (/^https?:\/\//i.test(source.uri) ? source.uri : undefined);
+  if (url) {
     return {
       type: 'source-url',
       sourceId: source.id,
-      url: source.uri,
+      url,
       title: source.title,
       providerMetadata,
     };

@@ -217,9 +217,15 @@ describe('runTurn', () => {
     const skipped = await runTurn(deps, input({ useRag: false }), new RecordingSink());
     expect(skipped.cache.rag).toBe('skipped');
     expect(deps.retriever.count).toBe(0);
-    await (await runTurn(deps, input(), new RecordingSink())).background;
+    // Other conversations: a follow-up in the same one would also retrieve with the previous question.
+    const first = { sessionId: '01900000-0000-7000-8000-cccccccccccc', isNewSession: true };
+    await (await runTurn(deps, input(first), new RecordingSink())).background;
     const sink = new RecordingSink();
-    const hit = await runTurn(deps, input(), sink);
+    const hit = await runTurn(
+      deps,
+      input({ sessionId: '01900000-0000-7000-8000-dddddddddddd', isNewSession: true }),
+      sink,
+    );
     expect(hit.cache.rag).toBe('hit');
     expect(deps.retriever.count).toBe(1);
     expect(types(sink.events)).toContain('sources');

@@ -71,7 +71,7 @@ beforeAll(async () => {
     throw new Error(`No Chromium at ${CHROMIUM}: apt-get install -y chromium, or set CHROMIUM_PATH.`);
   }
   outDir = await mkdtemp(join(tmpdir(), 'live-citations-'));
-  const redis = await testRedis(23);
+  const redis = await testRedis(3);
   ownedRedis = redis.owned;
   [web, browser] = await Promise.all([
     startWebServer({

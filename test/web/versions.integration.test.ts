@@ -34,7 +34,7 @@ const pageErrors: string[] = [];
 beforeAll(async () => {
   if (!existsSync(CHROMIUM)) throw new Error(`No Chromium at ${CHROMIUM}: set CHROMIUM_PATH.`);
   outDir = await mkdtemp(join(tmpdir(), 'versions-page-'));
-  const redis = await testRedis(22);
+  const redis = await testRedis(4);
   ownedRedis = redis.owned;
   [web, browser] = await Promise.all([
     startWebServer({

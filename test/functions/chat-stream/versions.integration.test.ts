@@ -16,7 +16,7 @@ let ownedRedis: RedisProcess | undefined;
 let table: ReturnType<typeof tableReader>;
 
 beforeAll(async () => {
-  const redis = await testRedis(22);
+  const redis = await testRedis(12);
   ownedRedis = redis.owned;
   stack = await startLocalStack({ redisUrl: redis.url, perTokenDelayMs: 2 });
   table = tableReader(stack.dynamodb, stack.tableName);

@@ -3,12 +3,10 @@ import { configDefaults, defineConfig } from 'vitest/config';
 // Integration tests start the local stack, a Redis, a CDK synth or the benchmark: seconds each. The rest
 // are unit tests (`npm run test:unit`), in-process and quick. New files that start the stack or a Redis
 // belong in `*.integration.test.ts`.
-const INTEGRATION = [
-  'test/**/*.integration.test.ts',
-  'test/bench/**/*.test.ts',
-  'test/infra/**/*.test.ts',
-  'test/events.test.ts',
-];
+const INTEGRATION = ['test/**/*.integration.test.ts', 'test/bench/**/*.test.ts', 'test/events.test.ts'];
+// CDK synths: the first in a process warms aws-cdk-lib up (~8 s of CPU), the next take ~1 s. These files
+// share one process and its loaded modules (each synth builds its own App, so no state is shared).
+const INFRA = ['test/infra/**/*.test.ts'];
 
 export default defineConfig({
   test: {
@@ -25,10 +23,11 @@ export default defineConfig({
         test: {
           name: 'unit',
           include: ['test/**/*.test.ts'],
-          exclude: [...configDefaults.exclude, ...INTEGRATION],
+          exclude: [...configDefaults.exclude, ...INTEGRATION, ...INFRA],
         },
       },
       { extends: true, test: { name: 'integration', include: INTEGRATION } },
+      { extends: true, test: { name: 'infra', include: INFRA, isolate: false, fileParallelism: false } },
     ],
   },
 });

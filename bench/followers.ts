@@ -8,6 +8,8 @@ export interface IdleFollowers {
   /** Followers whose request had been answered 200 by the end of the window (0: headers held until a write). */
   attached: number;
   idleSeconds: number;
+  /** The window with the followers began before they attached (the quick run): their attach counts too. */
+  includesAttach: boolean;
   /** Redis commands in the idle window with the turn running alone, and with the followers attached. */
   commandsTurnAlone: number;
   commandsWithFollowers: number;
@@ -20,15 +22,11 @@ export interface IdleFollowers {
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /**
- * The commands clients issue on `database` while `ms` pass, by name, as MONITOR reports them (when issued,
- * so a blocking read counts at once). Other databases are left out: the server may be shared, as CI's
- * standalone pass shares one Redis among every test file, each on a database of its own.
+ * Counts the commands clients issue on `database`, by name, as MONITOR reports them (when issued, so a
+ * blocking read counts at once), until `stop`. Other databases are left out: the server may be shared, as
+ * CI's standalone pass shares one Redis among every test file, each on a database of its own.
  */
-async function commandsDuring(
-  redisUrl: string,
-  database: number,
-  ms: number,
-): Promise<Record<string, number>> {
+async function countCommands(redisUrl: string, database: number) {
   const redis = new Redis(redisUrl, { lazyConnect: true, maxRetriesPerRequest: 1 });
   const monitor = await redis.monitor();
   const calls: Record<string, number> = {};
@@ -36,13 +34,13 @@ async function commandsDuring(
     const name = args[0]?.toLowerCase();
     if (name && Number(db) === database) calls[name] = (calls[name] ?? 0) + 1;
   });
-  try {
-    await sleep(ms);
-  } finally {
-    monitor.disconnect();
-    redis.disconnect();
-  }
-  return calls;
+  return {
+    stop(): Record<string, number> {
+      monitor.disconnect();
+      redis.disconnect();
+      return calls;
+    },
+  };
 }
 
 const total = (calls: Record<string, number>) => Object.values(calls).reduce((sum, n) => sum + n, 0);
@@ -51,7 +49,8 @@ const total = (calls: Record<string, number>) => Object.values(calls).reduce((su
  * What resume followers cost while nothing happens: one turn is kept running with no event to send (the
  * model's first token held back), `followers` clients attach to it with `GET /sessions/{id}/stream`, and
  * the commands on the run's database are counted over an idle window, once before the followers attach
- * (the turn alone) and once with them.
+ * (the turn alone) and once with them. `includeAttach` (the quick run) opens the second window before the
+ * followers attach, so a window shorter than a blocking read still sees each follower's first one.
  */
 export async function idleFollowers(options: {
   emulators: Emulators;
@@ -60,6 +59,7 @@ export async function idleFollowers(options: {
   latencies: Latencies;
   followers: number;
   idleSeconds: number;
+  includeAttach?: boolean;
 }): Promise<IdleFollowers> {
   const { emulators, url, followers, idleSeconds } = options;
   const [session] = await warmSessions(emulators.mint, url, 1, 'followers');
@@ -79,8 +79,12 @@ export async function idleFollowers(options: {
     const turnBody = turn.body?.getReader();
     await turnBody?.read();
     await sleep(500);
-    const windowed = () => commandsDuring(options.redisUrl, database, idleSeconds * 1000);
-    const alone = await windowed();
+    const window = async (counter: Awaited<ReturnType<typeof countCommands>>) => {
+      await sleep(idleSeconds * 1000);
+      return counter.stop();
+    };
+    const alone = await window(await countCommands(options.redisUrl, database));
+    const counter = options.includeAttach ? await countCommands(options.redisUrl, database) : undefined;
     // Attached once the route answered 200 (its headers may wait for the first write, so not awaited).
     let attached = 0;
     for (let i = 0; i < followers; i++) {
@@ -91,8 +95,9 @@ export async function idleFollowers(options: {
         })
         .catch(() => undefined);
     }
-    await sleep(1500);
-    const withFollowers = await windowed();
+    const withFollowers = await window(
+      counter ?? (await sleep(1500).then(() => countCommands(options.redisUrl, database))),
+    );
     turnBody?.cancel().catch(() => undefined);
     const byCommand = Object.fromEntries(
       Object.entries(withFollowers)
@@ -103,6 +108,7 @@ export async function idleFollowers(options: {
       followers,
       attached,
       idleSeconds,
+      includesAttach: options.includeAttach ?? false,
       commandsTurnAlone: total(alone),
       commandsWithFollowers: total(withFollowers),
       commandsPerFollowerPerSecond:

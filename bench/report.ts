@@ -174,7 +174,7 @@ export function followersText(f: IdleFollowers): string {
     .sort((a, b) => b[1] - a[1])
     .map(([name, calls]) => `${name} ${calls}`)
     .join(', ');
-  return `${f.followers} resume followers (\`GET /sessions/{id}/stream\`) of one running turn whose model has not answered yet, ${f.attached} of them answered 200 by the end; Redis INFO commandstats around a ${f.idleSeconds}-s idle window: ${f.commandsTurnAlone} commands with the turn alone, ${f.commandsWithFollowers} with the followers, so **${f.commandsPerFollowerPerSecond} commands per follower per second** (${commands || 'none'}).`;
+  return `${f.followers} resume followers (\`GET /sessions/{id}/stream\`) of one running turn whose model has not answered yet, ${f.attached} of them answered 200 by the end; commands on the run's Redis database (MONITOR) over a ${f.idleSeconds}-s idle window${f.includesAttach ? ' that includes the attach' : ''}: ${f.commandsTurnAlone} commands with the turn alone, ${f.commandsWithFollowers} with the followers, so **${f.commandsPerFollowerPerSecond} commands per follower per second** (${commands || 'none'}).`;
 }
 
 export function persistText(p: PersistLag): string {

@@ -45,6 +45,13 @@ export const StreamEnv = z.object({
   BEDROCK_MAX_ATTEMPTS: int(2, 1, 10),
   KNOWLEDGE_BASE_ID: optionalText,
   RAG_RESULTS: int(DEFAULTS.ragResults, 1, 100),
+  /** Passages scored under this are not used or shown (see DEFAULTS.ragRelevanceFloor); 0 keeps all. */
+  RAG_RELEVANCE_FLOOR: z._default(z.coerce.number().check(z.gte(0), z.lte(1)), DEFAULTS.ragRelevanceFloor),
+  /**
+   * Where people can open a source: a source whose location is `s3://bucket/key` links to this URL with
+   * `key` appended (e.g. a CloudFront or intranet copy of the knowledge base's documents).
+   */
+  SOURCE_BASE_URL: z.optional(z.url()),
   HISTORY_LIMIT: int(DEFAULTS.historyLimit, 0, 100),
   MAX_MESSAGE_CHARS: int(DEFAULTS.maxMessageChars, 1, 100_000),
   /** The bucket attachments are kept in; without it only stateless OpenAI turns take attachments. */

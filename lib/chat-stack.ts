@@ -47,16 +47,17 @@ export interface ChatStackProps extends StackProps {
 
 /**
  * What each function may do to the table and its sessions-by-activity index. The stream function reads
- * (GetItem, Query with ConsistentRead), writes the direct-write fallback with the consumer's own calls,
+ * (GetItem, Query with ConsistentRead, BatchGetItem for a search's sessions), writes the direct-write fallback with the consumer's own calls,
  * renames sessions and deletes a session's or a user's items (DELETE /sessions/{id}, DELETE /me); it
  * lists sessions from the index. The consumer writes messages and sessions, reads the session and the
  * erasure marker (GetItem) and the last messages (Query) for a title, and drops a message a tombstone
- * or an erasure outdated (DeleteItem).
+ * or an erasure outdated (DeleteItem), with its search terms.
  */
 const TABLE_ACTIONS = {
   stream: {
     table: [
       'dynamodb:GetItem',
+      'dynamodb:BatchGetItem',
       'dynamodb:Query',
       'dynamodb:PutItem',
       'dynamodb:UpdateItem',
@@ -207,6 +208,8 @@ export class ChatStack extends Stack {
         MODEL_ID: config.modelId,
         ...(otherModels.length > 0 ? { ALLOWED_MODEL_IDS: otherModels.map((m) => m.id).join(',') } : {}),
         ...(config.knowledgeBaseId ? { KNOWLEDGE_BASE_ID: config.knowledgeBaseId } : {}),
+        RAG_RELEVANCE_FLOOR: String(config.ragRelevanceFloor),
+        ...(config.sourceBaseUrl ? { SOURCE_BASE_URL: config.sourceBaseUrl } : {}),
         ...(config.guardrailId
           ? {
               GUARDRAIL_ID: config.guardrailId,

@@ -104,6 +104,20 @@ const schema = z
       /^[0-9A-Z]{10}$/,
       'a knowledge base id (10 upper-case letters or digits)',
     ).optional(),
+    /** Passages scored under this (0 to 1) are neither sent to the model nor shown as sources; 0 keeps all. */
+    ragRelevanceFloor: z
+      .preprocess(
+        toNumber,
+        z
+          .number({ error: (issue) => `must be a number from 0 to 1 (got ${show(issue.input)})` })
+          .min(0)
+          .max(1),
+      )
+      .default(DEFAULTS.ragRelevanceFloor),
+    /** Where people open a source: an `s3://bucket/key` source links to this URL + key (https). */
+    sourceBaseUrl: z
+      .url({ protocol: /^https$/, error: (issue) => `must be an https URL (got ${show(issue.input)})` })
+      .optional(),
     allowedOrigins: list(origin).default([]),
     streamMemoryMb: integer(128, 10_240, ' MB').default(DEFAULTS.streamMemoryMb),
     streamTimeoutSeconds: integer(10, 900, ' s').default(DEFAULTS.streamTimeoutSeconds),

@@ -54,6 +54,7 @@ export const RATE_ALARM_FLOORS = {
 } as const;
 
 const minutes = Duration.minutes;
+const hours = Duration.hours;
 
 /**
  * Dashboard and alarms over the metrics the functions publish (names from functions/contracts), all
@@ -327,6 +328,16 @@ export class Observability extends Construct {
         'The scheduled JWKS refresh failed twice in a row (after its retries): a Cognito key rotation now would reject every user with 401 until it works again (README "Key rotation").',
       );
 
+    // Ratings are few and slow: counted by the hour, the share rated down is a quality signal to chart.
+    const feedbackUp = stream(STREAM_METRICS.feedbackPositive, 'Sum', hours(1));
+    const feedbackDown = stream(STREAM_METRICS.feedbackNegative, 'Sum', hours(1));
+    const feedbackDownRate = new MathExpression({
+      expression:
+        'IF(FILL(up, 0) + FILL(down, 0) > 0, 100 * FILL(down, 0) / (FILL(up, 0) + FILL(down, 0)), 0)',
+      usingMetrics: { up: feedbackUp, down: feedbackDown },
+      label: 'Answers rated down (% of ratings)',
+      period: hours(1),
+    });
     const cacheWidgets = (['profile', 'history', 'rag'] as const).flatMap((kind) => [
       stream(STREAM_METRICS.cacheHit(kind), 'Sum', minutes(5)),
       stream(STREAM_METRICS.cacheMiss(kind), 'Sum', minutes(5)),
@@ -400,6 +411,14 @@ export class Observability extends Construct {
             ],
             right: [failedSaveRate],
             width: 8,
+          }),
+        ],
+        [
+          new GraphWidget({
+            title: 'Answer ratings (thumbs up and down) and the share rated down',
+            left: [feedbackUp, feedbackDown],
+            right: [feedbackDownRate],
+            width: 12,
           }),
         ],
         [

@@ -1,4 +1,5 @@
 import {
+  BatchGetCommand,
   BatchWriteCommand,
   type DynamoDBDocumentClient,
   GetCommand,
@@ -21,6 +22,8 @@ import {
   type SessionSummary,
 } from '../core/conversations.ts';
 import { RequestRejected } from '../core/errors.ts';
+import type { ChatMessage, Feedback } from '../core/messages.ts';
+import { DynamoSessionSearch } from './dynamo-search.ts';
 import { toChatMessage } from './dynamo-store.ts';
 
 const { partitionKey: PK, sortKey: SK } = TABLE_KEYS;
@@ -47,10 +50,36 @@ const tombstoneExpiry = () => Math.floor(Date.now() / 1000) + TOMBSTONE_TTL_SECO
 export class DynamoConversationArchive implements ConversationArchive {
   readonly #db: DynamoDBDocumentClient;
   readonly #table: string;
+  readonly #search: DynamoSessionSearch;
 
   constructor(db: DynamoDBDocumentClient, tableName: string) {
     this.#db = db;
     this.#table = tableName;
+    this.#search = new DynamoSessionSearch(db, tableName);
+  }
+
+  async searchSessions(userId: string, terms: string[], limit: number, cursor: string | undefined) {
+    const { sessionIds, next } = await this.#search.find(userId, terms, limit, cursor);
+    const sessions = (await this.#sessionsById(userId, sessionIds)).sort((a, b) =>
+      a.updatedAt < b.updatedAt ? 1 : a.updatedAt > b.updatedAt ? -1 : 0,
+    );
+    return { sessions, next };
+  }
+
+  /** The live sessions among `ids` (at most 100), in one BatchGetItem, retried for unprocessed keys. */
+  async #sessionsById(userId: string, ids: string[]): Promise<SessionSummary[]> {
+    const found: SessionSummary[] = [];
+    let keys: Item[] = [...new Set(ids)].map((id) => tableKeys.session(userId, id));
+    for (let attempt = 0; keys.length > 0; attempt++) {
+      if (attempt > 5) throw new Error('sessions left unread after retries');
+      if (attempt > 0) await new Promise((resolve) => setTimeout(resolve, 50 * 2 ** attempt));
+      const { Responses, UnprocessedKeys } = await this.#db.send(
+        new BatchGetCommand({ RequestItems: { [this.#table]: { Keys: keys } } }),
+      );
+      found.push(...(Responses?.[this.#table] ?? []).filter(isLive).map(toSummary));
+      keys = (UnprocessedKeys?.[this.#table]?.Keys ?? []) as Item[];
+    }
+    return found;
   }
 
   async listSessions(userId: string, limit: number, after: string | undefined) {
@@ -106,6 +135,38 @@ export class DynamoConversationArchive implements ConversationArchive {
     return { messages: Items.slice(0, limit).reverse().map(toChatMessage), more: Items.length > limit };
   }
 
+  /**
+   * The rating on the stored answer item (one conditional update: only an existing answer of this user's
+   * session, whose keys start with the verified user id); `undefined` when there is no such answer.
+   */
+  async setFeedback(
+    userId: string,
+    sessionId: string,
+    messageId: string,
+    feedback: Feedback | undefined,
+  ): Promise<ChatMessage | undefined> {
+    try {
+      const { Attributes } = await this.#db.send(
+        new UpdateCommand({
+          TableName: this.#table,
+          Key: tableKeys.message({ userId, sessionId, messageId }),
+          UpdateExpression: feedback ? 'SET feedback = :feedback' : 'REMOVE feedback',
+          ConditionExpression: 'attribute_exists(#pk) AND #role = :assistant',
+          ExpressionAttributeNames: { '#pk': PK, '#role': 'role' },
+          ExpressionAttributeValues: {
+            ':assistant': 'assistant',
+            ...(feedback ? { ':feedback': feedback } : {}),
+          },
+          ReturnValues: 'ALL_NEW',
+        }),
+      );
+      return Attributes ? toChatMessage(Attributes) : undefined;
+    } catch (error) {
+      if ((error as { name?: string }).name === 'ConditionalCheckFailedException') return undefined;
+      throw error;
+    }
+  }
+
   async renameSession(userId: string, sessionId: string, title: string) {
     try {
       const { Attributes } = await this.#db.send(
@@ -119,7 +180,9 @@ export class DynamoConversationArchive implements ConversationArchive {
           ReturnValues: 'ALL_NEW',
         }),
       );
-      return Attributes ? toSummary(Attributes) : undefined;
+      if (!Attributes) return undefined;
+      await this.#search.setTitle(userId, sessionId, title);
+      return toSummary(Attributes);
     } catch (error) {
       if ((error as { name?: string }).name === 'ConditionalCheckFailedException') return undefined;
       throw error;
@@ -144,6 +207,7 @@ export class DynamoConversationArchive implements ConversationArchive {
         },
       }),
     );
+    await this.#search.forget(userId, sessionId);
     await this.#deletePartition(tableKeys.messagePartition(userId, sessionId));
   }
 

@@ -15,6 +15,7 @@ import { ACTIVITY_INDEX, TABLE_KEYS, TTL_ATTRIBUTE, tableKeys } from '../contrac
 import { turnStartOf } from '../core/conversations.ts';
 import type { ChatMessage, UserProfile } from '../core/messages.ts';
 import type { ConversationStore, MessageWriter, SaveResult, UsageRecorder } from '../core/ports.ts';
+import { DynamoSessionSearch } from './dynamo-search.ts';
 
 const { partitionKey: PK } = TABLE_KEYS;
 
@@ -37,6 +38,8 @@ export function toChatMessage(item: Record<string, unknown>): ChatMessage {
     createdAt: item.createdAt,
     ...(item.clientMessageId ? { clientMessageId: item.clientMessageId } : {}),
     ...(item.replaces ? { replaces: item.replaces } : {}),
+    ...(item.parentId !== undefined ? { parentId: item.parentId } : {}),
+    ...(item.feedback ? { feedback: item.feedback } : {}),
     ...(item.sources ? { sources: item.sources } : {}),
     ...(item.usage ? { usage: item.usage } : {}),
     ...(item.stopReason ? { stopReason: item.stopReason } : {}),
@@ -52,11 +55,13 @@ export class DynamoConversationStore implements ConversationStore, MessageWriter
   readonly #db: DynamoDBDocumentClient;
   readonly #table: string;
   readonly #ttlDays: number;
+  readonly #search: DynamoSessionSearch;
 
   constructor(db: DynamoDBDocumentClient, tableName: string, messageTtlDays = 0) {
     this.#db = db;
     this.#table = tableName;
     this.#ttlDays = messageTtlDays;
+    this.#search = new DynamoSessionSearch(db, tableName);
   }
 
   async getProfile(userId: string, signal?: AbortSignal): Promise<UserProfile | undefined> {
@@ -116,6 +121,8 @@ export class DynamoConversationStore implements ConversationStore, MessageWriter
         ExpressionAttributeNames: { '#pk': PK },
       }),
     );
+    // Search terms before the session update: a delete or an erasure seen after it takes them back below.
+    await this.#search.addMessage(message, expiresAt);
     const session = await this.#updateSession(message, expiresAt, turnStartedAt);
     const sessionDeleted = session === undefined && (await this.#sessionDeletedSince(message, turnStartedAt));
     if (sessionDeleted) await this.#takeBack(message, false);
@@ -209,6 +216,7 @@ export class DynamoConversationStore implements ConversationStore, MessageWriter
           ExpressionAttributeValues: { ':title': title, ':generated': 'generated', ':auto': 'auto' },
         }),
       );
+      await this.#search.setTitle(userId, sessionId, title);
       return true;
     } catch (error) {
       if ((error as { name?: string }).name === 'ConditionalCheckFailedException') return false;
@@ -237,6 +245,7 @@ export class DynamoConversationStore implements ConversationStore, MessageWriter
   /** Removes what this delivery wrote under a deleted session or, with its session and usage, an erased user. */
   async #takeBack(message: ChatMessage, erased: boolean): Promise<void> {
     await this.#db.send(new DeleteCommand({ TableName: this.#table, Key: tableKeys.message(message) }));
+    await this.#search.forget(message.userId, message.sessionId, message);
     if (erased) {
       await this.#db.send(
         new DeleteCommand({

@@ -295,6 +295,10 @@ export class RedisContextCache implements ContextCache {
     );
   }
 
+  async dropHistory(userId: string, sessionId: string): Promise<void> {
+    await this.#redis.del(this.#prefix + historyKey(userId, sessionId));
+  }
+
   async appendHistory(userId: string, sessionId: string, messages: ChatMessage[]): Promise<void> {
     if (messages.length === 0) return;
     const p = this.#prefix;

@@ -66,6 +66,10 @@ export class TurnMetrics {
     this.#count(event === 'unavailable' ? STREAM_METRICS.cacheUnavailable : STREAM_METRICS.cacheAuthFailures);
   }
 
+  countFeedback(rating: 'up' | 'down'): void {
+    this.#count(rating === 'up' ? STREAM_METRICS.feedbackPositive : STREAM_METRICS.feedbackNegative);
+  }
+
   #count(name: string): void {
     this.#metrics.addMetric(name, MetricUnit.Count, 1);
     this.#metrics.publishStoredMetrics();

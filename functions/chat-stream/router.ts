@@ -7,7 +7,7 @@ import type { conversationRoutes } from './routes/conversations.ts';
 import type { modelRoutes } from './routes/models.ts';
 import type { turnRoutes } from './routes/turns.ts';
 
-type Method = 'GET' | 'POST' | 'PATCH' | 'DELETE';
+type Method = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
 
 interface Route {
   method: Method;
@@ -25,7 +25,9 @@ export interface RouteGroups {
 
 /** A path of the API table as a pattern; `{id}` captures an opaque id. */
 const pattern = (path: string) =>
-  new RegExp(`^${path.replace('{id}', `(${OPAQUE_ID.source.slice(1, -1)})`).replaceAll('/', '\\/')}$`);
+  new RegExp(
+    `^${path.replace(/\{(id|messageId)\}/g, `(${OPAQUE_ID.source.slice(1, -1)})`).replaceAll('/', '\\/')}$`,
+  );
 
 /** Every route the stream function answers on its one Function URL. */
 function routeTable({ turns, conversations, account, models }: RouteGroups): Route[] {
@@ -48,6 +50,8 @@ function routeTable({ turns, conversations, account, models }: RouteGroups): Rou
     api('PATCH', API_PATHS.session, conversations.renameSession),
     api('DELETE', API_PATHS.session, conversations.deleteSession),
     api('GET', API_PATHS.sessionMessages, conversations.listMessages),
+    api('PUT', API_PATHS.messageFeedback, conversations.putFeedback),
+    api('DELETE', API_PATHS.messageFeedback, conversations.deleteFeedback),
     api('GET', API_PATHS.usage, account.usage),
     api('DELETE', API_PATHS.me, conversations.eraseUser),
     api('GET', API_PATHS.models, models.listModels),
@@ -58,7 +62,7 @@ function routeTable({ turns, conversations, account, models }: RouteGroups): Rou
 
 export interface MatchedRoute {
   handle: RouteHandler;
-  /** The path's id (a session id), or '' when the route has none. */
+  /** The path's id (a session id; `<session id>/<message id>` on a message's route), or '' when none. */
   id: string;
 }
 
@@ -79,6 +83,7 @@ export function createRouter(groups: RouteGroups) {
       const allow = [...new Set(onPath.map((r) => r.method))].join(', ');
       throw new RequestRejected('method_not_allowed', 'method_not_allowed', `Use ${allow}.`, { allow });
     }
-    return { handle: route.handle, id: route.path.exec(path)?.[1] ?? '' };
+    // Opaque ids hold no `/`, so a message's route joins its two ids without ambiguity.
+    return { handle: route.handle, id: route.path.exec(path)?.slice(1).join('/') ?? '' };
   };
 }

@@ -89,6 +89,7 @@ export function createStreamRuntime(env: NodeJS.ProcessEnv = process.env) {
         new BedrockAgentRuntimeClient(timeouts),
         config.KNOWLEDGE_BASE_ID,
         config.RAG_RESULTS,
+        config.SOURCE_BASE_URL,
       )
     : undefined;
 
@@ -99,15 +100,16 @@ export function createStreamRuntime(env: NodeJS.ProcessEnv = process.env) {
       )
     : undefined;
   const requestSchema = chatRequestSchema(config.MAX_MESSAGE_CHARS);
+  const redisCache = redis
+    ? new RedisContextCache(redis, {
+        historyLimit: config.HISTORY_LIMIT,
+        profileTtlSeconds: config.PROFILE_CACHE_TTL_SECONDS,
+        historyTtlSeconds: config.HISTORY_CACHE_TTL_SECONDS,
+        ragTtlSeconds: config.RAG_CACHE_TTL_SECONDS,
+      })
+    : undefined;
   const turnDeps: TurnDeps = {
-    cache: redis
-      ? new RedisContextCache(redis, {
-          historyLimit: config.HISTORY_LIMIT,
-          profileTtlSeconds: config.PROFILE_CACHE_TTL_SECONDS,
-          historyTtlSeconds: config.HISTORY_CACHE_TTL_SECONDS,
-          ragTtlSeconds: config.RAG_CACHE_TTL_SECONDS,
-        })
-      : undefined,
+    cache: redisCache,
     store,
     writer: store,
     outbox: new SqsMessageOutbox(new SQSClient(timeouts), config.QUEUE_URL),
@@ -122,6 +124,7 @@ export function createStreamRuntime(env: NodeJS.ProcessEnv = process.env) {
       cacheTimeoutMs: config.CACHE_TIMEOUT_MS,
       storeTimeoutMs: config.STORE_TIMEOUT_MS,
       ragTimeoutMs: config.RAG_TIMEOUT_MS,
+      ragRelevanceFloor: config.RAG_RELEVANCE_FLOOR,
       modelTimeoutMs: config.MODEL_TIMEOUT_MS,
       historyAttachments: { turns: config.HISTORY_ATTACHMENT_TURNS, bytes: config.HISTORY_ATTACHMENT_BYTES },
     },
@@ -252,6 +255,10 @@ export function createStreamRuntime(env: NodeJS.ProcessEnv = process.env) {
         await forgetter?.forgetUser(userId).catch(cacheNotCleared);
       },
       attachments: attachmentStore,
+      dropCachedHistory: async (userId, sessionId) => {
+        await redisCache?.dropHistory(userId, sessionId);
+      },
+      countFeedback: (rating) => metrics.countFeedback(rating),
     }),
     account: accountRoutes({
       archive,

@@ -19,6 +19,8 @@ export const API_PATHS = {
   sessions: '/sessions',
   session: '/sessions/{id}',
   sessionMessages: '/sessions/{id}/messages',
+  /** `PUT` rates an answer (`FeedbackBody`), `DELETE` takes the rating back. */
+  messageFeedback: '/sessions/{id}/messages/{messageId}/feedback',
   sessionResume: '/sessions/{id}/stream',
   sessionStop: '/sessions/{id}/stop',
   usage: '/me/usage',
@@ -58,6 +60,8 @@ interface SourceReference {
   uri: string;
   score: number;
   excerpt: string;
+  /** Where a person can open the source (SOURCE_BASE_URL + the S3 key, or the source's own web address). */
+  url?: string;
 }
 
 /** `GET /sessions/{id}/messages` (one of `messages`). */
@@ -74,6 +78,23 @@ export interface StoredMessage {
   attachments?: Array<{ name: string; media_type: string; size: number }>;
   /** The model that wrote an answer. */
   model?: string;
+  /** The message this one follows (`null`: the first); absent on messages stored before versions. */
+  parent_id?: string | null;
+  /** When the message has other versions (edits of a question, regenerations of an answer): all their ids, oldest first. */
+  versions?: string[];
+  feedback?: MessageFeedback;
+}
+
+/** `PUT /sessions/{id}/messages/{messageId}/feedback`. */
+export interface FeedbackBody {
+  rating: 'up' | 'down';
+  /** At most 500 characters. */
+  reason?: string;
+}
+
+/** An answer's rating as stored with it. */
+export interface MessageFeedback extends FeedbackBody {
+  updated_at?: string;
 }
 
 type CacheState = 'hit' | 'miss' | 'skipped';
@@ -99,6 +120,11 @@ export interface AnswerMetadata {
   usage?: TokenUsage;
   timings?: AnswerTimings;
   cache?: { profile: CacheState; history: CacheState; rag: CacheState };
+  /** A reopened message's stored id (a question's UI id is the client's id, shared by its edits). */
+  messageId?: string;
+  /** Its versions' stored ids, oldest first, when it has more than one. */
+  versions?: string[];
+  feedback?: MessageFeedback;
 }
 
 interface LimitUse {

@@ -12,6 +12,11 @@ export const DEFAULTS = {
   maxTokens: 1024,
   historyLimit: 10,
   ragResults: 4,
+  /**
+   * Passages the knowledge base scores under this relevance (Bedrock's score, 0 to 1) are neither sent to
+   * the model nor shown as sources: a vector search always returns its k nearest, however far. 0 keeps all.
+   */
+  ragRelevanceFloor: 0.4,
   streamTimeoutSeconds: 120,
   streamMemoryMb: 1024,
   cacheTimeoutMs: 150,

@@ -33,6 +33,9 @@ export const STREAM_METRICS = {
   cacheUnavailable: 'CacheUnavailable',
   /** The cache refused the function's credentials (a sign-in with an expired or wrong token, or a missing grant). */
   cacheAuthFailures: 'CacheAuthFailures',
+  /** A person rated an answer up or down (PUT …/feedback); the dashboard charts the share of downs. */
+  feedbackPositive: 'FeedbackPositive',
+  feedbackNegative: 'FeedbackNegative',
   cacheHit: (kind: 'profile' | 'history' | 'rag') => `${kind}CacheHit`,
   cacheMiss: (kind: 'profile' | 'history' | 'rag') => `${kind}CacheMiss`,
 } as const;

@@ -38,6 +38,9 @@ export const tableKeys = {
     [SK]: `USAGE#${day}#${messageId}`,
   }),
   usagePrefix: (day: string) => `USAGE#${day}#`,
+  /** A conversation's search terms (message words, title words), kept by the consumer: `SEARCH#<session id>`. */
+  search: (userId: string, sessionId: string) => ({ [PK]: `USER#${userId}`, [SK]: `SEARCH#${sessionId}` }),
+  searchPrefix: 'SEARCH#',
   /** Set by `DELETE /me`: a message older than this that arrives later is discarded, never stored. */
   erasure: (userId: string) => ({ [PK]: `USER#${userId}`, [SK]: 'ERASED' }),
   messagePartition: (userId: string, sessionId: string) => `USER#${userId}#SESSION#${sessionId}`,

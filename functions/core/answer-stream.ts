@@ -54,6 +54,8 @@ export interface AnswerRequest {
   metadata: Record<string, string>;
   /** Aborts when someone asks this turn to stop: the answer so far is kept with stop reason `stopped`. */
   stop: AbortSignal;
+  /** Work that must not delay the model request (the question's queue send): runs once it is on its way. */
+  afterDispatch?: (() => void) | undefined;
 }
 
 const NO_USAGE: Usage = { input_tokens: 0, output_tokens: 0 };
@@ -104,16 +106,21 @@ export async function streamAnswer(
   const answer = new AnswerText();
   let end: AnswerEnd;
   let cause: unknown;
+  let settle: (() => void) | undefined;
   try {
-    const events = deps.model.stream({
-      modelId: request.model?.id,
-      inference: request.model?.inference,
-      system: request.system,
-      messages: request.messages,
-      signal: AbortSignal.any([cancel.signal, deadline.signal, stop]),
-      metadata: request.metadata,
-    });
-    await forward(events, answer, { client, stop, cancel, now: deps.now });
+    const events = dispatched(
+      deps.model.stream({
+        modelId: request.model?.id,
+        inference: request.model?.inference,
+        system: request.system,
+        messages: request.messages,
+        signal: AbortSignal.any([cancel.signal, deadline.signal, stop]),
+        metadata: request.metadata,
+      }),
+      request.afterDispatch,
+    );
+    settle = events.settle;
+    await forward(events.stream, answer, { client, stop, cancel, now: deps.now });
     end = endOf(answer, { clientGone: client.gone, stopped: stop.aborted, timedOut: deadline.expired });
   } catch (error) {
     cause = error;
@@ -123,6 +130,7 @@ export async function streamAnswer(
         : { kind: 'failed', code: classify(error, deadline.expired) };
   } finally {
     deadline.clear();
+    (settle ?? request.afterDispatch)?.();
   }
   if (end.kind === 'failed') {
     deps.log.error('turn failed after streaming started', { code: end.code, cause: describeCause(cause) });
@@ -133,6 +141,40 @@ export async function streamAnswer(
     end,
     modelStartedAt,
     firstTokenAt: answer.firstTokenAt,
+  };
+}
+
+/**
+ * Asks for the first event at once, which runs the adapter up to its request, and leaves `then` to the
+ * next turn of the event loop, so the request's own work goes first. `settle` runs `then` now if the
+ * stream ended sooner (a write must start before the turn hands its writes over).
+ */
+function dispatched<T>(events: AsyncIterable<T>, then: (() => void) | undefined) {
+  const iterator = events[Symbol.asyncIterator]();
+  let first: Promise<IteratorResult<T>> | undefined = iterator.next();
+  let pending = then;
+  const run = () => {
+    const work = pending;
+    pending = undefined;
+    work?.();
+  };
+  const timer = setImmediate(run);
+  const stream: AsyncIterable<T> = {
+    [Symbol.asyncIterator]: () => ({
+      next: () => {
+        const next = first ?? iterator.next();
+        first = undefined;
+        return next;
+      },
+      return: async (value?: unknown) => (await iterator.return?.(value)) ?? { done: true, value },
+    }),
+  };
+  return {
+    stream,
+    settle: () => {
+      clearImmediate(timer);
+      run();
+    },
   };
 }
 

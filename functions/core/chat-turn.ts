@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { errorName } from './background-writes.ts';
 import { dependencyUnavailable, RequestRejected } from './errors.ts';
 import { checkRoute, type UserLimits } from './limits.ts';
@@ -33,6 +34,12 @@ export interface TurnRequest {
   /** `undefined` regenerates the answer to the last stored question. */
   message: string | undefined;
   clientMessageId: string | undefined;
+  /** Where the question goes among the conversation's versions (see `TurnInput`). */
+  parentRef?: string | null | undefined;
+  /** Regenerating: the answer the new one is a version of. */
+  regenerateOf?: string | undefined;
+  /** The same client id with new text is an edit, not a retry (see `TurnInput.editable`). */
+  editable?: boolean | undefined;
   useRag: boolean;
   /** Monotonic time the request reached the handler. */
   startedAt: number;
@@ -99,6 +106,16 @@ class SavedBeforeDoneSink implements EventSink {
   }
 }
 
+/**
+ * The id a message is admitted under: the client's id and a digest of its text. The same id with the
+ * same text is a retry (it follows or replays that turn); the same id with new text is an edit (the AI
+ * SDK's `sendMessage({ text, messageId })`), which answers the new text as a new version.
+ */
+function admissionKey(clientMessageId: string | undefined, text: string | undefined) {
+  if (clientMessageId === undefined || text === undefined) return clientMessageId;
+  return `${clientMessageId}.${createHash('sha256').update(text).digest('base64url').slice(0, 16)}`;
+}
+
 const CRASHED: TurnEvent = {
   type: 'error',
   code: 'internal',
@@ -123,11 +140,16 @@ export class ChatTurns {
    */
   async start(request: TurnRequest): Promise<StartedTurn> {
     // The one admission call site: per-user limits, stream cap, session lock and idempotency together.
-    const admission = await this.#deps.admission.admit(request).catch((error: unknown) => {
-      if (error instanceof RequestRejected && error.kind === 'limited')
-        this.#deps.observer.countLimitRejection();
-      throw error;
-    });
+    const key = request.editable
+      ? admissionKey(request.clientMessageId, request.message)
+      : request.clientMessageId;
+    const admission = await this.#deps.admission
+      .admit({ ...request, clientMessageId: key })
+      .catch((error: unknown) => {
+        if (error instanceof RequestRejected && error.kind === 'limited')
+          this.#deps.observer.countLimitRejection();
+        throw error;
+      });
     if (admission.kind === 'attach') {
       const { replay } = admission;
       return {

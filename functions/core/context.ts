@@ -1,4 +1,5 @@
 import { type BackgroundWrites, errorName } from './background-writes.ts';
+import { regenerationOf } from './branches.ts';
 import { withDeadline } from './deadline.ts';
 import type { ChatMessage, Passage, UserProfile } from './messages.ts';
 import type { ContextCache, ConversationStore, Retriever, TurnLog } from './ports.ts';
@@ -9,6 +10,8 @@ export interface ContextSettings {
   cacheTimeoutMs: number;
   storeTimeoutMs: number;
   ragTimeoutMs: number;
+  /** Passages scored under this are neither sent to the model nor shown (DEFAULTS.ragRelevanceFloor); unset keeps all. */
+  ragRelevanceFloor?: number;
 }
 
 export interface ContextSources {
@@ -31,6 +34,8 @@ export interface ContextRequest {
   currentMessageId: string;
   /** `undefined` when regenerating: the question is then the last user message of the stored history. */
   question: string | undefined;
+  /** Regenerating: the answer whose question is answered again (else the active branch's last question). */
+  regenerateOf?: string | undefined;
   useRag: boolean;
 }
 
@@ -74,19 +79,80 @@ export async function loadTurnContext(
 ): Promise<TurnContext> {
   const { question } = request;
   if (question !== undefined) {
-    const [conversation, retrieved] = await Promise.all([
-      request.stateless ? NO_CONVERSATION : loadConversation(sources, writes, request),
-      loadPassages(sources, writes, { ...request, question }),
-    ]);
+    // The question alone is retrieved at once; the follow-up query waits for the history (one cache read).
+    const alone = loadPassages(sources, writes, { ...request, question });
+    const conversation = await (request.stateless
+      ? NO_CONVERSATION
+      : loadConversation(sources, writes, request));
+    const previous = previousQuestion(conversation.history, request.currentMessageId);
+    const retrieved = await passagesForTurn(sources, writes, request, question, previous, alone);
     return { conversation, retrieved };
   }
   // Regenerating: retrieval needs the stored question, so it waits for the history.
   const conversation = await loadConversation(sources, writes, request);
-  const stored = conversation.history.findLast((m) => m.role === 'user')?.content;
-  const retrieved = stored
-    ? await loadPassages(sources, writes, { ...request, question: stored })
-    : { passages: [], state: 'skipped' as const, failed: false, ms: 0 };
+  const regeneration = regenerationOf(conversation.history, request.regenerateOf);
+  const asked = regeneration?.question;
+  if (!asked) return { conversation, retrieved: { passages: [], state: 'skipped', failed: false, ms: 0 } };
+  const previous = previousQuestion(regeneration.before, asked.messageId);
+  const alone = loadPassages(sources, writes, { ...request, question: asked.content });
+  const retrieved = await passagesForTurn(sources, writes, request, asked.content, previous, alone);
   return { conversation, retrieved };
+}
+
+/** The user's question before this one (what a follow-up like "How big should it be?" is about). */
+function previousQuestion(history: ChatMessage[], currentMessageId: string): string | undefined {
+  return history.findLast((m) => m.role === 'user' && m.messageId !== currentMessageId && m.content.trim())
+    ?.content;
+}
+
+/**
+ * A follow-up's query: the previous question and this one, so "How big should it be?" after a question
+ * about an emergency fund finds the emergency fund (no model call to rewrite it first). The question alone
+ * is retrieved as well, so a change of topic still finds its own passages; per passage the better score
+ * counts, and the relevance floor then drops what neither query made relevant.
+ */
+function followUpQuery(previous: string, question: string): string {
+  return `${previous}\n${question}`;
+}
+
+async function passagesForTurn(
+  sources: ContextSources,
+  writes: BackgroundWrites,
+  request: ContextRequest,
+  question: string,
+  previous: string | undefined,
+  alone: Promise<RetrievedContext>,
+): Promise<RetrievedContext> {
+  const floor = sources.settings.ragRelevanceFloor ?? 0;
+  if (previous === undefined || !request.useRag || !sources.retriever) return aboveFloor(await alone, floor);
+  const [own, inContext] = await Promise.all([
+    alone,
+    loadPassages(sources, writes, { ...request, question: followUpQuery(previous, question) }),
+  ]);
+  return aboveFloor(mergeRetrievals(own, inContext), floor);
+}
+
+/** Both retrievals as one: each passage once with its better score, best first, as many as one retrieval gives. */
+function mergeRetrievals(own: RetrievedContext, other: RetrievedContext): RetrievedContext {
+  const best = new Map<string, Passage>();
+  for (const passage of [...own.passages, ...other.passages]) {
+    const kept = best.get(passage.id);
+    if (!kept || passage.score > kept.score) best.set(passage.id, passage);
+  }
+  const count = Math.max(own.passages.length, other.passages.length);
+  return {
+    passages: [...best.values()].sort((a, b) => b.score - a.score).slice(0, count),
+    state:
+      own.state === 'hit' && other.state === 'hit' ? 'hit' : own.state === 'skipped' ? other.state : 'miss',
+    failed: own.failed && other.failed,
+    ms: Math.max(own.ms, other.ms),
+  };
+}
+
+/** Passages under the relevance floor are not relevant enough to be sent to the model or shown. */
+function aboveFloor(retrieved: RetrievedContext, floor: number): RetrievedContext {
+  if (floor <= 0) return retrieved;
+  return { ...retrieved, passages: retrieved.passages.filter((p) => p.score >= floor) };
 }
 
 async function loadConversation(

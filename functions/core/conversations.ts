@@ -1,5 +1,5 @@
 import { RequestRejected } from './errors.ts';
-import type { ChatMessage } from './messages.ts';
+import type { ChatMessage, Feedback } from './messages.ts';
 
 export interface SessionSummary {
   sessionId: string;
@@ -31,6 +31,17 @@ export interface ConversationArchive {
     sessions: SessionSummary[];
     next: string | undefined;
   }>;
+  /**
+   * Conversations whose messages or title hold every term (see `search-terms.ts`), newest activity first
+   * within a page; a page may be short, even empty, and still have a `next` (each request reads a bounded
+   * share of the user's conversations).
+   */
+  searchSessions(
+    userId: string,
+    terms: string[],
+    limit: number,
+    cursor: string | undefined,
+  ): Promise<{ sessions: SessionSummary[]; next: string | undefined }>;
   getSession(userId: string, sessionId: string): Promise<SessionSummary | undefined>;
   /** The newest `limit` messages before `beforeMessageId` (or the newest overall), oldest first. */
   listMessages(
@@ -39,6 +50,13 @@ export interface ConversationArchive {
     limit: number,
     beforeMessageId: string | undefined,
   ): Promise<{ messages: ChatMessage[]; more: boolean }>;
+  /** Rates (or, with `undefined`, un-rates) a stored answer; `undefined` when there is no such answer. */
+  setFeedback(
+    userId: string,
+    sessionId: string,
+    messageId: string,
+    feedback: Feedback | undefined,
+  ): Promise<ChatMessage | undefined>;
   /** `undefined` when the session does not exist for this user. */
   renameSession(userId: string, sessionId: string, title: string): Promise<SessionSummary | undefined>;
   /** Leaves a tombstone the consumer honours, so a message still queued never brings the session back. */
@@ -72,12 +90,6 @@ export function decodeCursor(cursor: string | undefined, fields: readonly string
     });
   }
   return position as Record<string, string>;
-}
-
-/** A regenerated answer replaces the one it names: readers show only the latest. */
-export function visibleMessages(messages: ChatMessage[]): ChatMessage[] {
-  const replaced = new Set(messages.flatMap((m) => (m.replaces ? [m.replaces] : [])));
-  return messages.filter((m) => !replaced.has(m.messageId));
 }
 
 /** The epoch ms a UUIDv7 was minted; `undefined` for any other id. */

@@ -9,8 +9,11 @@ export interface LimitState {
   tokensToday: number;
 }
 
-/** Routes that cost the service (a delete walks stored data, a resume holds an invocation), limited per user. */
-export type RouteName = 'delete' | 'erase' | 'resume' | 'stop' | 'list';
+/**
+ * Routes that cost the service (a delete walks stored data, a resume holds an invocation, a search reads
+ * up to 1,000 conversations), limited per user.
+ */
+export type RouteName = 'delete' | 'erase' | 'resume' | 'stop' | 'list' | 'search';
 
 /** Requests per user per minute on each costly route: far above a person's use, far below a loop's. */
 export const ROUTE_LIMITS_PER_MINUTE: Record<RouteName, number> = {
@@ -19,6 +22,7 @@ export const ROUTE_LIMITS_PER_MINUTE: Record<RouteName, number> = {
   resume: 30,
   stop: 60,
   list: 60,
+  search: 60,
 };
 
 /**

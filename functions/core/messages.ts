@@ -6,6 +6,8 @@ const SourceSchema = z.object({
   uri: z.string(),
   score: z.number(),
   excerpt: z.string(),
+  /** Where a person can open the source (http or https), when the deployment knows one. */
+  url: z.optional(z.string()),
 });
 export type Source = z.infer<typeof SourceSchema>;
 
@@ -46,6 +48,17 @@ export interface AttachmentContent {
   name: string;
   bytes: Uint8Array;
 }
+const FEEDBACK_REASON_CHARS = 500;
+export const FeedbackSchema = z.strictObject({
+  rating: z.enum(['up', 'down'], 'rating must be up or down'),
+  reason: z.optional(
+    z
+      .string('reason must be a string')
+      .check(
+        z.maxLength(FEEDBACK_REASON_CHARS, `reason must be at most ${FEEDBACK_REASON_CHARS} characters`),
+      ),
+  ),
+});
 
 export const ChatMessageSchema = z.object({
   /** Server-made UUIDv7: time-ordered, so the table and the consumer can order a conversation by it. */
@@ -53,8 +66,10 @@ export const ChatMessageSchema = z.object({
   sessionId: opaqueId('sessionId'),
   /** The id the client gave its message (AI SDK message id, `message_id`, `Idempotency-Key`). */
   clientMessageId: z.optional(opaqueId('clientMessageId')),
-  /** A regenerated answer names the answer it replaces, which readers then leave out. */
+  /** A regenerated answer names the answer it is a new version of (both stay readable). */
   replaces: z.optional(z.uuid({ version: 'v7' })),
+  /** The message this one follows on its branch (`null`: the first); absent on messages stored before versions. */
+  parentId: z.optional(z.nullable(z.uuid({ version: 'v7' }))),
   userId: z.string().check(z.minLength(1), z.maxLength(256)),
   role: z.enum(['user', 'assistant']),
   content: z.string().check(z.maxLength(200_000)),
@@ -66,8 +81,17 @@ export const ChatMessageSchema = z.object({
   attachments: z.optional(z.array(AttachmentRefSchema)),
   /** The model that wrote an assistant message (usage is counted per model). */
   model: z.optional(z.string().check(z.maxLength(256))),
+  /** The person's rating of an answer; set by the feedback route on the stored item, never queued. */
+  feedback: z.optional(
+    z.object({
+      rating: z.enum(['up', 'down']),
+      reason: z.optional(z.string()),
+      updatedAt: z.optional(z.string()),
+    }),
+  ),
 });
 export type ChatMessage = z.infer<typeof ChatMessageSchema>;
+export type Feedback = NonNullable<ChatMessage['feedback']>;
 
 export interface UserProfile {
   userId: string;

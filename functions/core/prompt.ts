@@ -7,6 +7,7 @@ const GUARDRAIL_INTERVENED = 'guardrail_intervened';
 const BASE_INSTRUCTIONS =
   'You are a helpful personal-finance education assistant. Answer clearly and briefly. ' +
   'When sources are given, ground the answer in them and say when they do not cover the question. ' +
+  'Cite a source you use by its id in square brackets, like [1], right after the sentence that uses it. ' +
   'You give education, not individual financial advice.';
 
 const sourceBlocks = (passages: Passage[]) =>

@@ -12,6 +12,8 @@ export function chatRequestSchema(maxMessageChars: number) {
     session_id: z.optional(opaqueId('session_id')),
     /** The client's id for this message: a retry with the same id never makes a second turn. */
     message_id: z.optional(opaqueId('message_id')),
+    /** The answer this question follows (`null`: the start); absent: after the newest message. */
+    parent_id: z.optional(z.nullable(opaqueId('parent_id'))),
     use_rag: z.optional(z.boolean('use_rag must be a boolean')),
     /** One of the deployment's models (`GET /v1/models`); its default when absent. */
     model: z.optional(z.string('model must be a string')),

@@ -1,6 +1,7 @@
 import { type AnswerEnd, ClientChannel, type StreamedAnswer, streamAnswer } from './answer-stream.ts';
 import { type HistoryAttachmentBudget, loadHistoryAttachments } from './attachments.ts';
 import { BackgroundWrites } from './background-writes.ts';
+import { type Placement, placeQuestion, type Regeneration, regenerationOf } from './branches.ts';
 import { type ContextSettings, type ContextSources, loadTurnContext, type TurnContext } from './context.ts';
 import type { AttachmentContent, ChatMessage, Passage, Source } from './messages.ts';
 import type {
@@ -46,6 +47,19 @@ export interface TurnInput {
   attachments?: AttachmentContent[] | undefined;
   /** The client's id for the message, kept on the stored user message. */
   clientMessageId?: string | undefined;
+  /**
+   * Where the question goes in the conversation's versions: after this message (a stored id, or a client's
+   * id for a question), `null` at the start; `undefined`: beside an earlier question with the same client
+   * id (an edit), else after the newest message.
+   */
+  parentRef?: string | null | undefined;
+  /** Regenerating: the answer the new one is a version of (its question is answered again). */
+  regenerateOf?: string | undefined;
+  /**
+   * The same client id with new text is an edit (a new version), not a retry: the AI SDK and native
+   * routes. The OpenAI route leaves it unset: its `Idempotency-Key` keeps meaning a retry.
+   */
+  editable?: boolean | undefined;
   useRag: boolean;
   /** `now()` when the request reached the handler. */
   startedAt: number;
@@ -77,20 +91,6 @@ export const ERROR_MESSAGES: Record<TurnErrorCode, string> = {
   not_saved: 'The answer could not be saved. Send your message again.',
 };
 
-/** The last question of the stored history, what came before it, and the answer a regeneration replaces. */
-function splitForRegenerate(history: ChatMessage[]) {
-  const index = history.findLastIndex((m) => m.role === 'user');
-  if (index < 0) return undefined;
-  const replaced = history.slice(index + 1).findLast((m) => m.role === 'assistant');
-  return {
-    question: history[index]?.content ?? '',
-    questionId: history[index]?.messageId,
-    before: history.slice(0, index),
-    replaces: replaced?.messageId,
-  };
-}
-type Regeneration = ReturnType<typeof splitForRegenerate>;
-
 /**
  * One chat turn: `session_id` before any I/O, context loaded in parallel with per-leg deadlines,
  * model tokens forwarded as they arrive, every write started off the critical path and returned
@@ -107,11 +107,16 @@ export async function runTurn(deps: TurnDeps, input: TurnInput, sink: EventSink)
   const firstByteMs = elapsed();
 
   const writes = new BackgroundWrites(deps.outbox, deps.writer, deps.log);
-  const question = input.message === undefined ? undefined : userMessage(deps, input, userMessageId);
   const stateless = input.transcript !== undefined;
+  const placedAtOnce = isNewSession || stateless ? { parentId: null } : placeAtOnce(input);
+  const asked =
+    input.message === undefined ? undefined : userMessage(deps, input, userMessageId, placedAtOnce);
   // The files go to the store first; the queued message carries only their keys.
-  const storedQuestion = question && !stateless ? withStoredAttachments(deps, question, input) : undefined;
-  if (storedQuestion) writes.saveMessage(storedQuestion);
+  let storedQuestion: Promise<ChatMessage> | undefined;
+  const save = (message: ChatMessage) => {
+    storedQuestion = withStoredAttachments(deps, message, input);
+    writes.saveMessage(storedQuestion);
+  };
   const context = await loadTurnContext(deps, writes, {
     stateless,
     userId,
@@ -119,14 +124,22 @@ export async function runTurn(deps: TurnDeps, input: TurnInput, sink: EventSink)
     isNewSession,
     currentMessageId: userMessageId,
     question: input.message,
+    regenerateOf: input.regenerateOf,
     useRag: input.useRag,
   });
   const { conversation, retrieved } = context;
-  const regenerated = question ? undefined : splitForRegenerate(conversation.history);
+  const { question, placement, regenerated } = placeTurn(input, conversation.history, {
+    asked,
+    queued: placedAtOnce !== undefined,
+    save,
+  });
   const sources = retrieved.passages.map(toSource);
   if (sources.length > 0) client.send({ type: 'sources', sources });
 
-  const answer = await answerQuestion(deps, input, context, regenerated, client);
+  // A question placed by the request alone is queued once the model request is on its way: nothing
+  // before it on the critical path (one placed from the history was queued when that was read).
+  const saveQuestion = asked && placedAtOnce && !stateless ? () => save(asked) : undefined;
+  const answer = await answerQuestion(deps, input, context, { regenerated, placement, saveQuestion }, client);
   const timings: TurnTimings = {
     first_byte_ms: firstByteMs,
     context_ms: round(conversation.ms),
@@ -144,22 +157,24 @@ export async function runTurn(deps: TurnDeps, input: TurnInput, sink: EventSink)
   };
   const reply =
     answer.end.kind === 'answered'
-      ? assistantMessage(deps, input, { id: assistantMessageId, answer, sources, regenerated })
+      ? assistantMessage(deps, input, {
+          id: assistantMessageId,
+          answer,
+          sources,
+          regenerated,
+          parentId: question?.messageId ?? regenerated?.question.messageId ?? null,
+        })
       : undefined;
   if (!stateless) {
     const messages = Promise.all([storedQuestion, reply]).then((all) => all.filter((m) => m !== undefined));
     rememberTurn(deps, writes, { ...input, historyReady: conversation.historyReady, messages });
     if (reply) writes.saveMessage(reply);
-  } else if (deps.usage && answer.usage.input_tokens + answer.usage.output_tokens > 0) {
-    writes.track(
-      'stateless usage',
-      deps.usage.recordUsage({
-        userId,
-        messageId: assistantMessageId,
-        createdAt: deps.clock().toISOString(),
-        model: input.model?.id,
-        usage: answer.usage,
-      }),
+  } else {
+    recordStatelessUsage(
+      deps,
+      writes,
+      { userId, messageId: assistantMessageId, model: input.model?.id },
+      answer,
     );
   }
   timings.total_ms = elapsed();
@@ -177,6 +192,61 @@ export async function runTurn(deps: TurnDeps, input: TurnInput, sink: EventSink)
   };
 }
 
+/** A stateless turn stores no message, so its usage item is written here (the consumer never sees it). */
+function recordStatelessUsage(
+  deps: TurnDeps,
+  writes: BackgroundWrites,
+  turn: { userId: string; messageId: string; model: string | undefined },
+  answer: StreamedAnswer,
+) {
+  if (!deps.usage || answer.usage.input_tokens + answer.usage.output_tokens === 0) return;
+  writes.track(
+    'stateless usage',
+    deps.usage.recordUsage({ ...turn, createdAt: deps.clock().toISOString(), usage: answer.usage }),
+  );
+}
+
+/**
+ * The turn among the conversation's versions: a question after the message it follows (queued now if it
+ * was not yet), or the question a regeneration answers again.
+ */
+function placeTurn(
+  input: TurnInput,
+  history: ChatMessage[],
+  turn: { asked: ChatMessage | undefined; queued: boolean; save: (message: ChatMessage) => void },
+) {
+  const { asked, queued, save } = turn;
+  if (!asked) {
+    return {
+      question: undefined,
+      placement: undefined,
+      regenerated: regenerationOf(history, input.regenerateOf),
+    };
+  }
+  const placement = placeQuestion(history, {
+    parentRef: input.parentRef,
+    clientMessageId: input.editable ? input.clientMessageId : undefined,
+  });
+  if (queued) return { question: asked, placement, regenerated: undefined };
+  const question = { ...asked, parentId: placement.parentId };
+  save(question);
+  return { question, placement, regenerated: undefined };
+}
+
+/**
+ * The question's place when the request alone says it, so it is queued at once: the start (`null`), or
+ * (no parent named, no client id that could be an edit's) after the newest message, which a message
+ * without `parentId` means. A named parent is checked against the stored history first: the question
+ * is placed, and queued, once that is read (still off the critical path).
+ */
+function placeAtOnce(input: TurnInput): { parentId?: null } | undefined {
+  const { parentRef } = input;
+  const clientMessageId = input.editable ? input.clientMessageId : undefined;
+  if (parentRef === null) return { parentId: null };
+  if (parentRef === undefined && clientMessageId === undefined) return {};
+  return undefined;
+}
+
 const outcomeOf = (end: AnswerEnd): TurnReport['outcome'] =>
   end.kind === 'failed' ? 'error' : end.kind === 'client_gone' ? 'client_gone' : 'done';
 
@@ -185,10 +255,15 @@ async function answerQuestion(
   deps: TurnDeps,
   input: TurnInput,
   { conversation, retrieved }: TurnContext,
-  regenerated: Regeneration,
+  branch: {
+    regenerated: Regeneration | undefined;
+    placement: Placement | undefined;
+    saveQuestion: (() => void) | undefined;
+  },
   client: ClientChannel,
 ): Promise<StreamedAnswer> {
-  const question = input.message ?? regenerated?.question;
+  const { regenerated, placement, saveQuestion } = branch;
+  const question = input.message ?? regenerated?.question.content;
   if (question === undefined) {
     deps.log.error('turn failed after streaming started', {
       code: 'nothing_to_regenerate',
@@ -216,13 +291,14 @@ async function answerQuestion(
         deps.log,
       );
   const questionFiles =
-    input.attachments ?? (regenerated?.questionId ? historyFiles.get(regenerated.questionId) : undefined);
+    input.attachments ?? (regenerated ? historyFiles.get(regenerated.question.messageId) : undefined);
   const prompt = input.transcript
     ? buildTranscriptPrompt({ ...input.transcript, passages: retrieved.passages, question, questionFiles })
     : buildPrompt({
         profile: conversation.profile,
         passages: retrieved.passages,
-        history: regenerated?.before ?? conversation.history,
+        // The branch the question continues, never the other versions.
+        history: regenerated?.before ?? placement?.history ?? conversation.history,
         question,
         historyLimit: deps.settings.historyLimit,
         questionFiles,
@@ -235,14 +311,21 @@ async function answerQuestion(
       model: input.model,
       metadata: { user_key: deps.userKey(input.userId), session_id: input.sessionId },
       stop: input.stop ?? new AbortController().signal,
+      afterDispatch: saveQuestion,
     },
     client,
   );
 }
 
-function userMessage(deps: TurnDeps, input: TurnInput, messageId: string): ChatMessage {
+function userMessage(
+  deps: TurnDeps,
+  input: TurnInput,
+  messageId: string,
+  placement: { parentId?: string | null } | undefined,
+): ChatMessage {
   return {
     messageId,
+    ...(placement?.parentId !== undefined ? { parentId: placement.parentId } : {}),
     sessionId: input.sessionId,
     userId: input.userId,
     ...(input.clientMessageId ? { clientMessageId: input.clientMessageId } : {}),
@@ -255,7 +338,13 @@ function userMessage(deps: TurnDeps, input: TurnInput, messageId: string): ChatM
 function assistantMessage(
   deps: TurnDeps,
   input: TurnInput,
-  reply: { id: string; answer: StreamedAnswer; sources: Source[]; regenerated: Regeneration },
+  reply: {
+    id: string;
+    answer: StreamedAnswer;
+    sources: Source[];
+    regenerated: Regeneration | undefined;
+    parentId: string | null;
+  },
 ): ChatMessage {
   const { answer, sources, regenerated } = reply;
   return {
@@ -263,6 +352,7 @@ function assistantMessage(
     sessionId: input.sessionId,
     userId: input.userId,
     role: 'assistant',
+    parentId: reply.parentId,
     content: answer.text,
     createdAt: deps.clock().toISOString(),
     stopReason: answer.end.kind === 'answered' ? answer.end.stopReason : 'end_turn',

@@ -19,6 +19,8 @@ interface Chunk {
 
 export interface AgentRuntimeEmulator extends ListeningServer {
   knowledgeBaseId: string;
+  /** Where the documents are served (`GET <documentsUrl><file>`): the local SOURCE_BASE_URL. */
+  documentsUrl: string;
   options: { retrieveDelayMs: number };
   retrieveCount: number;
   failNext(times?: number): void;
@@ -102,6 +104,17 @@ export async function startAgentRuntime(options: KnowledgeBaseOptions): Promise<
   let retrieveCount = 0;
 
   const server = await listenH2cAndHttp1(async (req, res) => {
+    // The documents themselves, as a deployment's SOURCE_BASE_URL serves them: local sources are links too.
+    const document = /^\/documents\/([\w.-]+\.md)$/.exec(req.url?.split('?')[0] ?? '')?.[1];
+    if (req.method === 'GET' && document) {
+      const body = await readFile(join(options.directory, document), 'utf8').catch(() => undefined);
+      res.writeHead(body === undefined ? 404 : 200, {
+        'content-type': 'text/plain; charset=utf-8',
+        'x-content-type-options': 'nosniff',
+      });
+      res.end(body ?? 'No such document.');
+      return;
+    }
     const match = /^\/knowledgebases\/([^/]+)\/retrieve$/.exec(req.url?.split('?')[0] ?? '');
     if (req.method !== 'POST' || !match?.[1]) {
       sendAwsError(res, 404, 'UnknownOperationException', 'Unknown operation');
@@ -163,6 +176,7 @@ export async function startAgentRuntime(options: KnowledgeBaseOptions): Promise<
   return {
     ...server,
     knowledgeBaseId,
+    documentsUrl: `${server.url}/documents/`,
     options: settings,
     get retrieveCount() {
       return retrieveCount;

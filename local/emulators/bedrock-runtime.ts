@@ -219,6 +219,12 @@ const cachePointCount = (body: ConverseBody) =>
     (b) => b.cachePoint,
   ).length;
 
+/** The user turn before the last one, without its passages (what a follow-up refers to). */
+function previousQuestionOf(messages: NonNullable<ConverseBody['messages']>): string | undefined {
+  const earlier = messages.slice(0, -1).findLast((m) => m.role === 'user');
+  return earlier ? splitSources(textOf(earlier.content)).question : undefined;
+}
+
 function plan(body: ConverseBody, cache: PromptCache, minTokens: number | undefined) {
   const messages = body.messages ?? [];
   const last = messages.at(-1);
@@ -239,6 +245,7 @@ function plan(body: ConverseBody, cache: PromptCache, minTokens: number | undefi
           system: sources ? `${system}\n${sources}` : system,
           question,
           priorTurns: Math.floor((messages.length - 1) / 2),
+          previousQuestion: previousQuestionOf(messages),
         }),
       ].join('\n\n');
   const maxTokens = body.inferenceConfig?.maxTokens ?? 4096;

@@ -17,6 +17,44 @@ export interface ModelInput {
   system: string;
   question: string;
   priorTurns: number;
+  /** The user's question before this one: a follow-up ("How big should it be?") is about it too. */
+  previousQuestion?: string;
+}
+
+interface Sentence {
+  sentence: string;
+  /** The `<source id>` the sentence comes from, cited as `[id]` as a real model is asked to. */
+  source: string | undefined;
+}
+
+const SOURCE_BLOCK = /<source id="(\d+)"[^>]*>([\s\S]*?)<\/source>/g;
+
+const sentencesOf = (text: string, source: string | undefined): Sentence[] =>
+  text
+    .replace(/<[^>]*>/g, '\n')
+    .split(/(?<=[.!?])\s+|\n+/)
+    .map((s) => s.trim())
+    .filter((s) => s.length > 20)
+    .map((sentence) => ({ sentence, source }));
+
+/** The prompt's sentences: the instructions', then each source's with its id. */
+const promptSentences = (system: string): Sentence[] => [
+  ...sentencesOf(system.replace(SOURCE_BLOCK, '\n'), undefined),
+  ...[...system.matchAll(SOURCE_BLOCK)].flatMap((match) => sentencesOf(match[2] ?? '', match[1])),
+];
+
+/** The three sentences sharing most words with `asked`, in the prompt's order. */
+function rankSentences(sentences: Sentence[], asked: Set<string>) {
+  return sentences
+    .map((entry, index) => ({
+      ...entry,
+      index,
+      score: wordsOf(entry.sentence).filter((w) => asked.has(w)).length,
+    }))
+    .filter((s) => s.score > 0)
+    .sort((a, b) => b.score - a.score || a.index - b.index)
+    .slice(0, 3)
+    .sort((a, b) => a.index - b.index);
 }
 
 /** A question that asks for a comparison gets a table, as a real model would write one. */
@@ -81,23 +119,15 @@ const quoted = (question: string) =>
  * The answer, in Markdown as a chat model writes it: a lead sentence, the grounded points as a list
  * with the asked term in bold, and a table or a code block when the question asks for one.
  */
-export function composeAnswer({ system, question, priorTurns }: ModelInput): string {
-  const asked = new Set(wordsOf(question));
-  const sentences = system
-    .replace(/<[^>]*>/g, '\n')
-    .split(/(?<=[.!?])\s+|\n+/)
-    .map((s) => s.trim())
-    .filter((s) => s.length > 20);
-  const ranked = sentences
-    .map((sentence, index) => ({
-      sentence,
-      index,
-      score: wordsOf(sentence).filter((w) => asked.has(w)).length,
-    }))
-    .filter((s) => s.score > 0)
-    .sort((a, b) => b.score - a.score || a.index - b.index)
-    .slice(0, 3)
-    .sort((a, b) => a.index - b.index);
+export function composeAnswer({ system, question, priorTurns, previousQuestion }: ModelInput): string {
+  let asked = new Set(wordsOf(question));
+  const sentences = promptSentences(system);
+  let ranked = rankSentences(sentences, asked);
+  // A follow-up that names no topic of its own is read with the question it follows.
+  if (ranked.length === 0 && previousQuestion) {
+    asked = new Set([...asked, ...wordsOf(previousQuestion)]);
+    ranked = rankSentences(sentences, asked);
+  }
   const opening = priorTurns > 0 ? 'Building on what we discussed, ' : '';
   const blocks: string[] = [];
   if (ranked.length === 0) {
@@ -108,7 +138,9 @@ export function composeAnswer({ system, question, priorTurns }: ModelInput): str
   } else {
     const lead = opening ? `${opening}here` : 'Here';
     blocks.push(`${lead} is what the sources say.`);
-    blocks.push(ranked.map((r) => `- ${stressAsked(r.sentence, asked)}`).join('\n'));
+    blocks.push(
+      ranked.map((r) => `- ${stressAsked(r.sentence, asked)}${r.source ? ` [${r.source}]` : ''}`).join('\n'),
+    );
   }
   if (WANTS_TABLE.test(question)) {
     const rows = (ranked.length ? ranked.map((r) => r.sentence) : ['No source covers this question.']).map(

@@ -228,6 +228,8 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     TABLE_NAME,
     QUEUE_URL: appQueueUrl,
     KNOWLEDGE_BASE_ID: knowledgeBase.knowledgeBaseId,
+    // The emulator serves the documents too, so local sources open like a deployment's.
+    SOURCE_BASE_URL: knowledgeBase.documentsUrl,
     MODEL_ID: 'local.grounded-echo-v1',
     AUTH_ISSUER: issuer.issuer,
     AUTH_AUDIENCE: LOCAL_AUDIENCE,

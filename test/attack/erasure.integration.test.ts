@@ -149,6 +149,10 @@ describe('erasure and deletion race a running turn and queued messages', () => {
       await waitFor(async () => (await leftovers(user)).length === 0 || undefined, 20_000, 'no keys left');
       expect(await inspect.pttl(`forgotten:${tagOf(user)}`)).toBeGreaterThan(0);
       expect((await api(token, '/sessions')).json.sessions).toEqual([]);
+      // Search keeps its own items (SEARCH#<session>): none matches, the queued messages' included.
+      for (const word of ['erase', 'index', 'inflation']) {
+        expect((await api(token, `/sessions?q=${word}`)).json.sessions).toEqual([]);
+      }
       for (const sessionId of [earlierSession, onNew.sessionId]) {
         expect((await api(token, `/sessions/${sessionId}/messages`)).status).toBe(404);
         expect((await api(token, `/sessions/${sessionId}`)).status).toBe(404);
@@ -164,6 +168,9 @@ describe('erasure and deletion race a running turn and queued messages', () => {
     expect(
       (await api(token, `/sessions/${after.events[0]?.data.session_id}/messages`)).json.messages,
     ).toHaveLength(2);
+    // Control: search works for what came after, so the empty results above mean something.
+    expect((await api(token, '/sessions?q=start')).json.sessions).toHaveLength(1);
+    expect((await api(token, '/sessions?q=erase')).json.sessions).toEqual([]);
   }, 120_000);
 
   it('DELETE /sessions/{id} during its first answer: not readable, not in the next prompt, nothing left', async () => {
@@ -208,6 +215,11 @@ describe('erasure and deletion race a running turn and queued messages', () => {
     const kept = await api(token, `/sessions/${sessionId}/messages`);
     expect(kept.json.messages.map((m: { text: string }) => m.text)[0]).toBe('a fresh question');
     expect(kept.json.messages).toHaveLength(2);
+    // The deleted question's words are gone from search; the new turn's are there.
+    expect((await api(token, '/sessions?q=debts')).json.sessions).toEqual([]);
+    expect((await api(token, '/sessions?q=fresh')).json.sessions.map((s: { id: string }) => s.id)).toEqual([
+      sessionId,
+    ]);
   }, 120_000);
 
   it('deleting an id never used does not block it for the user who uses it later', async () => {

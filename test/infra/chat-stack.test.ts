@@ -570,10 +570,11 @@ describe('least-privilege IAM', () => {
     return { 'Fn::GetAtt': [id, 'Arn'] };
   };
 
-  it('grants the stream function exactly what its routes call: item reads and writes, session and user erasure, and Query on the activity index', () => {
+  it('grants the stream function exactly what its routes call: item reads (one batch for a search) and writes, session and user erasure, and Query on the activity index', () => {
     expect(tableGrants(template, 'ChatStream')).toEqual([
       {
         actions: [
+          'dynamodb:BatchGetItem',
           'dynamodb:BatchWriteItem',
           'dynamodb:DeleteItem',
           'dynamodb:GetItem',

@@ -97,6 +97,16 @@ describe('infra context schema', () => {
     expect(LOG_RETENTION_DAYS).toHaveLength(22);
   });
 
+  it('takes a relevance floor from 0 to 1 and an https source base URL', () => {
+    expect(DEFAULT_CONFIG.ragRelevanceFloor).toBe(DEFAULTS.ragRelevanceFloor);
+    expect(parseConfig({ ragRelevanceFloor: '0.55' }).ragRelevanceFloor).toBe(0.55);
+    expect(rejects({ ragRelevanceFloor: '1.5' })).toMatch(/ragRelevanceFloor/);
+    expect(parseConfig({ sourceBaseUrl: 'https://docs.example.com/kb/' }).sourceBaseUrl).toBe(
+      'https://docs.example.com/kb/',
+    );
+    expect(rejects({ sourceBaseUrl: 'http://docs.example.com/' })).toMatch(/sourceBaseUrl/);
+  });
+
   it('bounds every number', () => {
     const cases: Array<[string, unknown, string]> = [
       ['streamMemoryMb', 64, 'must be at least 128 MB (got 64)'],

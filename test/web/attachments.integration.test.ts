@@ -33,7 +33,7 @@ beforeAll(async () => {
     join(outDir, 'report.pdf'),
     '%PDF-1.4\n1 0 obj<</Type/Catalog>>endobj\ntrailer<</Root 1 0 R>>\n%%EOF\n',
   );
-  const redis = await testRedis(22);
+  const redis = await testRedis(2);
   ownedRedis = redis.owned;
   [web, browser] = await Promise.all([
     startWebServer({

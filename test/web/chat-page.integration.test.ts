@@ -267,7 +267,7 @@ describe('the chat page in Chromium', { timeout: 120_000 }, () => {
     expect(lengths.at(-1)).toBeLessThanOrEqual(fullAnswer.length);
     expect(lengths[0]).toBeLessThan(fullAnswer.length / 2);
 
-    const sources = answers(page).last().getByRole('region', { name: 'Sources' });
+    const sources = answers(page).last().getByRole('group', { name: 'Sources' });
     await expect(sources.getByRole('listitem').first().textContent()).resolves.toMatch(/Roth IRA/);
     // The answer is rendered Markdown: a list with the asked term in bold, no raw marks.
     const last = answers(page).last();
@@ -307,7 +307,7 @@ describe('the chat page in Chromium', { timeout: 120_000 }, () => {
       'the restored answer',
     );
     expect(await lastAnswerText(page)).toBe(fullAnswer);
-    await expect(answers(page).first().getByRole('region', { name: 'Sources' }).count()).resolves.toBe(1);
+    await expect(answers(page).first().getByRole('group', { name: 'Sources' }).count()).resolves.toBe(1);
 
     // The model holds the answer after a few tokens until the page has reattached after the reload: the
     // test waits on states (partial answer shown, reattached), never on the model's pace.
@@ -784,7 +784,7 @@ describe('the chat page in Chromium', { timeout: 120_000 }, () => {
       }));
       expect(widths.scroll).toBeLessThanOrEqual(390);
       expect(widths.composer).toBeLessThanOrEqual(390);
-      await phone.getByRole('region', { name: 'Sources' }).waitFor();
+      await phone.getByRole('group', { name: 'Sources' }).waitFor();
       await phone.screenshot({ path: join(SHOTS, 'screenshot-mobile.png') });
 
       await menu.click();

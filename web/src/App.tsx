@@ -3,11 +3,13 @@ import { type ReactNode, useCallback, useEffect, useMemo, useRef, useState } fro
 import { Api, type ChatMessage, type SessionSummary, type Usage } from './api.ts';
 import { devSigner, OAuthClient, type Signer } from './auth.ts';
 import { ChatView } from './Chat.tsx';
+import { ConversationList } from './ConversationList.tsx';
 import type { PageConfig } from './config.ts';
 import { describeProblem } from './errors.ts';
 import { conversationJson, conversationMarkdown, download, fileNameOf } from './exports.ts';
-import { Sessions } from './Sessions.tsx';
+import { LiveChannel, useFreshList } from './live.ts';
 import { SignIn } from './SignIn.tsx';
+import { useSessionList } from './session-list.ts';
 import { UsageView } from './Usage.tsx';
 
 const DEV_USER_KEY = 'chat.devUser';
@@ -40,25 +42,22 @@ function Workspace({ config, signer, account }: { config: PageConfig; signer: Si
   chatIdRef.current = chatId;
   const [opened, setOpened] = useState<Opened | undefined>();
   const [attempt, setAttempt] = useState(0);
-  const [sessions, setSessions] = useState<SessionSummary[] | undefined>();
-  const [listProblem, setListProblem] = useState<string | undefined>();
+  const { sessions, setSessions, refreshSessions, clearSessions, listProblem, ...paging } =
+    useSessionList(api);
   const [usage, setUsage] = useState<Usage | undefined>();
   const [drawerOpen, setDrawerOpen] = useState(false);
 
-  const refreshSessions = useCallback(async () => {
-    try {
-      const list = await api.sessions();
-      setSessions(list);
-      setListProblem(undefined);
-      return list;
-    } catch (error) {
-      setListProblem(describeProblem(error).message);
-      return undefined;
-    }
-  }, [api]);
   const refreshUsage = useCallback(async () => {
     setUsage(await api.usage().catch(() => undefined));
   }, [api]);
+  // The other tabs of this user: they hear of list changes and turns at once (see live.ts).
+  const [live] = useState(() => new LiveChannel(signer.user));
+  useEffect(() => {
+    live.open();
+    return () => live.close();
+  }, [live]);
+  useFreshList(live, refreshSessions);
+  const listChanged = useCallback(() => live.tell({ type: 'sessions' }), [live]);
 
   useEffect(() => {
     void refreshSessions();
@@ -108,6 +107,7 @@ function Workspace({ config, signer, account }: { config: PageConfig; signer: Si
     const delays = [600, 1500, 3500, 8000];
     const poll = async (round: number) => {
       const list = await refreshSessions();
+      listChanged();
       if (round > 0) void refreshUsage();
       const mine = list?.find((s) => s.id === chatIdRef.current);
       const young = !mine?.title || mine.message_count <= 2;
@@ -115,7 +115,7 @@ function Workspace({ config, signer, account }: { config: PageConfig; signer: Si
       if (young && delay !== undefined) setTimeout(() => void poll(round + 1), delay);
     };
     void poll(0);
-  }, [refreshSessions, refreshUsage]);
+  }, [refreshSessions, refreshUsage, listChanged]);
 
   const started = useCallback(() => {
     const now = new Date().toISOString();
@@ -130,7 +130,7 @@ function Workspace({ config, signer, account }: { config: PageConfig; signer: Si
             ...(list ?? []),
           ],
     );
-  }, []);
+  }, [setSessions]);
 
   const newChat = () => {
     const id = generateId();
@@ -146,6 +146,9 @@ function Workspace({ config, signer, account }: { config: PageConfig; signer: Si
     sidebar.current?.querySelector<HTMLElement>('.new-chat')?.focus();
     const onKey = (event: KeyboardEvent) => {
       if (event.key !== 'Escape') return;
+      // Escape in a search that holds words clears it first.
+      const target = event.target as HTMLInputElement | null;
+      if (target?.type === 'search' && target.value) return;
       event.preventDefault();
       setDrawerOpen(false);
       document.querySelector<HTMLElement>('.top .menu')?.focus();
@@ -173,7 +176,8 @@ function Workspace({ config, signer, account }: { config: PageConfig; signer: Si
     setErasing('busy');
     try {
       await api.eraseMe();
-      setSessions([]);
+      clearSessions();
+      listChanged();
       setErasing('idle');
       newChat();
       void refreshUsage();
@@ -220,26 +224,30 @@ function Workspace({ config, signer, account }: { config: PageConfig; signer: Si
               </button>
             </p>
           ) : null}
-          <div className="session-scroll">
-            <Sessions
-              sessions={sessions}
-              currentId={chatId}
-              onOpen={(id) => {
-                setChatId(id);
-                setDrawerOpen(false);
-              }}
-              onRename={async (id, title) => {
-                await api.rename(id, title);
-                setSessions((list) => list?.map((s) => (s.id === id ? { ...s, title } : s)));
-              }}
-              onDelete={async (id) => {
-                await api.remove(id);
-                setSessions((list) => list?.filter((s) => s.id !== id));
-                if (id === chatIdRef.current) newChat();
-              }}
-              onExport={exportConversation}
-            />
-          </div>
+          <ConversationList
+            api={api}
+            sessions={sessions}
+            nextCursor={paging.nextCursor}
+            loadingMore={paging.loadingMore}
+            onLoadMore={() => void paging.loadMore()}
+            currentId={chatId}
+            onOpen={(id) => {
+              setChatId(id);
+              setDrawerOpen(false);
+            }}
+            onRename={async (id, title) => {
+              await api.rename(id, title);
+              setSessions((list) => list?.map((s) => (s.id === id ? { ...s, title } : s)));
+              listChanged();
+            }}
+            onDelete={async (id) => {
+              await api.remove(id);
+              setSessions((list) => list?.filter((s) => s.id !== id));
+              listChanged();
+              if (id === chatIdRef.current) newChat();
+            }}
+            onExport={exportConversation}
+          />
           <UsageView usage={usage} />
           <section className="erase" aria-label="Your data">
             {erasing === 'idle' ? (
@@ -288,6 +296,8 @@ function Workspace({ config, signer, account }: { config: PageConfig; signer: Si
               signer={signer}
               onSettled={settled}
               onStarted={started}
+              live={live}
+              activity={sessions?.find((s) => s.id === opened.id)?.updated_at}
             />
           )}
         </main>

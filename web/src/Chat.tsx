@@ -5,8 +5,11 @@ import { DEFAULTS } from '../../functions/contracts/defaults.ts';
 import { AttachButton, AttachmentList } from './Attachments.tsx';
 import type { Api, ChatMessage } from './api.ts';
 import type { Signer } from './auth.ts';
+import { adoptVersions, CONTINUE_PROMPT, parentIdFor, rateWithRetry, showVersion } from './branching.ts';
 import { describeProblem, formatWait, isNetworkFailure } from './errors.ts';
+import { adoptStored, followRunningTurn, type LiveChannel } from './live.ts';
 import { MessageView, textOf } from './Message.tsx';
+import type { MessageActions } from './Versions.tsx';
 
 interface ChatViewProps {
   id: string;
@@ -19,6 +22,10 @@ interface ChatViewProps {
   onSettled: () => void;
   /** The first message of a new conversation was sent. */
   onStarted: () => void;
+  /** Tells this user's other tabs when a turn starts here, and hears theirs. */
+  live: LiveChannel;
+  /** When the conversation last changed as the list says (another device may have asked something). */
+  activity?: string | undefined;
 }
 
 const RAG_KEY = 'chat.useRag';
@@ -84,7 +91,17 @@ function useNow(active: boolean): number {
   return now;
 }
 
-export function ChatView({ id, initialMessages, resume, api, signer, onSettled, onStarted }: ChatViewProps) {
+export function ChatView({
+  id,
+  initialMessages,
+  resume,
+  api,
+  signer,
+  onSettled,
+  onStarted,
+  live,
+  activity,
+}: ChatViewProps) {
   const [useRag, setUseRag] = useState(() => localStorage.getItem(RAG_KEY) !== 'off');
   const useRagRef = useRef(useRag);
   useRagRef.current = useRag;
@@ -106,6 +123,8 @@ export function ChatView({ id, initialMessages, resume, api, signer, onSettled, 
   }, [api]);
   const settledRef = useRef(onSettled);
   settledRef.current = onSettled;
+  /** The running turn makes a new version (edit, regenerate): its end fetches the versions. */
+  const branchingRef = useRef(false);
 
   // One Chat per conversation (the parent keys this component by id). The transport is the AI SDK's
   // own: it posts to /api/chat, parses the UI message stream and resumes with GET /api/chat/{id}/stream.
@@ -122,12 +141,26 @@ export function ChatView({ id, initialMessages, resume, api, signer, onSettled, 
             ...(modelRef.current ? { model: modelRef.current } : {}),
           }),
           // The server keeps the history: send only the newest message, not the whole conversation.
+          // `parentId` places the message among the versions (an edit goes beside the question it edits).
           prepareSendMessagesRequest: ({ id: chatId, messages, body, trigger, messageId }) => ({
-            body: { ...body, id: chatId, message: messages.at(-1), trigger, messageId },
+            body: {
+              ...body,
+              id: chatId,
+              message: messages.at(-1),
+              trigger,
+              messageId,
+              ...(trigger === 'submit-message' ? { parentId: parentIdFor(messages) } : {}),
+            },
           }),
         }),
         onFinish: ({ message }) => {
           settledRef.current();
+          // An edit or a regeneration made a version: take the stored branch, which lists them.
+          if (branchingRef.current) {
+            branchingRef.current = false;
+            void adoptVersions(chat, api);
+            return;
+          }
           // A reload in the middle of an answer reopens the conversation without the question being
           // answered (it was not stored yet): once the answer is complete, take the stored conversation.
           const at = chat.messages.findIndex((m) => m.id === message.id);
@@ -213,9 +246,12 @@ export function ChatView({ id, initialMessages, resume, api, signer, onSettled, 
   /** What was last sent, given back to the composer if the API refuses it (a 4xx other than a limit). */
   const sent = useRef('');
   const [files, setFiles] = useState<FileUIPart[]>([]);
+  /** A turn asked from this tab, which the other tabs are told about once it streams. */
+  const asking = useRef(false);
   const send = (text = draft.trim()) => {
     if (!text || busy || text.length > MAX_CHARS) return;
     sent.current = text;
+    asking.current = true;
     setDraft('');
     setFiles([]);
     if (chat.messages.length === 0) onStarted();
@@ -235,15 +271,13 @@ export function ChatView({ id, initialMessages, resume, api, signer, onSettled, 
 
   /** Try again: the same question under its own id when it has no answer yet, else a new answer. */
   const retry = () => {
+    asking.current = true;
     if (chat.messages.at(-1)?.role === 'user') void sendAgain(chat);
     else void chat.regenerate();
   };
 
-  /** A 409: the answer is being written elsewhere (another tab): follow it, else ask again. */
-  const follow = async () => {
-    await chat.resumeStream();
-    if (chat.messages.at(-1)?.role === 'user' && !failed(chat)) await sendAgain(chat);
-  };
+  /** A 409: the answer is being written elsewhere (another tab or device): show it as it is written. */
+  const follow = () => void followRunningTurn(chat, api);
 
   const onKeyDown = (event: KeyboardEvent<HTMLTextAreaElement>) => {
     if (event.key === 'Enter' && !event.shiftKey && !event.nativeEvent.isComposing) {
@@ -280,6 +314,49 @@ export function ChatView({ id, initialMessages, resume, api, signer, onSettled, 
   stopRef.current = stop;
   const busyRef = useRef(busy);
   busyRef.current = busy;
+  // Live in every tab: once a turn asked here streams, the other tabs showing this conversation follow it.
+  useEffect(() => {
+    if (status !== 'streaming' || !asking.current) return;
+    asking.current = false;
+    const question = lastQuestion(chat);
+    if (question) {
+      live.tell({ type: 'turn', sessionId: chat.id, question: { id: question.id, text: textOf(question) } });
+    }
+  }, [status, chat, live]);
+  useEffect(
+    () =>
+      live.listen((news) => {
+        if (news.type !== 'turn' || news.sessionId !== chat.id || busyRef.current) return;
+        void followRunningTurn(chat, api, news.question);
+      }),
+    [live, chat, api],
+  );
+  // Another device asked (the list says the conversation changed): take what it stored, follow its answer.
+  // Right after a turn this tab wrote or followed, the change is that turn's own: only what was stored.
+  const activitySeen = useRef(activity);
+  const quietUntil = useRef(0);
+  useEffect(() => {
+    if (!busy) quietUntil.current = Date.now() + 20_000;
+  }, [busy]);
+  useEffect(() => {
+    if (activity === activitySeen.current) return;
+    activitySeen.current = activity;
+    if (busyRef.current) return;
+    if (Date.now() < quietUntil.current) void adoptStored(chat, api);
+    else void followRunningTurn(chat, api, undefined, 1);
+  }, [activity, chat, api]);
+  // A 409: another tab or device is answering here. Its answer is shown, and this question waits in the box.
+  useEffect(() => {
+    if (problem?.kind !== 'conflict') return;
+    const text = sent.current;
+    sent.current = '';
+    const question = chat.messages.at(-1);
+    if (text && question?.role === 'user' && textOf(question) === text)
+      chat.messages = chat.messages.slice(0, -1);
+    if (text) setDraft((current) => current || text);
+    void followRunningTurn(chat, api, undefined, 8, false);
+  }, [problem, chat, api]);
+
   useEffect(() => {
     const onKey = (event: globalThis.KeyboardEvent) => {
       if (event.key !== 'Escape' || event.defaultPrevented || !busyRef.current) return;
@@ -291,7 +368,34 @@ export function ChatView({ id, initialMessages, resume, api, signer, onSettled, 
   }, []);
 
   const lastAnswer = messages.at(-1)?.role === 'assistant' ? messages.at(-1) : undefined;
-  const regenerate = useMemo(() => () => void chat.regenerate(), [chat]);
+  const regenerate = useMemo(
+    () => () => {
+      branchingRef.current = true;
+      asking.current = true;
+      void chat.regenerate();
+    },
+    [chat],
+  );
+  // Stable per message id, so a streaming answer does not render the messages before it again.
+  const actionsFor = useMemo(() => {
+    const made = new Map<string, MessageActions>();
+    return (message: ChatMessage): MessageActions => {
+      const known = made.get(message.id);
+      if (known) return known;
+      const actions: MessageActions = {
+        onVersion: (versionId) => void showVersion(chat, api, versionId),
+        onEdit: (text) => {
+          branchingRef.current = true;
+          void chat.sendMessage({ text, messageId: message.id });
+        },
+        onFeedback: (feedback) =>
+          rateWithRetry(chat, api, message.metadata?.messageId ?? message.id, feedback),
+      };
+      made.set(message.id, actions);
+      return actions;
+    };
+  }, [chat, api]);
+  const continueAnswer = useMemo(() => () => void chat.sendMessage({ text: CONTINUE_PROMPT }), [chat]);
   const tooLong = draft.length > MAX_CHARS;
   const announce = busy ? 'Writing the answer…' : problem ? '' : lastAnswer ? 'Answer complete.' : '';
 
@@ -328,6 +432,13 @@ export function ChatView({ id, initialMessages, resume, api, signer, onSettled, 
             message={message}
             streaming={busy && index === messages.length - 1 && message.role === 'assistant'}
             onRegenerate={!busy && !reconnecting && message === lastAnswer ? regenerate : undefined}
+            actions={
+              busy || reconnecting
+                ? undefined
+                : message === lastAnswer && message.metadata?.stopReason === 'stopped'
+                  ? { ...actionsFor(message), onContinue: continueAnswer }
+                  : actionsFor(message)
+            }
           />
         ))}
       </div>
@@ -357,7 +468,7 @@ export function ChatView({ id, initialMessages, resume, api, signer, onSettled, 
             </button>
           ) : null}
           {!reconnecting && problem?.kind === 'conflict' ? (
-            <button type="button" onClick={() => void follow()}>
+            <button type="button" onClick={follow}>
               Follow that answer
             </button>
           ) : null}

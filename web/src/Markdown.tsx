@@ -18,6 +18,7 @@ import remarkGfm from 'remark-gfm';
 import remend from 'remend';
 import { visit } from 'unist-util-visit';
 import { CopyButton } from './CopyButton.tsx';
+import { type Citation, CitationContext, CitationMarker, rehypeCitations } from './citations.tsx';
 
 /**
  * The languages answers use most; each one costs bundle size, so not highlight.js's whole set (which
@@ -61,7 +62,7 @@ const SCHEMA = {
  * unsafe link protocols are removed, and what remains is sanitized before highlighting adds its classes.
  */
 const REMARK = [remarkGfm];
-const REHYPE = [[rehypeSanitize, SCHEMA], rehypeCodeHighlight] as ComponentProps<
+const REHYPE = [[rehypeSanitize, SCHEMA], rehypeCitations, rehypeCodeHighlight] as ComponentProps<
   typeof ReactMarkdown
 >['rehypePlugins'];
 
@@ -100,7 +101,7 @@ function Table({ children, node: _node }: ComponentProps<'table'> & { node?: unk
   );
 }
 
-const COMPONENTS: Components = { pre: CodeBlock, a: Link, table: Table };
+const COMPONENTS: Components = { pre: CodeBlock, a: Link, table: Table, sup: CitationMarker };
 
 /** One top-level block (a paragraph, a list, a table, a code block): re-rendered only when its text changes. */
 const Block = memo(function Block({ text }: { text: string }) {
@@ -123,15 +124,26 @@ function splitBlocks(markdown: string): string[] {
  * written re-renders on a new token (the others are memoized by their text). The unfinished block is
  * closed first (an open `**`, backtick or fence), so it never flashes raw syntax.
  */
-export default function Markdown({ text, streaming }: { text: string; streaming: boolean }) {
+export default function Markdown({
+  text,
+  streaming,
+  citations = [],
+}: {
+  text: string;
+  streaming: boolean;
+  /** The answer's sources, which its `[n]` markers link to. */
+  citations?: Citation[];
+}) {
   const blocks = splitBlocks(text);
   return (
-    <div className="text markdown">
-      {blocks.map((block, index) => (
-        // Blocks only grow at the end while streaming, so the index is a stable key.
-        // biome-ignore lint/suspicious/noArrayIndexKey: see above.
-        <Block key={index} text={streaming && index === blocks.length - 1 ? remend(block) : block} />
-      ))}
-    </div>
+    <CitationContext value={citations}>
+      <div className="text markdown">
+        {blocks.map((block, index) => (
+          // Blocks only grow at the end while streaming, so the index is a stable key.
+          // biome-ignore lint/suspicious/noArrayIndexKey: see above.
+          <Block key={index} text={streaming && index === blocks.length - 1 ? remend(block) : block} />
+        ))}
+      </div>
+    </CitationContext>
   );
 }

@@ -1,7 +1,9 @@
-import { lazy, memo, Suspense } from 'react';
+import { lazy, memo, Suspense, useState } from 'react';
 import { AttachmentList, filesOf } from './Attachments.tsx';
 import type { ChatMessage } from './api.ts';
 import { CopyButton } from './CopyButton.tsx';
+import { numberedSources } from './citations.tsx';
+import { EditQuestion, FeedbackControls, type MessageActions, VersionNav } from './Versions.tsx';
 
 /**
  * The Markdown renderer (react-markdown, GFM, sanitizer, highlighter: about 300 kB) is a chunk of its own,
@@ -96,11 +98,21 @@ interface MessageProps {
   streaming: boolean;
   /** Shown under the last answer when nothing is running. */
   onRegenerate?: (() => void) | undefined;
+  /** Versions, edit, rating and continue, where they apply (see `MessageActions`). */
+  actions?: MessageActions | undefined;
 }
 
 /** Memoized: while an answer streams, the messages before it are not rendered again. */
-export const MessageView = memo(function MessageView({ message, streaming, onRegenerate }: MessageProps) {
+export const MessageView = memo(function MessageView({
+  message,
+  streaming,
+  onRegenerate,
+  actions,
+}: MessageProps) {
+  const [editing, setEditing] = useState(false);
   const text = textOf(message);
+  const storedId = message.metadata?.messageId ?? message.id;
+  const versions = message.metadata?.versions;
   const citations = message.role === 'assistant' ? citationsOf(message) : [];
   const mine = message.role === 'user';
   const ending = !mine && !streaming ? ENDINGS[message.metadata?.stopReason ?? ''] : undefined;
@@ -113,11 +125,20 @@ export const MessageView = memo(function MessageView({ message, streaming, onReg
       <h3 className="visually-hidden">{mine ? 'You' : 'Assistant'}</h3>
       <div className="bubble">
         {mine ? <AttachmentList files={filesOf(message.parts)} /> : null}
-        {mine ? (
+        {mine && editing && actions?.onEdit ? (
+          <EditQuestion
+            text={text}
+            onCancel={() => setEditing(false)}
+            onSave={(edited) => {
+              setEditing(false);
+              actions.onEdit?.(edited);
+            }}
+          />
+        ) : mine ? (
           <p className="text plain">{text}</p>
         ) : text ? (
           <Suspense fallback={<p className="text plain">{text}</p>}>
-            <Markdown text={text} streaming={streaming} />
+            <Markdown text={text} streaming={streaming} citations={numberedSources(message)} />
           </Suspense>
         ) : streaming ? (
           <p className="text pending">Thinking…</p>
@@ -125,8 +146,27 @@ export const MessageView = memo(function MessageView({ message, streaming, onReg
         {streaming && text ? <span className="cursor" aria-hidden="true" /> : null}
         {ending ? <p className="ending">{ending}</p> : null}
       </div>
+      {mine && !editing && (versions || actions?.onEdit) ? (
+        <div className="question-actions">
+          {versions ? (
+            <VersionNav
+              versions={versions}
+              current={storedId}
+              what="question"
+              onVersion={actions?.onVersion}
+            />
+          ) : null}
+          {actions?.onEdit ? (
+            <button type="button" className="link" onClick={() => setEditing(true)}>
+              Edit
+            </button>
+          ) : null}
+        </div>
+      ) : null}
       {citations.length > 0 ? (
-        <section className="sources" aria-label="Sources">
+        // A group, not a region: one landmark per answer would repeat the name "Sources" (axe landmark-unique).
+        // biome-ignore lint/a11y/useSemanticElements: a fieldset groups form controls; these are links.
+        <section className="sources" role="group" aria-label="Sources">
           <h4>Sources</h4>
           <ol>
             {citations.map((c) => (
@@ -146,7 +186,18 @@ export const MessageView = memo(function MessageView({ message, streaming, onReg
       ) : null}
       {!mine && !streaming && (text || onRegenerate) ? (
         <div className="answer-actions">
+          {versions ? (
+            <VersionNav versions={versions} current={storedId} what="answer" onVersion={actions?.onVersion} />
+          ) : null}
+          {actions?.onContinue ? (
+            <button type="button" className="link" onClick={actions.onContinue}>
+              Continue
+            </button>
+          ) : null}
           {text ? <CopyButton label="answer" text={() => text} /> : null}
+          {text && actions?.onFeedback ? (
+            <FeedbackControls feedback={message.metadata?.feedback} onFeedback={actions.onFeedback} />
+          ) : null}
           {onRegenerate ? (
             <button type="button" className="link" onClick={onRegenerate}>
               Regenerate

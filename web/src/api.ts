@@ -1,5 +1,12 @@
 import type { UIMessage } from 'ai';
-import type { AnswerMetadata, SessionPage, SessionSummary, UsageSummary } from './types.ts';
+import type {
+  AnswerMetadata,
+  FeedbackBody,
+  MessageFeedback,
+  SessionPage,
+  SessionSummary,
+  UsageSummary,
+} from './types.ts';
 
 export type { SessionSummary };
 export type Usage = UsageSummary;
@@ -56,6 +63,9 @@ export interface StoredMessage {
   stop_reason?: string;
   sources?: Array<{ id: string; title: string; uri: string; score: number; excerpt: string }>;
   usage?: { input_tokens: number; output_tokens: number };
+  /** Its versions' ids, oldest first, when it has more than one (the export holds the versions shown). */
+  versions?: string[];
+  feedback?: MessageFeedback;
 }
 
 /** The JSON routes of the API (conversations, stop, usage); the turns themselves go through useChat. */
@@ -94,18 +104,25 @@ export class Api {
     return (list?.data ?? []).map((model) => model.id);
   }
 
-  /** Newest activity first. */
-  async sessions(limit = 50): Promise<SessionSummary[]> {
-    const page = await this.#request<SessionPage>('GET', `/sessions?limit=${limit}`);
-    return page?.sessions ?? [];
+  /** One page of the list (GET /sessions, newest activity first), or of a search with `q`; `cursor` from the page before. */
+  async sessionPage(options: { limit: number; cursor?: string | null; q?: string }): Promise<SessionPage> {
+    const query = new URLSearchParams({ limit: String(options.limit) });
+    if (options.q !== undefined) query.set('q', options.q);
+    if (options.cursor) query.set('cursor', options.cursor);
+    const page = await this.#request<SessionPage>('GET', `/sessions?${query}`);
+    return page ?? { sessions: [], next_cursor: null };
   }
 
-  /** A conversation as `useChat`'s initial messages; `undefined` when there is no such conversation. */
-  async messages(sessionId: string): Promise<ChatMessage[] | undefined> {
+  /**
+   * A conversation as `useChat`'s initial messages: its active branch, or with `leaf` the branch through
+   * that version of a message; `undefined` when there is no such conversation.
+   */
+  async messages(sessionId: string, leaf?: string): Promise<ChatMessage[] | undefined> {
     try {
+      const through = leaf ? `&leaf=${encodeURIComponent(leaf)}` : '';
       const page = await this.#request<{ messages: ChatMessage[] }>(
         'GET',
-        `/sessions/${encodeURIComponent(sessionId)}/messages?format=ai-sdk&limit=200`,
+        `/sessions/${encodeURIComponent(sessionId)}/messages?format=ai-sdk&limit=200${through}`,
       );
       // One entry per id: useChat keys by id, and the API has listed a first question twice.
       const seen = new Set<string>();
@@ -132,6 +149,12 @@ export class Api {
     return pages.flat();
   }
 
+  /** Rates an answer (`undefined` takes the rating back); an answer not stored yet is a 404. */
+  async feedback(sessionId: string, messageId: string, feedback: FeedbackBody | undefined): Promise<void> {
+    const path = `/sessions/${encodeURIComponent(sessionId)}/messages/${encodeURIComponent(messageId)}/feedback`;
+    await this.#request(feedback ? 'PUT' : 'DELETE', path, feedback);
+  }
+
   /** Erases everything the service keeps about the signed-in person (DELETE /me). */
   async eraseMe(): Promise<void> {
     await this.#request('DELETE', '/me');
@@ -143,6 +166,25 @@ export class Api {
 
   async remove(sessionId: string): Promise<void> {
     await this.#request('DELETE', `/sessions/${encodeURIComponent(sessionId)}`);
+  }
+
+  /**
+   * Whether the conversation has an answer to follow (`GET /api/chat/{id}/stream` answers 204 when it has
+   * none); the stream itself is not read.
+   */
+  async answerRunning(sessionId: string): Promise<boolean> {
+    const controller = new AbortController();
+    try {
+      const response = await fetch(`${this.baseUrl}/api/chat/${encodeURIComponent(sessionId)}/stream`, {
+        headers: { authorization: `Bearer ${await this.#token()}` },
+        signal: controller.signal,
+      });
+      return response.status === 200;
+    } catch {
+      return false;
+    } finally {
+      controller.abort();
+    }
   }
 
   /** Asks the running turn to stop wherever it runs; `false` when none was running. */

@@ -1,12 +1,22 @@
 import type { StoredMessage } from './api.ts';
 
-/** A conversation as a Markdown document: headed turns, the answer's Markdown as written, its sources. */
+/**
+ * A conversation as a Markdown document: headed turns, the answer's Markdown as written, its sources, which
+ * version of a message it is (the export holds the branch shown) and the person's rating.
+ */
 export function conversationMarkdown(title: string, messages: StoredMessage[]): string {
   const lines = [`# ${title}`, ''];
   for (const message of messages) {
     lines.push(`## ${message.role === 'user' ? 'You' : 'Assistant'} (${message.created_at})`, '');
     lines.push(message.text.trim(), '');
     if (message.stop_reason === 'stopped') lines.push('_Stopped before the end._', '');
+    const version = message.versions ? message.versions.indexOf(message.id) + 1 : 0;
+    if (message.versions && version > 0)
+      lines.push(`_Version ${version} of ${message.versions.length}._`, '');
+    if (message.feedback) {
+      const rated = message.feedback.rating === 'up' ? 'Rated helpful' : 'Rated not helpful';
+      lines.push(message.feedback.reason ? `${rated}: “${message.feedback.reason}”` : rated, '');
+    }
     const sources = [...new Set((message.sources ?? []).map((s) => `${s.title} (${s.uri})`))];
     if (sources.length) lines.push('Sources:', ...sources.map((s) => `- ${s}`), '');
   }

@@ -1,17 +1,18 @@
 import * as z from 'zod/mini';
 import type { SessionSummary as SessionJson, SessionPage, StoredMessage } from '../../contracts/api.ts';
+import { activeBranch, parentsOf, versionsOn } from '../../core/branches.ts';
 import {
   type ConversationArchive,
   decodeCursor,
   encodeCursor,
   type SessionSummary,
-  visibleMessages,
 } from '../../core/conversations.ts';
 import { dependencyUnavailable, invalidField, RequestRejected } from '../../core/errors.ts';
 import { checkRoute, type UserLimits } from '../../core/limits.ts';
-import type { ChatMessage } from '../../core/messages.ts';
+import { type ChatMessage, type Feedback, FeedbackSchema } from '../../core/messages.ts';
 import type { AttachmentStore } from '../../core/ports.ts';
 import { parseJsonBody } from '../../core/request.ts';
+import { queryTerms } from '../../core/search-terms.ts';
 import { type Invocation, json, noContent, type RouteHandler, readJsonBody } from '../invocation.ts';
 import { sourcePart } from '../wire/ai-sdk.ts';
 
@@ -31,6 +32,10 @@ export interface ConversationRouteDeps {
   forgetUser(userId: string): Promise<void>;
   /** The stored attachments of a deleted session or an erased user (S3 objects), when attachments are kept. */
   attachments?: Pick<AttachmentStore, 'get' | 'deleteSession' | 'deleteUser'> | undefined;
+  /** Drops the session's cached history, so the next read takes the stored one (with a new rating). */
+  dropCachedHistory(userId: string, sessionId: string): Promise<void>;
+  /** Counts a rating given (a metric the dashboard charts as a rate). */
+  countFeedback(rating: Feedback['rating']): void;
 }
 
 const MAX_TITLE_CHARS = 120;
@@ -62,7 +67,19 @@ const sessionJson = (s: SessionSummary): SessionJson => ({
   message_count: s.messageCount,
 });
 
-const messageJson = (m: ChatMessage): StoredMessage => ({
+/** What a message adds on a branch: the message it follows and its versions. */
+interface BranchFacts {
+  parentId: string | null | undefined;
+  versions: string[] | undefined;
+}
+
+const feedbackJson = (f: NonNullable<ChatMessage['feedback']>) => ({
+  rating: f.rating,
+  ...(f.reason ? { reason: f.reason } : {}),
+  ...(f.updatedAt ? { updated_at: f.updatedAt } : {}),
+});
+
+const messageJson = (m: ChatMessage, branch?: BranchFacts): StoredMessage => ({
   id: m.messageId,
   role: m.role,
   text: m.content,
@@ -73,6 +90,9 @@ const messageJson = (m: ChatMessage): StoredMessage => ({
   ...(m.usage ? { usage: m.usage } : {}),
   ...(m.attachments?.length ? { attachments: m.attachments.map(attachmentJson) } : {}),
   ...(m.model ? { model: m.model } : {}),
+  ...(branch?.parentId !== undefined ? { parent_id: branch.parentId } : {}),
+  ...(branch?.versions ? { versions: branch.versions } : {}),
+  ...(m.feedback ? { feedback: feedbackJson(m.feedback) } : {}),
 });
 
 /** What a reopened message shows of its files: names, types and sizes (the bytes stay in the store). */
@@ -114,7 +134,7 @@ const filePart = (a: NonNullable<ChatMessage['attachments']>[number], inline: Ma
 });
 
 /** `UIMessage`s ready to be `useChat`'s initial messages: text and source parts, ids as the stream gave them. */
-function uiMessage(m: ChatMessage, inline: Map<string, string> = new Map()) {
+function uiMessage(m: ChatMessage, branch?: BranchFacts, inline: Map<string, string> = new Map()) {
   // The same parts the stream gave, so a reopened answer looks as it did while it streamed.
   const sources = (m.sources ?? []).map(sourcePart);
   return {
@@ -128,8 +148,11 @@ function uiMessage(m: ChatMessage, inline: Map<string, string> = new Map()) {
     ],
     metadata: {
       createdAt: m.createdAt,
+      messageId: m.messageId,
       ...(m.stopReason ? { stopReason: m.stopReason } : {}),
       ...(m.usage ? { usage: m.usage } : {}),
+      ...(branch?.versions ? { versions: branch.versions } : {}),
+      ...(m.feedback ? { feedback: feedbackJson(m.feedback) } : {}),
     },
   };
 }
@@ -157,17 +180,49 @@ async function forgetEverywhere(forgetCached: () => Promise<void>, deleteStored:
 
 type MessagePage = { messages: ChatMessage[]; more: boolean };
 
+/** A stored message id (UUIDv7, as the turn minted it): anything else names no message. */
+const STORED_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/i;
+
+const feedbackSchema = FeedbackSchema;
+const noSuchAnswer = () =>
+  new RequestRejected('not_found', 'not_found', 'No such answer in this conversation.');
+
+/** Where a page of messages starts: before a message (a cursor), on the branch through `leaf`. */
+function positionOf(inv: Invocation) {
+  const query = inv.event.queryStringParameters ?? {};
+  const cursor = decodeCursor(query.cursor, ['before', 'leaf']);
+  const leaf = cursor?.leaf || query.leaf;
+  if (leaf !== undefined && !STORED_ID.test(leaf)) throw invalidField('leaf', 'leaf must be a message id.');
+  return { before: cursor?.before, leaf };
+}
+
+/**
+ * The branch a page shows, with each message's parent and versions. `leaf` picks the branch through that
+ * message (a version); an older page continues the branch from where the newer page's left off.
+ */
+function branchPage(page: MessagePage, through: string | undefined) {
+  const branch = activeBranch(page.messages, through);
+  const versions = versionsOn(page.messages, branch);
+  const parents = parentsOf(page.messages);
+  const facts = (m: ChatMessage): BranchFacts => ({
+    parentId: m.parentId === undefined ? parents.get(m.messageId) : m.parentId,
+    versions: versions.get(m.messageId),
+  });
+  return { branch, facts, continuesAt: branch[0] ? facts(branch[0]).parentId : undefined };
+}
+
 export function conversationRoutes(deps: ConversationRouteDeps) {
   const { archive } = deps;
 
+  /** Newest activity first; with `q`, only the conversations whose messages or title hold its words. */
   const listSessions: RouteHandler = async (inv) => {
-    await checkRoute(deps.limits, inv.userId, 'list');
+    const { q, cursor } = inv.event.queryStringParameters ?? {};
+    const terms = q === undefined ? undefined : queryTerms(q);
+    await checkRoute(deps.limits, inv.userId, terms ? 'search' : 'list');
     const limit = limitFrom(inv, 20, 100);
-    const { sessions, next } = await archive.listSessions(
-      inv.userId,
-      limit,
-      inv.event.queryStringParameters?.cursor,
-    );
+    const { sessions, next } = terms
+      ? await archive.searchSessions(inv.userId, terms, limit, cursor)
+      : await archive.listSessions(inv.userId, limit, cursor);
     const page: SessionPage = { sessions: sessions.map(sessionJson), next_cursor: next ?? null };
     return json(200, page);
   };
@@ -210,18 +265,19 @@ export function conversationRoutes(deps: ConversationRouteDeps) {
     const format = inv.event.queryStringParameters?.format;
     if (format !== undefined && format !== 'ai-sdk')
       throw invalidField('format', 'format must be ai-sdk when given.');
-    const before = decodeCursor(inv.event.queryStringParameters?.cursor, ['before'])?.before;
+    const { before, leaf } = positionOf(inv);
     const page =
       (before === undefined ? await newestFromCache(inv, sessionId, limit) : undefined) ??
       (await fromArchive(inv, sessionId, limit, before));
-    const messages = visibleMessages(page.messages);
+    const { branch, facts, continuesAt } = branchPage(page, leaf);
     const oldest = page.messages[0]?.messageId;
-    const next_cursor = page.more && oldest ? encodeCursor({ before: oldest }) : null;
+    const next_cursor =
+      page.more && oldest ? encodeCursor({ before: oldest, leaf: continuesAt ?? '' }) : null;
     if (format === 'ai-sdk') {
-      const inline = await inlineImages(deps.attachments, messages);
-      return json(200, { messages: messages.map((m) => uiMessage(m, inline)), next_cursor });
+      const inline = await inlineImages(deps.attachments, branch);
+      return json(200, { messages: branch.map((m) => uiMessage(m, facts(m), inline)), next_cursor });
     }
-    return json(200, { messages: messages.map(messageJson), next_cursor });
+    return json(200, { messages: branch.map((m) => messageJson(m, facts(m))), next_cursor });
   };
 
   const renameSession: RouteHandler = async (inv, sessionId) => {
@@ -253,5 +309,48 @@ export function conversationRoutes(deps: ConversationRouteDeps) {
     );
   };
 
-  return { listSessions, getSession, listMessages, renameSession, deleteSession, eraseUser };
+  /** `<session id>/<message id>` from the path; a message id the turn did not mint names no answer. */
+  const answerOf = (ids: string) => {
+    const [sessionId = '', messageId = ''] = ids.split('/');
+    if (!STORED_ID.test(messageId)) throw noSuchAnswer();
+    return { sessionId, messageId };
+  };
+
+  /** Stored on the answer's item (only an answer of the caller's own conversation), then counted. */
+  const rate = async (inv: Invocation, ids: string, feedback: Feedback | undefined) => {
+    const { sessionId, messageId } = answerOf(ids);
+    const stored = await archive.setFeedback(inv.userId, sessionId, messageId, feedback);
+    if (!stored) throw noSuchAnswer();
+    await deps.dropCachedHistory(inv.userId, sessionId).catch(() => undefined);
+    return stored;
+  };
+
+  const putFeedback: RouteHandler = async (inv, ids) => {
+    const body = parseJsonBody(readJsonBody(inv.event, 4096), feedbackSchema);
+    const reason = body.reason?.trim();
+    const feedback: Feedback = {
+      rating: body.rating,
+      ...(reason ? { reason } : {}),
+      updatedAt: new Date().toISOString(),
+    };
+    const stored = await rate(inv, ids, feedback);
+    deps.countFeedback(feedback.rating);
+    return json(200, { id: stored.messageId, feedback: feedbackJson(feedback) });
+  };
+
+  const deleteFeedback: RouteHandler = async (inv, ids) => {
+    await rate(inv, ids, undefined);
+    return noContent();
+  };
+
+  return {
+    listSessions,
+    getSession,
+    listMessages,
+    renameSession,
+    deleteSession,
+    eraseUser,
+    putFeedback,
+    deleteFeedback,
+  };
 }

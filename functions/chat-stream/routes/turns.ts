@@ -79,6 +79,9 @@ interface TurnRequestBody {
   sessionId: string | undefined;
   message: string | undefined;
   clientMessageId: string | undefined;
+  parentRef?: string | null | undefined;
+  regenerateOf?: string | undefined;
+  editable?: boolean | undefined;
   useRag: boolean | undefined;
   model?: TurnRequest['model'];
   transcript?: TurnRequest['transcript'];
@@ -162,6 +165,8 @@ async function nativeTurn(deps: TurnRouteDeps, inv: Invocation): Promise<RouteRe
       sessionId: request.session_id,
       message: request.message,
       clientMessageId: parseOpaqueId(clientMessageId, 'Idempotency-Key', 'idempotency-key'),
+      parentRef: request.parent_id,
+      editable: true,
       useRag: request.use_rag,
       model: { id: modelId, inference },
       ...(attachments.length > 0 ? { attachments } : {}),
@@ -176,11 +181,14 @@ async function aiSdkTurn(deps: TurnRouteDeps, inv: Invocation): Promise<RouteRes
     readTurnBody(inv, CONVERSATION_BODY_BYTES, FILE_MARKERS.aiSdk),
     aiSdkRequestSchema,
   );
-  const request = storable(
-    deps,
-    toTurnRequest(body, deps.maxMessageChars, deps.modelPolicy, (deps.attachments ?? NO_ATTACHMENTS).caps),
-    body.message ? 'message.parts' : 'messages',
-  );
+  const request = {
+    ...storable(
+      deps,
+      toTurnRequest(body, deps.maxMessageChars, deps.modelPolicy, (deps.attachments ?? NO_ATTACHMENTS).caps),
+      body.message ? 'message.parts' : 'messages',
+    ),
+    editable: true,
+  };
   const wireFor = (out: PassThrough) => new AiSdkSink(out, deps.paddingBytes);
   return streamTurn(deps, inv, request, wireFor, UI_MESSAGE_STREAM_HEADERS);
 }

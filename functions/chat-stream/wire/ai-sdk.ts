@@ -10,7 +10,7 @@ import {
   readAttachments,
 } from '../../core/attachments.ts';
 import { invalidField, RequestRejected } from '../../core/errors.ts';
-import { type AttachmentContent, opaqueId, type Source } from '../../core/messages.ts';
+import { type AttachmentContent, OPAQUE_ID, opaqueId, type Source } from '../../core/messages.ts';
 import type { InferenceSettings, WireSink } from '../../core/ports.ts';
 import { parseOpaqueId } from '../../core/request.ts';
 import type { StopReason, TurnEvent } from '../../core/turn-events.ts';
@@ -43,6 +43,11 @@ export const aiSdkRequestSchema = z.strictObject({
   message: z.optional(uiMessage),
   trigger: z._default(z.enum(['submit-message', 'regenerate-message']), 'submit-message'),
   messageId: z.optional(z.string()),
+  /**
+   * The message the sent one follows (`null`: it starts the conversation), for clients that send only the
+   * newest message; with `messages`, the one before the last is taken. See docs/api.md, versions.
+   */
+  parentId: z.optional(z.nullable(opaqueId('parentId'))),
   use_rag: z.optional(z.boolean('use_rag must be a boolean')),
   model: z.optional(z.string('model must be a string')),
   maxOutputTokens: z.optional(z.unknown()),
@@ -56,6 +61,10 @@ export interface AiSdkTurnRequest {
   /** `undefined` when regenerating the last answer. */
   message: string | undefined;
   clientMessageId: string | undefined;
+  /** Where the message goes among the versions (see `TurnInput.parentRef`). */
+  parentRef: string | null | undefined;
+  /** Regenerating: the answer (`messageId`) the new one is a version of. */
+  regenerateOf: string | undefined;
   useRag: boolean | undefined;
   model: { id: string; inference: InferenceSettings };
   /** The message's `file` parts (data URLs), checked. */
@@ -97,6 +106,15 @@ function modelOf(body: z.infer<typeof aiSdkRequestSchema>, policy: ModelPolicy):
   return { id, inference };
 }
 
+/** What the sent message follows: `parentId` when given, else the message before it in `messages`. */
+function parentRefOf(body: z.infer<typeof aiSdkRequestSchema>): string | null | undefined {
+  if (body.parentId !== undefined) return body.parentId;
+  if (!body.messages) return undefined;
+  const previous = body.messages.at(-2);
+  if (!previous) return null;
+  return previous.id !== undefined && OPAQUE_ID.test(previous.id) ? previous.id : undefined;
+}
+
 export function toTurnRequest(
   body: z.infer<typeof aiSdkRequestSchema>,
   maxMessageChars: number,
@@ -104,8 +122,15 @@ export function toTurnRequest(
   caps: AttachmentCaps = DEFAULT_ATTACHMENT_CAPS,
 ): AiSdkTurnRequest {
   const base = { sessionId: body.id, useRag: body.use_rag, model: modelOf(body, policy) };
-  if (body.trigger === 'regenerate-message')
-    return { ...base, message: undefined, clientMessageId: undefined };
+  if (body.trigger === 'regenerate-message') {
+    return {
+      ...base,
+      message: undefined,
+      clientMessageId: undefined,
+      parentRef: undefined,
+      regenerateOf: parseOpaqueId(body.messageId, 'messageId'),
+    };
+  }
   const last = body.message ?? body.messages?.at(-1);
   if (last?.role !== 'user') throw invalidField('messages', 'The last message must be a user message.');
   const at = body.message ? 'message' : `messages[${(body.messages?.length ?? 1) - 1}]`;
@@ -131,6 +156,8 @@ export function toTurnRequest(
     message: text,
     clientMessageId: parseOpaqueId(last.id, 'message ids', 'messages'),
     ...(attachments.length > 0 ? { attachments } : {}),
+    parentRef: parentRefOf(body),
+    regenerateOf: undefined,
   };
 }
 
@@ -161,12 +188,14 @@ type SourceChunk = Extract<UiChunk, { type: 'source-url' | 'source-document' }>;
  * knowledge base's relevance score, which the page's relevance floor reads.
  */
 export function sourcePart(source: Source): SourceChunk {
-  const providerMetadata = { knowledgeBase: { score: source.score } };
-  if (/^https?:\/\//i.test(source.uri)) {
+  // The excerpt shows on the page when a person hovers or focuses an inline [n] marker.
+  const providerMetadata = { knowledgeBase: { score: source.score, excerpt: source.excerpt } };
+  const url = source.url ?? (/^https?:\/\//i.test(source.uri) ? source.uri : undefined);
+  if (url) {
     return {
       type: 'source-url',
       sourceId: source.id,
-      url: source.uri,
+      url,
       title: source.title,
       providerMetadata,
     };

@@ -69,7 +69,9 @@ describe('TurnMetrics: what the dashboard and alarms read', () => {
     metrics.countLimiterFallback();
     metrics.countCacheEvent('unavailable');
     metrics.countCacheEvent('authFailure');
-    expect(published).toHaveLength(7);
+    metrics.countFeedback('up');
+    metrics.countFeedback('down');
+    expect(published).toHaveLength(9);
     const emitted = new Set(published.flat().map((m) => m.name));
     const contract = Object.values(STREAM_METRICS).flatMap((entry) =>
       typeof entry === 'function' ? (['profile', 'history', 'rag'] as const).map((k) => entry(k)) : [entry],

@@ -30,7 +30,7 @@ const PDF = Buffer.from(
 const JPEG_BYTES = Buffer.from([0xff, 0xd8, 0xff, 0xe0, 0, 0x10, 0x4a, 0x46, 0x49, 0x46]).toString('base64');
 
 beforeAll(async () => {
-  const redis = await testRedis(21);
+  const redis = await testRedis(1);
   ownedRedis = redis.owned;
   stack = await startLocalStack({
     redisUrl: redis.url,

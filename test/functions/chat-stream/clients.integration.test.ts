@@ -83,9 +83,10 @@ describe('AI SDK (ai v7): useChat transport and Chat against POST /api/chat', ()
     const first = chat.messages.at(-1);
     expect(first?.role).toBe('assistant');
     expect(textOf(first)).toContain('after-tax');
-    const sources = first?.parts.filter((p) => p.type === 'source-document') ?? [];
+    // Local sources link to the documents the knowledge base emulator serves (SOURCE_BASE_URL).
+    const sources = first?.parts.filter((p) => p.type === 'source-url') ?? [];
     expect(sources.length).toBeGreaterThan(0);
-    expect(sources[0]).toMatchObject({ mediaType: 'text/markdown', filename: 'roth-ira.md' });
+    expect(sources[0]).toMatchObject({ url: expect.stringMatching(/\/documents\/roth-ira\.md$/) });
     expect(finishes[0]?.finishReason).toBe('stop');
     expect(finishes[0]?.metadata).toMatchObject({
       sessionId: chat.id,

@@ -117,7 +117,7 @@ describe('conversations API', () => {
     expect(messages.json.messages[1]).toMatchObject({ stop_reason: 'end_turn', sources: expect.any(Array) });
     const ui = await api(aliceToken, `/sessions/${first.sessionId}/messages?format=ai-sdk`);
     expect(ui.json.messages[1].parts.at(-1)).toEqual({ type: 'text', text: messages.json.messages[1].text });
-    expect(ui.json.messages[1].parts.some((p: { type: string }) => p.type === 'source-document')).toBe(true);
+    expect(ui.json.messages[1].parts.some((p: { type: string }) => p.type === 'source-url')).toBe(true);
     // Reopened sources keep the knowledge base's score, stored with the answer, for the page's relevance floor.
     const storedScores = (messages.json.messages[1].sources as Array<{ score: number }>).map((s) => s.score);
     expect(
@@ -333,7 +333,11 @@ describe('per-user limits and usage', () => {
     let used = 0;
     let refused: Awaited<ReturnType<typeof chat>> | undefined;
     for (let i = 0; i < 5 && !refused; i++) {
-      const response = await chat(stack.url, token, { message: `Explain budgeting ${i}` });
+      const response = await chat(stack.url, token, {
+        // Long enough that five turns use the day's tokens, whatever the knowledge base adds (passages
+        // under the relevance floor are not sent).
+        message: `Explain budgeting ${i}: ${'how do the 50/30/20 budget buckets work '.repeat(20)}`,
+      });
       if (response.status === 429) refused = response;
       else {
         const done = response.events.find((e) => e.data.type === 'done')?.data as unknown as {

@@ -41,6 +41,8 @@ const matchRoute = createRouter({
     renameSession: answer,
     deleteSession: answer,
     eraseUser: answer,
+    putFeedback: answer,
+    deleteFeedback: answer,
   },
   account: { usage: answer },
   models: { listModels: answer, retrieveModel: answer },

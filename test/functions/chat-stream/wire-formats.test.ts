@@ -116,7 +116,7 @@ describe('AI SDK UI message chunks (typed UIMessageChunk)', () => {
         mediaType: 'text/markdown',
         title: 'Doc',
         filename: 'doc.md',
-        providerMetadata: { knowledgeBase: { score: 1 } },
+        providerMetadata: { knowledgeBase: { score: 1, excerpt: 'e' } },
       },
       { type: 'text-start', id: 'text' },
       { type: 'text-delta', id: 'text', delta: 'Hel' },
@@ -129,6 +129,24 @@ describe('AI SDK UI message chunks (typed UIMessageChunk)', () => {
         messageMetadata: { sessionId: 's1', stopReason: 'end_turn', usage, timings, cache },
       },
     ]);
+  });
+
+  it('links a source with a url (SOURCE_BASE_URL) as a source-url part, whatever its uri', () => {
+    const part = sourcePart({
+      id: 'd#0',
+      title: 'Doc',
+      uri: 's3://kb/doc.md',
+      score: 0.9,
+      excerpt: 'e',
+      url: 'https://kb.test/doc.md',
+    });
+    expect(part).toEqual({
+      type: 'source-url',
+      sourceId: 'd#0',
+      url: 'https://kb.test/doc.md',
+      title: 'Doc',
+      providerMetadata: { knowledgeBase: { score: 0.9, excerpt: 'e' } },
+    });
   });
 
   it("carries each source's relevance score to the AI SDK's parsed message, streamed and read back alike", async () => {
@@ -155,8 +173,8 @@ describe('AI SDK UI message chunks (typed UIMessageChunk)', () => {
     ]);
     // `?format=ai-sdk` maps stored sources through the same part: a reopened answer hides the same ones.
     expect(sources.map(sourcePart).map((p) => p.providerMetadata)).toEqual([
-      { knowledgeBase: { score: 0.82 } },
-      { knowledgeBase: { score: 0.12 } },
+      { knowledgeBase: { score: 0.82, excerpt: 'e' } },
+      { knowledgeBase: { score: 0.12, excerpt: 'e' } },
     ]);
   });
 

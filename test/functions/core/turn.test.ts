@@ -113,12 +113,34 @@ describe('runTurn', () => {
     await new Promise((r) => setTimeout(r, 10));
     expect(calls).toContain('store.getRecentMessages');
     expect(calls).toContain('retriever.retrieve');
-    expect(calls).toContain('outbox.send:user');
     expect(types(sink.events)).toEqual(['session_id']);
     historyGate.resolve();
     ragGate.resolve();
     await (await turn).background;
     expect(types(sink.events).at(-1)).toBe('done');
+  });
+
+  it('queues the question only once the model request is on its way, also when the model fails at once', async () => {
+    const { deps } = fakeDeps();
+    let requestSent = -1;
+    deps.model.script = async function* () {
+      requestSent = calls.length;
+      yield { type: 'text', text: 'Hi.' };
+      yield { type: 'stop', stopReason: 'end_turn' };
+    };
+    const report = await runTurn(deps, input(), new RecordingSink());
+    await report.background;
+    expect(requestSent).toBeGreaterThan(-1);
+    expect(calls.indexOf('outbox.send:user')).toBeGreaterThanOrEqual(requestSent);
+
+    const failing = fakeDeps().deps;
+    failing.model.script = async function* () {
+      yield* [];
+      throw new Error('refused at once');
+    };
+    const failed = await runTurn(failing, input(), new RecordingSink());
+    await failed.background;
+    expect(failing.outbox.sent.map((m) => m.role)).toEqual(['user']);
   });
 
   it('never waits for a write: done goes out while the queue has not answered, and background settles later', async () => {
@@ -195,9 +217,15 @@ describe('runTurn', () => {
     const skipped = await runTurn(deps, input({ useRag: false }), new RecordingSink());
     expect(skipped.cache.rag).toBe('skipped');
     expect(deps.retriever.count).toBe(0);
-    await (await runTurn(deps, input(), new RecordingSink())).background;
+    // Other conversations: a follow-up in the same one would also retrieve with the previous question.
+    const first = { sessionId: '01900000-0000-7000-8000-cccccccccccc', isNewSession: true };
+    await (await runTurn(deps, input(first), new RecordingSink())).background;
     const sink = new RecordingSink();
-    const hit = await runTurn(deps, input(), sink);
+    const hit = await runTurn(
+      deps,
+      input({ sessionId: '01900000-0000-7000-8000-dddddddddddd', isNewSession: true }),
+      sink,
+    );
     expect(hit.cache.rag).toBe('hit');
     expect(deps.retriever.count).toBe(1);
     expect(types(sink.events)).toContain('sources');

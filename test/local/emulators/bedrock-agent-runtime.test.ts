@@ -94,4 +94,13 @@ describe('Bedrock Agent Runtime emulator: Retrieve over the local knowledge base
     emulator.failNext();
     await expect(retrieve('Roth IRA')).rejects.toMatchObject({ $metadata: { httpStatusCode: 503 } });
   });
+
+  it('serves the documents under documentsUrl (the local SOURCE_BASE_URL), and nothing outside them', async () => {
+    const hsa = await fetch(`${emulator.documentsUrl}hsa.md`);
+    expect(hsa.status).toBe(200);
+    expect(hsa.headers.get('content-type')).toMatch(/^text\/plain/);
+    await expect(hsa.text()).resolves.toMatch(/^# /);
+    expect((await fetch(`${emulator.documentsUrl}missing.md`)).status).toBe(404);
+    expect((await fetch(`${emulator.documentsUrl}..%2Fpackage.json`)).status).toBe(404);
+  });
 });

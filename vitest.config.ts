@@ -27,7 +27,7 @@ export default defineConfig({
         },
       },
       { extends: true, test: { name: 'integration', include: INTEGRATION } },
-      { extends: true, test: { name: 'infra', include: INFRA, isolate: false, fileParallelism: false } },
+      { extends: true, test: { name: 'infra', include: INFRA, isolate: false } },
     ],
   },
 });

@@ -1,5 +1,5 @@
 import { type BackgroundWrites, errorName } from './background-writes.ts';
-import { regenerationOf } from './branches.ts';
+import { placeQuestion, regenerationOf } from './branches.ts';
 import { withDeadline } from './deadline.ts';
 import type { ChatMessage, Passage, UserProfile } from './messages.ts';
 import type { ContextCache, ConversationStore, Retriever, TurnLog } from './ports.ts';
@@ -36,6 +36,8 @@ export interface ContextRequest {
   question: string | undefined;
   /** Regenerating: the answer whose question is answered again (else the active branch's last question). */
   regenerateOf?: string | undefined;
+  /** Where the question goes among the versions (see `placeQuestion`): its follow-up reads that branch. */
+  place?: { parentRef?: string | null | undefined; clientMessageId?: string | undefined };
   useRag: boolean;
 }
 
@@ -84,7 +86,8 @@ export async function loadTurnContext(
     const conversation = await (request.stateless
       ? NO_CONVERSATION
       : loadConversation(sources, writes, request));
-    const previous = previousQuestion(conversation.history, request.currentMessageId);
+    const branch = placeQuestion(conversation.history, request.place ?? {}).history;
+    const previous = previousQuestion(branch, request.currentMessageId);
     const retrieved = await passagesForTurn(sources, writes, request, question, previous, alone);
     return { conversation, retrieved };
   }

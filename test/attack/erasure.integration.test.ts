@@ -30,7 +30,7 @@ beforeAll(async () => {
     poller: false,
     visibilityTimeoutSeconds: 2,
     perTokenDelayMs: 5,
-    env: { LIMIT_TURNS_PER_MINUTE: '30', LIMIT_CONCURRENT_STREAMS: '3', LIMIT_TOKENS_PER_DAY: '3000' },
+    env: { LIMIT_TURNS_PER_MINUTE: '30', LIMIT_CONCURRENT_STREAMS: '3', LIMIT_TOKENS_PER_DAY: '1500' },
     wrapEndpoint: async (service, url) => {
       const proxy = await startFaultProxy(url);
       proxies[service] = proxy;

@@ -338,7 +338,7 @@ describe('functions', () => {
         MaxAge: CORS_SETTINGS.maxAgeSeconds,
       },
     });
-    expect(CORS_SETTINGS.allowMethods).toEqual(['GET', 'POST', 'PATCH', 'DELETE']);
+    expect(CORS_SETTINGS.allowMethods).toEqual(['GET', 'POST', 'PUT', 'PATCH', 'DELETE']);
     const stream = fnByDescription('Streams chat').Properties;
     expect(stream).toMatchObject({
       MemorySize: DEFAULT_CONFIG.streamMemoryMb,

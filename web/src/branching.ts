@@ -35,7 +35,8 @@ let ratings = 0;
 
 /**
  * Rates an answer and shows the rating on it. An answer just written may not be stored yet (the queue
- * writes it within moments): a 404 is tried again a few times before it counts as a failure.
+ * writes it within moments, longer when the consumer is backed up): a 404 is tried again, backing off
+ * up to 4 s, for about 20 s in all before it counts as a failure.
  */
 export async function rateWithRetry(
   chat: Chat<ChatMessage>,
@@ -52,8 +53,8 @@ export async function rateWithRetry(
       break;
     } catch (error) {
       if (superseded()) return;
-      if (!(error instanceof ApiError && error.status === 404) || attempt >= 4) throw error;
-      await wait(250 * 2 ** attempt);
+      if (!(error instanceof ApiError && error.status === 404) || attempt >= 7) throw error;
+      await wait(Math.min(250 * 2 ** attempt, 4000));
       if (superseded()) return;
     }
   }

@@ -210,6 +210,12 @@ function recordStatelessUsage(
   );
 }
 
+/** What places the question among the versions: the parent it names, or the message it edits. */
+const placeRequest = (input: TurnInput) => ({
+  parentRef: input.parentRef,
+  clientMessageId: input.editable ? input.clientMessageId : undefined,
+});
+
 /**
  * The turn among the conversation's versions: a question after the message it follows (queued now if it
  * was not yet), or the question a regeneration answers again.
@@ -227,10 +233,7 @@ function placeTurn(
       regenerated: regenerationOf(history, input.regenerateOf),
     };
   }
-  const placement = placeQuestion(history, {
-    parentRef: input.parentRef,
-    clientMessageId: input.editable ? input.clientMessageId : undefined,
-  });
+  const placement = placeQuestion(history, placeRequest(input));
   if (queued) return { question: asked, placement, regenerated: undefined };
   const question = { ...asked, parentId: placement.parentId };
   save(question);

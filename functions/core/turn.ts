@@ -125,10 +125,7 @@ export async function runTurn(deps: TurnDeps, input: TurnInput, sink: EventSink)
     currentMessageId: userMessageId,
     question: input.message,
     regenerateOf: input.regenerateOf,
-    place: {
-      parentRef: input.parentRef,
-      clientMessageId: input.editable ? input.clientMessageId : undefined,
-    },
+    place: placeRequest(input),
     useRag: input.useRag,
   });
   const { conversation, retrieved } = context;

@@ -39,6 +39,12 @@ const onlyId = (from: Template, type: string) => {
   expect(found, type).toHaveLength(1);
   return found[0] as [string, Resource];
 };
+/** The page's bucket or its policy (the stack's other bucket holds attachments). */
+const siteBucket = (from: Template, type = 'AWS::S3::Bucket') => {
+  const found = resourcesOf(from, type).filter(([id]) => id.includes('Site'));
+  expect(found, `the page's ${type}`).toHaveLength(1);
+  return found[0] as [string, Resource];
+};
 const alarmNames = (from: Template) =>
   resources(from, 'AWS::CloudWatch::Alarm').map((a) => String(a.Properties.AlarmName));
 
@@ -179,7 +185,9 @@ describe('chat:compute=managed-instances', () => {
       JSON.stringify(e.Properties.ServiceName),
     );
     expect(services.filter((s) => /\.logs"/.test(s))).toHaveLength(1);
-    expect(services).toHaveLength(5);
+    // The attachments bucket is reached through an S3 gateway endpoint (the subnets have no NAT).
+    expect(services.filter((s) => /\.s3"/.test(s))).toHaveLength(1);
+    expect(services).toHaveLength(6);
   });
 
   it('publishes refreshed JWKS keys to $LATEST.PUBLISHED, which the unqualified Function URL runs', () => {
@@ -214,14 +222,14 @@ describe('chat:compute=managed-instances', () => {
 
 describe('chat:web=true', () => {
   it('keeps the bucket private: all public access blocked, TLS enforced, readable only by this distribution', () => {
-    const [bucketId, bucket] = onlyId(web.template, 'AWS::S3::Bucket');
+    const [bucketId, bucket] = siteBucket(web.template);
     expect(bucket.Properties.PublicAccessBlockConfiguration).toEqual({
       BlockPublicAcls: true,
       BlockPublicPolicy: true,
       IgnorePublicAcls: true,
       RestrictPublicBuckets: true,
     });
-    const [, policy] = onlyId(web.template, 'AWS::S3::BucketPolicy');
+    const [, policy] = siteBucket(web.template, 'AWS::S3::BucketPolicy');
     const statements = (policy.Properties.PolicyDocument as { Statement: Statement[] }).Statement;
     expect(statements).toContainEqual(
       expect.objectContaining({ Effect: 'Deny', Condition: { Bool: { 'aws:SecureTransport': 'false' } } }),
@@ -304,7 +312,7 @@ describe('chat:web=true', () => {
 
   it('deploys the page and a config.json (PageConfig): the API without a trailing slash and managed login with code + PKCE', () => {
     const [, deployment] = onlyId(web.template, 'Custom::CDKBucketDeployment');
-    const [bucketId] = onlyId(web.template, 'AWS::S3::Bucket');
+    const [bucketId] = siteBucket(web.template);
     expect(deployment.Properties).toMatchObject({
       DestinationBucketName: { Ref: bucketId },
       Prune: true,

@@ -429,7 +429,15 @@ describe('the chat page in Chromium', { timeout: 120_000 }, () => {
     const renamed = await api<{ sessions: Array<{ title: string }> }>('alice', '/sessions');
     expect(renamed.body.sessions.map((s) => s.title)).toEqual(['Retirement notes']);
 
-    // Export, built in the page from GET /sessions/{id}/messages: Markdown and JSON files.
+    // Export, built in the page from GET /sessions/{id}/messages: Markdown and JSON files, once the
+    // consumer has stored both turns (a loaded machine can leave the second one in the queue a while).
+    await waitFor(
+      async () =>
+        (await api<{ messages: unknown[] }>('alice', `/sessions/${aliceSession}/messages`)).body.messages
+          .length === 4 || undefined,
+      30_000,
+      'both turns stored',
+    );
     const exported = async (format: string) => {
       await list.getByRole('button', { name: 'Actions for Retirement notes' }).click();
       const [download] = await Promise.all([

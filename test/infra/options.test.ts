@@ -34,15 +34,10 @@ const fnByDescription = (from: Template, text: string) =>
   ) as Resource;
 const envOf = (fn: Resource) =>
   (fn.Properties.Environment as { Variables: Record<string, unknown> }).Variables;
-const onlyId = (from: Template, type: string) => {
-  const found = resourcesOf(from, type);
-  expect(found, type).toHaveLength(1);
-  return found[0] as [string, Resource];
-};
-/** The page's bucket or its policy (the stack's other bucket holds attachments). */
-const siteBucket = (from: Template, type = 'AWS::S3::Bucket') => {
-  const found = resourcesOf(from, type).filter(([id]) => id.includes('Site'));
-  expect(found, `the page's ${type}`).toHaveLength(1);
+/** The one resource of `type` (whose logical id contains `idPart`, when the stack has several). */
+const onlyId = (from: Template, type: string, idPart = '') => {
+  const found = resourcesOf(from, type).filter(([id]) => id.includes(idPart));
+  expect(found, `${type} ${idPart}`).toHaveLength(1);
   return found[0] as [string, Resource];
 };
 const alarmNames = (from: Template) =>
@@ -222,14 +217,15 @@ describe('chat:compute=managed-instances', () => {
 
 describe('chat:web=true', () => {
   it('keeps the bucket private: all public access blocked, TLS enforced, readable only by this distribution', () => {
-    const [bucketId, bucket] = siteBucket(web.template);
+    // The page's bucket by its id: the stack's other bucket holds attachments.
+    const [bucketId, bucket] = onlyId(web.template, 'AWS::S3::Bucket', 'Site');
     expect(bucket.Properties.PublicAccessBlockConfiguration).toEqual({
       BlockPublicAcls: true,
       BlockPublicPolicy: true,
       IgnorePublicAcls: true,
       RestrictPublicBuckets: true,
     });
-    const [, policy] = siteBucket(web.template, 'AWS::S3::BucketPolicy');
+    const [, policy] = onlyId(web.template, 'AWS::S3::BucketPolicy', 'Site');
     const statements = (policy.Properties.PolicyDocument as { Statement: Statement[] }).Statement;
     expect(statements).toContainEqual(
       expect.objectContaining({ Effect: 'Deny', Condition: { Bool: { 'aws:SecureTransport': 'false' } } }),
@@ -312,7 +308,7 @@ describe('chat:web=true', () => {
 
   it('deploys the page and a config.json (PageConfig): the API without a trailing slash and managed login with code + PKCE', () => {
     const [, deployment] = onlyId(web.template, 'Custom::CDKBucketDeployment');
-    const [bucketId] = siteBucket(web.template);
+    const [bucketId] = onlyId(web.template, 'AWS::S3::Bucket', 'Site');
     expect(deployment.Properties).toMatchObject({
       DestinationBucketName: { Ref: bucketId },
       Prune: true,

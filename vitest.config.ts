@@ -4,6 +4,8 @@ import { configDefaults, defineConfig } from 'vitest/config';
 // are unit tests (`npm run test:unit`), in-process and quick. New files that start the stack or a Redis
 // belong in `*.integration.test.ts`.
 const INTEGRATION = ['test/**/*.integration.test.ts', 'test/bench/**/*.test.ts', 'test/events.test.ts'];
+// The chat page in Chromium against the local stack: the page is built once for all of them.
+const BROWSER = ['test/web/**/*.integration.test.ts'];
 // CDK synths: the first in a process warms aws-cdk-lib up (~8 s of CPU), the next take ~1 s. These files
 // share one process and its loaded modules (each synth builds its own App, so no state is shared).
 const INFRA = ['test/infra/**/*.test.ts'];
@@ -26,7 +28,14 @@ export default defineConfig({
           exclude: [...configDefaults.exclude, ...INTEGRATION, ...INFRA],
         },
       },
-      { extends: true, test: { name: 'integration', include: INTEGRATION } },
+      {
+        extends: true,
+        test: { name: 'integration', include: INTEGRATION, exclude: [...configDefaults.exclude, ...BROWSER] },
+      },
+      {
+        extends: true,
+        test: { name: 'browser', include: BROWSER, globalSetup: ['test/support/page-build.global.ts'] },
+      },
       { extends: true, test: { name: 'infra', include: INFRA, isolate: false } },
     ],
   },

@@ -16,7 +16,7 @@ import { LogGroup, type RetentionDays } from 'aws-cdk-lib/aws-logs';
 import { BlockPublicAccess, Bucket, BucketEncryption } from 'aws-cdk-lib/aws-s3';
 import { BucketDeployment, CacheControl, Source } from 'aws-cdk-lib/aws-s3-deployment';
 import { Construct } from 'constructs';
-import type { PageConfig } from '../functions/contracts/page-config.ts';
+import { type PageConfig, pageSecurityPolicy } from '../functions/contracts/page-config.ts';
 import { nagResourceName } from './nag.ts';
 
 const ROOT = join(import.meta.dirname, '..');
@@ -73,19 +73,12 @@ export class Web extends Construct {
 
     // Only the API host (not any Function URL) and the sign-in domain's token endpoints may be reached.
     const hostOf = (url: string) => Fn.select(2, Fn.split('/', url));
-    const csp = [
-      "default-src 'self'",
-      "script-src 'self'",
-      "style-src 'self'",
-      "img-src 'self' data:",
-      "font-src 'self'",
-      `connect-src 'self' https://${hostOf(props.apiUrl)} https://${hostOf(props.signInUrl)}`,
-      "object-src 'none'",
-      "base-uri 'self'",
-      "form-action 'self'",
-      "frame-ancestors 'none'",
-      'upgrade-insecure-requests',
-    ].join('; ');
+    const csp = pageSecurityPolicy(
+      [`https://${hostOf(props.apiUrl)}`, `https://${hostOf(props.signInUrl)}`],
+      {
+        upgradeInsecure: true,
+      },
+    );
     const headers = new ResponseHeadersPolicy(this, 'SecurityHeaders', {
       comment: 'Chat page: HSTS, CSP, nosniff, no framing, referrer policy',
       securityHeadersBehavior: {

@@ -28,3 +28,23 @@ export interface PageConfig {
   apiUrl: string;
   auth: PageAuthConfig;
 }
+
+/**
+ * The page's Content-Security-Policy: no inline script or style, and calls only to `connect` (the API and
+ * the sign-in domain). The deployment (CloudFront) and the local page server send the same policy.
+ */
+export function pageSecurityPolicy(connect: string[], options: { upgradeInsecure: boolean }): string {
+  return [
+    "default-src 'self'",
+    "script-src 'self'",
+    "style-src 'self'",
+    "img-src 'self' data:",
+    "font-src 'self'",
+    `connect-src 'self' ${connect.join(' ')}`,
+    "object-src 'none'",
+    "base-uri 'self'",
+    "form-action 'self'",
+    "frame-ancestors 'none'",
+    ...(options.upgradeInsecure ? ['upgrade-insecure-requests'] : []),
+  ].join('; ');
+}

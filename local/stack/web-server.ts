@@ -12,12 +12,13 @@ export interface WebServerOptions {
   host?: string;
   /**
    * `source`: Vite's dev server on web/ (modules transformed on request, edits reload the page);
-   * `built`: `vite build` into `outDir`, then Vite's preview server on it: what a deployment serves.
+   * `built`: `vite build` into `outDir`, then Vite's preview server on it: what a deployment serves;
+   * `prebuilt`: the preview server on a page `buildPage` already wrote to `outDir` (tests build it once).
    */
-  mode: 'source' | 'built';
+  mode: 'source' | 'built' | 'prebuilt';
   /** Where `built` writes the page (a directory of its own: tests run at once). */
   outDir?: string;
-  /** Response headers for every file (`built` only), e.g. the Content-Security-Policy a deployment sends. */
+  /** Response headers for every file (`built` and `prebuilt`), e.g. the Content-Security-Policy a deployment sends. */
   headers?: Record<string, string>;
 }
 
@@ -67,7 +68,7 @@ export async function startWebServer(options: WebServerOptions): Promise<WebServ
     return { url: `${origin}/`, origin, close: () => server.close() };
   }
   const outDir = options.outDir ?? join(import.meta.dirname, '..', '..', 'web', 'dist');
-  await build({ ...common, build: { outDir, emptyOutDir: true } });
+  if (options.mode === 'built') await build({ ...common, build: { outDir, emptyOutDir: true } });
   const server = await preview({
     ...common,
     build: { outDir },
@@ -76,4 +77,10 @@ export async function startWebServer(options: WebServerOptions): Promise<WebServ
   const { port } = server.httpServer.address() as AddressInfo;
   const origin = `http://${host}:${port}`;
   return { url: `${origin}/`, origin, close: () => server.close() };
+}
+
+/** `vite build` of the page into `outDir`, for servers started later in `prebuilt` mode. */
+export async function buildPage(outDir: string): Promise<void> {
+  const { build } = await import('vite');
+  await build({ configFile: VITE_CONFIG, logLevel: 'warn', build: { outDir, emptyOutDir: true } });
 }

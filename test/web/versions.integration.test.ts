@@ -1,96 +1,38 @@
-import { randomUUID } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
-import { mkdir, mkdtemp, rm } from 'node:fs/promises';
-import { createRequire } from 'node:module';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { type Browser, chromium, type Page } from 'playwright-core';
+import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { RedisProcess } from '../../local/emulators/redis-server.ts';
-import { type LocalStack, startLocalStack } from '../../local/stack/stack.ts';
-import { startWebServer, type WebServer } from '../../local/stack/web-server.ts';
-import { testRedis } from '../support/redis.ts';
+import {
+  answers,
+  axeViolations,
+  type ChatPageRig,
+  messageInput as input,
+  lastAnswerText,
+  SHOTS,
+  sessionIdOf,
+  startChatPage,
+  until,
+  writing,
+} from '../support/chat-page.ts';
 import { waitFor } from '../support/wait.ts';
 
-// Versions, feedback and continue on the chat page in a real Chromium (playwright-core, Debian's
-// browser), against the built page and the local stack, as test/web/chat-page.integration.test.ts does.
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
-const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-sync'];
-const USERS = ['vera', 'rex', 'fay', 'cole'];
-const RUN = randomUUID().slice(0, 8);
-const subject = (user: string) => `${user}-${RUN}`;
-/** Where the screenshots of the new states go (ignored by git; docs/ holds copies). */
-const SHOTS = join(import.meta.dirname, '..', '..', 'test-output', 'screenshots');
-const AXE_SOURCE = readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
-
-let stack: LocalStack;
-let web: WebServer;
-let browser: Browser;
+// Versions, feedback and continue on the chat page in a real Chromium, against the local stack.
+let rig: ChatPageRig;
 let page: Page;
-let outDir: string;
-let ownedRedis: RedisProcess | undefined;
-const pageErrors: string[] = [];
 
 beforeAll(async () => {
-  if (!existsSync(CHROMIUM)) throw new Error(`No Chromium at ${CHROMIUM}: set CHROMIUM_PATH.`);
-  outDir = await mkdtemp(join(tmpdir(), 'versions-page-'));
-  const redis = await testRedis(4);
-  ownedRedis = redis.owned;
-  [web, browser] = await Promise.all([
-    startWebServer({
-      mode: 'built',
-      outDir,
-      config: async () => ({
-        apiUrl: stack.url,
-        auth: {
-          mode: 'dev',
-          users: Object.fromEntries(
-            await Promise.all(USERS.map(async (user) => [user, await stack.issuer.mint(subject(user))])),
-          ),
-        },
-      }),
-    }),
-    chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS }),
-  ]);
-  stack = await startLocalStack({
-    redisUrl: redis.url,
-    firstTokenDelayMs: 50,
-    perTokenDelayMs: 10,
-    allowOrigins: [web.origin],
+  rig = await startChatPage({
+    redisDatabase: 4,
+    users: ['vera', 'rex', 'fay', 'cole'],
+    stack: { firstTokenDelayMs: 50, perTokenDelayMs: 10 },
   });
-  const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
-  context.on('weberror', (error) => pageErrors.push(String(error.error())));
+  const context = await rig.newContext({ viewport: { width: 1280, height: 800 } });
   page = await context.newPage();
-  await mkdir(SHOTS, { recursive: true });
-  await page.goto(web.url);
+  await page.goto(rig.web.url);
 }, 90_000);
 
-afterAll(async () => {
-  await browser?.close();
-  await web?.close();
-  await stack?.close();
-  await ownedRedis?.stop();
-  if (outDir) await rm(outDir, { recursive: true, force: true });
-});
+afterAll(() => rig?.close());
 
-const input = (p: Page) => p.getByRole('textbox', { name: 'Message', exact: true });
-const answers = (p: Page) => p.locator('.message.answer');
 const questions = (p: Page) => p.locator('.message.mine');
-const lastAnswerText = async (p: Page) => {
-  const text = answers(p).last().locator('.text:not(.pending)');
-  return (await text.count()) ? ((await text.textContent()) ?? '') : '';
-};
-const writing = (p: Page) => p.getByRole('log', { name: 'Messages' }).getAttribute('aria-busy');
-const sessionIdOf = (p: Page) => /#\/c\/([A-Za-z0-9_-]+)$/.exec(p.url())?.[1] ?? '';
-
-async function until<T>(p: Page, check: () => Promise<T | undefined | false>, label: string, ms = 20_000) {
-  try {
-    return await waitFor(check, ms, label);
-  } catch (error) {
-    const shown = await p.evaluate(() => document.body.textContent).catch(() => '(no page)');
-    throw new Error(`${(error as Error).message}\n--- the page showed:\n${shown}`);
-  }
-}
 
 async function startAs(p: Page, user: string) {
   await p.getByRole('combobox', { name: 'User' }).selectOption(user);
@@ -100,11 +42,11 @@ async function startAs(p: Page, user: string) {
 async function ask(p: Page, text: string) {
   await input(p).fill(text);
   await input(p).press('Enter');
-  await answered(p, 1);
+  await answered(p);
 }
 
-/** Waits until nothing is being written and the newest answer has text. */
-async function answered(p: Page, _count?: number) {
+/** Waits until nothing is being written and the newest answer shows as rendered text. */
+async function answered(p: Page) {
   await until(
     p,
     async () => (await writing(p)) === 'false' && (await lastAnswerText(p)).length > 0,
@@ -112,23 +54,10 @@ async function answered(p: Page, _count?: number) {
   );
 }
 
-async function axeViolations(p: Page) {
-  await p.evaluate(AXE_SOURCE);
-  return p.evaluate(async () => {
-    const axe = (
-      window as unknown as {
-        axe: { run(): Promise<{ violations: Array<{ id: string; nodes: Array<{ target: unknown }> }> }> };
-      }
-    ).axe;
-    const { violations } = await axe.run();
-    return violations.map((v) => `${v.id}: ${JSON.stringify(v.nodes.map((n) => n.target))}`);
-  });
-}
-
 async function stored(user: string, session: string, count: number) {
-  const token = await stack.issuer.mint(subject(user));
+  const token = await rig.stack.issuer.mint(rig.subject(user));
   return waitFor(async () => {
-    const response = await fetch(`${stack.url}/sessions/${session}/messages`, {
+    const response = await fetch(`${rig.stack.url}/sessions/${session}/messages`, {
       headers: { authorization: `Bearer ${token}` },
     });
     const body = (await response.json()) as {
@@ -174,7 +103,11 @@ describe('versions, feedback and continue on the chat page', { timeout: 120_000 
       '2/2 again',
     );
     expect(await questions(page).first().locator('.text').textContent()).toBe('What is an HSA?');
-    expect(await lastAnswerText(page)).toBe(secondAnswer);
+    await until(
+      page,
+      async () => (await lastAnswerText(page)) === secondAnswer,
+      'the second answer, restored',
+    );
     await page.getByRole('button', { name: 'Previous version of this question' }).click();
     await until(page, async () => (await versionCount(page, 'question')) === '1/2', '1/2');
     expect(await questions(page).first().locator('.text').textContent()).toBe('What is a Roth IRA?');
@@ -237,7 +170,7 @@ describe('versions, feedback and continue on the chat page', { timeout: 120_000 
 
   it('continues a stopped answer: the stop is said on the answer, Continue asks the model to go on', async () => {
     await startAs(page, 'cole');
-    stack.bedrock.options.perTokenDelayMs = 60;
+    rig.stack.bedrock.options.perTokenDelayMs = 60;
     try {
       await input(page).fill('What is a Roth IRA?');
       await input(page).press('Enter');
@@ -245,7 +178,7 @@ describe('versions, feedback and continue on the chat page', { timeout: 120_000 
       await page.getByRole('button', { name: 'Stop' }).click();
       await page.getByRole('button', { name: 'Send' }).waitFor();
     } finally {
-      stack.bedrock.options.perTokenDelayMs = 10;
+      rig.stack.bedrock.options.perTokenDelayMs = 10;
     }
     const stoppedAnswer = (await stored('cole', sessionIdOf(page), 2))[1]?.text ?? '';
     expect(stoppedAnswer.length).toBeGreaterThan(0);
@@ -260,13 +193,13 @@ describe('versions, feedback and continue on the chat page', { timeout: 120_000 
     await until(page, async () => (await answers(page).count()) === 2, 'a second answer');
     await answered(page);
     // The model was asked to continue with the stopped answer in its history.
-    const last = stack.bedrock.requests.at(-1)?.body as {
+    const last = rig.stack.bedrock.requests.at(-1)?.body as {
       messages: Array<{ role: string; content: Array<{ text?: string }> }>;
     };
     const texts = last.messages.map((m) => m.content.map((c) => c.text ?? '').join(''));
     expect(texts.at(-1)).toContain('Continue your answer from where it stopped.');
     expect(texts.at(-2)).toBe(stoppedAnswer);
     expect(await answers(page).first().locator('.ending').textContent()).toBe('Stopped');
-    expect(pageErrors).toEqual([]);
+    expect(rig.problems).toEqual([]);
   });
 });

@@ -428,7 +428,9 @@ export function ChatView({
         ) : null}
         {messages.map((message, index) => (
           <MessageView
-            key={message.id}
+            // The stored id: adopting the stored conversation then keeps each answer's component (an open
+            // feedback form, a copied state) instead of remounting it under a new key.
+            key={message.metadata?.messageId ?? message.id}
             message={message}
             streaming={busy && index === messages.length - 1 && message.role === 'assistant'}
             onRegenerate={!busy && !reconnecting && message === lastAnswer ? regenerate : undefined}

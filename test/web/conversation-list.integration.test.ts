@@ -1,52 +1,29 @@
-import { randomUUID } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
-import { mkdir, mkdtemp, rm } from 'node:fs/promises';
-import { createRequire } from 'node:module';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
-import { type Browser, chromium, type Locator, type Page } from 'playwright-core';
+import type { Locator, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DynamoConversationStore } from '../../functions/adapters/dynamo-store.ts';
-import type { RedisProcess } from '../../local/emulators/redis-server.ts';
-import { type LocalStack, startLocalStack } from '../../local/stack/stack.ts';
-import { startWebServer, type WebServer } from '../../local/stack/web-server.ts';
-import { testRedis } from '../support/redis.ts';
+import {
+  axeViolations,
+  type ChatPageRig,
+  SHOTS,
+  startChatPage,
+  switchUser,
+  until,
+} from '../support/chat-page.ts';
 import { chatMessage } from '../support/table.ts';
-import { waitFor } from '../support/wait.ts';
 
 // The conversation list at scale in a real browser: 56 conversations over two months, written by the
 // consumer's own writer into the stack's table (the path every message takes), then paged, grouped by
 // date, searched by a word of an answer, managed from the row menu and erased, on a desktop and a phone.
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
-const RUN = randomUUID().slice(0, 8);
-const USERS = ['lena', 'omar', 'pia'];
-const subject = (user: string) => `${user}-${RUN}`;
-/** The deployed page's policy (lib/web.ts), with the local API's host. */
-const CSP = [
-  "default-src 'self'",
-  "script-src 'self'",
-  "style-src 'self'",
-  "img-src 'self' data:",
-  "connect-src 'self' http://127.0.0.1:*",
-  "object-src 'none'",
-  "frame-ancestors 'none'",
-].join('; ');
-const AXE_SOURCE = readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
 const CONVERSATIONS = 56;
 /** Only one answer holds it, and that conversation is older than the first page of 50. */
 const RARE_WORD = 'quokka';
 const DAY_MS = 86_400_000;
-/** Where the browser tests leave their screenshots (ignored by git). */
-const SHOTS = join(import.meta.dirname, '..', '..', 'test-output', 'screenshots');
 
-let stack: LocalStack;
-let web: WebServer;
-let browser: Browser;
+let rig: ChatPageRig;
 let page: Page;
-let outDir: string;
-let ownedRedis: RedisProcess | undefined;
-const pageProblems: string[] = [];
 let rareSession = '';
 
 /** Activity of the i-th conversation: 6 today, 4 yesterday, 10 this week, the rest over two months. */
@@ -62,21 +39,21 @@ function activityOf(i: number, now: number): number {
 async function seed(user: string, store: DynamoConversationStore) {
   const now = Date.now();
   for (let i = 0; i < CONVERSATIONS; i++) {
-    const sessionId = `seed-${String(i).padStart(2, '0')}-${RUN}`;
+    const sessionId = rig.subject(`seed-${String(i).padStart(2, '0')}`);
     const at = activityOf(i, now);
     const rare = i === 52;
     const answer = rare
       ? `An emergency fund is like a ${RARE_WORD}: small, steady and always there.`
       : `Answer number ${i} about saving.`;
     await store.save(
-      chatMessage(subject(user), sessionId, 0, {
+      chatMessage(rig.subject(user), sessionId, 0, {
         messageId: `q-${String(at).padStart(15, '0')}-${i}`,
         content: `Question ${i} on savings`,
         createdAt: new Date(at - 2000).toISOString(),
       }),
     );
     await store.save(
-      chatMessage(subject(user), sessionId, 1, {
+      chatMessage(rig.subject(user), sessionId, 1, {
         messageId: `r-${String(at).padStart(15, '0')}-${i}`,
         content: answer,
         createdAt: new Date(at).toISOString(),
@@ -87,55 +64,22 @@ async function seed(user: string, store: DynamoConversationStore) {
 }
 
 beforeAll(async () => {
-  if (!existsSync(CHROMIUM)) {
-    throw new Error(`No Chromium at ${CHROMIUM}: apt-get install -y chromium, or set CHROMIUM_PATH.`);
-  }
-  outDir = await mkdtemp(join(tmpdir(), 'conversation-list-'));
-  await mkdir(SHOTS, { recursive: true });
-  const redis = await testRedis(15);
-  ownedRedis = redis.owned;
-  [web, browser] = await Promise.all([
-    startWebServer({
-      mode: 'built',
-      outDir,
-      headers: { 'content-security-policy': CSP },
-      config: async () => ({
-        apiUrl: stack.url,
-        auth: {
-          mode: 'dev',
-          users: Object.fromEntries(
-            await Promise.all(USERS.map(async (user) => [user, await stack.issuer.mint(subject(user))])),
-          ),
-        },
-      }),
-    }),
-    chromium.launch({ executablePath: CHROMIUM, args: ['--headless', '--no-sandbox', '--disable-gpu'] }),
-  ]);
-  stack = await startLocalStack({
-    redisUrl: redis.url,
-    allowOrigins: [web.origin],
-    perTokenDelayMs: 0,
-    env: { LIMIT_TURNS_PER_MINUTE: '0' },
+  rig = await startChatPage({
+    redisDatabase: 15,
+    users: ['lena', 'omar', 'pia'],
+    stack: { perTokenDelayMs: 0, env: { LIMIT_TURNS_PER_MINUTE: '0' } },
   });
-  const store = new DynamoConversationStore(DynamoDBDocumentClient.from(stack.dynamodb), stack.tableName);
+  const store = new DynamoConversationStore(
+    DynamoDBDocumentClient.from(rig.stack.dynamodb),
+    rig.stack.tableName,
+  );
   await seed('lena', store);
   await seed('pia', store);
-  const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
-  context.on('console', (message) => {
-    if (/Content.Security.Policy/i.test(message.text())) pageProblems.push(message.text());
-  });
-  context.on('weberror', (error) => pageProblems.push(String(error.error())));
-  page = await context.newPage();
-  await page.goto(web.url);
+  page = await (await rig.newContext({ viewport: { width: 1280, height: 800 } })).newPage();
+  await page.goto(rig.web.url);
 }, 180_000);
 
-afterAll(async () => {
-  await browser?.close();
-  await web?.close();
-  await stack?.close();
-  await ownedRedis?.stop();
-  await rm(outDir, { recursive: true, force: true });
-});
+afterAll(() => rig?.close());
 
 const list = (p: Page) => p.getByRole('navigation', { name: 'Conversations' });
 const rows = (p: Page) => list(p).locator('.session');
@@ -143,36 +87,9 @@ const searchBox = (p: Page) => p.getByRole('searchbox', { name: 'Search conversa
 const results = (p: Page) => p.getByRole('region', { name: 'Search results' });
 const groupLabels = (p: Page) => list(p).locator('.date-label').allTextContents();
 
-async function switchUser(p: Page, user: string) {
-  await p.getByRole('combobox', { name: 'User' }).selectOption(user);
-  await p.locator('.sessions, .sidebar p.muted:not(:has-text("Loading"))').first().waitFor();
-}
-
-async function until<T>(p: Page, check: () => Promise<T | undefined | false>, label: string) {
-  try {
-    return await waitFor(check, 15_000, label);
-  } catch (error) {
-    const shown = await p.evaluate(() => document.body.textContent).catch(() => '(no page)');
-    throw new Error(`${(error as Error).message}\n--- the page showed:\n${shown}`);
-  }
-}
-
-async function axeViolations(p: Page) {
-  await p.evaluate(AXE_SOURCE);
-  return p.evaluate(async () => {
-    const axe = (
-      window as unknown as {
-        axe: { run(): Promise<{ violations: Array<{ id: string; nodes: Array<{ target: unknown }> }> }> };
-      }
-    ).axe;
-    const { violations } = await axe.run();
-    return violations.map((v) => `${v.id}: ${JSON.stringify(v.nodes.map((n) => n.target))}`);
-  });
-}
-
 async function api<T>(user: string, path: string): Promise<{ status: number; body: T }> {
-  const response = await fetch(`${stack.url}${path}`, {
-    headers: { authorization: `Bearer ${await stack.issuer.mint(subject(user))}` },
+  const response = await fetch(`${rig.stack.url}${path}`, {
+    headers: { authorization: `Bearer ${await rig.stack.issuer.mint(rig.subject(user))}` },
   });
   const text = await response.text();
   return { status: response.status, body: (text ? JSON.parse(text) : undefined) as T };
@@ -330,10 +247,10 @@ describe('the conversation list at scale, in Chromium', { timeout: 120_000 }, ()
   });
 
   it('works on a 390 px wide phone: the drawer pages, searches, and Escape clears the search before closing it', async () => {
-    const mobile = await browser.newContext({ viewport: { width: 390, height: 844 }, hasTouch: true });
+    const mobile = await rig.newContext({ viewport: { width: 390, height: 844 }, hasTouch: true });
     try {
       const phone = await mobile.newPage();
-      await phone.goto(web.url);
+      await phone.goto(rig.web.url);
       await switchUser(phone, 'pia');
       const menu = phone.getByRole('button', { name: 'Conversations', exact: true });
       await menu.click();
@@ -361,6 +278,6 @@ describe('the conversation list at scale, in Chromium', { timeout: 120_000 }, ()
   });
 
   it('breaks no rule of the deployed Content-Security-Policy and throws no uncaught error', () => {
-    expect(pageProblems).toEqual([]);
+    expect(rig.problems).toEqual([]);
   });
 });

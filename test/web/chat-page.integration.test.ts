@@ -1,157 +1,89 @@
-import { randomUUID } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { createRequire } from 'node:module';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { type Browser, type BrowserContext, chromium, type Page } from 'playwright-core';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LOCAL_AUDIENCE } from '../../local/emulators/oidc-issuer.ts';
-import type { RedisProcess } from '../../local/emulators/redis-server.ts';
-import { type LocalStack, startLocalStack } from '../../local/stack/stack.ts';
-import { startWebServer, type WebServer } from '../../local/stack/web-server.ts';
-import { testRedis } from '../support/redis.ts';
+import type { LocalStack } from '../../local/stack/stack.ts';
+import type { WebServer } from '../../local/stack/web-server.ts';
+import {
+  answers,
+  axeViolations,
+  type ChatPageRig,
+  messageInput as input,
+  lastAnswerText,
+  restartsIn,
+  SHOTS,
+  sessionIdOf,
+  startChatPage,
+  switchUser,
+  until,
+  writing,
+} from '../support/chat-page.ts';
 import { tableReader } from '../support/table.ts';
 import { waitFor } from '../support/wait.ts';
 
-// The chat page (web/) in a real browser: Debian's Chromium driven by playwright-core (no browser
-// download), against the built page on its own origin and the local stack on another, so every call
-// crosses origins through the Function URL emulator's CORS. One browser; one page per viewport, reused.
-const ROOT = join(import.meta.dirname, '..', '..');
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
-const CHROMIUM_ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
-/** One local user per test that needs a clean slate; the page's user switcher lists them all. */
-const USERS = ['alice', 'bob', 'carol', 'dave', 'erin', 'frank', 'gina', 'hugo', 'ivan'];
-/** Their token subjects: new each run, so nothing a run left in Redis (limits, caches) meets the next. */
-const RUN = randomUUID().slice(0, 8);
-const subject = (user: string) => `${user}-${RUN}`;
+// The chat page (web/) in a real browser against the local stack, under the deployed CSP. One browser;
+// one page per viewport, reused.
 const TURNS_PER_MINUTE = 3;
-/** The deployed page's policy (lib/web.ts), with the local API's host: no inline script or style. */
-const CSP = [
-  "default-src 'self'",
-  "script-src 'self'",
-  "style-src 'self'",
-  "img-src 'self' data:",
-  "font-src 'self'",
-  "connect-src 'self' http://127.0.0.1:*",
-  "object-src 'none'",
-  "base-uri 'self'",
-  "form-action 'self'",
-  "frame-ancestors 'none'",
-].join('; ');
-/** What the browser reported against the page: CSP violations, uncaught errors. */
-const pageProblems: string[] = [];
 const QUESTION = 'What is a Roth IRA?';
 /** Asks for every Markdown shape the local model writes: a list with bold, a table, a code block. */
 const MARKDOWN_QUESTION =
   'Compare a Roth IRA and a traditional IRA in a table, with code for compound interest';
-/** Where the browser tests leave their screenshots and measurements: ignored by git (`npm run screenshots` copies to docs/). */
-const SHOTS = join(ROOT, 'test-output', 'screenshots');
-const AXE_SOURCE = readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
 /** How the page signs in: the dev form (a token per local user) or managed login's OAuth flow. */
 let authMode: 'dev' | 'oauth' = 'dev';
 
+let rig: ChatPageRig;
 let stack: LocalStack;
 let web: WebServer;
 let browser: Browser;
 let desktop: BrowserContext;
 let page: Page;
-let outDir: string;
-let ownedRedis: RedisProcess | undefined;
+/** What the browser reported against the page: CSP violations, uncaught errors. */
+let pageProblems: string[];
+let subject: (user: string) => string;
 /** The answer to QUESTION in a new conversation, as the first test saw it complete. */
 let fullAnswer = '';
 let aliceSession = '';
 
 beforeAll(async () => {
-  if (!existsSync(CHROMIUM)) {
-    throw new Error(
-      `No Chromium at ${CHROMIUM}: apt-get install -y chromium (bash .ci/run does), or set CHROMIUM_PATH.`,
-    );
-  }
-  outDir = await mkdtemp(join(tmpdir(), 'chat-page-'));
-  const redis = await testRedis(10);
-  ownedRedis = redis.owned;
-  // The page server asks for its config on each load, so it can start before the stack it points at.
-  [web, browser] = await Promise.all([
-    startWebServer({
-      mode: 'built',
-      outDir,
-      headers: { 'content-security-policy': CSP },
-      config: async () =>
-        authMode === 'oauth'
-          ? {
-              apiUrl: stack.url,
-              auth: {
-                mode: 'oauth',
-                clientId: LOCAL_AUDIENCE,
-                authorizeEndpoint: `${stack.issuer.url}/oauth2/authorize`,
-                tokenEndpoint: `${stack.issuer.url}/oauth2/token`,
-                revokeEndpoint: `${stack.issuer.url}/oauth2/revoke`,
-                logoutEndpoint: `${stack.issuer.url}/logout`,
-                scopes: ['openid', 'email'],
-              },
-            }
-          : {
-              apiUrl: stack.url,
-              auth: {
-                mode: 'dev',
-                users: Object.fromEntries(
-                  await Promise.all(
-                    USERS.map(async (user) => [user, await stack.issuer.mint(subject(user))]),
-                  ),
-                ),
-              },
+  rig = await startChatPage({
+    redisDatabase: 10,
+    users: ['alice', 'bob', 'carol', 'dave', 'erin', 'frank', 'gina', 'hugo', 'ivan'],
+    stack: {
+      firstTokenDelayMs: 80,
+      perTokenDelayMs: 15,
+      env: { LIMIT_TURNS_PER_MINUTE: String(TURNS_PER_MINUTE) },
+    },
+    config: (api) =>
+      authMode === 'oauth'
+        ? {
+            apiUrl: api.url,
+            auth: {
+              mode: 'oauth',
+              clientId: LOCAL_AUDIENCE,
+              authorizeEndpoint: `${api.issuer.url}/oauth2/authorize`,
+              tokenEndpoint: `${api.issuer.url}/oauth2/token`,
+              revokeEndpoint: `${api.issuer.url}/oauth2/revoke`,
+              logoutEndpoint: `${api.issuer.url}/logout`,
+              scopes: ['openid', 'email'],
             },
-    }),
-    chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS }),
-  ]);
-  stack = await startLocalStack({
-    redisUrl: redis.url,
-    firstTokenDelayMs: 80,
-    perTokenDelayMs: 15,
-    allowOrigins: [web.origin],
-    env: { LIMIT_TURNS_PER_MINUTE: String(TURNS_PER_MINUTE) },
+          }
+        : undefined,
   });
-  await mkdir(SHOTS, { recursive: true });
-  desktop = await browser.newContext({
+  ({ stack, web, browser, problems: pageProblems, subject } = rig);
+  desktop = await rig.newContext({
     viewport: { width: 1280, height: 800 },
     permissions: ['clipboard-read', 'clipboard-write'],
   });
-  desktop.on('console', (message) => {
-    if (/Content.Security.Policy/i.test(message.text())) pageProblems.push(message.text());
-  });
-  desktop.on('weberror', (error) => pageProblems.push(String(error.error())));
   page = await desktop.newPage();
   await page.goto(web.url);
-}, 60_000);
+}, 90_000);
 
-afterAll(async () => {
-  await browser?.close();
-  await web?.close();
-  await stack?.close();
-  await ownedRedis?.stop();
-  await rm(outDir, { recursive: true, force: true });
-});
+afterAll(() => rig?.close());
 
-const input = (p: Page) => p.getByRole('textbox', { name: 'Message', exact: true });
-const answers = (p: Page) => p.locator('.message.answer');
-/** The newest answer's text ('' while it is still "Thinking…"). */
-const lastAnswerText = async (p: Page) => {
-  const text = answers(p).last().locator('.text:not(.pending)');
-  return (await text.count()) ? ((await text.textContent()) ?? '') : '';
-};
 const chatAlert = (p: Page) =>
   p.getByRole('region', { name: 'Conversation', exact: true }).getByRole('alert');
-const writing = (p: Page) => p.getByRole('log', { name: 'Messages' }).getAttribute('aria-busy');
 /** The newest answer's text outside its code blocks (code may hold `**`: Python's power operator). */
 const proseOf = (p: Page) =>
   answers(p)
@@ -162,36 +94,15 @@ const proseOf = (p: Page) =>
       for (const code of copy.querySelectorAll('.code-block')) code.remove();
       return copy.textContent ?? '';
     });
-const sessionIdOf = (p: Page) => /#\/c\/([A-Za-z0-9_-]+)$/.exec(p.url())?.[1] ?? '';
 
 async function ask(p: Page, text: string) {
   await input(p).fill(text);
   await input(p).press('Enter');
 }
 
-async function switchUser(p: Page, user: string) {
-  await p.getByRole('combobox', { name: 'User' }).selectOption(user);
-  await p.locator('.sessions, .sidebar p.muted:not(:has-text("Loading"))').first().waitFor();
-}
-
 /** Waits until nothing is being written. */
 async function answered(p: Page) {
   await until(p, async () => (await writing(p)) === 'false', 'the answer to finish');
-}
-
-/** waitFor, and on a timeout what the page showed. */
-async function until<T>(
-  p: Page,
-  check: () => Promise<T | undefined | false>,
-  label: string,
-  timeoutMs = 15_000,
-) {
-  try {
-    return await waitFor(check, timeoutMs, label);
-  } catch (error) {
-    const shown = await p.evaluate(() => document.body.textContent).catch(() => '(no page)');
-    throw new Error(`${(error as Error).message}\n--- the page showed:\n${shown}`);
-  }
 }
 
 /** The words a person reads: Markdown's marks (`**`, `|`, list dashes, fences) are not words. */
@@ -201,21 +112,6 @@ const wordsOf = (text: string) =>
     .replace(/[*`|#]|^\s*-{1,3}\s|(?<=\s)-{3}(?=\s)/gm, ' ')
     .split(/\s+/)
     .filter(Boolean);
-
-/** axe-core in the page (evaluated through the DevTools protocol, which the page's CSP does not govern). */
-async function axeViolations(p: Page) {
-  await p.evaluate(AXE_SOURCE);
-  const result = await p.evaluate(async () => {
-    const axe = (
-      window as unknown as {
-        axe: { run(): Promise<{ violations: Array<{ id: string; nodes: Array<{ target: unknown }> }> }> };
-      }
-    ).axe;
-    const { violations } = await axe.run();
-    return violations.map((v) => `${v.id}: ${JSON.stringify(v.nodes.map((n) => n.target))}`);
-  });
-  return result;
-}
 
 async function api<T>(user: string, path: string): Promise<{ status: number; body: T }> {
   const response = await fetch(`${stack.url}${path}`, {
@@ -263,7 +159,7 @@ describe('the chat page in Chromium', { timeout: 120_000 }, () => {
     );
     fullAnswer = await lastAnswerText(page);
     expect(lengths.length).toBeGreaterThanOrEqual(4);
-    expect(lengths).toEqual([...lengths].sort((a, b) => a - b));
+    expect(restartsIn(lengths)).toEqual([]);
     expect(lengths.at(-1)).toBeLessThanOrEqual(fullAnswer.length);
     expect(lengths[0]).toBeLessThan(fullAnswer.length / 2);
 

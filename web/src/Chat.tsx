@@ -1,11 +1,12 @@
 import { Chat, useChat } from '@ai-sdk/react';
-import { DefaultChatTransport, type FileUIPart } from 'ai';
+import type { FileUIPart } from 'ai';
 import { type KeyboardEvent, useEffect, useId, useMemo, useRef, useState } from 'react';
 import { DEFAULTS } from '../../functions/contracts/defaults.ts';
 import { AttachButton, AttachmentList } from './Attachments.tsx';
 import type { Api, ChatMessage } from './api.ts';
 import type { Signer } from './auth.ts';
 import { adoptVersions, CONTINUE_PROMPT, parentIdFor, rateWithRetry, showVersion } from './branching.ts';
+import { ConversationTransport, holdsFinishedAnswer } from './conversation-transport.ts';
 import { describeProblem, formatWait, isNetworkFailure } from './errors.ts';
 import { adoptStored, followRunningTurn, type LiveChannel } from './live.ts';
 import { MessageView, textOf } from './Message.tsx';
@@ -128,12 +129,12 @@ export function ChatView({
 
   // One Chat per conversation (the parent keys this component by id). The transport is the AI SDK's
   // own: it posts to /api/chat, parses the UI message stream and resumes with GET /api/chat/{id}/stream.
-  const [chat] = useState(
-    () =>
-      new Chat<ChatMessage>({
-        id,
-        messages: initialMessages,
-        transport: new DefaultChatTransport<ChatMessage>({
+  const [chat] = useState(() => {
+    const chat: Chat<ChatMessage> = new Chat<ChatMessage>({
+      id,
+      messages: initialMessages,
+      transport: new ConversationTransport(
+        {
           api: `${api.baseUrl}/api/chat`,
           headers: async () => ({ authorization: `Bearer ${await signer.token()}` }),
           body: () => ({
@@ -152,22 +153,25 @@ export function ChatView({
               ...(trigger === 'submit-message' ? { parentId: parentIdFor(messages) } : {}),
             },
           }),
-        }),
-        onFinish: ({ message }) => {
-          settledRef.current();
-          // An edit or a regeneration made a version: take the stored branch, which lists them.
-          if (branchingRef.current) {
-            branchingRef.current = false;
-            void adoptVersions(chat, api);
-            return;
-          }
-          // A reload in the middle of an answer reopens the conversation without the question being
-          // answered (it was not stored yet): once the answer is complete, take the stored conversation.
-          const at = chat.messages.findIndex((m) => m.id === message.id);
-          if (at !== -1 && chat.messages[at - 1]?.role !== 'user') void resync(chat, api);
         },
-      }),
-  );
+        (messageId) => holdsFinishedAnswer(chat.messages, messageId),
+      ),
+      onFinish: ({ message }) => {
+        settledRef.current();
+        // An edit or a regeneration made a version: take the stored branch, which lists them.
+        if (branchingRef.current) {
+          branchingRef.current = false;
+          void adoptVersions(chat, api);
+          return;
+        }
+        // A reload in the middle of an answer reopens the conversation without the question being
+        // answered (it was not stored yet): once the answer is complete, take the stored conversation.
+        const at = chat.messages.findIndex((m) => m.id === message.id);
+        if (at !== -1 && chat.messages[at - 1]?.role !== 'user') void resync(chat, api);
+      },
+    });
+    return chat;
+  });
   // At most one render per animation-frame-ish tick however fast tokens come (100 tokens/s and more): the
   // text is batched, the page never falls behind the stream.
   const { messages, status, error } = useChat<ChatMessage>({ chat, resume, throttle: UI_THROTTLE_MS });

@@ -19,6 +19,8 @@ export interface EmulatorReady {
   env: Record<string, string>;
   /** A URL to inspect the cache with (INFO commandstats): admin credentials on a shaped cache. */
   cacheInspectUrl?: string;
+  /** What the cache is (shaped like ElastiCache Serverless, REDIS_URL as given, or none), for the report. */
+  cache: string;
 }
 
 /** What the Bedrock emulator saw since the last ask: its own inter-token gaps and prompt-cache counts. */
@@ -90,5 +92,6 @@ export async function runEmulators(options: EmulatorOptions): Promise<void> {
     issuer: stack.issuer.issuer,
     env,
     cacheInspectUrl: stack.cache?.url ?? env.REDIS_URL,
+    cache: stack.redisNote,
   } satisfies EmulatorReady);
 }

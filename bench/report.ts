@@ -28,6 +28,8 @@ export interface DesignResult {
   cpuMsPerTurn: number;
   /** Log and EMF bytes the environment wrote per turn (CloudWatch Logs ingestion). */
   logBytesPerTurn: number;
+  /** Turns whose history came from the cache: proof that the design signed in and used it. */
+  historyCacheHits: number;
   firstTokens: number[];
 }
 

@@ -126,6 +126,7 @@ function designResult(design: DesignName, measured: Measured): DesignResult {
     serverFirstByte: summarize(samples.map((s) => s.server.first_byte_ms ?? Number.NaN)),
     cpuMsPerTurn: cpuCost(measured).cpuMsPerTurn,
     logBytesPerTurn: cpuCost(measured).logBytesPerTurn,
+    historyCacheHits: samples.filter((s) => s.cache.history === 'hit').length,
     firstTokens: samples.map((s) => Math.round(s.firstTokenMs * 100) / 100),
   };
 }
@@ -506,6 +507,8 @@ async function main() {
       levels,
       quick,
       parts: [...parts],
+      // Which cache the environments signed in to: the results depend on its shape.
+      cache: env.REDIS_URL === emulators.env.REDIS_URL ? emulators.cache : 'REDIS_URL given with --env',
       profiles: profiles.map((p) => ({
         name: p,
         description: PROFILES[p].description,
@@ -537,6 +540,7 @@ async function main() {
     `Machine: ${machine.cpus} × ${machine.cpuModel}, ${machine.memoryGiB} GiB, Node ${machine.node}, ${machine.platform}; load average ${machine.loadAverage.start} at the start, ${machine.loadAverage.end} at the end.
 Processes: the load client (this one), the emulated AWS services, Redis, and one process per design: its
 handler and the Function URL emulator, as one execution environment.
+Cache: ${report.params.cache}.
 ${profiles.map((p) => `- profile \`${p}\`: ${PROFILES[p].description}`).join('\n')}
 Server overhead = first token − injected model first-token delay − injected Retrieve delay (when Retrieve ran).`,
   ];

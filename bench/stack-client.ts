@@ -58,6 +58,8 @@ const stop = async (child: ChildProcess) => {
 export interface Emulators {
   env: Record<string, string>;
   cacheInspectUrl?: string;
+  /** What the cache is, as the local stack describes it. */
+  cache: string;
   mint(subject: string): Promise<string>;
   setLatencies(latencies: Latencies, prefillMsPer1kTokens?: number): Promise<void>;
   modelStats(): Promise<ModelStats>;
@@ -72,6 +74,7 @@ export async function spawnEmulators(latencies: Latencies, consumer = false): Pr
   return {
     env: ready.env,
     cacheInspectUrl: ready.cacheInspectUrl,
+    cache: ready.cache,
     mint: (subject) => mintToken(key, { issuer: ready.issuer, subject }),
     setLatencies: async (next, prefillMsPer1kTokens) => {
       await ask({ type: 'latencies', latencies: next, prefillMsPer1kTokens });

@@ -31,7 +31,7 @@ import type { ChatStackConfig } from './config.ts';
 import { Data } from './data.ts';
 import { deployTimeProvider } from './deploy-time.ts';
 import { ApiFrontDoor } from './front-door.ts';
-import { ChatFunction } from './functions.ts';
+import { ChatFunction, giveCdkHandlersLogGroups } from './functions.ts';
 import { ManagedInstances } from './managed-instances.ts';
 import { ModelAccess } from './model-access.ts';
 import { checkModelRegion, type ModelRef, parseModelId } from './models.ts';
@@ -378,6 +378,7 @@ export class ChatStack extends Stack {
     new CfnOutput(this, 'TableName', { value: data.table.tableName });
     new CfnOutput(this, 'QueueUrl', { value: queue.queue.queueUrl });
     new CfnOutput(this, 'StreamFunctionName', { value: stream.functionName });
+    giveCdkHandlersLogGroups(this, logRetention);
   }
 
   /**

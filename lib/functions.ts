@@ -1,7 +1,7 @@
 import { join } from 'node:path';
-import { type Duration, RemovalPolicy, Validations } from 'aws-cdk-lib';
+import { CfnResource, type Duration, RemovalPolicy, type Stack, Validations } from 'aws-cdk-lib';
 import type { ISecurityGroup, IVpc, SubnetSelection } from 'aws-cdk-lib/aws-ec2';
-import { Architecture, LoggingFormat, Runtime } from 'aws-cdk-lib/aws-lambda';
+import { Architecture, CfnFunction, LoggingFormat, Runtime } from 'aws-cdk-lib/aws-lambda';
 import { NodejsFunction, type NodejsFunctionProps, OutputFormat } from 'aws-cdk-lib/aws-lambda-nodejs';
 import { LogGroup, type RetentionDays } from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
@@ -93,5 +93,24 @@ export class ChatFunction extends Construct {
         });
       }
     }
+  }
+}
+
+/**
+ * CDK's own custom-resource handlers (the VPC's default-SG stripper, the page bucket's auto-delete) get no
+ * log group: Lambda would create `/aws/lambda/<name>` at first run, kept forever and left after a destroy.
+ * Each gets one of the stack's, with its retention, which the handler depends on, so the group exists
+ * before the handler's first run and is deleted after its last (the delete that runs the handler).
+ * Call once every construct exists.
+ */
+export function giveCdkHandlersLogGroups(stack: Stack, retention: RetentionDays): void {
+  for (const node of stack.node.findAll()) {
+    if (!(node instanceof CfnResource) || node instanceof CfnFunction) continue;
+    if (node.cfnResourceType !== 'AWS::Lambda::Function' || !node.node.scope) continue;
+    const logGroup = new LogGroup(node.node.scope, `${node.node.id}Logs`, {
+      retention,
+      removalPolicy: RemovalPolicy.DESTROY,
+    });
+    node.addPropertyOverride('LoggingConfig.LogGroup', logGroup.logGroupName);
   }
 }

@@ -268,29 +268,35 @@ export class Observability extends Construct {
       );
     }
     // Cache sign-in and reachability (functions/adapters/redis-connection.ts): the runtime logs the cause
-    // once per environment and counts; ElastiCache counts refused IAM sign-ins on its side.
-    if (props.cacheThrottledCommands) {
-      const elastiCacheAuthFailures = new Metric({
-        namespace: props.cacheThrottledCommands.namespace,
-        metricName: 'AuthenticationFailures',
-        dimensionsMap: props.cacheThrottledCommands.dimensions as Record<string, string>,
-        statistic: 'Sum',
-        period: minutes(1),
-      });
+    // once per environment and counts; ElastiCache counts refused and throttled IAM sign-ins on its side
+    // (https://docs.aws.amazon.com/AmazonElastiCache/latest/dg/serverless-metrics-events-redis.html).
+    const throttledCommands = props.cacheThrottledCommands;
+    if (throttledCommands) {
+      // The same cache (dimension clusterId) as the throttling alarm.
+      const cacheMetric = (metricName: string) =>
+        new Metric({
+          namespace: throttledCommands.namespace,
+          metricName,
+          dimensionsMap: throttledCommands.dimensions as Record<string, string>,
+          statistic: 'Sum',
+          period: minutes(1),
+        });
       alarm(
         'CacheAuthFailures',
         new MathExpression({
-          expression: 'FILL(runtime, 0) + FILL(service, 0)',
+          expression: 'FILL(runtime, 0) + FILL(service, 0) + FILL(throttled, 0)',
           usingMetrics: {
             runtime: stream(STREAM_METRICS.cacheAuthFailures, 'Sum'),
-            service: elastiCacheAuthFailures,
+            service: cacheMetric('AuthenticationFailures'),
+            throttled: cacheMetric('IamAuthenticationThrottling'),
           },
-          label: 'Cache sign-ins refused (function and ElastiCache AuthenticationFailures)',
+          label:
+            'Cache sign-ins refused (function, ElastiCache AuthenticationFailures and IamAuthenticationThrottling)',
           period: minutes(1),
         }),
         0,
         [2, 3],
-        'The cache refused the function\'s IAM token in 2 of 3 minutes (function CacheAuthFailures or ElastiCache AuthenticationFailures): the cache is unused, so turn control is off and per-user limits hold per environment only. Check the user group, elasticache:Connect and the function log line "cache unavailable".',
+        'The cache refused or throttled the function\'s IAM sign-ins in 2 of 3 minutes (function CacheAuthFailures, ElastiCache AuthenticationFailures or IamAuthenticationThrottling): the cache is unused, so turn control is off and per-user limits hold per environment only. Check the user group, elasticache:Connect, a storm of new connections, and the function log line "cache unavailable".',
       );
       alarm(
         'CacheUnavailable',

@@ -37,6 +37,7 @@ describe('npm run bench -- --quick --profile zero', () => {
           errors: number;
           firstToken: { p50: number };
           cpuMsPerTurn: number;
+          historyCacheHits: number;
         }>;
       }>;
       concurrency: Array<{ concurrency: number; design: string; errors: number; cpuMsPerTurn: number }>;
@@ -48,7 +49,7 @@ describe('npm run bench -- --quick --profile zero', () => {
       idleFollowers: { followers: number; attached: number; byCommand: Record<string, number> };
       persistLag: { conversations: number; missing: number; failedTurns: number; lagMs: { n: number } };
       targets: Array<{ target: string; met: boolean; value: unknown }>;
-      params: { profiles: Array<{ name: string; latencies: Record<string, number> }> };
+      params: { cache: string; profiles: Array<{ name: string; latencies: Record<string, number> }> };
     };
     expect(report.params.profiles.map((p) => p.name)).toEqual(['zero']);
     expect(new Set(Object.values(report.params.profiles[0]?.latencies ?? {}))).toEqual(new Set([0]));
@@ -73,6 +74,19 @@ describe('npm run bench -- --quick --profile zero', () => {
         expect(stdout).toContain(`| ${result.design} |`);
       }
     }
+    // The run says which cache it measured (without REDIS_URL, one shaped like ElastiCache Serverless,
+    // signed in with expiring IAM-style tokens), and ours used it on every warm turn: a cache refusing
+    // the sign-in would still answer, from DynamoDB, and the timings would belong to another design.
+    expect(stdout).toContain(`Cache: ${report.params.cache}.`);
+    expect(report.params.cache).toMatch(
+      process.env.REDIS_URL
+        ? /\(REDIS_URL, as given\)$/
+        : /as ElastiCache Serverless serves it: cluster mode, default user off/,
+    );
+    const warm = report.scenarios.find((s) => s.id === 'warm-no-rag')?.results ?? [];
+    const ours = warm.find((r) => r.design === 'ours');
+    expect(ours?.historyCacheHits).toBe(ours?.n);
+    expect(warm.find((r) => r.design === 'ours, cache off')?.historyCacheHits).toBe(0);
     expect(report.concurrency.map((r) => `${r.concurrency} ${r.design}`)).toEqual([
       '1 ours',
       '1 limit',

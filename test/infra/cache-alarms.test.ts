@@ -20,7 +20,7 @@ const find = (list: Array<[string, Resource]>, name: string) =>
   list.find(([id]) => id.startsWith(`Observability${name}`))?.[1].Properties;
 
 describe('cache alarms', () => {
-  it("page on the function's refused sign-ins plus ElastiCache's AuthenticationFailures for this cache", () => {
+  it("page on the function's refused sign-ins plus ElastiCache's AuthenticationFailures and IamAuthenticationThrottling for this cache", () => {
     const props = find(alarms, 'CacheAuthFailures');
     expect(props).toMatchObject({ Threshold: 0, DatapointsToAlarm: 2, EvaluationPeriods: 3 });
     const metrics = (props?.Metrics ?? []) as AlarmMetric[];
@@ -30,16 +30,24 @@ describe('cache alarms', () => {
       MetricName: STREAM_METRICS.cacheAuthFailures,
       Dimensions: [{ Name: 'service', Value: SERVICE_NAMES.stream }],
     });
-    const service = stats.find((m) => m.Namespace === 'AWS/ElastiCache');
-    expect(service?.MetricName).toBe('AuthenticationFailures');
-    expect(service?.Dimensions?.[0]?.Name).toBe('clusterId');
+    const service = stats.filter((m) => m.Namespace === 'AWS/ElastiCache');
+    // A throttled IAM AUTH leaves the connection unauthenticated just like a refused one (review N15).
+    expect(service.map((m) => m.MetricName).sort()).toEqual([
+      'AuthenticationFailures',
+      'IamAuthenticationThrottling',
+    ]);
     // The same cache the throttling alarm watches.
     const throttled = find(alarms, 'ValkeyThrottled') as
       | { Dimensions?: Array<{ Value: unknown }> }
       | undefined;
-    expect(service?.Dimensions?.[0]?.Value).toEqual(throttled?.Dimensions?.[0]?.Value);
-    expect(service?.Dimensions?.[0]?.Value).toBeTruthy();
-    expect(metrics.find((m) => m.Expression)?.Expression).toBe('FILL(runtime, 0) + FILL(service, 0)');
+    expect(throttled?.Dimensions?.[0]?.Value).toBeTruthy();
+    for (const metric of service) {
+      expect(metric.Dimensions?.[0]?.Name).toBe('clusterId');
+      expect(metric.Dimensions?.[0]?.Value).toEqual(throttled?.Dimensions?.[0]?.Value);
+    }
+    expect(metrics.find((m) => m.Expression)?.Expression).toBe(
+      'FILL(runtime, 0) + FILL(service, 0) + FILL(throttled, 0)',
+    );
     expect(JSON.stringify(props?.AlarmActions)).toContain('ObservabilityAlarms');
   });
 

@@ -116,6 +116,14 @@ describe('network', () => {
     }
   });
 
+  it("strips the rules of the VPC's default security group (a pinned flag; Security Hub EC2.2, review N17)", () => {
+    const [[, strip]] = resourcesOf(template, 'Custom::VpcRestrictDefaultSG') as [[string, Resource]];
+    const [[vpcId]] = resourcesOf(template, 'AWS::EC2::VPC') as [[string, Resource]];
+    expect(strip.Properties.DefaultSecurityGroupId).toEqual({
+      'Fn::GetAtt': [vpcId, 'DefaultSecurityGroup'],
+    });
+  });
+
   it('offers a NAT gateway instead, as an option', () => {
     dev.template.resourceCountIs('AWS::EC2::NatGateway', 1);
     // The NAT gateway replaces the interface endpoints; the free DynamoDB and S3 gateway endpoints stay.

@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { App } from 'aws-cdk-lib';
 import { describe, expect, it } from 'vitest';
@@ -234,5 +235,24 @@ describe('infra context schema', () => {
   it('is what bin/app.ts reads: an app with a bad -c value fails before any construct exists', () => {
     const app = new App({ context: { 'chat:natGateway': 'yes' } });
     expect(() => readConfig(app.node)).toThrow(/chat:natGateway: must be true or false \(got "yes"\)/);
+  });
+});
+
+describe('CDK feature flags (review N17)', () => {
+  it("pins exactly the recommended set of the installed aws-cdk-lib, each at CDK's recommended value", () => {
+    // An upgrade that recommends a new flag fails here, so `cdk flags` is run and the flag decided on
+    // purpose instead of taking CDK's legacy default (e.g. a default security group that keeps its rules).
+    const recommended = JSON.parse(
+      readFileSync(
+        createRequire(import.meta.url).resolve('aws-cdk-lib/recommended-feature-flags.json'),
+        'utf8',
+      ),
+    ) as Record<string, unknown>;
+    const { context } = JSON.parse(readFileSync(join(import.meta.dirname, '../../cdk.json'), 'utf8')) as {
+      context: Record<string, unknown>;
+    };
+    const pinned = Object.fromEntries(Object.entries(context).filter(([key]) => !key.startsWith('chat:')));
+    expect(Object.keys(recommended).length).toBeGreaterThan(50);
+    expect(pinned).toEqual(recommended);
   });
 });

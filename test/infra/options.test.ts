@@ -5,6 +5,7 @@ import { Match, type Template } from 'aws-cdk-lib/assertions';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { CORS_SETTINGS } from '../../functions/contracts/cors.ts';
 import type { PageConfig } from '../../functions/contracts/page-config.ts';
+import { DEFAULT_CONFIG } from '../../lib/config.ts';
 import {
   auditAcknowledgements,
   deployed,
@@ -93,6 +94,28 @@ describe('every option', () => {
         unacknowledged: [],
         foreign: [],
       });
+    }
+  });
+});
+
+describe('logs of every function', () => {
+  it("go to a log group of the stack with its retention, CDK's own handlers included, and go with it (review N16)", () => {
+    for (const [name, result] of [
+      ['cache off', cacheOff],
+      ['managed instances with the page', managed],
+      ['web', web],
+    ] as const) {
+      const functions = resourcesOf(result.template, 'AWS::Lambda::Function');
+      expect(functions.length, name).toBeGreaterThan(5);
+      for (const [id, fn] of functions) {
+        const target = (fn.Properties.LoggingConfig as { LogGroup?: { Ref?: string } } | undefined)?.LogGroup
+          ?.Ref;
+        const group = resourcesOf(result.template, 'AWS::Logs::LogGroup').find(
+          ([groupId]) => groupId === target,
+        )?.[1];
+        expect(group?.Properties.RetentionInDays, `${name}: ${id}`).toBe(DEFAULT_CONFIG.logRetentionDays);
+        expect(group?.DeletionPolicy, `${name}: ${id}`).toBe('Delete');
+      }
     }
   });
 });

@@ -84,6 +84,7 @@ export type Resource = {
   Properties: Record<string, unknown>;
   Metadata?: Record<string, string>;
   DependsOn?: string[];
+  DeletionPolicy?: string;
 };
 
 export type Statement = {

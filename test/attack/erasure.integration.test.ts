@@ -239,6 +239,124 @@ describe('erasure and deletion race a running turn and queued messages', () => {
   }, 120_000);
 });
 
+/**
+ * The moments of a turn a delete can meet, besides mid-answer (above): each opens a turn and returns once
+ * the turn is at that moment, with the session id the client learnt.
+ */
+const MOMENTS: Record<string, (token: string) => Promise<{ sessionId: string; ended: Promise<unknown> }>> = {
+  // The question is queued only once the model request is on its way: a delete here precedes every write.
+  'during retrieval, before the model is asked': async (token) => {
+    stack.knowledgeBase.options.retrieveDelayMs = 1_500;
+    try {
+      const stream = await openStream(stack.url, { token, body: { message: 'MOMENT-A my salary' } });
+      await stream.waitForEvents(1);
+      return { sessionId: String(data(stream)[0]?.session_id), ended: stream.ended };
+    } finally {
+      stack.knowledgeBase.options.retrieveDelayMs = 0;
+    }
+  },
+  'before the first token': async (token) => {
+    stack.bedrock.options.firstTokenDelayMs = 1_500;
+    try {
+      const stream = await openStream(stack.url, {
+        token,
+        body: { message: 'MOMENT-B my debts', use_rag: false },
+      });
+      const asked = stack.bedrock.requests.length;
+      await stream.waitForEvents(1);
+      await waitFor(
+        async () => stack.bedrock.requests.length > asked || undefined,
+        10_000,
+        'the model asked',
+      );
+      return { sessionId: String(data(stream)[0]?.session_id), ended: stream.ended };
+    } finally {
+      stack.bedrock.options.firstTokenDelayMs = 0;
+    }
+  },
+  'after done, its messages still queued': async (token) => {
+    const turn = await chat(stack.url, token, { message: 'MOMENT-C my rent', use_rag: false });
+    expect(turn.events.at(-1)?.data.type).toBe('done');
+    return { sessionId: String(turn.events[0]?.data.session_id), ended: Promise.resolve() };
+  },
+};
+
+describe('a delete at any moment of a turn leaves only its marker (DynamoDB scan, Redis listing)', () => {
+  for (const [moment, reach] of Object.entries(MOMENTS)) {
+    it(`DELETE /me ${moment}`, async () => {
+      const user = newUser();
+      const token = await stack.issuer.mint(user);
+      const { sessionId, ended } = await reach(token);
+      // Control: the turn has left keys behind by now, so the empty listing below means something.
+      expect(await leftovers(user)).not.toEqual([]);
+      expect((await api(token, '/me', { method: 'DELETE' })).status).toBe(204);
+      await ended;
+      await drainQueue();
+      expect((await itemsOf(user)).map((i) => i.sk)).toEqual(['ERASED']);
+      await waitFor(async () => (await leftovers(user)).length === 0 || undefined, 20_000, 'no keys left');
+      expect((await api(token, `/sessions/${sessionId}/messages`)).status).toBe(404);
+      expect((await api(token, '/sessions')).json.sessions).toEqual([]);
+    }, 60_000);
+
+    it(`DELETE /sessions/{id} ${moment}`, async () => {
+      const user = newUser();
+      const token = await stack.issuer.mint(user);
+      const { sessionId, ended } = await reach(token);
+      expect(await leftovers(user, sessionId)).not.toEqual([]);
+      expect((await api(token, `/sessions/${sessionId}`, { method: 'DELETE' })).status).toBe(204);
+      await ended;
+      await drainQueue();
+      // Usage items name no session and are billing: they outlive a conversation (an erasure takes them).
+      const ofSession = (await itemsOf(user)).filter((i) => `${i.pk}${i.sk}`.includes(sessionId));
+      expect(ofSession).toEqual([
+        expect.objectContaining({ sk: `SESSION#${sessionId}`, deletedAt: expect.any(String) }),
+      ]);
+      await waitFor(
+        async () => (await leftovers(user, sessionId)).length === 0 || undefined,
+        20_000,
+        'no keys left',
+      );
+      expect((await api(token, `/sessions/${sessionId}/messages`)).status).toBe(404);
+      expect((await api(token, `/sessions/${sessionId}`)).status).toBe(404);
+      expect((await api(token, '/sessions')).json.sessions).toEqual([]);
+    }, 60_000);
+  }
+
+  it('DELETE /me while a stateless OpenAI answer streams: no usage item or journal outlives the erasure', async () => {
+    const user = newUser();
+    const token = await stack.issuer.mint(user);
+    const model = JSON.parse((await api(token, '/v1/models')).text).data[0].id;
+    const restore = slowModel(60);
+    try {
+      const stream = await openStream(`${stack.url}/v1/chat/completions`, {
+        token,
+        body: { model, stream: true, messages: [{ role: 'user', content: 'STATELESS-ME what is a bond' }] },
+      });
+      await waitFor(async () => stream.events.length > 2 || undefined, 20_000, 'answer chunks');
+      expect(await leftovers(user)).not.toEqual([]);
+      expect((await api(token, '/me', { method: 'DELETE' })).status).toBe(204);
+      await stream.ended;
+    } finally {
+      restore();
+    }
+    // The stateless usage item is written when the answer ends, after the erasure, by a turn begun before it.
+    await new Promise((r) => setTimeout(r, 500));
+    expect((await itemsOf(user)).map((i) => i.sk)).toEqual(['ERASED']);
+    await waitFor(async () => (await leftovers(user)).length === 0 || undefined, 20_000, 'no keys left');
+    // Control: a stateless answer begun after the erasure is billed.
+    const after = await api(token, '/v1/chat/completions', {
+      method: 'POST',
+      body: { model, messages: [{ role: 'user', content: 'and a stock?' }] },
+    });
+    expect(after.status).toBe(200);
+    await waitFor(
+      async () => (await itemsOf(user)).some((i) => String(i.sk).startsWith('USAGE#')) || undefined,
+      10_000,
+      'the later answer billed',
+    );
+  }, 60_000);
+});
+
 function message(
   userId: string,
   sessionId: string,

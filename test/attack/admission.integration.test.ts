@@ -10,6 +10,7 @@ import { createRedisClient } from '../../functions/adapters/redis-connection.ts'
 import { type RedisTurnOptions, RedisTurnRegistry } from '../../functions/adapters/redis-turns.ts';
 import { RedisUserLimits } from '../../functions/adapters/user-limits.ts';
 import { RequestRejected } from '../../functions/core/errors.ts';
+import { ROUTE_LIMITS_PER_MINUTE, type RouteName } from '../../functions/core/limits.ts';
 import { AdmissionUncertain } from '../../functions/core/ports.ts';
 import { TurnAdmission } from '../../functions/core/turn-admission.ts';
 import { type RedisProcess, spawnRedisServer } from '../../local/emulators/redis-server.ts';
@@ -518,6 +519,35 @@ describe('through the local stack (production-shaped handler, shared execution e
     expect(Number(refused.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
     // Control: another user's erase is not affected.
     expect((await call(await stack.issuer.mint(newUser()), 'DELETE', '/me')).status).toBe(204);
+  });
+
+  it('promise: delete, resume, stop, list and search answer 429 with retry-after past their per-minute budget', async () => {
+    const routes: Array<[RouteName, string, string[]]> = [
+      ['delete', 'DELETE', ['/sessions/never-used']],
+      // The AI SDK's resume and stop spend the same budgets as the native routes.
+      ['resume', 'GET', ['/sessions/idle/stream', '/api/chat/idle/stream']],
+      ['stop', 'POST', ['/sessions/idle/stop', '/api/chat/idle/stop']],
+      ['list', 'GET', ['/sessions']],
+      ['search', 'GET', ['/sessions?q=budget']],
+    ];
+    for (const [route, method, [path = '', other = path]] of routes) {
+      const token = await stack.issuer.mint(newUser());
+      for (let i = 0; i < ROUTE_LIMITS_PER_MINUTE[route]; i++) {
+        const allowed = await call(token, method, i % 2 === 0 ? path : other);
+        await allowed.text();
+        expect([route, i, allowed.status < 300]).toEqual([route, i, true]);
+      }
+      for (const refusedPath of [path, other]) {
+        const refused = await call(token, method, refusedPath);
+        expect([route, refusedPath, refused.status]).toEqual([route, refusedPath, 429]);
+        expect(Number(refused.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
+        expect(await refused.json()).toMatchObject({ error: { limit: 'requests_per_minute' } });
+      }
+      // Control: another user's same request is answered, so the 429 is this user's budget.
+      const fresh = await call(await stack.issuer.mint(newUser()), method, path);
+      await fresh.text();
+      expect([route, fresh.status < 300]).toEqual([route, true]);
+    }
   });
 
   it("promise: 200 followers from one user are capped and add at most 1.5 s to another user's turn beyond 200 plain requests", async () => {

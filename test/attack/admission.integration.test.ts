@@ -17,6 +17,7 @@ import { type RedisProcess, spawnRedisServer } from '../../local/emulators/redis
 import { chat } from '../../local/stack/sse-client.ts';
 import { type LocalStack, startLocalStack } from '../../local/stack/stack.ts';
 import { journaledDone } from '../support/journal-events.ts';
+import { openStream } from '../support/sse-stream.ts';
 import { waitFor } from '../support/wait.ts';
 
 // Attacks on turn admission against a real Redis: what a user (or a slow or dead Redis) can do to the
@@ -611,4 +612,85 @@ describe('through the local stack (production-shaped handler, shared execution e
     // 200 refused followers cost a few commands each, not 100 ms polling (8,940 commands in 2.5 s).
     expect((await totalCalls()) - before).toBeLessThan(1500);
   });
+});
+
+describe('followers against reserved concurrency (isolated execution environments)', () => {
+  /** Time from the request to the first event of a fresh user's turn, disconnected once it arrived. */
+  const firstEvent = async (stack: LocalStack) => {
+    const token = await stack.issuer.mint(newUser());
+    const started = performance.now();
+    const stream = await openStream(stack.url, {
+      token,
+      body: { message: 'What is a bond?', use_rag: false },
+    });
+    await stream.waitForEvents(1);
+    const ms = performance.now() - started;
+    expect(JSON.parse(stream.events[0]?.data ?? '{}')).toMatchObject({ type: 'session_id' });
+    stream.disconnect();
+    return ms;
+  };
+
+  /**
+   * One attacker turn, 200 resume requests on it, and another user's first event meanwhile; then the same
+   * with 200 requests that hold nothing (404). The stack's environment cap stands in for the function's
+   * reserved concurrency: an admitted follower holds an environment until the turn ends, as it holds an
+   * invocation in AWS, and a request over the cap waits for one.
+   */
+  async function flood(env: Record<string, string>) {
+    const stack = await startLocalStack({
+      redisUrl,
+      environments: 'isolated',
+      maxEnvironments: 6,
+      perTokenDelayMs: 150,
+      env: { TURN_FLUSH_MS: '50', ...env },
+    });
+    try {
+      const probe = await stack.issuer.mint(newUser());
+      // Every environment started before anything is timed.
+      await Promise.all(
+        Array.from({ length: 6 }, () => call(stack, probe, 'GET', '/sessions').then((r) => r.text())),
+      );
+      const attacker = await stack.issuer.mint(newUser());
+      const sessionId = `flood-${uuidv7()}`;
+      const running = await openStream(stack.url, {
+        token: attacker,
+        body: { message: 'Tell me about index funds', session_id: sessionId, use_rag: false },
+      });
+      await waitFor(
+        async () => running.events.some((e) => JSON.parse(e.data).type === 'token') || undefined,
+        20_000,
+        'the attacker turn to stream',
+      );
+      const followers = Array.from({ length: 200 }, () =>
+        call(stack, attacker, 'GET', `/sessions/${sessionId}/stream`).then(async (r) => {
+          await r.text();
+          return r.status;
+        }),
+      );
+      const during = await firstEvent(stack);
+      const plain = Array.from({ length: 200 }, () =>
+        call(stack, attacker, 'GET', `/nothing/${sessionId}`).then((r) => r.text()),
+      );
+      const duringPlain = await firstEvent(stack);
+      const statuses = await Promise.all(followers);
+      await Promise.all(plain);
+      await running.ended;
+      return { during, duringPlain, followed: statuses.filter((s) => s === 200).length };
+    } finally {
+      await stack.close();
+    }
+  }
+  const call = (stack: LocalStack, token: string, method: string, path: string) =>
+    fetch(`${stack.url}${path}`, { method, headers: { authorization: `Bearer ${token}` } });
+
+  it("promise: 200 followers from one user add at most 1.5 s to another user's first event beyond 200 plain requests", async () => {
+    const capped = await flood({});
+    expect(capped.followed).toBeLessThanOrEqual(2);
+    expect(capped.during).toBeLessThanOrEqual(capped.duringPlain + 1500);
+    // Control: followers outside the stream cap (what the review measured) hold every environment, and
+    // the other user waits for the attacker's turn to end.
+    const uncapped = await flood({ LIMIT_CONCURRENT_STREAMS: '0' });
+    expect(uncapped.followed).toBeGreaterThan(2);
+    expect(uncapped.during).toBeGreaterThan(uncapped.duringPlain + 1500);
+  }, 120_000);
 });

@@ -7,16 +7,17 @@ import { DynamoConversationStore } from '../../functions/adapters/dynamo-store.t
 import { API_PATHS } from '../../functions/contracts/api.ts';
 import { tableKeys } from '../../functions/contracts/table.ts';
 import type { ChatMessage } from '../../functions/core/messages.ts';
-import { type RedisProcess, spawnRedisServer } from '../../local/emulators/redis-server.ts';
+import { type RedisProcess, spawnShapedCache } from '../../local/emulators/redis-server.ts';
 import { type FaultProxy, startFaultProxy } from '../../local/stack/fault-proxy.ts';
 import { chat } from '../../local/stack/sse-client.ts';
 import { type LocalStack, startLocalStack } from '../../local/stack/stack.ts';
 import { type LiveStream, openStream } from '../support/sse-stream.ts';
 import { waitFor } from '../support/wait.ts';
 
-// Attacks on deletion and erasure (security review H1, H2, M3, M4, M5, L9, L10) against the local stack with
-// a Redis of this file's own: the tests may scan DynamoDB and list Redis keys to prove what is left; the
-// routes may not (the last case proves that through Redis's command statistics).
+// Attacks on deletion and erasure (security review H1, H2, M3, M4, M5, L9, L10) against the local stack on
+// a cache of this file's own shaped like production's (ElastiCache Serverless: cluster mode, IAM auth): the
+// tests may scan DynamoDB and list Redis keys to prove what is left; the routes may not (the last case
+// proves that through Redis's command statistics).
 let stack: LocalStack;
 let redis: RedisProcess;
 let inspect: Redis;
@@ -24,7 +25,7 @@ let scanner: DynamoDBDocumentClient;
 const proxies: Partial<Record<'dynamodb' | 'sqs', FaultProxy>> = {};
 
 beforeAll(async () => {
-  redis = await spawnRedisServer();
+  redis = await spawnShapedCache();
   inspect = new Redis(redis.url);
   stack = await startLocalStack({
     redisUrl: redis.url,
@@ -80,14 +81,21 @@ const tagOf = (user: string) => `{u:${createHash('sha256').update(user).digest('
 const redisKeysOf = (user: string) => inspect.keys(`*${tagOf(user)}*`);
 /** The limiter's families, which a user's delete must never touch (agreed by prefix with the admission design). */
 const LIMITER = /^adm:/;
-/** What a delete may leave: its marker, with an expiry. Everything else of the user or session is a finding. */
+/** The longest a delete's stop flag for a running turn may live (it names only the session and the turn). */
+const STOP_FLAG_MAX_MS = 10_000;
+/**
+ * What a delete may leave: its marker, with an expiry, and the stop flag it set on a running turn, expiring
+ * within seconds. Everything else of the user or session is a finding.
+ */
 async function leftovers(user: string, sessionId?: string) {
   const keys = (await redisKeysOf(user)).filter((k) => !LIMITER.test(k));
   const scoped = sessionId ? keys.filter((k) => k.includes(`:${sessionId}`)) : keys;
   const left: string[] = [];
   for (const key of scoped) {
-    const isMarker = key.startsWith('forgotten:');
-    if (!isMarker || (await inspect.pttl(key)) < 0) left.push(key);
+    const ttl = await inspect.pttl(key);
+    const isMarker = key.startsWith('forgotten:') && ttl > 0;
+    const isStopFlag = key.startsWith('stop:') && ttl > 0 && ttl <= STOP_FLAG_MAX_MS;
+    if (!isMarker && !isStopFlag) left.push(key);
   }
   return left;
 }
@@ -397,6 +405,27 @@ describe('the consumer: deletes win by the turn start, usage is never lost to or
     const fresh = message(user, session, uuidv7(), 'assistant', 'new answer');
     expect((await store.save(fresh)).outcome).toBe('written');
     expect((await itemsOf(user)).some((i) => String(i.sk).startsWith('USAGE#'))).toBe(true);
+  });
+
+  it("a stateless turn's usage written after the erasure, by a turn that began before it, is taken back", async () => {
+    const user = newUser();
+    const token = await stack.issuer.mint(user);
+    const store = new DynamoConversationStore(scanner, stack.tableName);
+    const usage = (messageId: string) => ({
+      userId: user,
+      messageId,
+      createdAt: new Date().toISOString(),
+      model: 'local-model',
+      usage: { input_tokens: 12, output_tokens: 34 },
+    });
+    const startedBefore = uuidv7();
+    await new Promise((r) => setTimeout(r, 5));
+    expect((await api(token, '/me', { method: 'DELETE' })).status).toBe(204);
+    await store.recordUsage(usage(startedBefore));
+    expect((await itemsOf(user)).map((i) => i.sk)).toEqual(['ERASED']);
+    // Control: a stateless turn begun after the erasure is billed.
+    await store.recordUsage(usage(uuidv7()));
+    expect((await itemsOf(user)).filter((i) => String(i.sk).startsWith('USAGE#'))).toHaveLength(1);
   });
 
   it('usage is recorded for every answer even when a session write arrives out of order', async () => {

@@ -512,6 +512,41 @@ describe('through the local stack (production-shaped handler, shared execution e
     expect(await direct.get(admissionKeys(other).tokensOn(new Date().toISOString().slice(0, 10)))).toBeNull();
   });
 
+  it('promise: a stopped turn is charged by estimate, by characters for non-Latin text', async () => {
+    const day = new Date().toISOString().slice(0, 10);
+    const chargeOfStopped = async (question: string) => {
+      const user = newUser();
+      const token = await stack.issuer.mint(user);
+      const sessionId = `stop-${uuidv7()}`;
+      const stream = await openStream(stack.url, {
+        token,
+        body: { message: question, session_id: sessionId, use_rag: false },
+      });
+      await waitFor(
+        async () => stream.events.some((e) => JSON.parse(e.data).type === 'token') || undefined,
+        10_000,
+        'the first token',
+      );
+      expect((await call(token, 'POST', `/sessions/${sessionId}/stop`)).status).toBe(202);
+      const events = await stream.ended;
+      expect(JSON.parse(events.at(-1)?.data ?? '{}')).toMatchObject({ type: 'done', stop_reason: 'stopped' });
+      const key = admissionKeys(user).tokensOn(day);
+      return waitFor(async () => Number((await direct.get(key)) ?? 0) || undefined, 10_000, 'the charge');
+    };
+    const perToken = stack.bedrock.options.perTokenDelayMs;
+    stack.bedrock.options.perTokenDelayMs = 100;
+    onTestFinished(() => {
+      stack.bedrock.options.perTokenDelayMs = perToken;
+    });
+    const cjk = '复利是什么意思'.repeat(30);
+    // Control: the same number of ASCII characters; with a length/4 estimate both would cost the same.
+    const ascii = 'compound'.repeat(Math.ceil(cjk.length / 8)).slice(0, cjk.length);
+    const [cjkCharge, asciiCharge] = [await chargeOfStopped(cjk), await chargeOfStopped(ascii)];
+    // One token per CJK character against one per 4 ASCII ones: about 3/4 of the length apart (the short
+    // answers so far differ a little); a length/4 estimate leaves them a few tokens apart.
+    expect(cjkCharge - asciiCharge).toBeGreaterThanOrEqual(cjk.length / 2);
+  });
+
   it('promise: the 4th DELETE /me in a minute is refused with 429 and retry-after', async () => {
     const token = await stack.issuer.mint(newUser());
     for (let i = 0; i < 3; i++) expect((await call(token, 'DELETE', '/me')).status).toBe(204);

@@ -547,6 +547,34 @@ describe('through the local stack (production-shaped handler, shared execution e
     expect(cjkCharge - asciiCharge).toBeGreaterThanOrEqual(cjk.length / 2);
   });
 
+  it('promise: 200 parallel turns from one user run at most the cap and leave no ghost lock or slot', async () => {
+    // The review saw 10 turns run (cap 3) and 2 ghost pointers when claims missed a 150 ms deadline on a
+    // saturated event loop: the same burst here, with turns long enough to overlap all of it.
+    const perToken = stack.bedrock.options.perTokenDelayMs;
+    stack.bedrock.options.perTokenDelayMs = 150;
+    onTestFinished(() => {
+      stack.bedrock.options.perTokenDelayMs = perToken;
+    });
+    const user = newUser();
+    const token = await stack.issuer.mint(user);
+    const sessions = Array.from({ length: 200 }, (_, i) => `burst-${i}`);
+    const responses = await Promise.all(
+      sessions.map((session_id) =>
+        chat(stack.url, token, { message: 'What is a bond?', session_id, use_rag: false }),
+      ),
+    );
+    const statuses = responses.map((r) => r.status);
+    const ran = statuses.filter((s) => s === 200).length;
+    // Control: turns did run, so a count of at most 3 is the cap at work and not a broken burst.
+    expect(ran).toBeGreaterThanOrEqual(1);
+    expect(ran).toBeLessThanOrEqual(3);
+    // Refused by the cap or the minute's budget (429), or told to retry when a claim was uncertain (503).
+    expect(statuses.filter((s) => s !== 200 && s !== 429 && s !== 503)).toEqual([]);
+    expect(await slotsOf(user)).toBe(0);
+    const pointers = await Promise.all(sessions.map((session) => lockOf(user, session)));
+    expect(pointers.filter((p) => p !== null && JSON.parse(p).status === 'running')).toEqual([]);
+  }, 60_000);
+
   it('promise: the 4th DELETE /me in a minute is refused with 429 and retry-after', async () => {
     const token = await stack.issuer.mint(newUser());
     for (let i = 0; i < 3; i++) expect((await call(token, 'DELETE', '/me')).status).toBe(204);

@@ -122,7 +122,9 @@ describe("forgeries that never worked (the review's held auth attacks, kept as r
     // Control: the same claims, signed as the issuer signs, are accepted.
     expect((await send(await sign({}, claims), '/sessions')).status).toBe(200);
 
-    const publicPem = await exportSPKI(await importJWK(key.publicJwk, 'RS256', { extractable: true }));
+    const publicKey = await importJWK(key.publicJwk, 'RS256', { extractable: true });
+    if (publicKey instanceof Uint8Array) throw new Error('an RSA key imports as a key, not bytes');
+    const publicPem = await exportSPKI(publicKey);
     const attacker = await generateKeyPair('RS256', { extractable: true });
     const attackerJwk = { ...(await exportJWK(attacker.publicKey)), kid };
     const signedByAttacker = (header: Record<string, unknown>) =>

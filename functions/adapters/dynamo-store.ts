@@ -272,7 +272,7 @@ export class DynamoConversationStore implements ConversationStore, MessageWriter
 
   /** One item per answer, put once: a redelivery cannot count a turn twice. */
   #recordUsage(message: ChatMessage): Promise<void> {
-    return this.recordUsage({
+    return this.#putUsage({
       userId: message.userId,
       messageId: message.messageId,
       createdAt: message.createdAt,
@@ -281,8 +281,25 @@ export class DynamoConversationStore implements ConversationStore, MessageWriter
     });
   }
 
-  /** The usage item of an answer, with the model that wrote it; also a stateless turn's only write. */
+  /**
+   * A stateless turn's only write. Like a stored answer's, it is taken back when the user was erased after
+   * the turn began (the answer ends, and this is written, after a `DELETE /me` sent mid-answer).
+   */
   async recordUsage(entry: Parameters<UsageRecorder['recordUsage']>[0]): Promise<void> {
+    await this.#putUsage(entry);
+    const turnStartedAt = new Date(turnStartOf(entry)).toISOString();
+    if (await this.#erasedSince(entry.userId, turnStartedAt)) {
+      await this.#db.send(
+        new DeleteCommand({
+          TableName: this.#table,
+          Key: tableKeys.usage(entry.userId, entry.createdAt.slice(0, 10), entry.messageId),
+        }),
+      );
+    }
+  }
+
+  /** The usage item of an answer, with the model that wrote it. */
+  async #putUsage(entry: Parameters<UsageRecorder['recordUsage']>[0]): Promise<void> {
     await this.#conditional(
       new PutCommand({
         TableName: this.#table,

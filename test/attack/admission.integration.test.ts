@@ -10,12 +10,14 @@ import { createRedisClient } from '../../functions/adapters/redis-connection.ts'
 import { type RedisTurnOptions, RedisTurnRegistry } from '../../functions/adapters/redis-turns.ts';
 import { RedisUserLimits } from '../../functions/adapters/user-limits.ts';
 import { RequestRejected } from '../../functions/core/errors.ts';
+import { ROUTE_LIMITS_PER_MINUTE, type RouteName } from '../../functions/core/limits.ts';
 import { AdmissionUncertain } from '../../functions/core/ports.ts';
 import { TurnAdmission } from '../../functions/core/turn-admission.ts';
 import { type RedisProcess, spawnRedisServer } from '../../local/emulators/redis-server.ts';
 import { chat } from '../../local/stack/sse-client.ts';
 import { type LocalStack, startLocalStack } from '../../local/stack/stack.ts';
 import { journaledDone } from '../support/journal-events.ts';
+import { openStream } from '../support/sse-stream.ts';
 import { waitFor } from '../support/wait.ts';
 
 // Attacks on turn admission against a real Redis: what a user (or a slow or dead Redis) can do to the
@@ -510,6 +512,69 @@ describe('through the local stack (production-shaped handler, shared execution e
     expect(await direct.get(admissionKeys(other).tokensOn(new Date().toISOString().slice(0, 10)))).toBeNull();
   });
 
+  it('promise: a stopped turn is charged by estimate, by characters for non-Latin text', async () => {
+    const day = new Date().toISOString().slice(0, 10);
+    const chargeOfStopped = async (question: string) => {
+      const user = newUser();
+      const token = await stack.issuer.mint(user);
+      const sessionId = `stop-${uuidv7()}`;
+      const stream = await openStream(stack.url, {
+        token,
+        body: { message: question, session_id: sessionId, use_rag: false },
+      });
+      await waitFor(
+        async () => stream.events.some((e) => JSON.parse(e.data).type === 'token') || undefined,
+        10_000,
+        'the first token',
+      );
+      expect((await call(token, 'POST', `/sessions/${sessionId}/stop`)).status).toBe(202);
+      const events = await stream.ended;
+      expect(JSON.parse(events.at(-1)?.data ?? '{}')).toMatchObject({ type: 'done', stop_reason: 'stopped' });
+      const key = admissionKeys(user).tokensOn(day);
+      return waitFor(async () => Number((await direct.get(key)) ?? 0) || undefined, 10_000, 'the charge');
+    };
+    const perToken = stack.bedrock.options.perTokenDelayMs;
+    stack.bedrock.options.perTokenDelayMs = 100;
+    onTestFinished(() => {
+      stack.bedrock.options.perTokenDelayMs = perToken;
+    });
+    const cjk = '复利是什么意思'.repeat(30);
+    // Control: the same number of ASCII characters; with a length/4 estimate both would cost the same.
+    const ascii = 'compound'.repeat(Math.ceil(cjk.length / 8)).slice(0, cjk.length);
+    const [cjkCharge, asciiCharge] = [await chargeOfStopped(cjk), await chargeOfStopped(ascii)];
+    // One token per CJK character against one per 4 ASCII ones: about 3/4 of the length apart (the short
+    // answers so far differ a little); a length/4 estimate leaves them a few tokens apart.
+    expect(cjkCharge - asciiCharge).toBeGreaterThanOrEqual(cjk.length / 2);
+  });
+
+  it('promise: 200 parallel turns from one user run at most the cap and leave no ghost lock or slot', async () => {
+    // The review saw 10 turns run (cap 3) and 2 ghost pointers when claims missed a 150 ms deadline on a
+    // saturated event loop: the same burst here, with turns long enough to overlap all of it.
+    const perToken = stack.bedrock.options.perTokenDelayMs;
+    stack.bedrock.options.perTokenDelayMs = 150;
+    onTestFinished(() => {
+      stack.bedrock.options.perTokenDelayMs = perToken;
+    });
+    const user = newUser();
+    const token = await stack.issuer.mint(user);
+    const sessions = Array.from({ length: 200 }, (_, i) => `burst-${i}`);
+    const responses = await Promise.all(
+      sessions.map((session_id) =>
+        chat(stack.url, token, { message: 'What is a bond?', session_id, use_rag: false }),
+      ),
+    );
+    const statuses = responses.map((r) => r.status);
+    const ran = statuses.filter((s) => s === 200).length;
+    // Control: turns did run, so a count of at most 3 is the cap at work and not a broken burst.
+    expect(ran).toBeGreaterThanOrEqual(1);
+    expect(ran).toBeLessThanOrEqual(3);
+    // Refused by the cap or the minute's budget (429), or told to retry when a claim was uncertain (503).
+    expect(statuses.filter((s) => s !== 200 && s !== 429 && s !== 503)).toEqual([]);
+    expect(await slotsOf(user)).toBe(0);
+    const pointers = await Promise.all(sessions.map((session) => lockOf(user, session)));
+    expect(pointers.filter((p) => p !== null && JSON.parse(p).status === 'running')).toEqual([]);
+  }, 60_000);
+
   it('promise: the 4th DELETE /me in a minute is refused with 429 and retry-after', async () => {
     const token = await stack.issuer.mint(newUser());
     for (let i = 0; i < 3; i++) expect((await call(token, 'DELETE', '/me')).status).toBe(204);
@@ -518,6 +583,35 @@ describe('through the local stack (production-shaped handler, shared execution e
     expect(Number(refused.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
     // Control: another user's erase is not affected.
     expect((await call(await stack.issuer.mint(newUser()), 'DELETE', '/me')).status).toBe(204);
+  });
+
+  it('promise: delete, resume, stop, list and search answer 429 with retry-after past their per-minute budget', async () => {
+    const routes: Array<[RouteName, string, string[]]> = [
+      ['delete', 'DELETE', ['/sessions/never-used']],
+      // The AI SDK's resume and stop spend the same budgets as the native routes.
+      ['resume', 'GET', ['/sessions/idle/stream', '/api/chat/idle/stream']],
+      ['stop', 'POST', ['/sessions/idle/stop', '/api/chat/idle/stop']],
+      ['list', 'GET', ['/sessions']],
+      ['search', 'GET', ['/sessions?q=budget']],
+    ];
+    for (const [route, method, [path = '', other = path]] of routes) {
+      const token = await stack.issuer.mint(newUser());
+      for (let i = 0; i < ROUTE_LIMITS_PER_MINUTE[route]; i++) {
+        const allowed = await call(token, method, i % 2 === 0 ? path : other);
+        await allowed.text();
+        expect([route, i, allowed.status < 300]).toEqual([route, i, true]);
+      }
+      for (const refusedPath of [path, other]) {
+        const refused = await call(token, method, refusedPath);
+        expect([route, refusedPath, refused.status]).toEqual([route, refusedPath, 429]);
+        expect(Number(refused.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
+        expect(await refused.json()).toMatchObject({ error: { limit: 'requests_per_minute' } });
+      }
+      // Control: another user's same request is answered, so the 429 is this user's budget.
+      const fresh = await call(await stack.issuer.mint(newUser()), method, path);
+      await fresh.text();
+      expect([route, fresh.status < 300]).toEqual([route, true]);
+    }
   });
 
   it("promise: 200 followers from one user are capped and add at most 1.5 s to another user's turn beyond 200 plain requests", async () => {
@@ -581,4 +675,87 @@ describe('through the local stack (production-shaped handler, shared execution e
     // 200 refused followers cost a few commands each, not 100 ms polling (8,940 commands in 2.5 s).
     expect((await totalCalls()) - before).toBeLessThan(1500);
   });
+});
+
+describe('followers against reserved concurrency (isolated execution environments)', () => {
+  /** Time from the request to the first event of a fresh user's turn, disconnected once it arrived. */
+  const firstEvent = async (stack: LocalStack) => {
+    const token = await stack.issuer.mint(newUser());
+    const started = performance.now();
+    const stream = await openStream(stack.url, {
+      token,
+      body: { message: 'What is a bond?', use_rag: false },
+    });
+    await stream.waitForEvents(1);
+    const ms = performance.now() - started;
+    expect(JSON.parse(stream.events[0]?.data ?? '{}')).toMatchObject({ type: 'session_id' });
+    stream.disconnect();
+    return ms;
+  };
+
+  /**
+   * One attacker turn, 200 resume requests on it, and another user's first event meanwhile; then the same
+   * beside 200 stop requests for an idle session (as costly to refuse or answer, and they hold nothing).
+   * The stack's environment cap stands in for the function's reserved concurrency: an admitted follower
+   * holds an environment until the turn ends, as it holds an invocation in AWS, and a request over the cap
+   * waits for one. Comparing the two floods keeps the bound about holding, not this machine's load.
+   */
+  async function flood(env: Record<string, string>) {
+    const stack = await startLocalStack({
+      redisUrl,
+      environments: 'isolated',
+      maxEnvironments: 6,
+      // An attacker turn of about 15 s: what a victim waiting for it would lose, well past the bound.
+      perTokenDelayMs: 250,
+      env: { TURN_FLUSH_MS: '50', ...env },
+    });
+    try {
+      const probe = await stack.issuer.mint(newUser());
+      // Every environment started before anything is timed.
+      await Promise.all(
+        Array.from({ length: 6 }, () => call(stack, probe, 'GET', '/sessions').then((r) => r.text())),
+      );
+      const attacker = await stack.issuer.mint(newUser());
+      const sessionId = `flood-${uuidv7()}`;
+      const running = await openStream(stack.url, {
+        token: attacker,
+        body: { message: 'Tell me about index funds', session_id: sessionId, use_rag: false },
+      });
+      await waitFor(
+        async () => running.events.some((e) => JSON.parse(e.data).type === 'token') || undefined,
+        20_000,
+        'the attacker turn to stream',
+      );
+      const followers = Array.from({ length: 200 }, () =>
+        call(stack, attacker, 'GET', `/sessions/${sessionId}/stream`).then(async (r) => {
+          await r.text();
+          return r.status;
+        }),
+      );
+      const during = await firstEvent(stack);
+      const stops = Array.from({ length: 200 }, () =>
+        call(stack, attacker, 'POST', `/sessions/idle-${sessionId}/stop`).then((r) => r.text()),
+      );
+      const duringStops = await firstEvent(stack);
+      const statuses = await Promise.all(followers);
+      await Promise.all(stops);
+      await running.ended;
+      return { during, duringStops, followed: statuses.filter((s) => s === 200).length };
+    } finally {
+      await stack.close();
+    }
+  }
+  const call = (stack: LocalStack, token: string, method: string, path: string) =>
+    fetch(`${stack.url}${path}`, { method, headers: { authorization: `Bearer ${token}` } });
+
+  it("promise: 200 followers from one user add at most 1.5 s to another user's first event beyond 200 stop requests", async () => {
+    const capped = await flood({});
+    expect(capped.followed).toBeLessThanOrEqual(2);
+    expect(capped.during).toBeLessThanOrEqual(capped.duringStops + 1500);
+    // Control: followers outside the stream cap (what the review measured) hold every environment, and
+    // the other user waits for the attacker's turn to end.
+    const uncapped = await flood({ LIMIT_CONCURRENT_STREAMS: '0' });
+    expect(uncapped.followed).toBeGreaterThan(2);
+    expect(uncapped.during).toBeGreaterThan(uncapped.duringStops + 1500);
+  }, 180_000);
 });

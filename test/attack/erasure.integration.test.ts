@@ -4,18 +4,20 @@ import { Redis } from 'ioredis';
 import { v7 as uuidv7 } from 'uuid';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DynamoConversationStore } from '../../functions/adapters/dynamo-store.ts';
+import { API_PATHS } from '../../functions/contracts/api.ts';
 import { tableKeys } from '../../functions/contracts/table.ts';
 import type { ChatMessage } from '../../functions/core/messages.ts';
-import { type RedisProcess, spawnRedisServer } from '../../local/emulators/redis-server.ts';
+import { type RedisProcess, spawnShapedCache } from '../../local/emulators/redis-server.ts';
 import { type FaultProxy, startFaultProxy } from '../../local/stack/fault-proxy.ts';
 import { chat } from '../../local/stack/sse-client.ts';
 import { type LocalStack, startLocalStack } from '../../local/stack/stack.ts';
 import { type LiveStream, openStream } from '../support/sse-stream.ts';
 import { waitFor } from '../support/wait.ts';
 
-// Attacks on deletion and erasure (security review H1, H2, M3, M4, M5, L9, L10) against the local stack with
-// a Redis of this file's own: the tests may scan DynamoDB and list Redis keys to prove what is left; the
-// routes may not (the last case proves that through Redis's command statistics).
+// Attacks on deletion and erasure (security review H1, H2, M3, M4, M5, L9, L10) against the local stack on
+// a cache of this file's own shaped like production's (ElastiCache Serverless: cluster mode, IAM auth): the
+// tests may scan DynamoDB and list Redis keys to prove what is left; the routes may not (the last case
+// proves that through Redis's command statistics).
 let stack: LocalStack;
 let redis: RedisProcess;
 let inspect: Redis;
@@ -23,7 +25,7 @@ let scanner: DynamoDBDocumentClient;
 const proxies: Partial<Record<'dynamodb' | 'sqs', FaultProxy>> = {};
 
 beforeAll(async () => {
-  redis = await spawnRedisServer();
+  redis = await spawnShapedCache();
   inspect = new Redis(redis.url);
   stack = await startLocalStack({
     redisUrl: redis.url,
@@ -79,14 +81,21 @@ const tagOf = (user: string) => `{u:${createHash('sha256').update(user).digest('
 const redisKeysOf = (user: string) => inspect.keys(`*${tagOf(user)}*`);
 /** The limiter's families, which a user's delete must never touch (agreed by prefix with the admission design). */
 const LIMITER = /^adm:/;
-/** What a delete may leave: its marker, with an expiry. Everything else of the user or session is a finding. */
+/** The longest a delete's stop flag for a running turn may live (it names only the session and the turn). */
+const STOP_FLAG_MAX_MS = 10_000;
+/**
+ * What a delete may leave: its marker, with an expiry, and the stop flag it set on a running turn, expiring
+ * within seconds. Everything else of the user or session is a finding.
+ */
 async function leftovers(user: string, sessionId?: string) {
   const keys = (await redisKeysOf(user)).filter((k) => !LIMITER.test(k));
   const scoped = sessionId ? keys.filter((k) => k.includes(`:${sessionId}`)) : keys;
   const left: string[] = [];
   for (const key of scoped) {
-    const isMarker = key.startsWith('forgotten:');
-    if (!isMarker || (await inspect.pttl(key)) < 0) left.push(key);
+    const ttl = await inspect.pttl(key);
+    const isMarker = key.startsWith('forgotten:') && ttl > 0;
+    const isStopFlag = key.startsWith('stop:') && ttl > 0 && ttl <= STOP_FLAG_MAX_MS;
+    if (!isMarker && !isStopFlag) left.push(key);
   }
   return left;
 }
@@ -239,6 +248,124 @@ describe('erasure and deletion race a running turn and queued messages', () => {
   }, 120_000);
 });
 
+/**
+ * The moments of a turn a delete can meet, besides mid-answer (above): each opens a turn and returns once
+ * the turn is at that moment, with the session id the client learnt.
+ */
+const MOMENTS: Record<string, (token: string) => Promise<{ sessionId: string; ended: Promise<unknown> }>> = {
+  // The question is queued only once the model request is on its way: a delete here precedes every write.
+  'during retrieval, before the model is asked': async (token) => {
+    stack.knowledgeBase.options.retrieveDelayMs = 1_500;
+    try {
+      const stream = await openStream(stack.url, { token, body: { message: 'MOMENT-A my salary' } });
+      await stream.waitForEvents(1);
+      return { sessionId: String(data(stream)[0]?.session_id), ended: stream.ended };
+    } finally {
+      stack.knowledgeBase.options.retrieveDelayMs = 0;
+    }
+  },
+  'before the first token': async (token) => {
+    stack.bedrock.options.firstTokenDelayMs = 1_500;
+    try {
+      const stream = await openStream(stack.url, {
+        token,
+        body: { message: 'MOMENT-B my debts', use_rag: false },
+      });
+      const asked = stack.bedrock.requests.length;
+      await stream.waitForEvents(1);
+      await waitFor(
+        async () => stack.bedrock.requests.length > asked || undefined,
+        10_000,
+        'the model asked',
+      );
+      return { sessionId: String(data(stream)[0]?.session_id), ended: stream.ended };
+    } finally {
+      stack.bedrock.options.firstTokenDelayMs = 0;
+    }
+  },
+  'after done, its messages still queued': async (token) => {
+    const turn = await chat(stack.url, token, { message: 'MOMENT-C my rent', use_rag: false });
+    expect(turn.events.at(-1)?.data.type).toBe('done');
+    return { sessionId: String(turn.events[0]?.data.session_id), ended: Promise.resolve() };
+  },
+};
+
+describe('a delete at any moment of a turn leaves only its marker (DynamoDB scan, Redis listing)', () => {
+  for (const [moment, reach] of Object.entries(MOMENTS)) {
+    it(`DELETE /me ${moment}`, async () => {
+      const user = newUser();
+      const token = await stack.issuer.mint(user);
+      const { sessionId, ended } = await reach(token);
+      // Control: the turn has left keys behind by now, so the empty listing below means something.
+      expect(await leftovers(user)).not.toEqual([]);
+      expect((await api(token, '/me', { method: 'DELETE' })).status).toBe(204);
+      await ended;
+      await drainQueue();
+      expect((await itemsOf(user)).map((i) => i.sk)).toEqual(['ERASED']);
+      await waitFor(async () => (await leftovers(user)).length === 0 || undefined, 20_000, 'no keys left');
+      expect((await api(token, `/sessions/${sessionId}/messages`)).status).toBe(404);
+      expect((await api(token, '/sessions')).json.sessions).toEqual([]);
+    }, 60_000);
+
+    it(`DELETE /sessions/{id} ${moment}`, async () => {
+      const user = newUser();
+      const token = await stack.issuer.mint(user);
+      const { sessionId, ended } = await reach(token);
+      expect(await leftovers(user, sessionId)).not.toEqual([]);
+      expect((await api(token, `/sessions/${sessionId}`, { method: 'DELETE' })).status).toBe(204);
+      await ended;
+      await drainQueue();
+      // Usage items name no session and are billing: they outlive a conversation (an erasure takes them).
+      const ofSession = (await itemsOf(user)).filter((i) => `${i.pk}${i.sk}`.includes(sessionId));
+      expect(ofSession).toEqual([
+        expect.objectContaining({ sk: `SESSION#${sessionId}`, deletedAt: expect.any(String) }),
+      ]);
+      await waitFor(
+        async () => (await leftovers(user, sessionId)).length === 0 || undefined,
+        20_000,
+        'no keys left',
+      );
+      expect((await api(token, `/sessions/${sessionId}/messages`)).status).toBe(404);
+      expect((await api(token, `/sessions/${sessionId}`)).status).toBe(404);
+      expect((await api(token, '/sessions')).json.sessions).toEqual([]);
+    }, 60_000);
+  }
+
+  it('DELETE /me while a stateless OpenAI answer streams: no usage item or journal outlives the erasure', async () => {
+    const user = newUser();
+    const token = await stack.issuer.mint(user);
+    const model = JSON.parse((await api(token, '/v1/models')).text).data[0].id;
+    const restore = slowModel(60);
+    try {
+      const stream = await openStream(`${stack.url}/v1/chat/completions`, {
+        token,
+        body: { model, stream: true, messages: [{ role: 'user', content: 'STATELESS-ME what is a bond' }] },
+      });
+      await waitFor(async () => stream.events.length > 2 || undefined, 20_000, 'answer chunks');
+      expect(await leftovers(user)).not.toEqual([]);
+      expect((await api(token, '/me', { method: 'DELETE' })).status).toBe(204);
+      await stream.ended;
+    } finally {
+      restore();
+    }
+    // The stateless usage item is written when the answer ends, after the erasure, by a turn begun before it.
+    await new Promise((r) => setTimeout(r, 500));
+    expect((await itemsOf(user)).map((i) => i.sk)).toEqual(['ERASED']);
+    await waitFor(async () => (await leftovers(user)).length === 0 || undefined, 20_000, 'no keys left');
+    // Control: a stateless answer begun after the erasure is billed.
+    const after = await api(token, '/v1/chat/completions', {
+      method: 'POST',
+      body: { model, messages: [{ role: 'user', content: 'and a stock?' }] },
+    });
+    expect(after.status).toBe(200);
+    await waitFor(
+      async () => (await itemsOf(user)).some((i) => String(i.sk).startsWith('USAGE#')) || undefined,
+      10_000,
+      'the later answer billed',
+    );
+  }, 60_000);
+});
+
 function message(
   userId: string,
   sessionId: string,
@@ -278,6 +405,27 @@ describe('the consumer: deletes win by the turn start, usage is never lost to or
     const fresh = message(user, session, uuidv7(), 'assistant', 'new answer');
     expect((await store.save(fresh)).outcome).toBe('written');
     expect((await itemsOf(user)).some((i) => String(i.sk).startsWith('USAGE#'))).toBe(true);
+  });
+
+  it("a stateless turn's usage written after the erasure, by a turn that began before it, is taken back", async () => {
+    const user = newUser();
+    const token = await stack.issuer.mint(user);
+    const store = new DynamoConversationStore(scanner, stack.tableName);
+    const usage = (messageId: string) => ({
+      userId: user,
+      messageId,
+      createdAt: new Date().toISOString(),
+      model: 'local-model',
+      usage: { input_tokens: 12, output_tokens: 34 },
+    });
+    const startedBefore = uuidv7();
+    await new Promise((r) => setTimeout(r, 5));
+    expect((await api(token, '/me', { method: 'DELETE' })).status).toBe(204);
+    await store.recordUsage(usage(startedBefore));
+    expect((await itemsOf(user)).map((i) => i.sk)).toEqual(['ERASED']);
+    // Control: a stateless turn begun after the erasure is billed.
+    await store.recordUsage(usage(uuidv7()));
+    expect((await itemsOf(user)).filter((i) => String(i.sk).startsWith('USAGE#'))).toHaveLength(1);
   });
 
   it('usage is recorded for every answer even when a session write arrives out of order', async () => {
@@ -363,7 +511,7 @@ describe('silent loss', () => {
 });
 
 describe('no user-facing operation scans the keyspace', () => {
-  it('every route, deletes and erasure included, issues no SCAN or KEYS (Redis command statistics)', async () => {
+  it('every route of the API table, deletes and erasure included, issues no SCAN or KEYS (Redis command statistics)', async () => {
     const user = newUser();
     const token = await stack.issuer.mint(user);
     const stats = async () => {
@@ -394,18 +542,58 @@ describe('no user-facing operation scans the keyspace', () => {
       restore();
     }
     await drainQueue();
-    for (const [method, path, body] of [
-      ['GET', '/sessions'],
-      ['GET', `/sessions/${sessionId}`],
-      ['GET', `/sessions/${sessionId}/messages`],
-      ['PATCH', `/sessions/${sessionId}`, { title: 'renamed' }],
-      ['GET', '/me/usage'],
-      ['DELETE', `/sessions/${sessionId}`],
-      ['DELETE', '/sessions/never-used'],
-      ['DELETE', '/me'],
-    ] as const) {
-      expect((await api(token, path, { method, body })).status).toBeLessThan(300);
+    const answerId = String(first.events.at(-1)?.data.message_id);
+    const model = String(JSON.parse((await api(token, '/v1/models')).text).data[0].id);
+    const aiSdkId = `s-${uuidv7()}`;
+    const openAi = { model, messages: [{ role: 'user', content: 'What is a dividend?' }] };
+    // Every route of the API table, by its path template; the deletes and the erasure last.
+    const calls: Array<[keyof typeof API_PATHS, string, string, unknown?]> = [
+      [
+        'nativeTurnLong',
+        'POST',
+        '/api/v1/chat/message/stream',
+        { message: 'And taxes?', session_id: sessionId },
+      ],
+      [
+        'aiSdkTurn',
+        'POST',
+        '/api/chat',
+        {
+          id: aiSdkId,
+          messages: [{ id: 'm1', role: 'user', parts: [{ type: 'text', text: 'What is a REIT?' }] }],
+        },
+      ],
+      ['aiSdkResume', 'GET', `/api/chat/${aiSdkId}/stream`],
+      ['aiSdkStop', 'POST', `/api/chat/${aiSdkId}/stop`],
+      ['openAiTurn', 'POST', '/v1/chat/completions', openAi],
+      ['openAiTurn', 'POST', '/v1/chat/completions', { ...openAi, stream: true }],
+      ['models', 'GET', '/v1/models'],
+      ['models', 'GET', `/v1/models/${encodeURIComponent(model)}`],
+      ['sessions', 'GET', '/sessions'],
+      ['sessions', 'GET', '/sessions?q=etf'],
+      ['session', 'GET', `/sessions/${sessionId}`],
+      ['sessionMessages', 'GET', `/sessions/${sessionId}/messages`],
+      ['messageFeedback', 'PUT', `/sessions/${sessionId}/messages/${answerId}/feedback`, { rating: 'up' }],
+      ['messageFeedback', 'DELETE', `/sessions/${sessionId}/messages/${answerId}/feedback`],
+      ['session', 'PATCH', `/sessions/${sessionId}`, { title: 'renamed' }],
+      ['sessionResume', 'GET', `/sessions/${sessionId}/stream`],
+      ['sessionStop', 'POST', `/sessions/${sessionId}/stop`],
+      ['usage', 'GET', '/me/usage'],
+      ['session', 'DELETE', `/sessions/${sessionId}`],
+      ['session', 'DELETE', '/sessions/never-used'],
+      ['me', 'DELETE', '/me'],
+    ];
+    for (const [, method, path, body] of calls) {
+      expect([method, path, (await api(token, path, { method, body })).status]).toEqual([
+        method,
+        path,
+        expect.toSatisfy((status: number) => status < 300),
+      ]);
     }
+    // The turn routes above (nativeTurn, sessionResume, sessionStop) ran mid-answer too; a route added to
+    // the table without a call here fails this.
+    const covered = new Set(['nativeTurn', ...calls.map(([route]) => route)]);
+    expect(Object.keys(API_PATHS).filter((route) => !covered.has(route))).toEqual([]);
     const after = await stats();
     expect(after.eval).toBeGreaterThan(0);
     expect({ scan: after.scan, keys: after.keys }).toEqual({ scan: 0, keys: 0 });

@@ -1,5 +1,6 @@
+import { createHmac } from 'node:crypto';
 import { join } from 'node:path';
-import { importJWK, SignJWT } from 'jose';
+import { exportJWK, exportSPKI, generateKeyPair, importJWK, SignJWT } from 'jose';
 import { v7 as uuidv7 } from 'uuid';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LOCAL_AUDIENCE, loadOrCreateSigningKey } from '../../local/emulators/oidc-issuer.ts';
@@ -89,6 +90,73 @@ describe('forged tokens', () => {
       const response = await send(await forge(claims), '/sessions');
       expect([label, response.status]).toEqual([label, 401]);
       expect(JSON.parse(response.text)).toMatchObject({ error: { code: 'unauthorized' } });
+    }
+  });
+});
+
+/** A token whose signature part is computed by hand: `alg: none`, or HS256 keyed with public material. */
+const handMade = (header: Record<string, unknown>, claims: Record<string, unknown>, hmacKey?: string) => {
+  const part = (value: unknown) => Buffer.from(JSON.stringify(value)).toString('base64url');
+  const signingInput = `${part(header)}.${part(claims)}`;
+  const signature = hmacKey ? createHmac('sha256', hmacKey).update(signingInput).digest('base64url') : '';
+  return `${signingInput}.${signature}`;
+};
+
+describe("forgeries that never worked (the review's held auth attacks, kept as regressions)", () => {
+  it('refuses alg none, HS256 keyed with the public key, other algorithms, embedded keys and bad claims', async () => {
+    const key = await loadOrCreateSigningKey(join(STATE_DIR, 'dev-signing-key.json'));
+    const kid = key.publicJwk.kid ?? 'local';
+    const now = Math.floor(Date.now() / 1000);
+    const claims = {
+      iss: stack.issuer.issuer,
+      sub: newUser(),
+      aud: LOCAL_AUDIENCE,
+      token_use: 'id',
+      iat: now,
+      exp: now + 600,
+    };
+    const sign = async (header: Record<string, unknown>, payload: Record<string, unknown>, alg = 'RS256') =>
+      new SignJWT(payload)
+        .setProtectedHeader({ alg, kid, typ: 'JWT', ...header })
+        .sign(await importJWK({ ...key.privateJwk, alg }, alg));
+    // Control: the same claims, signed as the issuer signs, are accepted.
+    expect((await send(await sign({}, claims), '/sessions')).status).toBe(200);
+
+    const publicKey = await importJWK(key.publicJwk, 'RS256', { extractable: true });
+    if (publicKey instanceof Uint8Array) throw new Error('an RSA key imports as a key, not bytes');
+    const publicPem = await exportSPKI(publicKey);
+    const attacker = await generateKeyPair('RS256', { extractable: true });
+    const attackerJwk = { ...(await exportJWK(attacker.publicKey)), kid };
+    const signedByAttacker = (header: Record<string, unknown>) =>
+      new SignJWT(claims).setProtectedHeader({ alg: 'RS256', kid, ...header }).sign(attacker.privateKey);
+    const valid = await sign({}, claims);
+    const [validHeader, , validSignature] = valid.split('.');
+    const forged: Record<string, string> = {
+      'alg none': handMade({ alg: 'none', kid, typ: 'JWT' }, claims),
+      'alg none, no kid': handMade({ alg: 'none', typ: 'JWT' }, claims),
+      'HS256 keyed with the public PEM': handMade({ alg: 'HS256', kid, typ: 'JWT' }, claims, publicPem),
+      'HS256 keyed with the public JWK': handMade(
+        { alg: 'HS256', kid, typ: 'JWT' },
+        claims,
+        JSON.stringify(key.publicJwk),
+      ),
+      'RS512 with the pool key': await sign({}, claims, 'RS512'),
+      'PS256 with the pool key': await sign({}, claims, 'PS256'),
+      'an embedded jwk header': await signedByAttacker({ jwk: attackerJwk }),
+      'a jku header': await signedByAttacker({ jku: 'http://127.0.0.1:1/jwks.json' }),
+      'payload swapped under the signature': `${validHeader}.${Buffer.from(
+        JSON.stringify({ ...claims, sub: 'victim' }),
+      ).toString('base64url')}.${validSignature}`,
+      'signature stripped': `${validHeader}.${valid.split('.')[1]}.`,
+      'expired a second ago': await sign({}, { ...claims, exp: now - 1 }),
+      'nbf in the future': await sign({}, { ...claims, nbf: now + 600 }),
+      'another issuer': await sign({}, { ...claims, iss: `${stack.issuer.issuer}/` }),
+      'another audience': await sign({}, { ...claims, aud: 'someone-else' }),
+      'unknown kid': await sign({ kid: '../../etc/passwd' }, claims),
+    };
+    for (const [label, token] of Object.entries(forged)) {
+      const response = await send(token, '/sessions');
+      expect([label, response.status]).toEqual([label, 401]);
     }
   });
 });

@@ -1,11 +1,19 @@
 import { configDefaults, defineConfig } from 'vitest/config';
 
-// Integration tests start the local stack, a Redis, a CDK synth or the benchmark: seconds each. The rest
-// are unit tests (`npm run test:unit`), in-process and quick. New files that start the stack or a Redis
-// belong in `*.integration.test.ts`.
+// `npm test` runs the `unit` and `integration` projects: what every change needs, within a minute on two
+// cores. `npm run test:all` (CI) adds the projects that exercise the whole system at length: CDK synths,
+// the page in Chromium, the adversarial suite and the benchmark's smoke run.
+//
+// Integration tests start the local stack, a Redis or an emulator: seconds each. The rest are unit tests
+// (`npm run test:unit`), in-process and quick. New files that start the stack or a Redis belong in
+// `*.integration.test.ts`.
 const INTEGRATION = ['test/**/*.integration.test.ts', 'test/bench/**/*.test.ts', 'test/events.test.ts'];
 // The chat page in Chromium against the local stack: the page is built once for all of them.
 const BROWSER = ['test/web/**/*.integration.test.ts'];
+// Hostile users against the local stack on the production-shaped cache (also `npm run test:attack`).
+const ATTACK = ['test/attack/**/*.test.ts'];
+// `npm run bench --quick` end to end, every part of the report checked.
+const BENCHMARK = ['test/bench/bench-smoke.test.ts'];
 // CDK synths: the first in a process warms aws-cdk-lib up (~8 s of CPU), the next take ~1 s. These files
 // share one process and its loaded modules (each synth builds its own App, so no state is shared).
 const INFRA = ['test/infra/**/*.test.ts'];
@@ -25,18 +33,24 @@ export default defineConfig({
         test: {
           name: 'unit',
           include: ['test/**/*.test.ts'],
-          exclude: [...configDefaults.exclude, ...INTEGRATION, ...INFRA],
+          exclude: [...configDefaults.exclude, ...INTEGRATION, ...ATTACK, ...INFRA],
         },
       },
       {
         extends: true,
-        test: { name: 'integration', include: INTEGRATION, exclude: [...configDefaults.exclude, ...BROWSER] },
+        test: {
+          name: 'integration',
+          include: INTEGRATION,
+          exclude: [...configDefaults.exclude, ...BROWSER, ...ATTACK, ...BENCHMARK],
+        },
       },
+      { extends: true, test: { name: 'infra', include: INFRA, isolate: false } },
       {
         extends: true,
         test: { name: 'browser', include: BROWSER, globalSetup: ['test/support/page-build.global.ts'] },
       },
-      { extends: true, test: { name: 'infra', include: INFRA, isolate: false } },
+      { extends: true, test: { name: 'attack', include: ATTACK } },
+      { extends: true, test: { name: 'benchmark', include: BENCHMARK } },
     ],
   },
 });

@@ -200,7 +200,7 @@ export function createStreamRuntime(env: NodeJS.ProcessEnv = process.env) {
   const archive = new DynamoConversationArchive(documents, config.TABLE_NAME);
   const contextCache = turnDeps.cache;
   // A delete's Redis side: the cache's keys and a marker, then the registry's exact forget of the turn
-  // family; never a scan, never a limiter key. The route retries once and answers 503.
+  // family; never a scan, never a limiter key. When it fails the route deletes nothing and answers 503.
   const forgetter = redis
     ? new RedisForgetter(
         redis,

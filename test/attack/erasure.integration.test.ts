@@ -366,6 +366,69 @@ describe('a delete at any moment of a turn leaves only its marker (DynamoDB scan
   }, 60_000);
 });
 
+/** A client retrying a refused delete each second (its retry-after is longer), until it is done or refused for good. */
+async function deleteUntilDone(token: string, path: string, tries = 10) {
+  for (let attempt = 1; ; attempt++) {
+    const response = await api(token, path, { method: 'DELETE' });
+    if (response.status !== 503 || attempt === tries) return response.status;
+    await new Promise((r) => setTimeout(r, 1_000));
+  }
+}
+
+describe('a delete that cannot mark the cache deletes nothing (Redis unreachable for it)', () => {
+  it('DELETE /sessions/{id} and DELETE /me answer 503 and leave DynamoDB untouched; the retry does the whole job', async () => {
+    const user = newUser();
+    const token = await stack.issuer.mint(user);
+    const first = await chat(stack.url, token, { message: 'UNMARKED my pension', use_rag: false });
+    const sessionId = String(first.events[0]?.data.session_id);
+    await chat(stack.url, token, {
+      message: 'UNMARKED and my savings',
+      session_id: sessionId,
+      use_rag: false,
+    });
+    await drainQueue();
+    const historyKey = `history:${tagOf(user)}:${sessionId}`;
+    // Control: the conversation is stored and cached, so what survives the refused deletes is all of it.
+    expect(await inspect.llen(historyKey)).toBeGreaterThan(0);
+    const stored = await itemsOf(user);
+    expect(stored.filter((i) => String(i.sk).startsWith('MSG#'))).toHaveLength(4);
+
+    // Writes (every marker, cache delete and limiter script) wait in Redis: the stack's commands time out.
+    await inspect.client('PAUSE', 5_000, 'WRITE');
+    try {
+      for (const path of [`/sessions/${sessionId}`, '/me']) {
+        const refused = await api(token, path, { method: 'DELETE' });
+        expect([path, refused.status]).toEqual([path, 503]);
+        expect(Number(refused.headers.get('retry-after'))).toBeGreaterThan(0);
+        expect(refused.json).toMatchObject({ error: { code: 'cache_unavailable' } });
+      }
+      // Nothing half-deleted: the table is as it was (a table-only delete left the cached history serving).
+      expect(await itemsOf(user)).toEqual(stored);
+    } finally {
+      await inspect.client('UNPAUSE');
+    }
+    // Still the user's, whole, through the routes (the 503 promised nothing).
+    expect((await api(token, `/sessions/${sessionId}/messages`)).json.messages).toHaveLength(4);
+
+    // Once Redis answers, the retried delete removes everything: table scan and key listing.
+    expect(await deleteUntilDone(token, `/sessions/${sessionId}`)).toBe(204);
+    const ofSession = (await itemsOf(user)).filter((i) => `${i.pk}${i.sk}`.includes(sessionId));
+    expect(ofSession).toEqual([
+      expect.objectContaining({ sk: `SESSION#${sessionId}`, deletedAt: expect.any(String) }),
+    ]);
+    await waitFor(
+      async () => (await leftovers(user, sessionId)).length === 0 || undefined,
+      20_000,
+      'keys gone',
+    );
+    expect((await api(token, `/sessions/${sessionId}/messages`)).status).toBe(404);
+    // The erase budget is 3 a minute: the refused erasure used one, this retry the second.
+    expect(await deleteUntilDone(token, '/me', 1)).toBe(204);
+    expect((await itemsOf(user)).map((i) => i.sk)).toEqual(['ERASED']);
+    await waitFor(async () => (await leftovers(user)).length === 0 || undefined, 20_000, 'no keys left');
+  }, 60_000);
+});
+
 function message(
   userId: string,
   sessionId: string,

@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LOCAL_AUDIENCE, loadOrCreateSigningKey } from '../../local/emulators/oidc-issuer.ts';
 import { type RedisProcess, spawnRedisServer } from '../../local/emulators/redis-server.ts';
 import { type LocalStack, STATE_DIR, startLocalStack } from '../../local/stack/stack.ts';
+import { waitFor } from '../support/wait.ts';
 
 // Hostile inputs and forged tokens on every route (security review M2, L3, L4, L5, L6, L7), over real HTTP
 // against the local stack. Each case names the promise, and a control shows the same request shape is
@@ -304,11 +305,19 @@ describe('oversized bodies and crafted cursors get 4xx JSON on every route, neve
 });
 
 describe('with Redis down (this file stops its Redis: keep these last)', () => {
-  it('stop and the deletes answer 503 with retry-after, not 502, and the deletes still clear DynamoDB', async () => {
+  it('stop and the deletes answer 503 with retry-after, not 502, and the deletes delete nothing', async () => {
     const user = newUser();
     const token = await stack.issuer.mint(user);
     const turn = await send(token, '/', { body: { message: 'keep me', use_rag: false } });
     const sessionId = /"session_id":"([^"]+)"/.exec(turn.text)?.[1] ?? '';
+    const listed = async () =>
+      JSON.parse((await send(token, '/sessions')).text).sessions.map((s: { id: string }) => s.id);
+    const poller = stack.startPoller();
+    try {
+      await waitFor(async () => (await listed()).includes(sessionId) || undefined, 20_000, 'the turn stored');
+    } finally {
+      await poller.stop();
+    }
     // Control: with Redis up, stop of an idle session is a 204 and a delete is a 204.
     expect((await send(token, `/sessions/${sessionId}/stop`, { method: 'POST' })).status).toBe(204);
     expect((await send(token, '/sessions/other', { method: 'DELETE' })).status).toBe(204);
@@ -322,6 +331,8 @@ describe('with Redis down (this file stops its Redis: keep these last)', () => {
       expect(Number(response.headers.get('retry-after'))).toBeGreaterThan(0);
       expect(JSON.parse(response.text)).toMatchObject({ error: { code: 'cache_unavailable' } });
     }
-    expect((await send(token, '/sessions')).text).toBe(JSON.stringify({ sessions: [], next_cursor: null }));
+    // Nothing deleted from DynamoDB while the cache could not be marked: the retry does the whole job.
+    expect(await listed()).toEqual([sessionId]);
+    expect(JSON.parse((await send(token, `/sessions/${sessionId}/messages`)).text).messages).toHaveLength(2);
   });
 });

@@ -26,7 +26,8 @@ export interface ConversationRouteDeps {
   historyLimit: number;
   /**
    * Cache and turn keys of a deleted session or an erased user, by exact keys (never a scan), leaving a
-   * marker that refuses older writes; stored data goes through the archive. Rejects when Redis is down.
+   * marker that refuses older writes; stored data goes through the archive. Rejects when Redis is down,
+   * and the route then deletes nothing; resolves at once when no cache is configured.
    */
   forgetSession(userId: string, sessionId: string): Promise<void>;
   forgetUser(userId: string): Promise<void>;
@@ -158,23 +159,22 @@ function uiMessage(m: ChatMessage, branch?: BranchFacts, inline: Map<string, str
 }
 
 /**
- * Redis first (its marker refuses every later cache and journal write of older turns, and stops a running
- * one), then the table. A Redis failure does not stop the table's delete; the client is told to retry.
+ * Redis first: its marker refuses every later cache and journal write of older turns, and stops a running
+ * one. A delete that cannot set it (Redis unreachable, or the circuit open: refused at once) deletes
+ * nothing and answers 503: a table-only delete would leave the cached history readable, and feeding the
+ * next prompt, until it expires. The client's retry then does the whole job. Without a cache configured,
+ * `forgetCached` has nothing to mark and resolves.
  */
 async function forgetEverywhere(forgetCached: () => Promise<void>, deleteStored: () => Promise<void>) {
-  const forget = () =>
-    forgetCached().then(
-      () => true,
-      () => false,
-    );
-  const first = await forget();
-  await deleteStored();
-  if (!first && !(await forget())) {
+  try {
+    await forgetCached();
+  } catch {
     throw dependencyUnavailable(
       'cache_unavailable',
-      'Deleted from storage, but the cache could not be cleared. Send the same request again.',
+      'The cache could not be cleared, so nothing was deleted. Send the same request again.',
     );
   }
+  await deleteStored();
   return noContent();
 }
 

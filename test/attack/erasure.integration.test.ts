@@ -99,6 +99,19 @@ async function leftovers(user: string, sessionId?: string) {
   }
   return left;
 }
+/** After a conversation's delete: its tombstone is all the table holds of it, and Redis holds nothing of it. */
+async function expectOnlyTombstone(user: string, sessionId: string) {
+  // Usage items name no session and are billing: they outlive a conversation (an erasure takes them).
+  const ofSession = (await itemsOf(user)).filter((i) => `${i.pk}${i.sk}`.includes(sessionId));
+  expect(ofSession).toEqual([
+    expect.objectContaining({ sk: `SESSION#${sessionId}`, deletedAt: expect.any(String) }),
+  ]);
+  await waitFor(
+    async () => (await leftovers(user, sessionId)).length === 0 || undefined,
+    20_000,
+    'no keys left',
+  );
+}
 const queueDepth = () => {
   const queue = stack.fauxqs.inspectQueue('chat-messages.fifo')?.messages;
   return (queue?.ready.length ?? 0) + (queue?.inflight.length ?? 0);
@@ -315,16 +328,7 @@ describe('a delete at any moment of a turn leaves only its marker (DynamoDB scan
       expect((await api(token, `/sessions/${sessionId}`, { method: 'DELETE' })).status).toBe(204);
       await ended;
       await drainQueue();
-      // Usage items name no session and are billing: they outlive a conversation (an erasure takes them).
-      const ofSession = (await itemsOf(user)).filter((i) => `${i.pk}${i.sk}`.includes(sessionId));
-      expect(ofSession).toEqual([
-        expect.objectContaining({ sk: `SESSION#${sessionId}`, deletedAt: expect.any(String) }),
-      ]);
-      await waitFor(
-        async () => (await leftovers(user, sessionId)).length === 0 || undefined,
-        20_000,
-        'no keys left',
-      );
+      await expectOnlyTombstone(user, sessionId);
       expect((await api(token, `/sessions/${sessionId}/messages`)).status).toBe(404);
       expect((await api(token, `/sessions/${sessionId}`)).status).toBe(404);
       expect((await api(token, '/sessions')).json.sessions).toEqual([]);
@@ -412,15 +416,7 @@ describe('a delete that cannot mark the cache deletes nothing (Redis unreachable
 
     // Once Redis answers, the retried delete removes everything: table scan and key listing.
     expect(await deleteUntilDone(token, `/sessions/${sessionId}`)).toBe(204);
-    const ofSession = (await itemsOf(user)).filter((i) => `${i.pk}${i.sk}`.includes(sessionId));
-    expect(ofSession).toEqual([
-      expect.objectContaining({ sk: `SESSION#${sessionId}`, deletedAt: expect.any(String) }),
-    ]);
-    await waitFor(
-      async () => (await leftovers(user, sessionId)).length === 0 || undefined,
-      20_000,
-      'keys gone',
-    );
+    await expectOnlyTombstone(user, sessionId);
     expect((await api(token, `/sessions/${sessionId}/messages`)).status).toBe(404);
     // The erase budget is 3 a minute: the refused erasure used one, this retry the second.
     expect(await deleteUntilDone(token, '/me', 1)).toBe(204);

@@ -51,17 +51,20 @@ async function forge(claims: Record<string, unknown>) {
     .sign(await importJWK(key.privateJwk, 'RS256'));
 }
 
+/** Claims the dev issuer would mint for a new user, valid for ten minutes from `now` (seconds). */
+const issuedClaims = (now: number) => ({
+  iss: stack.issuer.issuer,
+  sub: newUser(),
+  aud: LOCAL_AUDIENCE,
+  token_use: 'id',
+  iat: now,
+  exp: now + 600,
+});
+
 describe('forged tokens', () => {
   it('refuses tokens without exp, with another token_use, issued in the future, or with a sub that could split a key', async () => {
     const now = Math.floor(Date.now() / 1000);
-    const valid = {
-      iss: stack.issuer.issuer,
-      sub: newUser(),
-      aud: LOCAL_AUDIENCE,
-      token_use: 'id',
-      iat: now,
-      exp: now + 600,
-    };
+    const valid = issuedClaims(now);
     // Control: the same signer and claims pass, so each refusal below is the one claim it changes.
     expect((await send(await forge(valid), '/sessions')).status).toBe(200);
     expect(
@@ -108,14 +111,7 @@ describe("forgeries that never worked (the review's held auth attacks, kept as r
     const key = await loadOrCreateSigningKey(join(STATE_DIR, 'dev-signing-key.json'));
     const kid = key.publicJwk.kid ?? 'local';
     const now = Math.floor(Date.now() / 1000);
-    const claims = {
-      iss: stack.issuer.issuer,
-      sub: newUser(),
-      aud: LOCAL_AUDIENCE,
-      token_use: 'id',
-      iat: now,
-      exp: now + 600,
-    };
+    const claims = issuedClaims(now);
     const sign = async (header: Record<string, unknown>, payload: Record<string, unknown>, alg = 'RS256') =>
       new SignJWT(payload)
         .setProtectedHeader({ alg, kid, typ: 'JWT', ...header })

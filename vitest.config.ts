@@ -2,7 +2,8 @@ import { configDefaults, defineConfig } from 'vitest/config';
 
 // `npm test` runs the `unit` and `integration` projects: what every change needs, within a minute on two
 // cores. `npm run test:all` (CI) adds the projects that exercise the whole system at length: CDK synths,
-// the page in Chromium, the adversarial suite and the benchmark's smoke run.
+// the page in Chromium, the adversarial suite and the load tests (the benchmark's smoke run, the consumer
+// under 1,000 messages).
 //
 // Integration tests start the local stack, a Redis or an emulator: seconds each. The rest are unit tests
 // (`npm run test:unit`), in-process and quick. New files that start the stack or a Redis belong in
@@ -12,8 +13,8 @@ const INTEGRATION = ['test/**/*.integration.test.ts', 'test/bench/**/*.test.ts',
 const BROWSER = ['test/web/**/*.integration.test.ts'];
 // Hostile users against the local stack on the production-shaped cache (also `npm run test:attack`).
 const ATTACK = ['test/attack/**/*.test.ts'];
-// `npm run bench --quick` end to end, every part of the report checked.
-const BENCHMARK = ['test/bench/bench-smoke.test.ts'];
+// Load: `npm run bench --quick` end to end (every part of the report checked), the consumer under 1,000 messages.
+const LOAD = ['test/bench/bench-smoke.test.ts', 'test/functions/persist/persist-load.integration.test.ts'];
 // CDK synths: the first in a process warms aws-cdk-lib up (~8 s of CPU), the next take ~1 s. These files
 // share one process and its loaded modules (each synth builds its own App, so no state is shared).
 const INFRA = ['test/infra/**/*.test.ts'];
@@ -41,7 +42,7 @@ export default defineConfig({
         test: {
           name: 'integration',
           include: INTEGRATION,
-          exclude: [...configDefaults.exclude, ...BROWSER, ...ATTACK, ...BENCHMARK],
+          exclude: [...configDefaults.exclude, ...BROWSER, ...ATTACK, ...LOAD],
         },
       },
       { extends: true, test: { name: 'infra', include: INFRA, isolate: false } },
@@ -50,7 +51,7 @@ export default defineConfig({
         test: { name: 'browser', include: BROWSER, globalSetup: ['test/support/page-build.global.ts'] },
       },
       { extends: true, test: { name: 'attack', include: ATTACK } },
-      { extends: true, test: { name: 'benchmark', include: BENCHMARK } },
+      { extends: true, test: { name: 'load', include: LOAD } },
     ],
   },
 });

@@ -19,12 +19,13 @@ export interface HttpRequest {
 
 /** Joins each name's values with `,`; a name given in several cases is one header (HTTP names are case-insensitive). */
 function joined(values: Record<string, string[] | undefined>, lowerCase: boolean): Record<string, string> {
-  const out: Record<string, string> = {};
+  // No prototype: a header named `__proto__` or `constructor` is a header like any other.
+  const out: Record<string, string> = Object.create(null);
   for (const [rawName, list] of Object.entries(values)) {
     if (!list) continue;
     const name = lowerCase ? rawName.toLowerCase() : rawName;
     const value = list.join(',');
-    out[name] = name in out ? `${out[name]},${value}` : value;
+    out[name] = Object.hasOwn(out, name) ? `${out[name]},${value}` : value;
   }
   return out;
 }

@@ -129,6 +129,10 @@ const HONOURED = new Set([
 /** `metadata` keys this route reads; OpenAI's other uses of metadata (stored completions) do not exist here. */
 const METADATA_KEYS = new Set(['session_id', 'message_id', 'use_rag']);
 
+/** Own keys only: a field named `__proto__` or `constructor` is unknown, not Object.prototype's. */
+const unsupportedField = (field: string) =>
+  Object.hasOwn(UNSUPPORTED, field) ? UNSUPPORTED[field] : undefined;
+
 function checkFields(body: Json) {
   for (const [field, value] of Object.entries(body)) {
     if (HONOURED.has(field)) continue;
@@ -138,7 +142,7 @@ function checkFields(body: Json) {
       }
       continue;
     }
-    const unsupported = UNSUPPORTED[field];
+    const unsupported = unsupportedField(field);
     if (!unsupported) {
       throw refuse('unknown_parameter', field, `Unknown parameter: ${field}.`);
     }
@@ -269,7 +273,8 @@ function checkMessageFields(message: Json, role: string, at: string) {
   for (const [field, value] of Object.entries(message)) {
     const read = field === 'role' || field === 'content' || (role === 'assistant' && field === 'refusal');
     if (read || value === null || value === undefined) continue;
-    const why = MESSAGE_FIELDS_REFUSED[field] ?? 'unknown field';
+    const why =
+      (Object.hasOwn(MESSAGE_FIELDS_REFUSED, field) && MESSAGE_FIELDS_REFUSED[field]) || 'unknown field';
     throw refuse('unsupported_parameter', `${at}.${field}`, `${at}.${field}: ${why}.`);
   }
 }

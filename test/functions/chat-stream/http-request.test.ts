@@ -11,6 +11,22 @@ const functionUrlEvent = JSON.parse(
 ) as LambdaFunctionURLEvent;
 
 describe('one request from either front door', () => {
+  it('reads header names as data: constructor and __proto__ are headers, not Object.prototype', () => {
+    const request = httpRequestOf(
+      restProxyEvent({
+        method: 'GET',
+        path: '/sessions',
+        // JSON.parse, as the runtime parses an event: `__proto__` becomes an own key, not the prototype.
+        headers: JSON.parse('{"constructor":["a"],"__proto__":["b"],"toString":["c"]}'),
+        query: { constructor: ['d'] },
+      }),
+    );
+    expect(request.headers.constructor).toBe('a');
+    expect(Object.getOwnPropertyDescriptor(request.headers, '__proto__')?.value).toBe('b');
+    expect(request.headers.tostring).toBe('c');
+    expect(request.queryStringParameters?.constructor).toBe('d');
+  });
+
   it('a REST proxy event: method, stage-less path, lower-case headers with repeats joined as the Function URL joins them', () => {
     const request = httpRequestOf(
       restProxyEvent({

@@ -102,6 +102,20 @@ describe('request parsing, fuzzed (fast-check): any input is accepted or refused
     );
   });
 
+  it('reads field names as data: __proto__, constructor and toString are unknown fields, not Object.prototype', () => {
+    const ask = (body: string) =>
+      readOpenAiRequest(parseJsonBody(body, z.unknown()), {}, { policy: POLICY, maxMessageChars: 8000 });
+    const messages = '"messages":[{"role":"user","content":"Hi"}]';
+    for (const field of ['__proto__', 'constructor', 'toString']) {
+      expect(() => ask(`{"model":"m",${messages},"${field}":[]}`)).toThrow(
+        expect.objectContaining({ code: 'unknown_parameter', message: `Unknown parameter: ${field}.` }),
+      );
+      expect(() => ask(`{"model":"m","messages":[{"role":"user","content":"Hi","${field}":1}]}`)).toThrow(
+        expect.objectContaining({ message: `messages[0].${field}: unknown field.` }),
+      );
+    }
+  });
+
   it('routes, methods and cursors', () => {
     fc.assert(
       fc.property(

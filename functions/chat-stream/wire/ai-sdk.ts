@@ -205,7 +205,8 @@ export function sourcePart(source: Source): SourceChunk {
   return {
     type: 'source-document',
     sourceId: source.id,
-    mediaType: MEDIA_TYPES[extension] ?? 'application/octet-stream',
+    mediaType:
+      (Object.hasOwn(MEDIA_TYPES, extension) && MEDIA_TYPES[extension]) || 'application/octet-stream',
     title: source.title,
     filename,
     providerMetadata,

@@ -428,6 +428,7 @@ async function main() {
         latencies,
         quick,
         log,
+        cacheInspectUrl: emulators.cacheInspectUrl,
       });
     }
     if (parts.has('long')) {

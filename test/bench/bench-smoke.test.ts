@@ -39,7 +39,13 @@ describe('npm run bench -- --quick --profile zero', () => {
           cpuMsPerTurn: number;
         }>;
       }>;
-      concurrency: Array<{ concurrency: number; design: string; errors: number; cpuMsPerTurn: number }>;
+      concurrency: Array<{
+        concurrency: number;
+        design: string;
+        errors: number;
+        cpuMsPerTurn: number;
+        cache?: { commandsPerTurn: number; readsPerSecond: number };
+      }>;
       longConversation: {
         rows: Array<{ design: string; n: number; errors: number; cacheReadTokensPerTurn: number }>;
       };
@@ -82,6 +88,9 @@ describe('npm run bench -- --quick --profile zero', () => {
     for (const row of report.concurrency) {
       expect(row.errors).toBe(0);
       expect(row.cpuMsPerTurn).toBeGreaterThan(0);
+      // The cache counted the turns' commands and round trips (every turn of ours admits through it).
+      if (row.design === 'ours') expect(row.cache?.commandsPerTurn).toBeGreaterThan(1);
+      if (row.design === 'ours') expect(row.cache?.readsPerSecond).toBeGreaterThan(0);
     }
     const long = report.longConversation.rows;
     expect(long.map((r) => r.design)).toEqual(['prompt caching on', 'prompt caching off']);

@@ -796,15 +796,29 @@ class RedisTurnJournal implements TurnJournal {
     return renew ? 2 : 1;
   }
 
+  /**
+   * The last batch and the turn's end in one round trip: FINISH follows the append in the same
+   * pipeline (one slot, so one node, in order). Its reply is nobody's: a turn that could not be marked
+   * finished frees its session when the lock expires.
+   */
   async finish(): Promise<void> {
     this.#flusher.remove(this);
     await this.#flushing;
-    await sendFlushes(this.#redis, [this.takeFlush(true)]);
-    await definedScript(this.#redis, 'turnFinish', FINISH, 2)(
-      this.#keys.pointer,
-      this.#keys.streams,
-      this.#turnId,
-      this.#options.resumableMs,
-    ).catch(() => undefined);
+    // Defined on the client before the pipeline is made: a pipeline takes the client's scripts when created.
+    definedScript(this.#redis, 'turnFinish', FINISH, 2);
+    const last = this.takeFlush(true);
+    const withFinish: JournalFlush = {
+      ...last,
+      addTo: (pipeline) => {
+        const count = last.addTo(pipeline);
+        const scripts = pipeline as unknown as Record<
+          'turnFinish',
+          (...args: (string | number)[]) => unknown
+        >;
+        scripts.turnFinish(this.#keys.pointer, this.#keys.streams, this.#turnId, this.#options.resumableMs);
+        return count;
+      },
+    };
+    await sendFlushes(this.#redis, [withFinish]);
   }
 }

@@ -620,10 +620,12 @@ const CROSS_NODE = /same slots allocation group|same slot/;
  * grouping and the send (the pipeline then spans nodes and ioredis refuses it), each goes on its own.
  */
 async function sendFlushes(redis: RedisClient, flushes: JournalFlush[]): Promise<void> {
-  const pipeline = redis.pipeline();
-  const counts = flushes.map((flush) => flush.addTo(pipeline));
+  let counts: number[] = [];
   let results: PipelineResults | undefined;
+  // Whatever fails, every flush is settled: a turn's last batch waits for its previous one.
   try {
+    const pipeline = redis.pipeline();
+    counts = flushes.map((flush) => flush.addTo(pipeline));
     results = (await pipeline.exec()) ?? undefined;
   } catch (error) {
     if (flushes.length > 1 && error instanceof Error && CROSS_NODE.test(error.message)) {
@@ -635,7 +637,7 @@ async function sendFlushes(redis: RedisClient, flushes: JournalFlush[]): Promise
   let at = 0;
   for (const [index, flush] of flushes.entries()) {
     const count = counts[index] ?? 0;
-    flush.settle(results?.slice(at, at + count));
+    flush.settle(results && count > 0 ? results.slice(at, at + count) : undefined);
     at += count;
   }
 }

@@ -1,3 +1,4 @@
+import { FUNCTION_NODE_OPTIONS } from '../lib/bundling/node-options.ts';
 import type { ColdPath, ColdStart } from './cold-start.ts';
 import type { ConcurrencyRow } from './concurrency.ts';
 import type { IdleFollowers } from './followers.ts';
@@ -154,7 +155,7 @@ export function coldTable(cold: ColdStart, path: ColdPath | undefined): string {
     .map(([k, v]) => `${k} ${(v / 1024).toFixed(1)} KiB`)
     .join(', ');
   const lines = [
-    `Bundles (built by ${cold.builtBy}): ${sizes}. Stream bundle import + init in a fresh process: median ${cold.streamInitMedianMs} ms over ${cold.streamInitMs.length} runs, ${cold.streamInitCpuMedianMs} ms of CPU (for scale: starting and ending a Node process that does nothing takes ${cold.nodeStartMedianMs} ms).`,
+    `Bundles (built by ${cold.builtBy}): ${sizes}. Stream bundle import + init in a fresh process: median ${cold.streamInitMedianMs} ms over ${cold.streamInitMs.length} runs, ${cold.streamInitCpuMedianMs} ms of CPU; with the functions' NODE_OPTIONS as deployed (\`${FUNCTION_NODE_OPTIONS}\`) ${cold.streamInitDeployedMedianMs} ms (for scale: starting and ending a Node process that does nothing takes ${cold.nodeStartMedianMs} ms).`,
   ];
   if (path) {
     lines.push(

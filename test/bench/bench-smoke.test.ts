@@ -49,7 +49,11 @@ describe('npm run bench -- --quick --profile zero', () => {
       longConversation: {
         rows: Array<{ design: string; n: number; errors: number; cacheReadTokensPerTurn: number }>;
       };
-      coldStart: { bundles: Record<string, number>; streamInitMs: number[] };
+      coldStart: {
+        bundles: Record<string, number>;
+        streamInitMs: number[];
+        streamInitDeployedMedianMs: number;
+      };
       coldPath: { runs: number; coldFirstByte: { p50: number } };
       idleFollowers: { followers: number; attached: number; byCommand: Record<string, number> };
       persistLag: { conversations: number; missing: number; failedTurns: number; lagMs: { n: number } };
@@ -100,6 +104,7 @@ describe('npm run bench -- --quick --profile zero', () => {
     expect(long[1]?.cacheReadTokensPerTurn).toBe(0);
     expect(report.coldStart.bundles['chat-stream']).toBeGreaterThan(0);
     expect(report.coldStart.streamInitMs.length).toBe(1);
+    expect(report.coldStart.streamInitDeployedMedianMs).toBeGreaterThan(0);
     expect(report.coldPath.runs).toBe(1);
     expect(Number.isFinite(report.coldPath.coldFirstByte.p50)).toBe(true);
     // Every follower attached, and Redis counted the commands of the window.

@@ -3,12 +3,15 @@ import {
   GetObjectCommand,
   ListObjectsV2Command,
   PutObjectCommand,
-  S3Client,
-  type S3ClientConfig,
+  type S3Client,
 } from '@aws-sdk/client-s3';
 import type { AttachmentContent, AttachmentRef } from '../core/messages.ts';
 import type { AttachmentStore } from '../core/ports.ts';
-import { ownsAttachmentKey, sessionPrefix, userPrefix } from './attachment-keys.ts';
+
+/** Every key of a user starts here, so an erasure deletes one prefix (ids are URL-encoded: no `/` inside). */
+const userPrefix = (userId: string) => `users/${encodeURIComponent(userId)}/`;
+const sessionPrefix = (userId: string, sessionId: string) =>
+  `${userPrefix(userId)}sessions/${encodeURIComponent(sessionId)}/`;
 
 /**
  * Attachments in S3, keyed under their user and session (`users/<user>/sessions/<session>/<message>/<n>`),
@@ -50,7 +53,7 @@ export class S3AttachmentStore implements AttachmentStore {
   }
 
   owns(userId: string, key: string): boolean {
-    return ownsAttachmentKey(userId, key);
+    return key.startsWith(userPrefix(userId)) && !key.includes('..');
   }
 
   /** The files of one message the consumer took back (a turn that raced a delete or an erasure). */
@@ -90,9 +93,4 @@ export class S3AttachmentStore implements AttachmentStore {
       token = page.IsTruncated ? page.NextContinuationToken : undefined;
     } while (token);
   }
-}
-
-/** The store with its own client: the stream function loads this module only when a request needs files. */
-export function s3AttachmentStore(config: S3ClientConfig, bucket: string): S3AttachmentStore {
-  return new S3AttachmentStore(new S3Client(config), bucket);
 }

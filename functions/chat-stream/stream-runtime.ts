@@ -3,6 +3,7 @@ import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics } from '@aws-lambda-powertools/metrics';
 import { BedrockAgentRuntimeClient } from '@aws-sdk/client-bedrock-agent-runtime';
 import { BedrockRuntimeClient } from '@aws-sdk/client-bedrock-runtime';
+import { S3Client } from '@aws-sdk/client-s3';
 import { SQSClient } from '@aws-sdk/client-sqs';
 import { v7 as uuidv7 } from 'uuid';
 import { turnIndexKeys } from '../adapters/admission-keys.ts';
@@ -11,10 +12,10 @@ import { DynamoConversationArchive } from '../adapters/dynamo-archive.ts';
 import { createDocumentClient, DynamoConversationStore } from '../adapters/dynamo-store.ts';
 import { JwtAuth } from '../adapters/jwt-auth.ts';
 import { KnowledgeBaseRetriever } from '../adapters/kb-retriever.ts';
-import { LazyAttachmentStore } from '../adapters/lazy-attachments.ts';
 import { RedisContextCache, RedisForgetter } from '../adapters/redis-cache.ts';
 import { connectCache } from '../adapters/redis-connection.ts';
 import { RedisTurnRegistry, turnKeys } from '../adapters/redis-turns.ts';
+import { S3AttachmentStore } from '../adapters/s3-attachments.ts';
 import { SqsMessageOutbox } from '../adapters/sqs-outbox.ts';
 import { TurnMetrics } from '../adapters/turn-metrics.ts';
 import { RedisUserLimits } from '../adapters/user-limits.ts';
@@ -92,14 +93,10 @@ export function createStreamRuntime(env: NodeJS.ProcessEnv = process.env) {
       )
     : undefined;
 
-  const attachmentsBucket = config.ATTACHMENTS_BUCKET;
-  // Loaded on a turn with files or a deletion, not at init (the S3 client is the bundle's largest).
-  const attachmentStore = attachmentsBucket
-    ? new LazyAttachmentStore(async () =>
-        (await import('../adapters/s3-attachments.ts')).s3AttachmentStore(
-          { ...timeouts, forcePathStyle: config.ATTACHMENTS_PATH_STYLE },
-          attachmentsBucket,
-        ),
+  const attachmentStore = config.ATTACHMENTS_BUCKET
+    ? new S3AttachmentStore(
+        new S3Client({ ...timeouts, forcePathStyle: config.ATTACHMENTS_PATH_STYLE }),
+        config.ATTACHMENTS_BUCKET,
       )
     : undefined;
   const requestSchema = chatRequestSchema(config.MAX_MESSAGE_CHARS);

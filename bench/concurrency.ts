@@ -31,7 +31,9 @@ export interface ConcurrencyRow {
    * The cache's work during the load (INFO stats of the run's cache, every client): commands, and read
    * events (one per batch of commands a connection sent together: about one per round trip), per second.
    */
-  cache?: { commandsPerSecond: number; readsPerSecond: number; commandsPerTurn: number } | undefined;
+  cache?:
+    | { commandsPerSecond: number; readsPerSecond: number; commandsPerTurn: number; inputKiBPerTurn: number }
+    | undefined;
 }
 
 /** The cache's command and read-event counters from now on, as rates over the time until `stop`. */
@@ -40,7 +42,12 @@ async function cacheActivity(url: string) {
   const counters = async () => {
     const stats = await redis.info('stats');
     const field = (name: string) => Number(new RegExp(`${name}:(\\d+)`).exec(stats)?.[1] ?? Number.NaN);
-    return { commands: field('total_commands_processed'), reads: field('total_reads_processed') };
+    return {
+      commands: field('total_commands_processed'),
+      reads: field('total_reads_processed'),
+      // What ElastiCache Serverless bills its ECPUs by, besides the commands: the bytes sent to it.
+      inputBytes: field('total_net_input_bytes'),
+    };
   };
   const started = { at: performance.now(), ...(await counters()) };
   return {
@@ -53,6 +60,7 @@ async function cacheActivity(url: string) {
         commandsPerSecond: Math.round((ended.commands - started.commands) / seconds),
         readsPerSecond: Math.round((ended.reads - started.reads) / seconds),
         commandsPerTurn: round((ended.commands - started.commands) / Math.max(1, turns)),
+        inputKiBPerTurn: round((ended.inputBytes - started.inputBytes) / 1024 / Math.max(1, turns)),
       };
     },
   };

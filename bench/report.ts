@@ -123,12 +123,12 @@ const pair = (s: Summary) => `${s.p50} / ${s.p99}`;
 /** One row per concurrency level and design: what one execution environment does under many streams. */
 export function concurrencyTable(rows: ConcurrencyRow[]): string {
   const lines = [
-    '| streams | design | n | first byte at the Function URL p50 / p99 | first byte, client p50 / p99 | first-token overhead p50 / p99 | beyond the bare model call p50 / p99 | inter-token gap p99: handler / model / added | client gap p99 (added) | CPU ms per turn | CPU ms per token | event loop busy | event loop delay p99 / max | live heap KiB per open stream | cache commands / read events per second (commands per turn) |',
+    '| streams | design | n | first byte at the Function URL p50 / p99 | first byte, client p50 / p99 | first-token overhead p50 / p99 | beyond the bare model call p50 / p99 | inter-token gap p99: handler / model / added | client gap p99 (added) | CPU ms per turn | CPU ms per token | event loop busy | event loop delay p99 / max | live heap KiB per open stream | cache commands / read events per second (commands, KiB sent per turn) |',
     '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|',
   ];
   for (const r of rows) {
     lines.push(
-      `| ${r.concurrency} | ${r.design === 'limit' ? 'bare model call' : 'ours'} | ${r.n}${r.errors ? ` (${r.errors} errors)` : ''} | ${pair(r.firstByte)} | ${pair(r.firstByteClient)} | ${pair(r.overhead)} | ${r.beyondLimit ? `${r.beyondLimit.p50} / ${r.beyondLimit.p99}` : ''} | ${r.gaps.handler.p99} / ${r.gaps.model.p99} / ${r.gaps.addedP99} | ${r.gaps.client.p99} (${r.gaps.addedClientP99}) | ${r.cpuMsPerTurn} | ${r.cpuMsPerToken} | ${Math.round(r.eventLoopUtilization * 100)} % | ${r.eventLoopDelay.p99} / ${r.eventLoopDelay.max} | ${r.memory ? r.memory.heapKiBPerStream : ''} | ${r.cache ? `${r.cache.commandsPerSecond} / ${r.cache.readsPerSecond} (${r.cache.commandsPerTurn})` : ''} |`,
+      `| ${r.concurrency} | ${r.design === 'limit' ? 'bare model call' : 'ours'} | ${r.n}${r.errors ? ` (${r.errors} errors)` : ''} | ${pair(r.firstByte)} | ${pair(r.firstByteClient)} | ${pair(r.overhead)} | ${r.beyondLimit ? `${r.beyondLimit.p50} / ${r.beyondLimit.p99}` : ''} | ${r.gaps.handler.p99} / ${r.gaps.model.p99} / ${r.gaps.addedP99} | ${r.gaps.client.p99} (${r.gaps.addedClientP99}) | ${r.cpuMsPerTurn} | ${r.cpuMsPerToken} | ${Math.round(r.eventLoopUtilization * 100)} % | ${r.eventLoopDelay.p99} / ${r.eventLoopDelay.max} | ${r.memory ? r.memory.heapKiBPerStream : ''} | ${r.cache ? `${r.cache.commandsPerSecond} / ${r.cache.readsPerSecond} (${r.cache.commandsPerTurn}, ${r.cache.inputKiBPerTurn} KiB)` : ''} |`,
     );
   }
   return lines.join('\n');

@@ -571,6 +571,21 @@ interface JournalKeys {
 type Pipeline = ReturnType<RedisClient['pipeline']>;
 type PipelineResults = [Error | null, unknown][];
 
+/**
+ * The journal's scripts as defined commands: in a pipeline each is sent by its SHA once its connection
+ * has run it (ioredis sends the first as EVAL), not as its Lua text every tick for every turn.
+ */
+const JOURNAL_SCRIPTS = [
+  ['journalExtend', EXTEND, 2],
+  ['journalAppend', APPEND_EVENTS, 4],
+  ['turnFinish', FINISH, 2],
+] as const;
+type JournalScripts = Record<
+  (typeof JOURNAL_SCRIPTS)[number][0],
+  (...keysAndArgs: (string | number)[]) => unknown
+>;
+const scriptsOf = (pipeline: Pipeline) => pipeline as unknown as JournalScripts;
+
 /** One journal's part of a pipeline: its commands, and what it makes of their replies. */
 interface JournalFlush {
   /** A key of the flush (all of a turn's keys share the user's slot): flushes are grouped by its node. */
@@ -657,6 +672,8 @@ class JournalFlusher {
   constructor(redis: RedisClient, flushMs: number) {
     this.#redis = redis;
     this.#flushMs = flushMs;
+    // Defined on the client before any pipeline is made: a pipeline takes the client's scripts when created.
+    for (const [name, lua, keys] of JOURNAL_SCRIPTS) definedScript(redis, name, lua, keys);
   }
 
   add(journal: RedisTurnJournal): void {
@@ -746,9 +763,7 @@ class RedisTurnJournal implements TurnJournal {
       addTo: (pipeline) => {
         let count = 0;
         if (!this.#extended) {
-          pipeline.eval(
-            EXTEND,
-            2,
+          scriptsOf(pipeline).journalExtend(
             this.#keys.pointer,
             this.#keys.streams,
             this.#turnId,
@@ -777,9 +792,7 @@ class RedisTurnJournal implements TurnJournal {
     const eventsKey = this.#keys.events(this.#turnId);
     const last = batch.at(-1);
     if (last) {
-      pipeline.eval(
-        APPEND_EVENTS,
-        4,
+      scriptsOf(pipeline).journalAppend(
         eventsKey,
         this.#keys.stop(this.#turnId),
         this.#keys.userMarker,
@@ -806,18 +819,17 @@ class RedisTurnJournal implements TurnJournal {
   async finish(): Promise<void> {
     this.#flusher.remove(this);
     await this.#flushing;
-    // Defined on the client before the pipeline is made: a pipeline takes the client's scripts when created.
-    definedScript(this.#redis, 'turnFinish', FINISH, 2);
     const last = this.takeFlush(true);
     const withFinish: JournalFlush = {
       ...last,
       addTo: (pipeline) => {
         const count = last.addTo(pipeline);
-        const scripts = pipeline as unknown as Record<
-          'turnFinish',
-          (...args: (string | number)[]) => unknown
-        >;
-        scripts.turnFinish(this.#keys.pointer, this.#keys.streams, this.#turnId, this.#options.resumableMs);
+        scriptsOf(pipeline).turnFinish(
+          this.#keys.pointer,
+          this.#keys.streams,
+          this.#turnId,
+          this.#options.resumableMs,
+        );
         return count;
       },
     };

@@ -45,10 +45,12 @@ async function collect(replay: TurnReplay | undefined, afterId = -1) {
 function contractTests(name: string, setup: () => Promise<{ client: RedisClient; prefix: string }>) {
   describe(name, () => {
     let registry: RedisTurnRegistry;
+    let redis: RedisClient;
     const ids = () => [`u-${uuidv7()}`, `s-${uuidv7()}`] as const;
 
     it('lets one turn run per session: a second turn is busy, a retry of the same message is a duplicate', async () => {
       const { client, prefix } = await setup();
+      redis = client;
       registry = new RedisTurnRegistry(client, options, prefix);
       const [user, session] = ids();
       expect(await registry.claim(user, session, 'msg-1', 't1')).toEqual({ kind: 'claimed', turnId: 't1' });
@@ -86,6 +88,24 @@ function contractTests(name: string, setup: () => Promise<{ client: RedisClient;
       journal.append(done(3));
       await journal.finish();
       expect((await replayed).map((e) => e.id)).toEqual([0, 1, 2, 3]);
+    });
+
+    it('keeps journaling and finishing after the server forgot its scripts (a failover, SCRIPT FLUSH)', async () => {
+      const [user, session] = ids();
+      await registry.claim(user, session, undefined, 't1');
+      const journal = registry.journal(user, session, 't1');
+      journal.append(started(0));
+      await sleep(options.flushMs * 3);
+      const servers = 'nodes' in redis ? (redis as Cluster).nodes('master') : [redis as Redis];
+      await Promise.all(servers.map((server) => server.script('FLUSH')));
+      journal.append(token(1, 'Hel'));
+      await sleep(options.flushMs * 3);
+      journal.append(done(2));
+      await journal.finish();
+      expect((await collect(await registry.replay(user, session))).map((e) => e.id)).toEqual([0, 1, 2]);
+      // FINISH ran too: the session takes a new turn.
+      expect((await registry.claim(user, session, undefined, 't2')).kind).toBe('claimed');
+      await registry.journal(user, session, 't2').finish();
     });
 
     it('reaches a running turn with a stop through its journal, and says when nothing runs', async () => {

@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
+import { FUNCTION_NODE_OPTIONS } from '../lib/bundling/node-options.ts';
 import { runLoad } from './load.ts';
 import type { Latencies } from './profiles.ts';
 import { warmSessions } from './sessions.ts';
@@ -21,6 +22,8 @@ export interface ColdStart {
   streamInitMedianMs: number;
   /** CPU time (user + system, every thread) of the same import + init: less moved by other work on the machine. */
   streamInitCpuMedianMs: number;
+  /** The same with the functions' NODE_OPTIONS as deployed (the source map read at import). */
+  streamInitDeployedMedianMs: number;
   /** A fresh Node process doing nothing, spawn to exit (the part of a cold start that is not ours). */
   nodeStartMedianMs: number;
 }
@@ -107,7 +110,13 @@ export async function measureColdStart(
   const timed = (body: string) =>
     `const t0 = performance.now(); const c0 = process.cpuUsage(); ${body} const c = process.cpuUsage(c0); console.log(JSON.stringify({ ms: performance.now() - t0, cpuMs: (c.user + c.system) / 1000 })); process.exit(0);`;
   const register = ['--import', join(ROOT, 'local/lambda-runtime/register.ts'), '--input-type=module', '-e'];
-  const times = await timeNode([...register, timed(`await import(${JSON.stringify(bundle)});`)], env, runs);
+  const importBundle = timed(`await import(${JSON.stringify(bundle)});`);
+  const times = await timeNode([...register, importBundle], env, runs);
+  const deployed = await timeNode(
+    [...FUNCTION_NODE_OPTIONS.split(' '), ...register, importBundle],
+    env,
+    runs,
+  );
   const node = await timeNode(['--input-type=module', '-e', ''], {}, Math.min(runs, 5), true);
   return {
     builtBy,
@@ -115,6 +124,7 @@ export async function measureColdStart(
     streamInitMs: times.ms,
     streamInitMedianMs: median(times.ms),
     streamInitCpuMedianMs: median(times.cpuMs),
+    streamInitDeployedMedianMs: median(deployed.ms),
     nodeStartMedianMs: median(node.ms),
   };
 }

@@ -1,3 +1,4 @@
+import { Redis } from 'ioredis';
 import { cpuCost, measure, memoryPerStream } from './measure.ts';
 import type { Latencies } from './profiles.ts';
 import { requestsFor, SCENARIOS, type Scenario } from './sessions.ts';
@@ -26,6 +27,43 @@ export interface ConcurrencyRow {
   gc: { totalMs: number; maxMs: number; count: number };
   logBytesPerTurn: number;
   memory?: { open: number; heapKiBPerStream: number; rssKiBPerStream: number } | undefined;
+  /**
+   * The cache's work during the load (INFO stats of the run's cache, every client): commands, and read
+   * events (one per batch of commands a connection sent together: about one per round trip), per second.
+   */
+  cache?:
+    | { commandsPerSecond: number; readsPerSecond: number; commandsPerTurn: number; inputKiBPerTurn: number }
+    | undefined;
+}
+
+/** The cache's command and read-event counters from now on, as rates over the time until `stop`. */
+async function cacheActivity(url: string) {
+  const redis = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 1 });
+  const counters = async () => {
+    const stats = await redis.info('stats');
+    const field = (name: string) => Number(new RegExp(`${name}:(\\d+)`).exec(stats)?.[1] ?? Number.NaN);
+    return {
+      commands: field('total_commands_processed'),
+      reads: field('total_reads_processed'),
+      // What ElastiCache Serverless bills its ECPUs by, besides the commands: the bytes sent to it.
+      inputBytes: field('total_net_input_bytes'),
+    };
+  };
+  const started = { at: performance.now(), ...(await counters()) };
+  return {
+    async stop(turns: number) {
+      // The INFO calls themselves (one each) are left in: two commands against thousands.
+      const ended = await counters();
+      redis.disconnect();
+      const seconds = (performance.now() - started.at) / 1000;
+      return {
+        commandsPerSecond: Math.round((ended.commands - started.commands) / seconds),
+        readsPerSecond: Math.round((ended.reads - started.reads) / seconds),
+        commandsPerTurn: round((ended.commands - started.commands) / Math.max(1, turns)),
+        inputKiBPerTurn: round((ended.inputBytes - started.inputBytes) / 1024 / Math.max(1, turns)),
+      };
+    },
+  };
 }
 
 const round = (v: number) => Math.round(v * 100) / 100;
@@ -44,6 +82,8 @@ export async function concurrencyAxis(options: {
   latencies: Latencies;
   quick: boolean;
   log: (line: string) => void;
+  /** An admin URL of the run's cache, to count its work during each design's load. */
+  cacheInspectUrl?: string | undefined;
 }): Promise<ConcurrencyRow[]> {
   const { emulators, environments, latencies } = options;
   const scenario = SCENARIOS[0] as Scenario;
@@ -54,7 +94,9 @@ export async function concurrencyAxis(options: {
       const environment = environments[design];
       const label = `axis-${c}-${design}`;
       const next = await requestsFor(emulators.mint, environment.url, scenario, c, label);
+      const activity = options.cacheInspectUrl ? await cacheActivity(options.cacheInspectUrl) : undefined;
       const measured = await measure(environment, emulators, turnsAt(c, options.quick), c, next, latencies);
+      const cache = await activity?.stop(measured.samples.length);
       const memory = c > 1 ? await memoryPerStream(environment, c, next, latencies) : undefined;
       const { samples } = measured;
       const handler = summarize(measured.phase.tokenGapsMs);
@@ -80,6 +122,7 @@ export async function concurrencyAxis(options: {
         eventLoopDelay: measured.phase.eventLoopDelay,
         gc: measured.phase.gc,
         memory,
+        cache,
       };
       options.log(`concurrency ${c} ${design} done`);
     }

@@ -1,3 +1,4 @@
+import { FUNCTION_NODE_OPTIONS } from '../lib/bundling/node-options.ts';
 import type { ColdPath, ColdStart } from './cold-start.ts';
 import type { ConcurrencyRow } from './concurrency.ts';
 import type { IdleFollowers } from './followers.ts';
@@ -124,12 +125,12 @@ const pair = (s: Summary) => `${s.p50} / ${s.p99}`;
 /** One row per concurrency level and design: what one execution environment does under many streams. */
 export function concurrencyTable(rows: ConcurrencyRow[]): string {
   const lines = [
-    '| streams | design | n | first byte at the Function URL p50 / p99 | first byte, client p50 / p99 | first-token overhead p50 / p99 | beyond the bare model call p50 / p99 | inter-token gap p99: handler / model / added | client gap p99 (added) | CPU ms per turn | CPU ms per token | event loop busy | event loop delay p99 / max | live heap KiB per open stream |',
-    '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|',
+    '| streams | design | n | first byte at the Function URL p50 / p99 | first byte, client p50 / p99 | first-token overhead p50 / p99 | beyond the bare model call p50 / p99 | inter-token gap p99: handler / model / added | client gap p99 (added) | CPU ms per turn | CPU ms per token | event loop busy | event loop delay p99 / max | live heap KiB per open stream | cache commands / read events per second (commands, KiB sent per turn) |',
+    '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|',
   ];
   for (const r of rows) {
     lines.push(
-      `| ${r.concurrency} | ${r.design === 'limit' ? 'bare model call' : 'ours'} | ${r.n}${r.errors ? ` (${r.errors} errors)` : ''} | ${pair(r.firstByte)} | ${pair(r.firstByteClient)} | ${pair(r.overhead)} | ${r.beyondLimit ? `${r.beyondLimit.p50} / ${r.beyondLimit.p99}` : ''} | ${r.gaps.handler.p99} / ${r.gaps.model.p99} / ${r.gaps.addedP99} | ${r.gaps.client.p99} (${r.gaps.addedClientP99}) | ${r.cpuMsPerTurn} | ${r.cpuMsPerToken} | ${Math.round(r.eventLoopUtilization * 100)} % | ${r.eventLoopDelay.p99} / ${r.eventLoopDelay.max} | ${r.memory ? r.memory.heapKiBPerStream : ''} |`,
+      `| ${r.concurrency} | ${r.design === 'limit' ? 'bare model call' : 'ours'} | ${r.n}${r.errors ? ` (${r.errors} errors)` : ''} | ${pair(r.firstByte)} | ${pair(r.firstByteClient)} | ${pair(r.overhead)} | ${r.beyondLimit ? `${r.beyondLimit.p50} / ${r.beyondLimit.p99}` : ''} | ${r.gaps.handler.p99} / ${r.gaps.model.p99} / ${r.gaps.addedP99} | ${r.gaps.client.p99} (${r.gaps.addedClientP99}) | ${r.cpuMsPerTurn} | ${r.cpuMsPerToken} | ${Math.round(r.eventLoopUtilization * 100)} % | ${r.eventLoopDelay.p99} / ${r.eventLoopDelay.max} | ${r.memory ? r.memory.heapKiBPerStream : ''} | ${r.cache ? `${r.cache.commandsPerSecond} / ${r.cache.readsPerSecond} (${r.cache.commandsPerTurn}, ${r.cache.inputKiBPerTurn} KiB)` : ''} |`,
     );
   }
   return lines.join('\n');
@@ -156,7 +157,7 @@ export function coldTable(cold: ColdStart, path: ColdPath | undefined): string {
     .map(([k, v]) => `${k} ${(v / 1024).toFixed(1)} KiB`)
     .join(', ');
   const lines = [
-    `Bundles (built by ${cold.builtBy}): ${sizes}. Stream bundle import + init in a fresh process: median ${cold.streamInitMedianMs} ms over ${cold.streamInitMs.length} runs, ${cold.streamInitCpuMedianMs} ms of CPU (for scale: starting and ending a Node process that does nothing takes ${cold.nodeStartMedianMs} ms).`,
+    `Bundles (built by ${cold.builtBy}): ${sizes}. Stream bundle import + init in a fresh process: median ${cold.streamInitMedianMs} ms over ${cold.streamInitMs.length} runs, ${cold.streamInitCpuMedianMs} ms of CPU; with the functions' NODE_OPTIONS as deployed (\`${FUNCTION_NODE_OPTIONS}\`) ${cold.streamInitDeployedMedianMs} ms (for scale: starting and ending a Node process that does nothing takes ${cold.nodeStartMedianMs} ms).`,
   ];
   if (path) {
     lines.push(

@@ -429,6 +429,7 @@ async function main() {
         latencies,
         quick,
         log,
+        cacheInspectUrl: emulators.cacheInspectUrl,
       });
     }
     if (parts.has('long')) {

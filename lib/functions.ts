@@ -5,6 +5,7 @@ import { Architecture, CfnFunction, LoggingFormat, Runtime } from 'aws-cdk-lib/a
 import { NodejsFunction, type NodejsFunctionProps, OutputFormat } from 'aws-cdk-lib/aws-lambda-nodejs';
 import { LogGroup, type RetentionDays } from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
+import { FUNCTION_NODE_OPTIONS } from './bundling/node-options.ts';
 
 const ROOT = join(import.meta.dirname, '..');
 
@@ -52,7 +53,7 @@ export class ChatFunction extends Construct {
       timeout: props.timeout,
       logGroup,
       loggingFormat: LoggingFormat.JSON,
-      environment: { NODE_ENV: 'production', NODE_OPTIONS: '--enable-source-maps', ...props.environment },
+      environment: { NODE_ENV: 'production', NODE_OPTIONS: FUNCTION_NODE_OPTIONS, ...props.environment },
       ...(props.reservedConcurrency !== undefined
         ? { reservedConcurrentExecutions: props.reservedConcurrency }
         : {}),

@@ -1,4 +1,5 @@
 import { createHash, createHmac } from 'node:crypto';
+import { request } from 'node:http';
 import { defaultProvider } from '@aws-sdk/credential-provider-node';
 import { SignatureV4 } from '@smithy/signature-v4';
 
@@ -85,13 +86,30 @@ export function iamTokenSource(options: IamAuthOptions): () => Promise<CacheToke
     const signedAt = Date.now();
     const password = await signIamToken(options, credentials, new Date(signedAt));
     if (!options.endpoint) return { password, expiresAt: signedAt + TOKEN_SECONDS * 1000 };
-    const response = await fetch(options.endpoint, {
-      method: 'POST',
-      body: password,
-      signal: AbortSignal.timeout(2000),
-    });
-    if (!response.ok) throw new Error(`cache token authority answered ${response.status}`);
-    const { expiresAt } = (await response.json()) as { expiresAt: number };
+    const response = await post(options.endpoint, password, 2000);
+    if (response.status !== 200) throw new Error(`cache token authority answered ${response.status}`);
+    const { expiresAt } = JSON.parse(response.body) as { expiresAt: number };
     return { password, expiresAt };
   };
+}
+
+/**
+ * One POST to the local token authority over `node:http`: `fetch` would load undici (tens of ms of the
+ * local init, which the AWS path, without an endpoint, never pays).
+ */
+function post(url: string, body: string, timeoutMs: number): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const failed = (error: Error) => reject(new Error(`cache token authority unreachable: ${error.message}`));
+    const sent = request(url, { method: 'POST', signal: AbortSignal.timeout(timeoutMs) }, (response) => {
+      let text = '';
+      response.setEncoding('utf8');
+      response.on('data', (chunk: string) => {
+        text += chunk;
+      });
+      response.on('end', () => resolve({ status: response.statusCode ?? 0, body: text }));
+      response.on('error', failed);
+    });
+    sent.on('error', failed);
+    sent.end(body);
+  });
 }

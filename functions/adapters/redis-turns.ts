@@ -291,6 +291,7 @@ export class RedisTurnRegistry implements TurnRegistry {
   readonly #options: RedisTurnOptions;
   readonly #prefix: string;
   readonly #blocking: BlockingConnections;
+  readonly #flusher: JournalFlusher;
 
   /** `prefix` namespaces every key (tests share one server). */
   constructor(redis: RedisClient, options: RedisTurnOptions, prefix = '') {
@@ -298,6 +299,7 @@ export class RedisTurnRegistry implements TurnRegistry {
     this.#options = options;
     this.#prefix = prefix;
     this.#blocking = new BlockingConnections(redis);
+    this.#flusher = new JournalFlusher(redis, options.flushMs);
   }
 
   #keys(userId: string, sessionId: string): RegistryKeys {
@@ -365,7 +367,13 @@ export class RedisTurnRegistry implements TurnRegistry {
   }
 
   journal(userId: string, sessionId: string, turnId: string): TurnJournal {
-    return new RedisTurnJournal(this.#redis, this.#keys(userId, sessionId), turnId, this.#options);
+    return new RedisTurnJournal(
+      this.#redis,
+      this.#flusher,
+      this.#keys(userId, sessionId),
+      turnId,
+      this.#options,
+    );
   }
 
   async runningTurns(userId: string): Promise<number> {
@@ -439,9 +447,10 @@ export class RedisTurnRegistry implements TurnRegistry {
     )) as number;
   }
 
-  /** Stops the connections of blocking reads (tests, and the local stack's shutdown). */
+  /** Stops the connections of blocking reads and the journals' ticker (tests, and the local stack's shutdown). */
   close(): void {
     this.#blocking.close();
+    this.#flusher.close();
   }
 
   #replayOf(keys: RegistryKeys, turnId: string, release: (() => Promise<void>) | undefined): TurnReplay {
@@ -559,31 +568,178 @@ interface JournalKeys {
   stop: (turnId: string) => string;
 }
 
+type Pipeline = ReturnType<RedisClient['pipeline']>;
+type PipelineResults = [Error | null, unknown][];
+
+/**
+ * The journal's scripts as defined commands: in a pipeline each is sent by its SHA once its connection
+ * has run it (ioredis sends the first as EVAL), not as its Lua text every tick for every turn.
+ */
+const JOURNAL_SCRIPTS = [
+  ['journalExtend', EXTEND, 2],
+  ['journalAppend', APPEND_EVENTS, 4],
+  ['turnFinish', FINISH, 2],
+] as const;
+type JournalScripts = Record<
+  (typeof JOURNAL_SCRIPTS)[number][0],
+  (...keysAndArgs: (string | number)[]) => unknown
+>;
+const scriptsOf = (pipeline: Pipeline) => pipeline as unknown as JournalScripts;
+
+/** One journal's part of a pipeline: its commands, and what it makes of their replies. */
+interface JournalFlush {
+  /** A key of the flush (all of a turn's keys share the user's slot): flushes are grouped by its node. */
+  slotKey: string;
+  /** Adds the commands; returns how many, so the replies can be handed back by position. */
+  addTo(pipeline: Pipeline): number;
+  /** The replies of its commands, or undefined when the pipeline failed as a whole. */
+  settle(results: PipelineResults | undefined): void;
+}
+
+/** Redis Cluster's key slot: CRC16 (XMODEM) of the key, or of its first non-empty `{hash tag}`, mod 16384. */
+export function keySlot(key: string): number {
+  const open = key.indexOf('{');
+  const close = open === -1 ? -1 : key.indexOf('}', open + 1);
+  const hashed = close > open + 1 ? key.slice(open + 1, close) : key;
+  let crc = 0;
+  for (const byte of Buffer.from(hashed)) {
+    crc ^= byte << 8;
+    for (let bit = 0; bit < 8; bit++)
+      crc = crc & 0x8000 ? ((crc << 1) ^ 0x1021) & 0xffff : (crc << 1) & 0xffff;
+  }
+  return crc % 16384;
+}
+
+/**
+ * The flushes that can share a pipeline: all of them on one server; on a cluster, those whose slots
+ * one node serves (what an ioredis cluster pipeline accepts), or one slot each while the slot map is
+ * not known yet.
+ */
+function pipelineGroups(redis: RedisClient, flushes: JournalFlush[]): JournalFlush[][] {
+  if (!(redis instanceof Cluster)) return flushes.length > 0 ? [flushes] : [];
+  const groups = new Map<string, JournalFlush[]>();
+  for (const flush of flushes) {
+    const slot = keySlot(flush.slotKey);
+    const node = redis.slots[slot]?.join(';') ?? `slot ${slot}`;
+    const group = groups.get(node);
+    if (group) group.push(flush);
+    else groups.set(node, [flush]);
+  }
+  return [...groups.values()];
+}
+
+const CROSS_NODE = /same slots allocation group|same slot/;
+
+/**
+ * Sends flushes in one pipeline and hands each its replies. When the slot map moved between the
+ * grouping and the send (the pipeline then spans nodes and ioredis refuses it), each goes on its own.
+ */
+async function sendFlushes(redis: RedisClient, flushes: JournalFlush[]): Promise<void> {
+  let counts: number[] = [];
+  let results: PipelineResults | undefined;
+  // Whatever fails, every flush is settled: a turn's last batch waits for its previous one.
+  try {
+    const pipeline = redis.pipeline();
+    counts = flushes.map((flush) => flush.addTo(pipeline));
+    results = (await pipeline.exec()) ?? undefined;
+  } catch (error) {
+    if (flushes.length > 1 && error instanceof Error && CROSS_NODE.test(error.message)) {
+      await Promise.all(flushes.map((flush) => sendFlushes(redis, [flush])));
+      return;
+    }
+    // Lost events only cost a resume its replay; the turns themselves go on.
+  }
+  let at = 0;
+  for (const [index, flush] of flushes.entries()) {
+    const count = counts[index] ?? 0;
+    flush.settle(results && count > 0 ? results.slice(at, at + count) : undefined);
+    at += count;
+  }
+}
+
+/**
+ * One ticker per registry (an execution environment's): each tick sends every running turn's
+ * buffered events and stop check in one pipeline per cache node, rather than a timer and a round trip
+ * per turn. A tick still waiting on the cache holds the next one back, so batches stay in order.
+ */
+class JournalFlusher {
+  readonly #redis: RedisClient;
+  readonly #flushMs: number;
+  readonly #journals = new Set<RedisTurnJournal>();
+  #timer: NodeJS.Timeout | undefined;
+  #ticking = false;
+
+  constructor(redis: RedisClient, flushMs: number) {
+    this.#redis = redis;
+    this.#flushMs = flushMs;
+    // Defined on the client before any pipeline is made: a pipeline takes the client's scripts when created.
+    for (const [name, lua, keys] of JOURNAL_SCRIPTS) definedScript(redis, name, lua, keys);
+  }
+
+  add(journal: RedisTurnJournal): void {
+    this.#journals.add(journal);
+    if (this.#timer) return;
+    this.#timer = setInterval(() => void this.#tick(), this.#flushMs);
+    this.#timer.unref();
+  }
+
+  /** The timer stops with the last running turn: an idle environment has no ticker. */
+  remove(journal: RedisTurnJournal): void {
+    this.#journals.delete(journal);
+    if (this.#journals.size === 0) this.close();
+  }
+
+  close(): void {
+    clearInterval(this.#timer);
+    this.#timer = undefined;
+  }
+
+  async #tick(): Promise<void> {
+    if (this.#ticking) return;
+    this.#ticking = true;
+    try {
+      const flushes = [...this.#journals].map((journal) => journal.takeFlush());
+      const sent = pipelineGroups(this.#redis, flushes).map((group) => sendFlushes(this.#redis, group));
+      await Promise.all(sent);
+    } finally {
+      this.#ticking = false;
+    }
+  }
+}
+
 /**
  * Buffers a turn's events and writes them as one stream entry per tick (`XADD` with the batch's last
  * event id), together with the stop check, so the token path only pushes to an array, followers wake
- * on the write, and a stop reaches the turn within one tick.
+ * on the write, and a stop reaches the turn within one tick. The ticks are the registry's (see
+ * JournalFlusher); the last batch goes out with `finish`.
  */
 class RedisTurnJournal implements TurnJournal {
   readonly #redis: RedisClient;
+  readonly #flusher: JournalFlusher;
   readonly #keys: JournalKeys;
   readonly #turnId: string;
   readonly #options: RedisTurnOptions;
   readonly #stop = new AbortController();
-  readonly #timer: NodeJS.Timeout;
   #buffer: JournaledEvent[] = [];
   #extended = false;
   /** Whether the events key has its expiry (set with the first batch, renewed with the last). */
   #expiring = false;
+  /** The flush in flight, settled once its replies are handled (the last batch waits for it). */
   #flushing: Promise<void> = Promise.resolve();
 
-  constructor(redis: RedisClient, keys: JournalKeys, turnId: string, options: RedisTurnOptions) {
+  constructor(
+    redis: RedisClient,
+    flusher: JournalFlusher,
+    keys: JournalKeys,
+    turnId: string,
+    options: RedisTurnOptions,
+  ) {
     this.#redis = redis;
+    this.#flusher = flusher;
     this.#keys = keys;
     this.#turnId = turnId;
     this.#options = options;
-    this.#timer = setInterval(() => this.#flush(), options.flushMs);
-    this.#timer.unref();
+    flusher.add(this);
   }
 
   get stopSignal(): AbortSignal {
@@ -594,50 +750,49 @@ class RedisTurnJournal implements TurnJournal {
     this.#buffer.push(entry);
   }
 
-  /** `final`: the turn's last batch, which sets the events' expiry again (retained from the turn's end). */
-  #flush(final = false): Promise<void> {
-    this.#flushing = this.#flushing.then(async () => {
-      const batch = this.#buffer;
-      this.#buffer = [];
-      const pipeline = this.#redis.pipeline();
-      const last = batch.at(-1);
-      if (!this.#extended) {
-        pipeline.eval(
-          EXTEND,
-          2,
-          this.#keys.pointer,
-          this.#keys.streams,
-          this.#turnId,
-          this.#options.lockMs,
-          Date.now() + this.#options.lockMs,
-        );
-      }
-      this.#appendOrCheck(pipeline, batch, final);
-      try {
-        const results = await pipeline.exec();
+  /** This tick's flush: the events buffered until now (or the stop check alone). */
+  takeFlush(final = false): JournalFlush {
+    const batch = this.#buffer;
+    this.#buffer = [];
+    let settled: () => void = () => undefined;
+    this.#flushing = new Promise((resolve) => {
+      settled = resolve;
+    });
+    return {
+      slotKey: this.#keys.pointer,
+      addTo: (pipeline) => {
+        let count = 0;
+        if (!this.#extended) {
+          scriptsOf(pipeline).journalExtend(
+            this.#keys.pointer,
+            this.#keys.streams,
+            this.#turnId,
+            this.#options.lockMs,
+            Date.now() + this.#options.lockMs,
+          );
+          count++;
+        }
+        return count + this.#appendOrCheck(pipeline, batch, final);
+      },
+      settle: (results) => {
         if (results?.every(([error]) => !error)) this.#extended = true;
         const outcome = results?.at(-1)?.[1];
-        if (last && results?.at(-1)?.[0] === null) this.#expiring = true;
+        if (batch.length > 0 && results?.at(-1)?.[0] === null) this.#expiring = true;
         if (outcome === 0 || outcome === 2 || outcome === '1') this.#stop.abort();
-      } catch {
-        // Lost events only cost a resume its replay; the turn itself goes on.
-      }
-    });
-    return this.#flushing;
+        settled();
+      },
+    };
   }
 
-  /** The batch's append (with the stop and marker checks), or without a batch the stop check alone. */
-  #appendOrCheck(
-    pipeline: ReturnType<RedisClient['pipeline']>,
-    batch: JournaledEvent[],
-    final: boolean,
-  ): void {
+  /**
+   * The batch's append (with the stop and marker checks), or without a batch the stop check alone;
+   * returns how many commands it added.
+   */
+  #appendOrCheck(pipeline: Pipeline, batch: JournaledEvent[], final: boolean): number {
     const eventsKey = this.#keys.events(this.#turnId);
     const last = batch.at(-1);
     if (last) {
-      pipeline.eval(
-        APPEND_EVENTS,
-        4,
+      scriptsOf(pipeline).journalAppend(
         eventsKey,
         this.#keys.stop(this.#turnId),
         this.#keys.userMarker,
@@ -647,21 +802,37 @@ class RedisTurnJournal implements TurnJournal {
         streamId(last.id),
         JSON.stringify(batch),
       );
-    } else {
-      // The last batch went out with an earlier tick: the retention still counts from the turn's end.
-      if (final && this.#expiring) pipeline.pexpire(eventsKey, this.#options.retainMs);
-      pipeline.get(this.#keys.stop(this.#turnId));
+      return 1;
     }
+    // The last batch went out with an earlier tick: the retention still counts from the turn's end.
+    const renew = final && this.#expiring;
+    if (renew) pipeline.pexpire(eventsKey, this.#options.retainMs);
+    pipeline.get(this.#keys.stop(this.#turnId));
+    return renew ? 2 : 1;
   }
 
+  /**
+   * The last batch and the turn's end in one round trip: FINISH follows the append in the same
+   * pipeline (one slot, so one node, in order). Its reply is nobody's: a turn that could not be marked
+   * finished frees its session when the lock expires.
+   */
   async finish(): Promise<void> {
-    clearInterval(this.#timer);
-    await this.#flush(true);
-    await definedScript(this.#redis, 'turnFinish', FINISH, 2)(
-      this.#keys.pointer,
-      this.#keys.streams,
-      this.#turnId,
-      this.#options.resumableMs,
-    ).catch(() => undefined);
+    this.#flusher.remove(this);
+    await this.#flushing;
+    const last = this.takeFlush(true);
+    const withFinish: JournalFlush = {
+      ...last,
+      addTo: (pipeline) => {
+        const count = last.addTo(pipeline);
+        scriptsOf(pipeline).turnFinish(
+          this.#keys.pointer,
+          this.#keys.streams,
+          this.#turnId,
+          this.#options.resumableMs,
+        );
+        return count;
+      },
+    };
+    await sendFlushes(this.#redis, [withFinish]);
   }
 }

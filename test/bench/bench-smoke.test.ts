@@ -40,11 +40,21 @@ describe('npm run bench -- --quick --profile zero', () => {
           historyCacheHits: number;
         }>;
       }>;
-      concurrency: Array<{ concurrency: number; design: string; errors: number; cpuMsPerTurn: number }>;
+      concurrency: Array<{
+        concurrency: number;
+        design: string;
+        errors: number;
+        cpuMsPerTurn: number;
+        cache?: { commandsPerTurn: number; readsPerSecond: number };
+      }>;
       longConversation: {
         rows: Array<{ design: string; n: number; errors: number; cacheReadTokensPerTurn: number }>;
       };
-      coldStart: { bundles: Record<string, number>; streamInitMs: number[] };
+      coldStart: {
+        bundles: Record<string, number>;
+        streamInitMs: number[];
+        streamInitDeployedMedianMs: number;
+      };
       coldPath: { runs: number; coldFirstByte: { p50: number } };
       idleFollowers: { followers: number; attached: number; byCommand: Record<string, number> };
       persistLag: { conversations: number; missing: number; failedTurns: number; lagMs: { n: number } };
@@ -96,6 +106,9 @@ describe('npm run bench -- --quick --profile zero', () => {
     for (const row of report.concurrency) {
       expect(row.errors).toBe(0);
       expect(row.cpuMsPerTurn).toBeGreaterThan(0);
+      // The cache counted the turns' commands and round trips (every turn of ours admits through it).
+      if (row.design === 'ours') expect(row.cache?.commandsPerTurn).toBeGreaterThan(1);
+      if (row.design === 'ours') expect(row.cache?.readsPerSecond).toBeGreaterThan(0);
     }
     const long = report.longConversation.rows;
     expect(long.map((r) => r.design)).toEqual(['prompt caching on', 'prompt caching off']);
@@ -105,6 +118,7 @@ describe('npm run bench -- --quick --profile zero', () => {
     expect(long[1]?.cacheReadTokensPerTurn).toBe(0);
     expect(report.coldStart.bundles['chat-stream']).toBeGreaterThan(0);
     expect(report.coldStart.streamInitMs.length).toBe(1);
+    expect(report.coldStart.streamInitDeployedMedianMs).toBeGreaterThan(0);
     expect(report.coldPath.runs).toBe(1);
     expect(Number.isFinite(report.coldPath.coldFirstByte.p50)).toBe(true);
     // Every follower attached, and Redis counted the commands of the window.

@@ -9,7 +9,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { admissionKeys } from '../../../functions/adapters/admission-keys.ts';
 import type { RedisClient } from '../../../functions/adapters/redis-cache.ts';
 import { createRedisClient } from '../../../functions/adapters/redis-connection.ts';
-import { RedisTurnRegistry } from '../../../functions/adapters/redis-turns.ts';
+import { keySlot, RedisTurnRegistry } from '../../../functions/adapters/redis-turns.ts';
 import type { JournaledEvent, TurnReplay } from '../../../functions/core/ports.ts';
 import { type RedisProcess, spawnRedisServer } from '../../../local/emulators/redis-server.ts';
 import { journaledDone } from '../../support/journal-events.ts';
@@ -45,10 +45,12 @@ async function collect(replay: TurnReplay | undefined, afterId = -1) {
 function contractTests(name: string, setup: () => Promise<{ client: RedisClient; prefix: string }>) {
   describe(name, () => {
     let registry: RedisTurnRegistry;
+    let redis: RedisClient;
     const ids = () => [`u-${uuidv7()}`, `s-${uuidv7()}`] as const;
 
     it('lets one turn run per session: a second turn is busy, a retry of the same message is a duplicate', async () => {
       const { client, prefix } = await setup();
+      redis = client;
       registry = new RedisTurnRegistry(client, options, prefix);
       const [user, session] = ids();
       expect(await registry.claim(user, session, 'msg-1', 't1')).toEqual({ kind: 'claimed', turnId: 't1' });
@@ -86,6 +88,24 @@ function contractTests(name: string, setup: () => Promise<{ client: RedisClient;
       journal.append(done(3));
       await journal.finish();
       expect((await replayed).map((e) => e.id)).toEqual([0, 1, 2, 3]);
+    });
+
+    it('keeps journaling and finishing after the server forgot its scripts (a failover, SCRIPT FLUSH)', async () => {
+      const [user, session] = ids();
+      await registry.claim(user, session, undefined, 't1');
+      const journal = registry.journal(user, session, 't1');
+      journal.append(started(0));
+      await sleep(options.flushMs * 3);
+      const servers = 'nodes' in redis ? (redis as Cluster).nodes('master') : [redis as Redis];
+      await Promise.all(servers.map((server) => server.script('FLUSH')));
+      journal.append(token(1, 'Hel'));
+      await sleep(options.flushMs * 3);
+      journal.append(done(2));
+      await journal.finish();
+      expect((await collect(await registry.replay(user, session))).map((e) => e.id)).toEqual([0, 1, 2]);
+      // FINISH ran too: the session takes a new turn.
+      expect((await registry.claim(user, session, undefined, 't2')).kind).toBe('claimed');
+      await registry.journal(user, session, 't2').finish();
     });
 
     it('reaches a running turn with a stop through its journal, and says when nothing runs', async () => {
@@ -306,6 +326,68 @@ describe('admission on a three-node cluster', () => {
       expect(await registry.forget(user)).toBeGreaterThan(0);
     }
     expect(nodesOf.size).toBe(3);
+    registry.close();
+  });
+
+  it('computes the key slot the cluster does, hash tags included', async () => {
+    if (!cluster) throw new Error('the cluster of the test above is not up');
+    const keys = ['foo', '{user1000}.following', 'a{}b', 'x{y', '{}{z}', 'ü{ß}:x', 'events:{u:abc}:s:t'];
+    for (const key of keys) expect(keySlot(key)).toBe(Number(await cluster.call('CLUSTER', 'KEYSLOT', key)));
+  });
+
+  it('flushes every running turn of the environment in one pipeline per node per tick', async () => {
+    if (!cluster) throw new Error('the cluster of the test above is not up');
+    const raw = cluster;
+    let pipelines = 0;
+    const counting = new Proxy(raw, {
+      get(target, property, receiver) {
+        if (property === 'pipeline') {
+          return () => {
+            pipelines++;
+            return target.pipeline();
+          };
+        }
+        const value = Reflect.get(target, property, receiver);
+        return typeof value === 'function' ? value.bind(target) : value;
+      },
+    });
+    const registry = new RedisTurnRegistry(counting, options, `batch:${uuidv7()}:`);
+    const users = Array.from({ length: 30 }, (_, i) => `batch-user-${i}`);
+    const journals = [];
+    for (const user of users) {
+      expect((await registry.claim(user, 's1', undefined, 't1')).kind).toBe('claimed');
+      const journal = registry.journal(user, 's1', 't1');
+      journal.append(started(0));
+      journals.push(journal);
+    }
+    pipelines = 0;
+    const ticking = performance.now();
+    for (let id = 1; id <= 10; id++) {
+      for (const journal of journals) journal.append(token(id, `t${id}`));
+      await sleep(options.flushMs);
+    }
+    const ticks = (performance.now() - ticking) / options.flushMs + 1;
+    // A pipeline per turn and tick would be 30 per tick; one per node is 3.
+    expect(pipelines).toBeGreaterThan(0);
+    expect(pipelines).toBeLessThanOrEqual(3 * Math.ceil(ticks));
+
+    const [first, ...others] = journals;
+    const stopped = new Promise((resolve) => first?.stopSignal.addEventListener('abort', resolve));
+    expect(await registry.requestStop(users[0] ?? '', 's1')).toBe(true);
+    await stopped;
+    expect(others.some((journal) => journal.stopSignal.aborted)).toBe(false);
+
+    await Promise.all(
+      journals.map((journal, i) => {
+        journal.append(done(11));
+        return i % 2 === 0 ? journal.finish() : sleep(options.flushMs).then(() => journal.finish());
+      }),
+    );
+    for (const user of users) {
+      expect((await collect(await registry.replay(user, 's1'))).map((e) => e.id)).toEqual(
+        Array.from({ length: 12 }, (_, id) => id),
+      );
+    }
     registry.close();
   });
 });

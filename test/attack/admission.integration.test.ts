@@ -678,7 +678,7 @@ describe('through the local stack (production-shaped handler, shared execution e
 });
 
 describe('followers against reserved concurrency (isolated execution environments)', () => {
-  /** Time from the request to the first event of a fresh user's turn, disconnected once it arrived. */
+  /** When a fresh user's turn sent its first event, and how long after the request; disconnected then. */
   const firstEvent = async (stack: LocalStack) => {
     const token = await stack.issuer.mint(newUser());
     const started = performance.now();
@@ -687,10 +687,10 @@ describe('followers against reserved concurrency (isolated execution environment
       body: { message: 'What is a bond?', use_rag: false },
     });
     await stream.waitForEvents(1);
-    const ms = performance.now() - started;
+    const at = performance.now();
     expect(JSON.parse(stream.events[0]?.data ?? '{}')).toMatchObject({ type: 'session_id' });
     stream.disconnect();
-    return ms;
+    return { at, ms: at - started };
   };
 
   /**
@@ -698,7 +698,8 @@ describe('followers against reserved concurrency (isolated execution environment
    * beside 200 stop requests for an idle session (as costly to refuse or answer, and they hold nothing).
    * The stack's environment cap stands in for the function's reserved concurrency: an admitted follower
    * holds an environment until the turn ends, as it holds an invocation in AWS, and a request over the cap
-   * waits for one. Comparing the two floods keeps the bound about holding, not this machine's load.
+   * waits for one. Whether the other user is served while the attacker's turn still runs is a question of
+   * holding, which this machine's load does not change (the waits in milliseconds are returned for the docs).
    */
   async function flood(env: Record<string, string>) {
     const stack = await startLocalStack({
@@ -726,6 +727,10 @@ describe('followers against reserved concurrency (isolated execution environment
         20_000,
         'the attacker turn to stream',
       );
+      let attackerEnded = Number.POSITIVE_INFINITY;
+      void running.ended.then(() => {
+        attackerEnded = performance.now();
+      });
       const followers = Array.from({ length: 200 }, () =>
         call(stack, attacker, 'GET', `/sessions/${sessionId}/stream`).then(async (r) => {
           await r.text();
@@ -740,7 +745,12 @@ describe('followers against reserved concurrency (isolated execution environment
       const statuses = await Promise.all(followers);
       await Promise.all(stops);
       await running.ended;
-      return { during, duringStops, followed: statuses.filter((s) => s === 200).length };
+      return {
+        servedWhileAttackerRan: during.at < attackerEnded,
+        during: during.ms,
+        duringStops: duringStops.ms,
+        followed: statuses.filter((s) => s === 200).length,
+      };
     } finally {
       await stack.close();
     }
@@ -748,14 +758,15 @@ describe('followers against reserved concurrency (isolated execution environment
   const call = (stack: LocalStack, token: string, method: string, path: string) =>
     fetch(`${stack.url}${path}`, { method, headers: { authorization: `Bearer ${token}` } });
 
-  it("promise: 200 followers from one user add at most 1.5 s to another user's first event beyond 200 stop requests", async () => {
+  it("promise: 200 followers from one user never make another user's turn wait for the attacker's", async () => {
     const capped = await flood({});
     expect(capped.followed).toBeLessThanOrEqual(2);
-    expect(capped.during).toBeLessThanOrEqual(capped.duringStops + 1500);
+    expect(capped.servedWhileAttackerRan).toBe(true);
     // Control: followers outside the stream cap (what the review measured) hold every environment, and
     // the other user waits for the attacker's turn to end.
     const uncapped = await flood({ LIMIT_CONCURRENT_STREAMS: '0' });
     expect(uncapped.followed).toBeGreaterThan(2);
-    expect(uncapped.during).toBeGreaterThan(uncapped.duringStops + 1500);
+    expect(uncapped.servedWhileAttackerRan).toBe(false);
+    expect(uncapped.during).toBeGreaterThan(capped.during);
   }, 180_000);
 });

@@ -20,6 +20,7 @@ import {
   decodeCursor,
   encodeCursor,
   type SessionSummary,
+  turnStartOf,
 } from '../core/conversations.ts';
 import { RequestRejected } from '../core/errors.ts';
 import type { ChatMessage, Feedback } from '../core/messages.ts';
@@ -116,8 +117,33 @@ export class DynamoConversationArchive implements ConversationArchive {
     return isLive(Item) ? toSummary(Item) : undefined;
   }
 
+  /**
+   * A page of the session's messages. The session item is read beside it: between a delete's tombstone
+   * and the consumer taking back a message it was writing, that message's item exists for a moment, and
+   * a turn that started before the delete is never served.
+   */
   async listMessages(userId: string, sessionId: string, limit: number, beforeMessageId: string | undefined) {
-    const { Items = [] } = await this.#db.send(
+    const [{ Items = [] }, { Item: session }] = await Promise.all([
+      this.#listMessageItems(userId, sessionId, limit, beforeMessageId),
+      this.#db.send(
+        new GetCommand({
+          TableName: this.#table,
+          Key: tableKeys.session(userId, sessionId),
+          ProjectionExpression: 'deletedAt',
+          ConsistentRead: true,
+        }),
+      ),
+    ]);
+    const deletedAt = typeof session?.deletedAt === 'string' ? Date.parse(session.deletedAt) : undefined;
+    const messages = Items.slice(0, limit)
+      .reverse()
+      .map(toChatMessage)
+      .filter((message) => deletedAt === undefined || turnStartOf(message) > deletedAt);
+    return { messages, more: Items.length > limit && messages.length > 0 };
+  }
+
+  #listMessageItems(userId: string, sessionId: string, limit: number, beforeMessageId: string | undefined) {
+    return this.#db.send(
       new QueryCommand({
         TableName: this.#table,
         KeyConditionExpression: beforeMessageId ? '#pk = :pk AND #sk < :before' : '#pk = :pk',
@@ -132,7 +158,6 @@ export class DynamoConversationArchive implements ConversationArchive {
         ConsistentRead: true,
       }),
     );
-    return { messages: Items.slice(0, limit).reverse().map(toChatMessage), more: Items.length > limit };
   }
 
   /**

@@ -351,7 +351,12 @@ describe('admission on a three-node cluster', () => {
         return typeof value === 'function' ? value.bind(target) : value;
       },
     });
-    const registry = new RedisTurnRegistry(counting, options, `batch:${uuidv7()}:`);
+    // Thirty replays read back one after another: a resumable window a loaded machine cannot outlast.
+    const registry = new RedisTurnRegistry(
+      counting,
+      { ...options, resumableMs: 30_000 },
+      `batch:${uuidv7()}:`,
+    );
     const users = Array.from({ length: 30 }, (_, i) => `batch-user-${i}`);
     const journals = [];
     for (const user of users) {

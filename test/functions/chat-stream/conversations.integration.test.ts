@@ -1,9 +1,10 @@
 import { createHash } from 'node:crypto';
-import { DynamoDBDocumentClient, ScanCommand } from '@aws-sdk/lib-dynamodb';
+import { DynamoDBDocumentClient, PutCommand, ScanCommand } from '@aws-sdk/lib-dynamodb';
 import { Redis } from 'ioredis';
 import { v7 as uuidv7 } from 'uuid';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DynamoConversationStore } from '../../../functions/adapters/dynamo-store.ts';
+import { tableKeys } from '../../../functions/contracts/table.ts';
 import { type RedisProcess, spawnRedisServer } from '../../../local/emulators/redis-server.ts';
 import { chat } from '../../../local/stack/sse-client.ts';
 import { type LocalStack, startLocalStack } from '../../../local/stack/stack.ts';
@@ -242,6 +243,28 @@ describe('deletion leaves nothing behind, even with messages still queued', () =
     ]);
     expect((await redisKeysOf(user)).filter((k) => k.includes(doomed.sessionId))).toEqual([]);
     expect((await api(token, `/sessions/${kept.sessionId}/messages`)).json.messages).toHaveLength(2);
+  });
+
+  it('a message the consumer writes under a fresh tombstone is not served while it waits to be taken back', async () => {
+    const user = newUser();
+    const token = await stack.issuer.mint(user);
+    const { sessionId } = await turn(token, 'What is a budget?');
+    await drainQueue();
+    const startedBefore = chatMessage(user, sessionId, 0);
+    expect((await api(token, `/sessions/${sessionId}`, { method: 'DELETE' })).status).toBe(204);
+    // The consumer's put of a message that was in the queue, before its session update meets the tombstone.
+    const put = (message: typeof startedBefore) =>
+      scanner.send(
+        new PutCommand({ TableName: stack.tableName, Item: { ...tableKeys.message(message), ...message } }),
+      );
+    await put(startedBefore);
+    expect((await api(token, `/sessions/${sessionId}/messages`)).status).toBe(404);
+    // Control: a turn started after the delete uses the id again, and its message is served.
+    const startedAfter = chatMessage(user, sessionId, 0);
+    await put(startedAfter);
+    const page = await api(token, `/sessions/${sessionId}/messages`);
+    expect(page.status).toBe(200);
+    expect(page.json.messages.map((m: { id: string }) => m.id)).toEqual([startedAfter.messageId]);
   });
 
   it('DELETE /me: every item and key of the user goes, and queued messages are discarded', async () => {

@@ -18,6 +18,8 @@ const LOAD = ['test/bench/bench-smoke.test.ts', 'test/functions/persist/persist-
 // CDK synths: the first in a process warms aws-cdk-lib up (~8 s of CPU), the next take ~1 s. These files
 // share one process and its loaded modules (each synth builds its own App, so no state is shared).
 const INFRA = ['test/infra/**/*.test.ts'];
+// Cluster-mode Redis nodes started ahead of the files that start caches (a new node serves nothing for 2 s).
+const NODE_POOL = 'test/support/redis-node-pool.global.ts';
 
 export default defineConfig({
   test: {
@@ -34,6 +36,9 @@ export default defineConfig({
         test: {
           name: 'unit',
           include: ['test/**/*.test.ts'],
+          // In-process tests that restore what they change: one process per worker runs many files and
+          // loads the modules they share once (the project's CPU 24 s -> 14 s; the test:unit files pass in any order).
+          isolate: false,
           exclude: [...configDefaults.exclude, ...INTEGRATION, ...ATTACK, ...INFRA],
         },
       },
@@ -42,16 +47,21 @@ export default defineConfig({
         test: {
           name: 'integration',
           include: INTEGRATION,
+          globalSetup: [NODE_POOL],
           exclude: [...configDefaults.exclude, ...BROWSER, ...ATTACK, ...LOAD],
         },
       },
       { extends: true, test: { name: 'infra', include: INFRA, isolate: false } },
       {
         extends: true,
-        test: { name: 'browser', include: BROWSER, globalSetup: ['test/support/page-build.global.ts'] },
+        test: {
+          name: 'browser',
+          include: BROWSER,
+          globalSetup: ['test/support/page-build.global.ts', NODE_POOL],
+        },
       },
-      { extends: true, test: { name: 'attack', include: ATTACK } },
-      { extends: true, test: { name: 'load', include: LOAD } },
+      { extends: true, test: { name: 'attack', include: ATTACK, globalSetup: [NODE_POOL] } },
+      { extends: true, test: { name: 'load', include: LOAD, globalSetup: [NODE_POOL] } },
     ],
   },
 });

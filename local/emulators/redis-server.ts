@@ -1,40 +1,14 @@
-import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { once } from 'node:events';
-import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer as createHttpServer, type Server } from 'node:http';
-import { createServer, Socket } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { Redis } from 'ioredis';
 import { signIamToken } from '../../functions/adapters/elasticache-iam.ts';
 import { LOCAL_REGION } from '../stack/client-config.ts';
+import { type ClusterNode, clusterNode, freePort, stopProcess, waitForAnswer } from './redis-cluster-node.ts';
 
 const run = promisify(execFile);
-
-async function freePort(): Promise<number> {
-  const server = createServer().listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const { port } = server.address() as { port: number };
-  server.close();
-  return port;
-}
-
-/** True when something answers PING at host:port (PONG, or NOAUTH from a server that wants a password). */
-async function redisAnswers(host: string, port: number, timeoutMs = 500): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = new Socket();
-    const finish = (ok: boolean) => {
-      socket.destroy();
-      resolve(ok);
-    };
-    socket.setTimeout(timeoutMs, () => finish(false));
-    socket.once('error', () => finish(false));
-    socket.once('data', (data) => finish(/^(\+PONG|-NOAUTH)/.test(data.toString())));
-    socket.connect(port, host, () => socket.write('PING\r\n'));
-  });
-}
 
 export interface RedisProcess {
   /** A URL any Redis client can use for inspection: admin credentials and the first node's address. */
@@ -44,7 +18,8 @@ export interface RedisProcess {
   env: Record<string, string>;
   /** The shaped cache's token authority, when there is one. */
   tokens?: LocalTokenAuthority;
-  nodes: { port: number; process: ChildProcess }[];
+  /** The server processes (a test may pause one with SIGSTOP). */
+  nodes: { port: number; pid: number }[];
   stop(): Promise<void>;
 }
 
@@ -74,28 +49,15 @@ export const LOCAL_CACHE_USER = 'chat-stream-local';
 export async function spawnShapedCache(options: ShapedCacheOptions = {}): Promise<RedisProcess> {
   const shards = options.shards ?? 1;
   const adminPassword = randomBytes(18).toString('base64url');
-  const dir = await mkdtemp(join(tmpdir(), 'chat-cache-'));
-  const nodes: { port: number; busPort: number; process: ChildProcess }[] = [];
-  const stopNodes = async () => {
-    await Promise.all(nodes.map((node) => stopProcess(node.process)));
-    await rm(dir, { recursive: true, force: true });
-  };
+  const nodes: ClusterNode[] = [];
+  const stopNodes = () => Promise.all(nodes.map((node) => node.stop()));
   try {
-    for (let shard = 0; shard < shards; shard++) {
-      const [port, busPort] = [await freePort(), await freePort()];
-      const args = [
-        ...['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
-        ...['--cluster-enabled', 'yes', '--cluster-port', String(busPort)],
-        ...['--cluster-config-file', join(dir, `nodes-${port}.conf`), '--dir', dir],
-        // Without an announced address a cluster client cannot reach the nodes it learns of.
-        ...['--cluster-announce-ip', '127.0.0.1', '--cluster-node-timeout', '2000'],
-      ];
-      nodes.push({ port, busPort, process: spawn('redis-server', args, { stdio: 'ignore' }) });
-    }
-    for (const node of nodes) await waitForAnswer(node.port, node.process);
+    nodes.push(...(await Promise.all(Array.from({ length: shards }, () => clusterNode()))));
     const admins = nodes.map((node) => new Redis({ port: node.port, host: '127.0.0.1', lazyConnect: true }));
     const slotsPerShard = Math.ceil(16384 / shards);
     for (const [index, admin] of admins.entries()) {
+      // Primaries that watch each other: a busy machine must not make one look failed in half a second.
+      if (shards > 1) await admin.call('CONFIG', 'SET', 'cluster-node-timeout', '2000');
       const first = index * slotsPerShard;
       await admin.call('CLUSTER', 'ADDSLOTSRANGE', first, Math.min(first + slotsPerShard, 16384) - 1);
       const node = nodes[index];
@@ -239,13 +201,6 @@ async function validToken(token: string, tokenSeconds: number): Promise<number |
 /** The local stack's AWS credentials (every emulator accepts them); the token authority checks signatures with them. */
 export const LOCAL_CREDENTIALS = { accessKeyId: 'local', secretAccessKey: 'local' };
 
-async function waitForAnswer(port: number, child: ChildProcess): Promise<void> {
-  for (let attempt = 0; attempt < 100 && !(await redisAnswers('127.0.0.1', port)); attempt++) {
-    if (child.exitCode !== null) throw new Error('redis-server exited at start');
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
 async function waitFor(check: () => Promise<boolean>, failure: string): Promise<void> {
   for (let attempt = 0; attempt < 200; attempt++) {
     if (await check()) return;
@@ -254,55 +209,42 @@ async function waitFor(check: () => Promise<boolean>, failure: string): Promise<
   throw new Error(failure);
 }
 
-async function stopProcess(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const exited = once(child, 'exit');
-  child.kill('SIGTERM');
-  await exited;
-}
-
 /**
  * A throwaway standalone `redis-server` with no password on a free loopback port, nothing on disk:
  * the shape of a Redis someone brings (REDIS_URL). With `cluster`, a one-node Redis Cluster owning every
  * slot, still without auth.
  */
 export async function spawnRedisServer(options: { cluster?: boolean } = {}): Promise<RedisProcess> {
-  const port = await freePort();
-  const args = ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'];
-  const dir = options.cluster ? await mkdtemp(join(tmpdir(), 'chat-redis-')) : undefined;
-  if (dir) {
-    args.push(
-      ...['--cluster-enabled', 'yes', '--cluster-port', String(await freePort())],
-      ...[
-        '--cluster-config-file',
-        join(dir, 'nodes.conf'),
-        '--cluster-announce-ip',
-        '127.0.0.1',
-        '--dir',
-        dir,
-      ],
-    );
-  }
-  const child = spawn('redis-server', args, { stdio: 'ignore' });
-  await waitForAnswer(port, child);
-  if (dir) {
-    await run('redis-cli', ['-p', String(port), 'cluster', 'addslotsrange', '0', '16383']);
+  if (options.cluster) {
+    const node = await clusterNode();
+    await run('redis-cli', ['-p', String(node.port), 'cluster', 'addslotsrange', '0', '16383']);
     await waitFor(
       async () =>
-        (await run('redis-cli', ['-p', String(port), 'cluster', 'info'])).stdout.includes('cluster_state:ok'),
+        (await run('redis-cli', ['-p', String(node.port), 'cluster', 'info'])).stdout.includes(
+          'cluster_state:ok',
+        ),
       'the cluster did not form',
     );
+    const url = `redis://127.0.0.1:${node.port}`;
+    return {
+      url,
+      port: node.port,
+      nodes: [node],
+      env: { REDIS_URL: url, REDIS_CLUSTER: 'true' },
+      stop: () => node.stop(),
+    };
   }
+  const port = await freePort();
+  const args = ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'];
+  const child = spawn('redis-server', args, { stdio: 'ignore' });
+  await waitForAnswer(port, child);
   const url = `redis://127.0.0.1:${port}`;
   return {
     url,
     port,
-    nodes: [{ port, process: child }],
-    env: { REDIS_URL: url, ...(dir ? { REDIS_CLUSTER: 'true' } : {}) },
-    async stop() {
-      await stopProcess(child);
-      if (dir) await rm(dir, { recursive: true, force: true });
-    },
+    nodes: [{ port, pid: child.pid ?? 0 }],
+    env: { REDIS_URL: url },
+    stop: () => stopProcess(child),
   };
 }
 

@@ -343,10 +343,10 @@ describe('a cache that refuses the credentials or stops answering', () => {
       count: (event) => observed.events.push(event),
       retryMs: 200,
     });
-    const node = hanging.nodes[0]?.process;
+    const pid = hanging.nodes[0]?.pid ?? 0;
     try {
       await c.connect();
-      node?.kill('SIGSTOP');
+      process.kill(pid, 'SIGSTOP');
       // A turn's parallel calls timing out together: a hiccup, not an outage.
       const burst = await Promise.allSettled([c.client.get('a'), c.client.get('b'), c.client.get('c')]);
       expect(burst.map((r) => r.status)).toEqual(['rejected', 'rejected', 'rejected']);
@@ -358,14 +358,14 @@ describe('a cache that refuses the credentials or stops answering', () => {
       await expect(c.client.get('x')).rejects.toBeInstanceOf(CacheUnavailableError);
       expect(observed.errors).toHaveLength(1);
       expect(String(observed.errors[0]?.attributes.cause)).toMatch(/timed out/);
-      node?.kill('SIGCONT');
+      process.kill(pid, 'SIGCONT');
       await waitFor(async () => {
         await c.client.get('x').catch(() => undefined);
         return c.state === 'up' || undefined;
       });
       await expect(c.client.set('back', '1')).resolves.toBe('OK');
     } finally {
-      node?.kill('SIGCONT');
+      process.kill(pid, 'SIGCONT');
       c.close();
       await hanging.stop();
     }

@@ -12,6 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RedisProcess } from '../../../local/emulators/redis-server.ts';
 import { type LocalStack, startLocalStack } from '../../../local/stack/stack.ts';
 import { testRedis } from '../../support/redis.ts';
+import { slowTokens } from '../../support/slow-tokens.ts';
 import { tableReader } from '../../support/table.ts';
 import { waitFor } from '../../support/wait.ts';
 
@@ -24,7 +25,7 @@ let table: ReturnType<typeof tableReader>;
 beforeAll(async () => {
   const redis = await testRedis(8);
   ownedRedis = redis.owned;
-  stack = await startLocalStack({ redisUrl: redis.url, perTokenDelayMs: 10 });
+  stack = await startLocalStack({ redisUrl: redis.url });
   table = tableReader(stack.dynamodb, stack.tableName);
 });
 afterAll(async () => {
@@ -156,6 +157,7 @@ describe('AI SDK (ai v7): useChat transport and Chat against POST /api/chat', ()
     const user = newUser();
     const token = await stack.issuer.mint(user);
     const id = chatId();
+    slowTokens(stack, 10);
     let tokensSeen = 0;
     const chat = new HeadlessChat({
       id,
@@ -185,6 +187,7 @@ describe('AI SDK (ai v7): useChat transport and Chat against POST /api/chat', ()
   it('resumes a running answer after a reload (resume: GET /api/chat/{id}/stream), and 204 when nothing runs', async () => {
     const token = await stack.issuer.mint(newUser());
     const id = chatId();
+    slowTokens(stack, 10);
     const first = new HeadlessChat({ id, transport: transportFor(token) });
     const sending = first.sendMessage({ text: 'What is an emergency fund?' });
     await waitFor(async () => textOf(first.messages.at(-1)).length > 10 || undefined, 5000);

@@ -8,6 +8,7 @@ import { tableKeys } from '../../../functions/contracts/table.ts';
 import { type RedisProcess, spawnRedisServer } from '../../../local/emulators/redis-server.ts';
 import { chat } from '../../../local/stack/sse-client.ts';
 import { type LocalStack, startLocalStack } from '../../../local/stack/stack.ts';
+import { slowTokens } from '../../support/slow-tokens.ts';
 import { openStream } from '../../support/sse-stream.ts';
 import { chatMessage } from '../../support/table.ts';
 import { waitFor } from '../../support/wait.ts';
@@ -29,7 +30,6 @@ beforeAll(async () => {
     poller: false,
     // A poller stopped mid-receive leaves messages in flight: let them come back quickly.
     visibilityTimeoutSeconds: 2,
-    perTokenDelayMs: 5,
     env: { LIMIT_TURNS_PER_MINUTE: '5', LIMIT_CONCURRENT_STREAMS: '2', LIMIT_TOKENS_PER_DAY: '1000' },
   });
   scanner = DynamoDBDocumentClient.from(stack.dynamodb);
@@ -331,6 +331,7 @@ describe('per-user limits and usage', () => {
 
   it('refuses a third concurrent stream of one user, while many users at once see no 429', async () => {
     const token = await stack.issuer.mint(newUser());
+    slowTokens(stack, 5);
     const streams = await Promise.all(
       [1, 2].map((i) =>
         openStream(stack.url, { token, body: { message: `Explain compound interest ${i}` } }),

@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RedisProcess } from '../../../local/emulators/redis-server.ts';
 import { type LocalStack, startLocalStack } from '../../../local/stack/stack.ts';
 import { testRedis } from '../../support/redis.ts';
+import { slowTokens } from '../../support/slow-tokens.ts';
 import { waitFor } from '../../support/wait.ts';
 
 // Every field of a chat completion request is honoured or refused by name, checked with the official
@@ -18,7 +19,6 @@ beforeAll(async () => {
   ownedRedis = redis.owned;
   stack = await startLocalStack({
     redisUrl: redis.url,
-    perTokenDelayMs: 10,
     // One answer at a time per user makes a 429 easy to provoke; every test uses a new user.
     env: { ALLOWED_MODEL_IDS: OTHER_MODEL, LIMIT_CONCURRENT_STREAMS: '1' },
   });
@@ -406,6 +406,7 @@ describe('retries', () => {
       return response;
     };
     const client = clientFor(token, { maxRetries: 2, fetch: counting });
+    slowTokens(stack, 10);
     // A streaming answer holds the user's one concurrent slot while the second call arrives.
     const running = await clientFor(token).chat.completions.create({
       model: DEFAULT_MODEL,
@@ -432,6 +433,7 @@ describe('retries', () => {
       statuses.push(response.status);
       return response;
     };
+    slowTokens(stack, 10);
     const first = await clientFor(token)
       .chat.completions.create({
         model: DEFAULT_MODEL,

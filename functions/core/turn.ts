@@ -117,17 +117,7 @@ export async function runTurn(deps: TurnDeps, input: TurnInput, sink: EventSink)
     storedQuestion = withStoredAttachments(deps, message, input);
     writes.saveMessage(storedQuestion);
   };
-  const context = await loadTurnContext(deps, writes, {
-    stateless,
-    userId,
-    sessionId,
-    isNewSession,
-    currentMessageId: userMessageId,
-    question: input.message,
-    regenerateOf: input.regenerateOf,
-    place: placeRequest(input),
-    useRag: input.useRag,
-  });
+  const context = await loadTurnContext(deps, writes, contextRequest(input, userMessageId));
   const { conversation, retrieved } = context;
   const { question, placement, regenerated } = placeTurn(input, conversation.history, {
     asked,
@@ -141,43 +131,20 @@ export async function runTurn(deps: TurnDeps, input: TurnInput, sink: EventSink)
   // before it on the critical path (one placed from the history was queued when that was read).
   const saveQuestion = asked && placedAtOnce && !stateless ? () => save(asked) : undefined;
   const answer = await answerQuestion(deps, input, context, { regenerated, placement, saveQuestion }, client);
-  const timings: TurnTimings = {
-    first_byte_ms: firstByteMs,
-    context_ms: round(conversation.ms),
-    rag_ms: round(retrieved.ms),
-    model_first_token_ms:
-      answer.firstTokenAt === undefined ? 0 : round(answer.firstTokenAt - input.startedAt),
-    model_latency_ms:
-      answer.firstTokenAt === undefined ? 0 : round(answer.firstTokenAt - answer.modelStartedAt),
-    total_ms: 0,
-  };
-  const cache = {
-    profile: conversation.profileState,
-    history: conversation.historyState,
-    rag: retrieved.state,
-  };
+  const timings = timingsOf(input, firstByteMs, context, answer);
+  const cache = cacheStatesOf(context);
+  const parentId = question?.messageId ?? regenerated?.question.messageId ?? null;
   const reply =
     answer.end.kind === 'answered'
-      ? assistantMessage(deps, input, {
-          id: assistantMessageId,
-          answer,
-          sources,
-          regenerated,
-          parentId: question?.messageId ?? regenerated?.question.messageId ?? null,
-        })
+      ? assistantMessage(deps, input, { id: assistantMessageId, answer, sources, regenerated, parentId })
       : undefined;
-  if (!stateless) {
-    const messages = Promise.all([storedQuestion, reply]).then((all) => all.filter((m) => m !== undefined));
-    rememberTurn(deps, writes, { ...input, historyReady: conversation.historyReady, messages });
-    if (reply) writes.saveMessage(reply);
-  } else {
-    recordStatelessUsage(
-      deps,
-      writes,
-      { userId, messageId: assistantMessageId, model: input.model?.id },
-      answer,
-    );
-  }
+  saveTurn(deps, writes, input, {
+    answer,
+    storedQuestion,
+    reply,
+    historyReady: conversation.historyReady,
+    assistantMessageId,
+  });
   timings.total_ms = elapsed();
   client.send(finalEvent(answer, assistantMessageId, timings, cache));
   return {
@@ -191,6 +158,65 @@ export async function runTurn(deps: TurnDeps, input: TurnInput, sink: EventSink)
     retrievalFailed: retrieved.failed,
     background: writes.settle(),
   };
+}
+
+const contextRequest = (input: TurnInput, currentMessageId: string) => ({
+  stateless: input.transcript !== undefined,
+  userId: input.userId,
+  sessionId: input.sessionId,
+  isNewSession: input.isNewSession,
+  currentMessageId,
+  question: input.message,
+  regenerateOf: input.regenerateOf,
+  place: placeRequest(input),
+  useRag: input.useRag,
+});
+
+const cacheStatesOf = ({ conversation, retrieved }: TurnContext): TurnCacheStates => ({
+  profile: conversation.profileState,
+  history: conversation.historyState,
+  rag: retrieved.state,
+});
+
+function timingsOf(
+  input: TurnInput,
+  firstByteMs: number,
+  { conversation, retrieved }: TurnContext,
+  answer: StreamedAnswer,
+): TurnTimings {
+  const firstToken = answer.firstTokenAt;
+  return {
+    first_byte_ms: firstByteMs,
+    context_ms: round(conversation.ms),
+    rag_ms: round(retrieved.ms),
+    model_first_token_ms: firstToken === undefined ? 0 : round(firstToken - input.startedAt),
+    model_latency_ms: firstToken === undefined ? 0 : round(firstToken - answer.modelStartedAt),
+    total_ms: 0,
+  };
+}
+
+/** The turn's messages to the queue and the history cache; a stateless turn writes only its usage. */
+function saveTurn(
+  deps: TurnDeps,
+  writes: BackgroundWrites,
+  input: TurnInput,
+  turn: {
+    answer: StreamedAnswer;
+    storedQuestion: Promise<ChatMessage> | undefined;
+    reply: ChatMessage | undefined;
+    historyReady: TurnContext['conversation']['historyReady'];
+    assistantMessageId: string;
+  },
+): void {
+  if (input.transcript !== undefined) {
+    const usage = { userId: input.userId, messageId: turn.assistantMessageId, model: input.model?.id };
+    recordStatelessUsage(deps, writes, usage, turn.answer);
+    return;
+  }
+  const { storedQuestion, reply } = turn;
+  const messages = Promise.all([storedQuestion, reply]).then((all) => all.filter((m) => m !== undefined));
+  rememberTurn(deps, writes, { ...input, historyReady: turn.historyReady, messages });
+  if (reply) writes.saveMessage(reply);
 }
 
 /** A stateless turn stores no message, so its usage item is written here (the consumer never sees it). */

@@ -308,9 +308,16 @@ describe('with Redis down (this file stops its Redis: keep these last)', () => {
     const sessionId = /"session_id":"([^"]+)"/.exec(turn.text)?.[1] ?? '';
     const listed = async () =>
       JSON.parse((await send(token, '/sessions')).text).sessions.map((s: { id: string }) => s.id);
+    const messages = async () =>
+      JSON.parse((await send(token, `/sessions/${sessionId}/messages`)).text).messages as unknown[];
     const poller = stack.startPoller();
     try {
-      await waitFor(async () => (await listed()).includes(sessionId) || undefined, 20_000, 'the turn stored');
+      // Both messages, not only the session: the consumer may store the question a batch before the answer.
+      await waitFor(
+        async () => ((await listed()).includes(sessionId) && (await messages()).length === 2) || undefined,
+        20_000,
+        'the turn stored',
+      );
     } finally {
       await poller.stop();
     }
@@ -329,6 +336,6 @@ describe('with Redis down (this file stops its Redis: keep these last)', () => {
     }
     // Nothing deleted from DynamoDB while the cache could not be marked: the retry does the whole job.
     expect(await listed()).toEqual([sessionId]);
-    expect(JSON.parse((await send(token, `/sessions/${sessionId}/messages`)).text).messages).toHaveLength(2);
+    expect(await messages()).toHaveLength(2);
   });
 });

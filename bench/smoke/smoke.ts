@@ -25,12 +25,20 @@ export async function runSmoke(url: string, token: string, message = 'What is an
   const firstTokenAt = arrivals.find((a) => a.type === 'token')?.atMs;
   if (sessionAt === undefined) problems.push('no session_id event');
   if (firstTokenAt === undefined) problems.push('no token event');
+  // When the model's first token reached the handler, in ms after the handler started (from `done`).
+  const done = response.events.find((e) => e.data.type === 'done')?.data as
+    | { timings?: { model_first_token_ms?: number } }
+    | undefined;
+  const modelFirstTokenMs = done?.timings?.model_first_token_ms ?? 0;
   if (sessionAt !== undefined && firstTokenAt !== undefined) {
-    // Streaming works when session_id leaves at once: it must beat the first token by a clear margin.
+    // Streaming works when session_id leaves at once: it must beat the first token by a clear margin,
+    // and arrive before the model had answered at all (a held session_id never can: the client's clock
+    // starts before the handler's, so held, it arrives after the model's first token by the handler's
+    // own count; that check does not depend on how fast the tokens after it are delivered).
     const margin = Math.min(100, firstTokenAt / 2);
-    if (firstTokenAt - sessionAt < margin) {
+    if (firstTokenAt - sessionAt < margin || (modelFirstTokenMs > 0 && sessionAt >= modelFirstTokenMs)) {
       problems.push(
-        `session_id arrived at ${sessionAt} ms, only ${Math.round(firstTokenAt - sessionAt)} ms before the first token at ${firstTokenAt} ms: the response is held or buffered`,
+        `session_id arrived at ${sessionAt} ms, only ${Math.round(firstTokenAt - sessionAt)} ms before the first token at ${firstTokenAt} ms (the model answered the handler at ${modelFirstTokenMs} ms): the response is held or buffered`,
       );
     }
   }

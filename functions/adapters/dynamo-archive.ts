@@ -120,7 +120,8 @@ export class DynamoConversationArchive implements ConversationArchive {
   /**
    * A page of the session's messages. The session item is read beside it: between a delete's tombstone
    * and the consumer taking back a message it was writing, that message's item exists for a moment, and
-   * a turn that started before the delete is never served.
+   * a turn that started before the delete is never served. The same read tells whether the session
+   * exists, so an empty page needs no second read to be a 404.
    */
   async listMessages(userId: string, sessionId: string, limit: number, beforeMessageId: string | undefined) {
     const [{ Items = [] }, { Item: session }] = await Promise.all([
@@ -139,7 +140,7 @@ export class DynamoConversationArchive implements ConversationArchive {
       .reverse()
       .map(toChatMessage)
       .filter((message) => deletedAt === undefined || turnStartOf(message) > deletedAt);
-    return { messages, more: Items.length > limit && messages.length > 0 };
+    return { messages, more: Items.length > limit && messages.length > 0, sessionFound: isLive(session) };
   }
 
   #listMessageItems(userId: string, sessionId: string, limit: number, beforeMessageId: string | undefined) {

@@ -43,13 +43,16 @@ export interface ConversationArchive {
     cursor: string | undefined,
   ): Promise<{ sessions: SessionSummary[]; next: string | undefined }>;
   getSession(userId: string, sessionId: string): Promise<SessionSummary | undefined>;
-  /** The newest `limit` messages before `beforeMessageId` (or the newest overall), oldest first. */
+  /**
+   * The newest `limit` messages before `beforeMessageId` (or the newest overall), oldest first;
+   * `sessionFound` tells whether the session exists (and is not deleted) for this user.
+   */
   listMessages(
     userId: string,
     sessionId: string,
     limit: number,
     beforeMessageId: string | undefined,
-  ): Promise<{ messages: ChatMessage[]; more: boolean }>;
+  ): Promise<{ messages: ChatMessage[]; more: boolean; sessionFound: boolean }>;
   /** Rates (or, with `undefined`, un-rates) a stored answer; `undefined` when there is no such answer. */
   setFeedback(
     userId: string,

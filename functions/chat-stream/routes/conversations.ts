@@ -253,9 +253,7 @@ export function conversationRoutes(deps: ConversationRouteDeps) {
 
   async function fromArchive(inv: Invocation, sessionId: string, limit: number, before: string | undefined) {
     const page = await archive.listMessages(inv.userId, sessionId, limit, before);
-    if (page.messages.length === 0 && !before && !(await archive.getSession(inv.userId, sessionId))) {
-      throw notFound();
-    }
+    if (page.messages.length === 0 && !before && !page.sessionFound) throw notFound();
     return page;
   }
 

@@ -736,7 +736,8 @@ describe('followers against reserved concurrency (isolated execution environment
       await Promise.all(
         Array.from({ length: 6 }, () => call(stack, probe, 'GET', '/sessions').then((r) => r.text())),
       );
-      const attacker = await stack.issuer.mint(newUser());
+      const attackerId = newUser();
+      const attacker = await stack.issuer.mint(attackerId);
       const sessionId = `flood-${uuidv7()}`;
       const running = await openStream(stack.url, {
         token: attacker,
@@ -747,6 +748,12 @@ describe('followers against reserved concurrency (isolated execution environment
         20_000,
         'the attacker turn to stream',
       );
+      // A turn its environment admitted from memory (its first Redis connection not up in time on a
+      // loaded machine) has nothing to follow, which would make either outcome say nothing.
+      if ((await lockOf(attackerId, sessionId)) === null) {
+        running.disconnect();
+        return undefined;
+      }
       let attackerEnded = Number.POSITIVE_INFINITY;
       void running.ended.then(() => {
         attackerEnded = performance.now();
@@ -770,6 +777,7 @@ describe('followers against reserved concurrency (isolated execution environment
         during: during.ms,
         duringStops: duringStops.ms,
         followed: statuses.filter((s) => s === 200).length,
+        statuses: countOf(statuses),
       };
     } finally {
       await stack.close();
@@ -777,15 +785,25 @@ describe('followers against reserved concurrency (isolated execution environment
   }
   const call = (stack: LocalStack, token: string, method: string, path: string) =>
     fetch(`${stack.url}${path}`, { method, headers: { authorization: `Bearer ${token}` } });
+  /** A flood on an attacker turn the shared registry holds (a new stack each try, at most three). */
+  async function followable(env: Record<string, string>) {
+    for (let attempt = 1; ; attempt++) {
+      const result = await flood(env);
+      if (result) return result;
+      if (attempt === 3) throw new Error('three attacker turns in a row were admitted without the registry');
+    }
+  }
+  const countOf = (statuses: number[]) =>
+    Object.fromEntries([...new Set(statuses)].map((s) => [s, statuses.filter((t) => t === s).length]));
 
   it("promise: 200 followers from one user never make another user's turn wait for the attacker's", async () => {
-    const capped = await flood({});
+    const capped = await followable({});
     expect(capped.followed).toBeLessThanOrEqual(2);
     expect(capped.servedWhileAttackerRan).toBe(true);
     // Control: followers outside the stream cap (what the review measured) hold every environment, and
     // the other user waits for the attacker's turn to end.
-    const uncapped = await flood({ LIMIT_CONCURRENT_STREAMS: '0' });
-    expect(uncapped.followed).toBeGreaterThan(2);
+    const uncapped = await followable({ LIMIT_CONCURRENT_STREAMS: '0' });
+    expect(uncapped.followed, JSON.stringify(uncapped.statuses)).toBeGreaterThan(2);
     expect(uncapped.servedWhileAttackerRan).toBe(false);
     expect(uncapped.during).toBeGreaterThan(capped.during);
   }, 180_000);

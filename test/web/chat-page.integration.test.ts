@@ -615,7 +615,11 @@ describe('the chat page in Chromium', { timeout: 120_000 }, () => {
     await page.getByRole('button', { name: 'Cancel' }).click();
     expect((await api<{ sessions: unknown[] }>('ivan', '/sessions')).body.sessions).toHaveLength(1);
     await page.getByRole('button', { name: 'Erase my data…' }).click();
+    const erased = page.waitForResponse(
+      (response) => response.url() === `${stack.url}/me` && response.request().method() === 'DELETE',
+    );
     await page.getByRole('button', { name: 'Erase everything' }).click();
+    expect((await erased).status()).toBe(204);
     await page.getByText('No conversations yet.').waitFor();
     expect((await api<{ sessions: unknown[] }>('ivan', '/sessions')).body.sessions).toEqual([]);
   });

@@ -1,7 +1,7 @@
 import { App, Validations } from 'aws-cdk-lib';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import { ChatStack } from '../lib/chat-stack.ts';
-import { type ChatStackConfig, ConfigError, readConfig } from '../lib/config.ts';
+import { type ChatStackConfig, ConfigError, readConfig, stageNames } from '../lib/config.ts';
 
 const app = new App();
 let config: ChatStackConfig;
@@ -15,7 +15,7 @@ try {
 }
 // Environment-agnostic unless chat:region pins the Region (then the model's geography is checked
 // against it). Never the account: an explicit account plus a VPC makes synth look AZs up in AWS.
-new ChatStack(app, 'StreamingChat', {
+new ChatStack(app, stageNames(config.stage).stackName, {
   config,
   ...(config.region ? { env: { region: config.region } } : {}),
   description:

@@ -22,12 +22,12 @@ import type { Construct } from 'constructs';
 import { CORS_SETTINGS } from '../functions/contracts/cors.ts';
 import { DEFAULTS, modelTimeoutMs } from '../functions/contracts/defaults.ts';
 import { allowedModels } from '../functions/contracts/models.ts';
-import { METRICS_NAMESPACE, SERVICE_NAMES } from '../functions/contracts/observability.ts';
+import { SERVICE_NAMES } from '../functions/contracts/observability.ts';
 import { QUEUE_SETTINGS } from '../functions/contracts/queue.ts';
 import { Attachments } from './attachments.ts';
 import { Auth } from './auth.ts';
 import { Cache } from './cache.ts';
-import type { ChatStackConfig } from './config.ts';
+import { type ChatStackConfig, stageNames } from './config.ts';
 import { Data } from './data.ts';
 import { deployTimeProvider } from './deploy-time.ts';
 import { ApiFrontDoor } from './front-door.ts';
@@ -95,6 +95,7 @@ export class ChatStack extends Stack {
   constructor(scope: Construct, id: string, props: ChatStackProps) {
     super(scope, id, props);
     const { config } = props;
+    const { metricsNamespace } = stageNames(config.stage);
     const logRetention = config.logRetentionDays as RetentionDays;
     const removalPolicy = config.removalPolicy === 'destroy' ? RemovalPolicy.DESTROY : RemovalPolicy.RETAIN;
     // A new value per synth: every deploy probes the model and rewrites the page's CORS again, unless
@@ -170,7 +171,7 @@ export class ChatStack extends Stack {
     const shared = {
       TABLE_NAME: data.table.tableName,
       MESSAGE_TTL_DAYS: String(config.messageTtlDays),
-      POWERTOOLS_METRICS_NAMESPACE: METRICS_NAMESPACE,
+      POWERTOOLS_METRICS_NAMESPACE: metricsNamespace,
     };
     this.streamFunction = new ChatFunction(this, 'ChatStream', {
       entry: 'functions/chat-stream/handler.ts',
@@ -369,6 +370,7 @@ export class ChatStack extends Stack {
       streamTimeoutSeconds: config.streamTimeoutSeconds,
       alarmEmail: config.alarmEmail,
       production: config.production,
+      metricsNamespace,
     });
 
     if (url) new CfnOutput(this, 'FunctionUrl', { value: url.url });

@@ -2,6 +2,7 @@ import { RetentionDays } from 'aws-cdk-lib/aws-logs';
 import type { Node } from 'constructs';
 import { z } from 'zod';
 import { DEFAULTS } from '../functions/contracts/defaults.ts';
+import { METRICS_NAMESPACE } from '../functions/contracts/observability.ts';
 import { parseModelId } from './models.ts';
 import { AZ_ID } from './network.ts';
 
@@ -145,6 +146,11 @@ const schema = z
       .email({ error: (issue) => `must be an e-mail address (got ${show(issue.input)})` })
       .optional(),
     production: flag.default(false),
+    /** A second stage in the same account and Region (e.g. dev): its own stack name and metrics namespace. */
+    stage: pattern(
+      /^[a-z][a-z0-9-]{0,19}$/,
+      'a stage name of up to 20 lowercase letters, digits and hyphens, starting with a letter',
+    ).optional(),
     flushPaddingBytes: integer(0, 1_048_576, ' bytes').default(DEFAULTS.flushPaddingBytes),
     region: pattern(/^[a-z]{2}(-[a-z]+)+-\d$/, 'a Region name like us-east-1').optional(),
     availabilityZones: list(z.string())
@@ -290,6 +296,16 @@ export function parseConfig(raw: Record<string, unknown>): ChatStackConfig {
 }
 
 export const DEFAULT_CONFIG: ChatStackConfig = parseConfig({});
+
+/**
+ * The stack's name and its metrics namespace: both carry the stage, so two stages in one account and
+ * Region neither replace each other's stack nor mix their metrics (and alarms) in one namespace.
+ */
+export function stageNames(stage: string | undefined): { stackName: string; metricsNamespace: string } {
+  return stage
+    ? { stackName: `StreamingChat-${stage}`, metricsNamespace: `${METRICS_NAMESPACE}/${stage}` }
+    : { stackName: 'StreamingChat', metricsNamespace: METRICS_NAMESPACE };
+}
 
 /** Reads every `chat:` context key of the app. */
 export function readConfig(node: Node): ChatStackConfig {

@@ -17,12 +17,7 @@ import { Topic } from 'aws-cdk-lib/aws-sns';
 import { EmailSubscription } from 'aws-cdk-lib/aws-sns-subscriptions';
 import type { IQueue } from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
-import {
-  METRICS_NAMESPACE,
-  PERSIST_METRICS,
-  SERVICE_NAMES,
-  STREAM_METRICS,
-} from '../functions/contracts/observability.ts';
+import { PERSIST_METRICS, SERVICE_NAMES, STREAM_METRICS } from '../functions/contracts/observability.ts';
 
 export interface ObservabilityProps {
   streamFunction: IFunction;
@@ -37,6 +32,8 @@ export interface ObservabilityProps {
   alarmEmail: string | undefined;
   /** Without an alarm e-mail, production fails the synth; other stages get a warning. */
   production: boolean;
+  /** Where the functions publish (the stage's own namespace, see `stageNames`). */
+  metricsNamespace: string;
 }
 
 /** A TTFT far above any real one, standing in for "turns happened but no first token was measured". */
@@ -73,7 +70,7 @@ export class Observability extends Construct {
 
     const stream = (metricName: string, statistic: string, period = minutes(1)) =>
       new Metric({
-        namespace: METRICS_NAMESPACE,
+        namespace: props.metricsNamespace,
         metricName,
         dimensionsMap: { service: SERVICE_NAMES.stream },
         statistic,
@@ -81,7 +78,7 @@ export class Observability extends Construct {
       });
     const persist = (metricName: string, statistic: string) =>
       new Metric({
-        namespace: METRICS_NAMESPACE,
+        namespace: props.metricsNamespace,
         metricName,
         dimensionsMap: { service: SERVICE_NAMES.persist },
         statistic,

@@ -183,6 +183,9 @@ describe('infra context schema', () => {
     expect(rejects({ modelProductIds: 'abc' })).toContain(
       'chat:modelProductIds.0: must be a Marketplace product id',
     );
+    for (const stage of ['Dev', 'dev_1', '1dev', 'a-stage-name-of-21-ch'])
+      expect(rejects({ stage })).toContain('chat:stage: must be a stage name');
+    expect(parseConfig({ stage: 'dev-2' }).stage).toBe('dev-2');
   });
 
   it('takes the deploy options as -c strings, 0 as "limit off", and a title model of any chat model form', () => {

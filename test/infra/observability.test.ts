@@ -383,3 +383,32 @@ describe('dashboard', () => {
     );
   });
 });
+
+describe('a second stage (chat:stage=dev) in the same account and Region', () => {
+  it('has its own stack name, alarm names and metrics namespace, and its functions publish there', () => {
+    const dev = synth({ stage: 'dev', alarmEmail: 'oncall@example.com' });
+    expect(dev.stack.stackName).toBe('StreamingChat-dev');
+    const devAlarms = resourcesOf(dev.template, 'AWS::CloudWatch::Alarm');
+    expect(devAlarms.length).toBe(alarms.length);
+    for (const [id, { Properties }] of devAlarms)
+      expect(String(Properties.AlarmName), id).toMatch(/^StreamingChat-dev-/);
+    const functions = resourcesOf(dev.template, 'AWS::Lambda::Function').filter(
+      ([, f]) =>
+        (f.Properties.Environment as { Variables?: Record<string, unknown> } | undefined)?.Variables
+          ?.POWERTOOLS_METRICS_NAMESPACE,
+    );
+    expect(functions.length).toBeGreaterThanOrEqual(2);
+    for (const [id, f] of functions)
+      expect(
+        (f.Properties.Environment as { Variables: Record<string, unknown> }).Variables
+          .POWERTOOLS_METRICS_NAMESPACE,
+        id,
+      ).toBe(`${METRICS_NAMESPACE}/dev`);
+    // Every mention of the product's name in the template (namespaces in alarms and in the dashboard's
+    // body, alarm names, the topic's source condition, logical ids CDK derives from the stack's name)
+    // carries the stage: nothing reads or names the default stage.
+    const text = JSON.stringify(dev.template.toJSON());
+    expect(text.match(/StreamingChat\/dev/g)?.length).toBeGreaterThan(15);
+    expect(text.match(/StreamingChat(?![-/]?dev)/g) ?? []).toEqual([]);
+  }, 60_000);
+});

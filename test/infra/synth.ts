@@ -7,7 +7,7 @@ import { AwsSolutionsChecks } from 'cdk-nag';
 import type { IConstruct } from 'constructs';
 import type { PageConfig } from '../../functions/contracts/page-config.ts';
 import { ChatStack } from '../../lib/chat-stack.ts';
-import { parseConfig } from '../../lib/config.ts';
+import { parseConfig, stageNames } from '../../lib/config.ts';
 
 /** The CDK feature flags cdk.json pins (every key that is not a chat: setting): tests synthesize with them as a deploy does. */
 const FEATURE_FLAGS: Record<string, unknown> = Object.fromEntries(
@@ -53,8 +53,9 @@ export function synth(context: Record<string, unknown> = {}, options: SynthOptio
       ...(options.bundle ? {} : { 'aws:cdk:bundling-stacks': [] }),
     },
   });
-  const stack = new ChatStack(app, 'StreamingChat', {
-    config: parseConfig({ deployNonce: TEST_NONCE, ...context }),
+  const config = parseConfig({ deployNonce: TEST_NONCE, ...context });
+  const stack = new ChatStack(app, stageNames(config.stage).stackName, {
+    config,
     ...(options.region ? { env: { region: options.region } } : {}),
   });
   if (options.nag) Validations.of(app).addPlugins(new AwsSolutionsChecks(app));

@@ -225,7 +225,7 @@ const schema = z
     web: flag.default(false),
     /** The built page to host with chat:web=true, relative to the project root or absolute. */
     webAssetPath: z.string().default('web/dist'),
-    /** Changes on every deploy unless pinned: re-runs the JWKS fetch and the model probe. */
+    /** Changes on every deploy unless pinned: re-runs the model probe and the page-origin updates (the JWKS fetch runs on every deploy regardless). */
     deployNonce: z.string().optional(),
   })
   .strict()

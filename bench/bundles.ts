@@ -5,10 +5,12 @@ import type { BuildOptions } from 'esbuild';
 
 const ROOT = join(import.meta.dirname, '..');
 const NODE_HTTP = join(ROOT, 'lib/bundling/node-http.cjs');
+const CREDENTIALS = join(ROOT, 'lib/bundling/credentials-from-environment.ts');
 
 /**
  * The flags the stack's `ChatFunction` gives esbuild (lib/functions.ts: ESM, node24, minified, the AWS
- * SDK bundled, an external source map without the sources' text, the `require` banner, the `node:http` alias of lib/functions.ts).
+ * SDK bundled, an external source map without the sources' text, the `require` banner, the aliases of lib/functions.ts:
+ * `node:http` and, as on Lambda's on-demand environments, credentials from the environment only).
  */
 const STACK_FLAGS: BuildOptions = {
   bundle: true,
@@ -21,7 +23,7 @@ const STACK_FLAGS: BuildOptions = {
   mainFields: ['module', 'main'],
   banner: { js: "import{createRequire as __cr}from'module';const require=__cr(import.meta.url);" },
   outExtension: { '.js': '.mjs' },
-  alias: { http: NODE_HTTP, 'node:http': NODE_HTTP },
+  alias: { http: NODE_HTTP, 'node:http': NODE_HTTP, '@aws-sdk/credential-provider-node': CREDENTIALS },
   logLevel: 'error',
 };
 

@@ -181,6 +181,7 @@ export class ChatStack extends Stack {
       logRetention,
       // Managed Instances take no reserved concurrency: the capacity provider's vCPU ceiling caps them.
       reservedConcurrency: managed ? undefined : config.streamReservedConcurrency,
+      credentials: managed ? 'chain' : 'environment',
       // On Managed Instances the network is the capacity provider's, never the function's.
       ...(network && !managed
         ? {

@@ -15,6 +15,11 @@ const BUNDLE_ALIASES = {
   'node:http': join(ROOT, 'lib/bundling/node-http.cjs'),
 };
 
+/** The AWS SDK's credential chain reduced to the environment (why: lib/bundling/credentials-from-environment.ts). */
+const CREDENTIALS_FROM_ENVIRONMENT = {
+  '@aws-sdk/credential-provider-node': join(ROOT, 'lib/bundling/credentials-from-environment.ts'),
+};
+
 export interface ChatFunctionProps {
   entry: string;
   description: string;
@@ -25,6 +30,12 @@ export interface ChatFunctionProps {
   vpc?: { vpc: IVpc; subnets: SubnetSelection; securityGroup: ISecurityGroup };
   /** Undefined leaves the function on the account's unreserved pool. */
   reservedConcurrency?: number;
+  /**
+   * Where the function's AWS credentials come from: `environment` (Lambda's on-demand environments, the
+   * default) bundles only that provider; `chain` keeps the SDK's whole default chain, for Managed
+   * Instances, which AWS does not document as handing credentials in the environment.
+   */
+  credentials?: 'environment' | 'chain';
 }
 
 /**
@@ -70,7 +81,10 @@ export class ChatFunction extends Construct {
         // Some CommonJS dependencies call require(); ESM output needs it defined.
         banner: "import{createRequire as __cr}from'module';const require=__cr(import.meta.url);",
         esbuildArgs: {
-          '--alias': Object.entries(BUNDLE_ALIASES).map(([name, path]) => `${name}=${path}`),
+          '--alias': Object.entries({
+            ...BUNDLE_ALIASES,
+            ...(props.credentials === 'chain' ? {} : CREDENTIALS_FROM_ENVIRONMENT),
+          }).map(([name, path]) => `${name}=${path}`),
         },
         forceDockerBundling: false,
       },

@@ -813,7 +813,37 @@ describe('cdk-nag AwsSolutions', () => {
   });
 });
 
+/** The npm packages of the AWS SDK's credential providers an esbuild metafile says a function's bundle holds. */
+const credentialProviders = (from: Synthesized, description: string) => {
+  const fn = fnByDescription(description, from.template);
+  const dir = join(from.outdir, fn.Metadata?.['aws:asset:path'] ?? '');
+  const meta = JSON.parse(readFileSync(join(dir, 'index.meta.json'), 'utf8')) as {
+    inputs: Record<string, unknown>;
+  };
+  return [
+    ...new Set(
+      Object.keys(meta.inputs).flatMap(
+        (file) => /@aws-sdk\/(credential-provider-[a-z-]+)\//.exec(file)?.[1] ?? [],
+      ),
+    ),
+  ].sort();
+};
+
 describe('bundles', () => {
+  it('hold only the environment credential provider on Lambda, and the whole default chain on Managed Instances', () => {
+    for (const description of ['Streams chat', 'Persists chat'])
+      expect(credentialProviders(main, description), description).toEqual(['credential-provider-env']);
+    const managed = synth({ compute: 'managed-instances', streamMemoryMb: '2048' }, { bundle: true });
+    expect(credentialProviders(managed, 'Streams chat')).toEqual(
+      expect.arrayContaining([
+        'credential-provider-env',
+        'credential-provider-ini',
+        'credential-provider-node',
+        'credential-provider-sso',
+      ]),
+    );
+  }, 120_000);
+
   it('keeps the stream bundle under 1 MB (esbuild metafile; the source map ships beside it and is not loaded as code)', () => {
     const stream = fnByDescription('Streams chat');
     const dir = join(main.outdir, stream.Metadata?.['aws:asset:path'] ?? '');

@@ -1,6 +1,7 @@
 import {
   DeleteMessageCommand,
   ReceiveMessageCommand,
+  type SendMessageBatchCommand,
   SendMessageCommand,
   SQSClient,
 } from '@aws-sdk/client-sqs';
@@ -109,5 +110,64 @@ describe('the outbox sends any text a user may type', () => {
 
   it('plain JSON, what the outbox sent before, is refused by the queue for U+FFFF', async () => {
     await expect(send(JSON.stringify(message('\uFFFF')))).rejects.toThrow(/Invalid characters/);
+  });
+});
+
+describe('the outbox coalesces the sends of concurrent turns into batches', () => {
+  /** The emulator's client, counting the requests and the entries each carried. */
+  const counting = () => {
+    const batches: number[] = [];
+    const client = {
+      send: (command: SendMessageBatchCommand) => {
+        batches.push(command.input.Entries?.length ?? 0);
+        return sqs.send(command);
+      },
+    } as unknown as SQSClient;
+    return { client, batches };
+  };
+
+  it('sends one message at once, and those made while a request is out in batches of 10, in order', async () => {
+    const { client, batches } = counting();
+    const outbox = new SqsMessageOutbox(client, queueUrl);
+    const sent = Array.from({ length: 25 }, (_, i) => message(`turn ${i}`));
+    await Promise.all(sent.map((m) => outbox.send(m)));
+    expect(batches).toEqual([1, 10, 10, 4]);
+    const received: unknown[] = [];
+    while (received.length < sent.length) received.push(decodeQueueBody(await receiveOne()));
+    expect(received).toEqual(sent);
+    await outbox.send(message('alone'));
+    expect(batches).toEqual([1, 10, 10, 4, 1]);
+  });
+
+  it('keeps a batch within 256 KiB', async () => {
+    const { client, batches } = counting();
+    const outbox = new SqsMessageOutbox(client, queueUrl);
+    const large = Array.from({ length: 4 }, (_, i) => message(`${i}`.padEnd(100 * 1024, 'x')));
+    await Promise.all([outbox.send(message('first')), ...large.map((m) => outbox.send(m))]);
+    expect(batches).toEqual([1, 2, 2]);
+    for (let i = 0; i < 5; i++) await receiveOne();
+  });
+
+  it("rejects only the entry SQS refused, by SQS's code, and every entry when the request fails", async () => {
+    const requests: SendMessageBatchCommand[] = [];
+    const refusing = {
+      send: async (command: SendMessageBatchCommand) => {
+        requests.push(command);
+        if (requests.length === 3) throw Object.assign(new Error('down'), { name: 'ServiceUnavailable' });
+        return requests.length === 1
+          ? { Successful: [{ Id: '0' }], Failed: [] }
+          : {
+              Successful: [{ Id: '0' }],
+              Failed: [{ Id: '1', Code: 'InvalidParameterValue', SenderFault: true, Message: 'refused' }],
+            };
+      },
+    } as unknown as SQSClient;
+    const outbox = new SqsMessageOutbox(refusing, queueUrl);
+    const results = await Promise.allSettled([0, 1, 2].map((i) => outbox.send(message(`m${i}`))));
+    expect(results.map((r) => r.status)).toEqual(['fulfilled', 'fulfilled', 'rejected']);
+    expect((results[2] as PromiseRejectedResult).reason).toMatchObject({ name: 'InvalidParameterValue' });
+    const failed = await Promise.allSettled([outbox.send(message('a')), outbox.send(message('b'))]);
+    expect(failed.map((r) => r.status)).toEqual(['rejected', 'fulfilled']);
+    expect(requests.map((r) => r.input.Entries?.length)).toEqual([1, 2, 1, 1]);
   });
 });

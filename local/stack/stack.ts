@@ -153,11 +153,34 @@ export async function faithfulFauxqsCharacterRule(): Promise<void> {
   });
 }
 
-async function startDynalite(port: number): Promise<{ url: string; server: Server }> {
-  const server = dynalite({ createTableMs: 0, deleteTableMs: 0, updateTableMs: 0 });
+interface LocalDynamoDb {
+  url: string;
+  /** Stops it once the requests it is answering are answered (2 s at most). */
+  close(): Promise<void>;
+}
+
+async function startDynalite(port: number): Promise<LocalDynamoDb> {
+  const server: Server = dynalite({ createTableMs: 0, deleteTableMs: 0, updateTableMs: 0 });
+  // dynalite closes its database under a request it is still answering, and that request then throws
+  // where no one catches it; a turn whose client left (its environment still running) can send one late.
+  let answering = 0;
+  server.on('request', (_request, response) => {
+    answering++;
+    response.once('close', () => answering--);
+  });
   server.listen(port, '127.0.0.1');
   await once(server, 'listening');
-  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, server };
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    async close() {
+      for (const deadline = Date.now() + 2000; answering > 0 && Date.now() < deadline; )
+        await new Promise((resolve) => setTimeout(resolve, 10));
+      await new Promise((resolve) => {
+        server.closeAllConnections?.();
+        server.close(resolve);
+      });
+    },
+  };
 }
 
 /**
@@ -310,10 +333,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
         knowledgeBase.close(),
         issuer.close(),
         fauxqs.stop(),
-        new Promise((resolve) => {
-          db.server.closeAllConnections?.();
-          db.server.close(resolve);
-        }),
+        db.close(),
         redis.owned?.stop(),
       ]);
       sqs.destroy();

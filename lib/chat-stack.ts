@@ -315,7 +315,13 @@ export class ChatStack extends Stack {
       );
     }
     persist.addEventSource(
-      new SqsEventSource(queue.queue, { batchSize: QUEUE_SETTINGS.batchSize, reportBatchItemFailures: true }),
+      new SqsEventSource(queue.queue, {
+        batchSize: QUEUE_SETTINGS.batchSize,
+        reportBatchItemFailures: true,
+        // The cap the local event source models: a burst of new conversations (one message group each)
+        // never takes more than this many consumer environments, nor writes with more at once.
+        maxConcurrency: QUEUE_SETTINGS.maxConcurrency,
+      }),
     );
     const jwksRefresh = auth.scheduleRefresh(stream, config.jwksRefreshMinutes, {
       publishToLatestPublished: managed,

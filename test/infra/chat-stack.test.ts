@@ -440,11 +440,13 @@ describe('functions', () => {
     }
   });
 
-  it('feeds the consumer from SQS in batches of 10 with partial batch responses', () => {
+  it('feeds the consumer from SQS in batches of 10 with partial batch responses, at most 20 batches at once as locally', () => {
     template.hasResourceProperties('AWS::Lambda::EventSourceMapping', {
-      BatchSize: 10,
+      BatchSize: QUEUE_SETTINGS.batchSize,
       FunctionResponseTypes: ['ReportBatchItemFailures'],
+      ScalingConfig: { MaximumConcurrency: QUEUE_SETTINGS.maxConcurrency },
     });
+    expect(QUEUE_SETTINGS).toMatchObject({ batchSize: 10, maxConcurrency: 20 });
   });
 
   it('carries the asset metadata sam local invoke needs (every function we bundle)', () => {

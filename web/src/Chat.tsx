@@ -69,16 +69,28 @@ async function sendAgain(chat: Chat<ChatMessage>): Promise<void> {
   if (question) await chat.sendMessage({ text: textOf(question), messageId: question.id });
 }
 
-/** Adopts the stored conversation, keeping what this page knows beyond it (the live answers' timings). */
-async function resync(chat: Chat<ChatMessage>, api: Api): Promise<void> {
-  const stored = await api.messages(chat.id).catch(() => undefined);
-  if (!stored?.length) return;
-  const live = new Map(chat.messages.map((m) => [m.id, m]));
-  if (!stored.some((m) => live.has(m.id))) return;
-  chat.messages = stored.map((m) => {
-    const mine = live.get(m.id);
-    return mine ? { ...m, metadata: { ...m.metadata, ...mine.metadata } } : m;
-  });
+/**
+ * Adopts the stored conversation once it holds `answerId`, keeping what this page knows beyond it (the
+ * live answers' timings). The turn stores its messages as it ends, so a read right at the finish can
+ * still miss them: adopting that one would drop the answer just shown. It asks again, for about 4 s.
+ */
+async function resync(
+  chat: Chat<ChatMessage>,
+  api: Api,
+  answerId: string,
+  signal: AbortSignal,
+): Promise<void> {
+  for (let attempt = 0; attempt < 5 && !signal.aborted; attempt++) {
+    if (attempt > 0) await sleep(250 * 2 ** (attempt - 1), signal);
+    const stored = await api.messages(chat.id).catch(() => undefined);
+    if (!stored?.some((m) => m.id === answerId)) continue;
+    const live = new Map(chat.messages.map((m) => [m.id, m]));
+    chat.messages = stored.map((m) => {
+      const mine = live.get(m.id);
+      return mine ? { ...m, metadata: { ...m.metadata, ...mine.metadata } } : m;
+    });
+    return;
+  }
 }
 
 /** Ticks once a second while `active`, for countdowns. */
@@ -167,7 +179,8 @@ export function ChatView({
         // A reload in the middle of an answer reopens the conversation without the question being
         // answered (it was not stored yet): once the answer is complete, take the stored conversation.
         const at = chat.messages.findIndex((m) => m.id === message.id);
-        if (at !== -1 && chat.messages[at - 1]?.role !== 'user') void resync(chat, api);
+        if (at !== -1 && chat.messages[at - 1]?.role !== 'user')
+          void resync(chat, api, message.id, lifetime.current.signal);
       },
     });
     return chat;

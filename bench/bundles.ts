@@ -2,15 +2,14 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { BuildOptions } from 'esbuild';
+import { bundleAliases } from '../lib/bundling/aliases.ts';
 
 const ROOT = join(import.meta.dirname, '..');
-const NODE_HTTP = join(ROOT, 'lib/bundling/node-http.cjs');
-const CREDENTIALS = join(ROOT, 'lib/bundling/credentials-from-environment.ts');
 
 /**
  * The flags the stack's `ChatFunction` gives esbuild (lib/functions.ts: ESM, node24, minified, the AWS
- * SDK bundled, an external source map without the sources' text, the `require` banner, the aliases of lib/functions.ts:
- * `node:http` and, as on Lambda's on-demand environments, credentials from the environment only).
+ * SDK bundled, an external source map without the sources' text, the `require` banner, and the aliases of
+ * an on-demand Lambda function from lib/bundling/aliases.ts).
  */
 const STACK_FLAGS: BuildOptions = {
   bundle: true,
@@ -23,7 +22,7 @@ const STACK_FLAGS: BuildOptions = {
   mainFields: ['module', 'main'],
   banner: { js: "import{createRequire as __cr}from'module';const require=__cr(import.meta.url);" },
   outExtension: { '.js': '.mjs' },
-  alias: { http: NODE_HTTP, 'node:http': NODE_HTTP, '@aws-sdk/credential-provider-node': CREDENTIALS },
+  alias: bundleAliases('environment'),
   logLevel: 'error',
 };
 

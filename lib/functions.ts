@@ -5,20 +5,10 @@ import { Architecture, CfnFunction, LoggingFormat, Runtime } from 'aws-cdk-lib/a
 import { NodejsFunction, type NodejsFunctionProps, OutputFormat } from 'aws-cdk-lib/aws-lambda-nodejs';
 import { LogGroup, type RetentionDays } from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
+import { bundleAliases } from './bundling/aliases.ts';
 import { FUNCTION_NODE_OPTIONS } from './bundling/node-options.ts';
 
 const ROOT = join(import.meta.dirname, '..');
-
-/** esbuild aliases of every bundle: `node:http` through CommonJS (why: lib/bundling/node-http.cjs). */
-const BUNDLE_ALIASES = {
-  http: join(ROOT, 'lib/bundling/node-http.cjs'),
-  'node:http': join(ROOT, 'lib/bundling/node-http.cjs'),
-};
-
-/** The AWS SDK's credential chain reduced to the environment (why: lib/bundling/credentials-from-environment.ts). */
-const CREDENTIALS_FROM_ENVIRONMENT = {
-  '@aws-sdk/credential-provider-node': join(ROOT, 'lib/bundling/credentials-from-environment.ts'),
-};
 
 export interface ChatFunctionProps {
   entry: string;
@@ -81,10 +71,9 @@ export class ChatFunction extends Construct {
         // Some CommonJS dependencies call require(); ESM output needs it defined.
         banner: "import{createRequire as __cr}from'module';const require=__cr(import.meta.url);",
         esbuildArgs: {
-          '--alias': Object.entries({
-            ...BUNDLE_ALIASES,
-            ...(props.credentials === 'chain' ? {} : CREDENTIALS_FROM_ENVIRONMENT),
-          }).map(([name, path]) => `${name}=${path}`),
+          '--alias': Object.entries(bundleAliases(props.credentials ?? 'environment')).map(
+            ([name, path]) => `${name}=${path}`,
+          ),
         },
         forceDockerBundling: false,
       },

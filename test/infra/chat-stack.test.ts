@@ -815,13 +815,20 @@ describe('cdk-nag AwsSolutions', () => {
   });
 });
 
-/** The npm packages of the AWS SDK's credential providers an esbuild metafile says a function's bundle holds. */
-const credentialProviders = (from: Synthesized, description: string) => {
+/** A bundled function's asset folder and the metafile esbuild wrote beside its bundle. */
+const bundleOf = (description: string, from: Synthesized = main) => {
   const fn = fnByDescription(description, from.template);
   const dir = join(from.outdir, fn.Metadata?.['aws:asset:path'] ?? '');
   const meta = JSON.parse(readFileSync(join(dir, 'index.meta.json'), 'utf8')) as {
     inputs: Record<string, unknown>;
+    outputs: Record<string, { bytes: number }>;
   };
+  return { dir, meta };
+};
+
+/** The npm packages of the AWS SDK's credential providers an esbuild metafile says a function's bundle holds. */
+const credentialProviders = (from: Synthesized, description: string) => {
+  const { meta } = bundleOf(description, from);
   return [
     ...new Set(
       Object.keys(meta.inputs).flatMap(
@@ -847,11 +854,7 @@ describe('bundles', () => {
   }, 120_000);
 
   it('keeps the stream bundle under 1 MB (esbuild metafile; the source map ships beside it and is not loaded as code)', () => {
-    const stream = fnByDescription('Streams chat');
-    const dir = join(main.outdir, stream.Metadata?.['aws:asset:path'] ?? '');
-    const meta = JSON.parse(readFileSync(join(dir, 'index.meta.json'), 'utf8')) as {
-      outputs: Record<string, { bytes: number }>;
-    };
+    const { dir, meta } = bundleOf('Streams chat');
     const code = Object.entries(meta.outputs).filter(([file]) => !file.endsWith('.map'));
     expect(code).toHaveLength(1);
     const bytes = code.reduce((sum, [, o]) => sum + o.bytes, 0);

@@ -5,9 +5,10 @@ import type { RedisClient } from './redis-cache.ts';
 /**
  * One connection per execution environment. ElastiCache Serverless is cluster mode with TLS, so AWS
  * uses `Cluster`; a standalone server someone brings (REDIS_URL) uses `Redis`. The offline queue is off
- * and commands time out fast: a slow cache must turn into a fallback, never into a slow answer. No
- * auto-pipelining: ioredis 6.0's can throw outside any caller (`results[i] is not iterable`), which would
- * end the execution environment.
+ * and commands time out fast: a slow cache must turn into a fallback, never into a slow answer. Commands a
+ * tick issues go out in one write per node (auto-pipelining; ioredis ≥ 6.1, whose auto-pipeline takes a
+ * script defined after the tick's pipeline began: 6.0 threw outside any caller). No maintenance
+ * notifications handshake: ElastiCache does not send them, so it would be one refused command per connection.
  * Credentials given here are in the options every node connection is built from (ioredis copies a
  * Cluster's `redisOptions` into its connection pool in the constructor: later changes never reach it).
  */
@@ -24,6 +25,8 @@ export function createRedisClient(
   };
   const common: RedisOptions = {
     enableOfflineQueue: false,
+    enableAutoPipelining: true,
+    maintNotifications: 'disabled',
     commandTimeout: commandTimeoutMs,
     maxRetriesPerRequest: 1,
     connectTimeout: 2000,
@@ -33,6 +36,7 @@ export function createRedisClient(
   if (!cluster) return new Redis(url, common);
   return new Cluster([{ host: parsed.hostname, port: Number(parsed.port || 6379) }], {
     enableOfflineQueue: false,
+    enableAutoPipelining: true,
     lazyConnect: true,
     // ElastiCache hands out node addresses its TLS certificate covers; skip the reverse lookup.
     dnsLookup: (address, callback) => callback(null, address),

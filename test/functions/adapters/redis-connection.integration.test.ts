@@ -12,7 +12,7 @@ import {
   CacheUnavailableError,
   createCacheConnection,
 } from '../../../functions/adapters/redis-connection.ts';
-import { RedisTurnRegistry } from '../../../functions/adapters/redis-turns.ts';
+import { definedScript, RedisTurnRegistry } from '../../../functions/adapters/redis-turns.ts';
 import { RedisUserLimits } from '../../../functions/adapters/user-limits.ts';
 import {
   LOCAL_CACHE_NAME,
@@ -212,6 +212,24 @@ describe('credentials on a cluster with ACL auth (ElastiCache Serverless shape)'
     }
     expect(slots.size).toBe(2);
     expect(fallbacks).toEqual([]);
+  });
+  it("a script defined while a tick's commands wait for their shared write leaves with them (ioredis 6.0 threw outside any caller)", async () => {
+    const { connection: c } = connection();
+    await c.connect();
+    expect(c.client.options.enableAutoPipelining).toBe(true);
+    const tag = `{late-${uuidv7()}}`;
+    await c.client.set(`${tag}:a`, 'before');
+    // A write: on a cluster, reads and writes of one node wait in separate pipelines.
+    const pending = c.client.set(`${tag}:b`, 'during');
+    // Microtasks, no I/O: the guarded write reaches ioredis and its pipeline waits for the next check phase.
+    for (let hop = 0; hop < 20; hop += 1) await Promise.resolve();
+    const late = definedScript(
+      c.client,
+      `late${uuidv7().replaceAll('-', '')}`,
+      'return redis.call("GET", KEYS[1])',
+      1,
+    );
+    await expect(Promise.all([pending, late(`${tag}:a`)])).resolves.toEqual(['OK', 'before']);
   });
 });
 

@@ -1,5 +1,3 @@
-import middy from '@middy/core';
-import { executionModeStreamifyResponse } from '@middy/core/StreamifyResponse';
 import type { Context } from 'aws-lambda';
 import { RequestRejected } from '../core/errors.ts';
 import { rejectionResponse } from './http-errors.ts';
@@ -49,9 +47,23 @@ async function chatStream(event: FrontDoorEvent, context: Context) {
   };
 }
 
-export const handler = middy<FrontDoorEvent>({
-  executionMode: executionModeStreamifyResponse,
-  requestEnd: async (request) => {
-    await Promise.all(afterResponse.get(request.context as Context) ?? []);
+/**
+ * The runtime's own streaming wrapper, no framework between: a streamed body writes each event straight
+ * to the response stream (a body stream piped into it cost a stream hop per token). The invocation
+ * returns once the body ended and the work after the response finished (Lambda freezes after it).
+ */
+export const handler = awslambda.streamifyResponse(
+  async (event: FrontDoorEvent, responseStream: awslambda.HttpResponseStream, context: Context) => {
+    const { body, ...prelude } = await chatStream(event, context);
+    const out = awslambda.HttpResponseStream.from(responseStream, prelude);
+    try {
+      // The prelude (status, headers) leaves at once, even before a slow or empty body.
+      out.write('');
+      if (typeof body === 'string') out.write(body);
+      else await body(out);
+    } finally {
+      if (!out.writableEnded) out.end();
+      await Promise.all(afterResponse.get(context) ?? []);
+    }
   },
-}).handler(chatStream);
+);

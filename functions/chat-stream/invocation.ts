@@ -1,4 +1,4 @@
-import type { PassThrough } from 'node:stream';
+import type { Writable } from 'node:stream';
 import type { Context } from 'aws-lambda';
 import { RequestRejected } from '../core/errors.ts';
 import type { HttpRequest } from './http-request.ts';
@@ -15,9 +15,17 @@ export interface Invocation {
   afterResponse(work: Promise<void>): void;
 }
 
-export type RouteResponse =
-  | { statusCode: number; headers: Record<string, string>; body: string }
-  | { statusCode: number; headers: Record<string, string>; body: PassThrough };
+/**
+ * A streamed body writes to the response stream itself once the status and headers are set, with no
+ * stream in between (each token is one write the runtime sends); it settles when its turn has finished.
+ */
+export type StreamedBody = (out: Writable) => Promise<void>;
+
+export type RouteResponse = {
+  statusCode: number;
+  headers: Record<string, string>;
+  body: string | StreamedBody;
+};
 
 /** A route answers an invocation; `id` is the path's session id, or '' when the route has none. */
 export type RouteHandler = (inv: Invocation, id: string) => Promise<RouteResponse>;

@@ -1,4 +1,4 @@
-import { PassThrough } from 'node:stream';
+import type { Writable } from 'node:stream';
 import * as z from 'zod/mini';
 import { DEFAULTS } from '../../contracts/defaults.ts';
 import { type AttachmentCaps, readAttachments } from '../../core/attachments.ts';
@@ -14,6 +14,7 @@ import {
   type RouteHandler,
   type RouteResponse,
   readJsonBody,
+  type StreamedBody,
 } from '../invocation.ts';
 import { AiSdkSink, aiSdkRequestSchema, toTurnRequest, UI_MESSAGE_STREAM_HEADERS } from '../wire/ai-sdk.ts';
 import { chooseModel, inferenceSettings, type ModelPolicy } from '../wire/generation-options.ts';
@@ -93,7 +94,7 @@ const replayBudget = (inv: Invocation) => Math.max(1000, inv.context.getRemainin
 
 /** A stateless turn has no `sessionId` to name: its session is only its lock, never a conversation. */
 const streamed = (
-  body: PassThrough,
+  body: StreamedBody,
   headers: Record<string, string>,
   sessionId: string | undefined,
 ): RouteResponse => ({
@@ -102,24 +103,30 @@ const streamed = (
   body,
 });
 
-/** Admits the turn, then answers with its stream; the turn finishes after the response (`afterResponse`). */
-async function streamTurn(
-  deps: TurnRouteDeps,
-  inv: Invocation,
-  request: TurnRequestBody,
-  wireFor: (out: PassThrough) => WireSink,
-  headers: Record<string, string>,
-): Promise<RouteResponse> {
-  const turn = await deps.turns.start({
+/** Admits the turn (a refusal is thrown before any byte, with its own status). */
+const admitTurn = (deps: TurnRouteDeps, inv: Invocation, request: TurnRequestBody) =>
+  deps.turns.start({
     ...request,
     userId: inv.userId,
     useRag: request.useRag ?? deps.ragByDefault,
     startedAt: inv.startedAt,
     replayBudgetMs: replayBudget(inv),
   });
-  const body = new PassThrough();
-  inv.afterResponse(turn.deliver(wireFor(body)));
-  return streamed(body, headers, request.transcript ? undefined : turn.sessionId);
+
+/** Admits the turn, then answers with its stream in the client's wire format. */
+async function streamTurn(
+  deps: TurnRouteDeps,
+  inv: Invocation,
+  request: TurnRequestBody,
+  wireFor: (out: Writable) => WireSink,
+  headers: Record<string, string>,
+): Promise<RouteResponse> {
+  const turn = await admitTurn(deps, inv, request);
+  return streamed(
+    (out) => turn.deliver(wireFor(out)),
+    headers,
+    request.transcript ? undefined : turn.sessionId,
+  );
 }
 
 async function nativeTurn(deps: TurnRouteDeps, inv: Invocation): Promise<RouteResponse> {
@@ -189,7 +196,7 @@ async function aiSdkTurn(deps: TurnRouteDeps, inv: Invocation): Promise<RouteRes
     ),
     editable: true,
   };
-  const wireFor = (out: PassThrough) => new AiSdkSink(out, deps.paddingBytes);
+  const wireFor = (out: Writable) => new AiSdkSink(out, deps.paddingBytes);
   return streamTurn(deps, inv, request, wireFor, UI_MESSAGE_STREAM_HEADERS);
 }
 
@@ -212,12 +219,12 @@ async function openAiTurn(deps: TurnRouteDeps, inv: Invocation): Promise<RouteRe
   };
   storable(deps, turn, 'messages');
   if (request.stream) {
-    const wireFor = (out: PassThrough) => new OpenAiStreamSink(out, request, deps.paddingBytes);
+    const wireFor = (out: Writable) => new OpenAiStreamSink(out, request, deps.paddingBytes);
     return streamTurn(deps, inv, turn, wireFor, SSE_HEADERS);
   }
   // Not streamed: the whole answer is collected, then sent as one JSON completion with its own status.
   const collector = new OpenAiCompletionCollector(request);
-  await streamTurn(deps, inv, turn, () => collector, {});
+  inv.afterResponse((await admitTurn(deps, inv, turn)).deliver(collector));
   await collector.ended;
   const { statusCode, body: completion } = collector.result();
   return {
@@ -245,14 +252,15 @@ async function resumeTurn(
   const afterId = lastEventId === undefined ? -1 : Number(lastEventId);
   const turn = await deps.turns.resume(inv.userId, sessionId, afterId, replayBudget(inv));
   if (!turn) return noContent();
-  const body = new PassThrough();
   const native = format === 'native';
-  inv.afterResponse(
-    turn.deliver(
-      native ? new NativeSseSink(body, deps.paddingBytes) : new AiSdkSink(body, deps.paddingBytes),
-    ),
+  return streamed(
+    (out) =>
+      turn.deliver(
+        native ? new NativeSseSink(out, deps.paddingBytes) : new AiSdkSink(out, deps.paddingBytes),
+      ),
+    native ? SSE_HEADERS : UI_MESSAGE_STREAM_HEADERS,
+    sessionId,
   );
-  return streamed(body, native ? SSE_HEADERS : UI_MESSAGE_STREAM_HEADERS, sessionId);
 }
 
 async function stopTurn(deps: TurnRouteDeps, inv: Invocation, sessionId: string): Promise<RouteResponse> {

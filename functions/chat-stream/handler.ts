@@ -56,6 +56,11 @@ export const handler = awslambda.streamifyResponse(
   async (event: FrontDoorEvent, responseStream: awslambda.HttpResponseStream, context: Context) => {
     const { body, ...prelude } = await chatStream(event, context);
     const out = awslambda.HttpResponseStream.from(responseStream, prelude);
+    // A failing response stream (the runtime's connection reset) fails this invocation, never the process.
+    let failed: Error | undefined;
+    out.on('error', (error) => {
+      failed ??= error;
+    });
     try {
       // The prelude (status, headers) leaves at once, even before a slow or empty body.
       out.write('');
@@ -65,5 +70,6 @@ export const handler = awslambda.streamifyResponse(
       if (!out.writableEnded) out.end();
       await Promise.all(afterResponse.get(context) ?? []);
     }
+    if (failed) throw failed;
   },
 );

@@ -62,10 +62,10 @@ export const handler = awslambda.streamifyResponse(
       failed ??= error;
     });
     try {
-      // The prelude (status, headers) leaves at once, even before a slow or empty body.
-      out.write('');
-      if (typeof body === 'string') out.write(body);
-      else await body(out);
+      // The prelude (status, headers) leaves with the first write: a whole body's, or at once (empty)
+      // before a streamed body, which may be slow to start.
+      out.write(typeof body === 'string' ? body : '');
+      if (typeof body !== 'string') await body(out);
     } finally {
       if (!out.writableEnded) out.end();
       await Promise.all(afterResponse.get(context) ?? []);
